@@ -1,0 +1,306 @@
+//! The configuration: what `supervisor.toml` means once every default is filled in.
+//!
+//! `raw.rs` mirrors the file as typed (with spans for error messages); `resolve.rs` turns it
+//! into the types below, checks every value and reports all errors of a file at once. The
+//! rest of holden only ever sees these resolved types.
+
+pub mod raw;
+pub mod resolve;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use resolve::{ConfigError, load, load_str};
+
+/// A whole, valid configuration file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it was read from (as given, not canonicalized).
+    pub path: PathBuf,
+    pub supervisor: SupervisorSettings,
+    /// Programs in name order (a `BTreeMap` in the file's sense: order in the file does not matter).
+    pub programs: Vec<Program>,
+}
+
+impl Config {
+    pub fn program(&self, name: &str) -> Option<&Program> {
+        self.programs.iter().find(|p| p.name == name)
+    }
+}
+
+/// The `[supervisor]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SupervisorSettings {
+    /// Control socket path. Default `/run/holden/holden.sock` for root, else
+    /// `$XDG_RUNTIME_DIR/holden/holden.sock` (falling back to `/tmp/holden-<uid>/holden.sock`).
+    pub socket: PathBuf,
+    /// Permission bits of the socket file, e.g. `0o600`.
+    pub socket_mode: u32,
+    /// Uids besides root and holden's own that may use the control socket.
+    pub allow_uids: Vec<u32>,
+    /// holden's own log level; `RUST_LOG` overrides.
+    pub log_level: log::LevelFilter,
+    pub logfile: LogFile,
+    /// As written (`/supervisor` or `programs`); absolute = from the root of each hierarchy,
+    /// relative = below holden's own cgroup. Never empty, never contains `..`.
+    pub cgroup_path: String,
+    pub cgroups: CgroupMode,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogFile {
+    Stderr,
+    Path(PathBuf),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupMode {
+    Auto,
+    Required,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    Never,
+    OnFailure,
+    Always,
+}
+
+impl RestartPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartPolicy::Never => "never",
+            RestartPolicy::OnFailure => "on-failure",
+            RestartPolicy::Always => "always",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "never" => Some(RestartPolicy::Never),
+            "on-failure" => Some(RestartPolicy::OnFailure),
+            "always" => Some(RestartPolicy::Always),
+            _ => None,
+        }
+    }
+}
+
+/// Where one output stream of a program goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Appended to this file (absolute path, already resolved against the config's folder).
+    File(PathBuf),
+    /// holden's own stderr, every line prefixed `name | `.
+    Inherit,
+    /// /dev/null.
+    Null,
+    /// Only for `stderr`: same destination as stdout, interleaved in order.
+    Stdout,
+}
+
+/// A signal by number, with its conventional name (`TERM`, without `SIG`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signal(pub i32);
+
+impl Signal {
+    /// Parse `HUP`, `SIGHUP`, `hup` or a number like `1`.
+    pub fn parse(s: &str) -> Option<Signal> {
+        let t = s.trim();
+        if let Ok(n) = t.parse::<i32>() {
+            return (1..=64).contains(&n).then_some(Signal(n));
+        }
+        let up = t.to_ascii_uppercase();
+        let bare = up.strip_prefix("SIG").unwrap_or(&up);
+        SIGNAL_NAMES
+            .iter()
+            .find(|(_, name)| *name == bare)
+            .map(|(n, _)| Signal(*n))
+    }
+
+    /// `TERM` for 15; the number as text for signals without a name.
+    pub fn name(self) -> String {
+        match SIGNAL_NAMES.iter().find(|(n, _)| *n == self.0) {
+            Some((_, name)) => (*name).to_string(),
+            None => self.0.to_string(),
+        }
+    }
+}
+
+/// Linux x86_64/aarch64 signal numbers (the generic ones; no architecture here differs in these).
+pub const SIGNAL_NAMES: &[(i32, &str)] = &[
+    (1, "HUP"),
+    (2, "INT"),
+    (3, "QUIT"),
+    (4, "ILL"),
+    (5, "TRAP"),
+    (6, "ABRT"),
+    (7, "BUS"),
+    (8, "FPE"),
+    (9, "KILL"),
+    (10, "USR1"),
+    (11, "SEGV"),
+    (12, "USR2"),
+    (13, "PIPE"),
+    (14, "ALRM"),
+    (15, "TERM"),
+    (16, "STKFLT"),
+    (17, "CHLD"),
+    (18, "CONT"),
+    (19, "STOP"),
+    (20, "TSTP"),
+    (21, "TTIN"),
+    (22, "TTOU"),
+    (23, "URG"),
+    (24, "XCPU"),
+    (25, "XFSZ"),
+    (26, "VTALRM"),
+    (27, "PROF"),
+    (28, "WINCH"),
+    (29, "IO"),
+    (30, "PWR"),
+    (31, "SYS"),
+];
+
+/// One `[programs.NAME]` table, every default filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Program {
+    pub name: String,
+    /// argv; never empty. A string command is split like a POSIX shell would (quotes,
+    /// backslashes), without running a shell.
+    pub command: Vec<String>,
+    /// Absolute working directory.
+    pub directory: PathBuf,
+    /// Added to holden's own environment.
+    pub environment: BTreeMap<String, String>,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub autostart: bool,
+    pub autorestart: RestartPolicy,
+    pub exit_codes: Vec<i32>,
+    pub min_uptime: Duration,
+    pub restart_delay: Duration,
+    pub max_restart_delay: Duration,
+    pub max_restarts: u32,
+    pub stop_signal: Signal,
+    pub stop_timeout: Duration,
+    /// Bytes.
+    pub memory_limit: Option<u64>,
+    /// CPUs (1.5 = one and a half).
+    pub cpu_limit: Option<f64>,
+    pub pids_limit: Option<u64>,
+    pub stdout: Output,
+    /// Never `Output::Stdout` when `stdout` is the same file: resolve turns "stderr = same path
+    /// as stdout" into `Output::Stdout` so that the two streams share one file.
+    pub stderr: Output,
+    /// 0 = never rotate.
+    pub log_max_bytes: u64,
+    pub log_backups: u32,
+    pub log_timestamps: bool,
+    pub depends_on: Vec<String>,
+    /// Spawn through this agent socket instead of forking here.
+    pub agent: Option<PathBuf>,
+}
+
+impl Program {
+    pub fn has_limits(&self) -> bool {
+        self.memory_limit.is_some() || self.cpu_limit.is_some() || self.pids_limit.is_some()
+    }
+
+    /// A program with every default, as `holden add` builds one.
+    pub fn with_defaults(name: &str, command: Vec<String>, directory: &Path) -> Program {
+        Program {
+            name: name.to_string(),
+            command,
+            directory: directory.to_path_buf(),
+            environment: BTreeMap::new(),
+            user: None,
+            group: None,
+            autostart: true,
+            autorestart: RestartPolicy::OnFailure,
+            exit_codes: vec![0],
+            min_uptime: Duration::from_secs(1),
+            restart_delay: Duration::from_secs(1),
+            max_restart_delay: Duration::from_secs(30),
+            max_restarts: 5,
+            stop_signal: Signal(15),
+            stop_timeout: Duration::from_secs(10),
+            memory_limit: None,
+            cpu_limit: None,
+            pids_limit: None,
+            stdout: Output::Inherit,
+            stderr: Output::Inherit,
+            log_max_bytes: 50_000_000,
+            log_backups: 10,
+            log_timestamps: false,
+            depends_on: Vec::new(),
+            agent: None,
+        }
+    }
+}
+
+/// Is `name` a valid program name: 1 to 64 of `A-Za-z0-9_.-`, not `.` or `..`.
+pub fn valid_program_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// Where the config file is: `-c`, else `$HOLDEN_CONFIG`, else `./supervisor.toml`.
+pub fn config_path(flag: Option<&Path>) -> PathBuf {
+    if let Some(p) = flag {
+        return p.to_path_buf();
+    }
+    match std::env::var_os("HOLDEN_CONFIG") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from("supervisor.toml"),
+    }
+}
+
+/// The default control socket for this user (SPEC: root `/run/holden/holden.sock`,
+/// others `$XDG_RUNTIME_DIR/holden/holden.sock`).
+pub fn default_socket() -> PathBuf {
+    if rustix::process::geteuid().is_root() {
+        return PathBuf::from("/run/holden/holden.sock");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !d.is_empty() => Path::new(&d).join("holden/holden.sock"),
+        // SPEC: silent when XDG_RUNTIME_DIR is unset; a per-uid folder in /tmp is the usual answer.
+        _ => PathBuf::from(format!(
+            "/tmp/holden-{}/holden.sock",
+            rustix::process::geteuid().as_raw()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_parse_by_name_and_number() {
+        assert_eq!(Signal::parse("HUP"), Some(Signal(1)));
+        assert_eq!(Signal::parse("SIGTERM"), Some(Signal(15)));
+        assert_eq!(Signal::parse("kill"), Some(Signal(9)));
+        assert_eq!(Signal::parse("10"), Some(Signal(10)));
+        assert_eq!(Signal::parse("0"), None);
+        assert_eq!(Signal::parse("TEN"), None);
+        assert_eq!(Signal(15).name(), "TERM");
+        assert_eq!(Signal(40).name(), "40");
+    }
+
+    #[test]
+    fn program_names() {
+        assert!(valid_program_name("web-1.a_b"));
+        assert!(!valid_program_name(""));
+        assert!(!valid_program_name("."));
+        assert!(!valid_program_name(".."));
+        assert!(!valid_program_name("a/b"));
+        assert!(!valid_program_name(&"x".repeat(65)));
+    }
+}

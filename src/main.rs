@@ -1,0 +1,70 @@
+//! holden: a process supervisor. Parse the command line, run the command, print one sentence
+//! on failure, choose the exit code.
+
+mod agent;
+mod cgroup;
+mod cli;
+mod config;
+mod control;
+mod logs;
+mod process;
+mod reactor;
+mod supervisor;
+#[allow(unsafe_code)]
+mod sys;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+/// What a command reports when it did not succeed: the exit code and one sentence for stderr.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    /// Exit 1: a runtime failure.
+    pub fn runtime(message: impl Into<String>) -> Failure {
+        Failure {
+            code: 1,
+            message: message.into(),
+        }
+    }
+
+    /// Exit 2: a usage or config error; nothing was started.
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            code: 2,
+            message: message.into(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { config } => supervisor::run(config.as_deref()),
+        Command::Check { config } => supervisor::check(config.as_deref()),
+        Command::Agent { socket, allow_uid } => agent::run_agent(socket, allow_uid),
+        Command::Spawn {
+            agent,
+            restart,
+            command,
+        } => agent::spawn_main(agent, &restart, command),
+        Command::Ping { agent } => agent::ping_main(agent),
+        client => control::client::main(client),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            if !failure.message.is_empty() {
+                eprintln!("holden: {}", failure.message);
+            }
+            ExitCode::from(failure.code)
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Integration tests: agent.
+#[allow(unused_imports)]
+use crate::harness::*;

@@ -1,0 +1,3 @@
+//! Integration tests: cgroups.
+#[allow(unused_imports)]
+use crate::harness::*;

@@ -1,0 +1,3 @@
+//! Integration tests: check.
+#[allow(unused_imports)]
+use crate::harness::*;

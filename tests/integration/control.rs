@@ -1,0 +1,3 @@
+//! Integration tests: control.
+#[allow(unused_imports)]
+use crate::harness::*;

@@ -1,0 +1,3 @@
+//! Integration tests: core.
+#[allow(unused_imports)]
+use crate::harness::*;

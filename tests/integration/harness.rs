@@ -1,0 +1,424 @@
+//! The harness: start the real `holden` binary on a config in a temp dir, drive it, wait for
+//! conditions with deadlines, and leave nothing behind (every descendant killed, every test
+//! cgroup removed), also when a test fails. On failure it prints the config and holden's log.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub const HOLDEN: &str = env!("CARGO_BIN_EXE_holden");
+
+/// A fresh temp dir, removed on drop.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("holden-test-")
+        .tempdir()
+        .expect("create temp dir")
+}
+
+/// A unique cgroup path for one test: `/holden-test-<pid>-<n>`.
+pub fn unique_cgroup_path() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "/holden-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// Poll `f` until it returns `Some`, for at most `timeout`; panic with `what` and the last
+/// observation otherwise. The poll interval is short: this waits on a condition, it does not
+/// hope the machine was fast enough.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + timeout;
+    let mut last;
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(seen) => last = seen,
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Run `holden ARGS` to completion with a deadline.
+pub fn holden(args: &[&str]) -> Output {
+    holden_in(None, args, &[])
+}
+
+pub fn holden_in(dir: Option<&Path>, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(HOLDEN);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd.env_remove("HOLDEN_CONFIG")
+        .env_remove("HOLDEN_CONTROL_SOCKET");
+    if let Some(d) = dir {
+        cmd.current_dir(d);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("spawn holden");
+    wait_output(child, Duration::from_secs(30), &format!("holden {args:?}"))
+}
+
+/// Wait for a child with a deadline, collecting its output; kill it when the deadline passes.
+pub fn wait_output(mut child: Child, timeout: Duration, what: &str) -> Output {
+    let mut out = child.stdout.take();
+    let mut err = child.stderr.take();
+    let t_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        if let Some(o) = out.as_mut() {
+            let _ = o.read_to_end(&mut v);
+        }
+        v
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        if let Some(e) = err.as_mut() {
+            let _ = e.read_to_end(&mut v);
+        }
+        v
+    });
+    let status = wait_child(&mut child, timeout).unwrap_or_else(|| {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{what} did not finish within {timeout:?}");
+    });
+    Output {
+        status,
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+    }
+}
+
+pub fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            return Some(st);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A running `holden run` on a config in its own temp dir.
+pub struct Supervisor {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub socket: PathBuf,
+    pub log: PathBuf,
+    pub child: Option<Child>,
+    pub pid: u32,
+    /// cgroup paths (as in the config) that this test owns and removes on drop.
+    pub cgroup_paths: Vec<String>,
+    /// Every pid seen below holden, killed on drop if still alive.
+    seen: BTreeSet<u32>,
+}
+
+impl Supervisor {
+    /// Write `programs` (TOML for `[programs.*]`, may use `{dir}` for the temp dir) below a
+    /// `[supervisor]` table that puts socket and log in the temp dir and cgroups `off`, then
+    /// start `holden run`.
+    pub fn start(programs: &str) -> Supervisor {
+        Self::start_with("cgroups = \"off\"\n", programs)
+    }
+
+    /// Like `start`, with extra `[supervisor]` keys (`supervisor_extra`).
+    pub fn start_with(supervisor_extra: &str, programs: &str) -> Supervisor {
+        let sup = Self::prepare(supervisor_extra, programs);
+        sup.spawn()
+    }
+
+    /// Write the config without starting holden.
+    pub fn prepare(supervisor_extra: &str, programs: &str) -> Supervisor {
+        let dir = tempdir();
+        let config = dir.path().join("supervisor.toml");
+        let socket = dir.path().join("holden.sock");
+        let log = dir.path().join("holden.log");
+        let body = format!(
+            "[supervisor]\nsocket = \"{}\"\nlogfile = \"{}\"\nlog_level = \"debug\"\n{}\n{}",
+            socket.display(),
+            log.display(),
+            supervisor_extra,
+            programs.replace("{dir}", &dir.path().display().to_string())
+        );
+        fs::write(&config, body).expect("write config");
+        let cgroup_paths = supervisor_extra
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("cgroup_path"))
+            .filter_map(|r| r.split('"').nth(1))
+            .map(str::to_string)
+            .collect();
+        Supervisor {
+            dir,
+            config,
+            socket,
+            log,
+            child: None,
+            pid: 0,
+            cgroup_paths,
+            seen: BTreeSet::new(),
+        }
+    }
+
+    pub fn spawn(mut self) -> Supervisor {
+        let mut cmd = Command::new(HOLDEN);
+        cmd.arg("run")
+            .arg("-c")
+            .arg(&self.config)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(self.dir.path().join("holden.stderr")).unwrap())
+            .env_remove("HOLDEN_CONFIG")
+            .env_remove("HOLDEN_CONTROL_SOCKET")
+            .env("RUST_LOG", "debug");
+        // Its own process group, so that a test's Ctrl-C does not reach it twice.
+        cmd.process_group(0);
+        let child = cmd.spawn().expect("spawn holden run");
+        self.pid = child.id();
+        self.child = Some(child);
+        self
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// holden's own log (the `logfile`) plus its stderr.
+    pub fn log_text(&self) -> String {
+        let mut s = fs::read_to_string(&self.log).unwrap_or_default();
+        s.push_str(&fs::read_to_string(self.dir.path().join("holden.stderr")).unwrap_or_default());
+        s
+    }
+
+    /// Wait until holden's log contains `needle`; returns the log.
+    pub fn wait_log(&mut self, needle: &str, timeout: Duration) -> String {
+        self.remember_descendants();
+        let what = format!("holden's log to contain {needle:?}");
+        wait_for(timeout, &what, || {
+            let t = self.log_text();
+            if t.contains(needle) {
+                Ok(t)
+            } else {
+                Err(format!("\n{t}"))
+            }
+        })
+    }
+
+    /// Count occurrences of `needle` in holden's log.
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.log_text().matches(needle).count()
+    }
+
+    /// Run a client command against this holden (`--socket` set).
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        let mut full: Vec<&str> = args.to_vec();
+        let sock = self.socket.display().to_string();
+        full.push("--socket");
+        full.push(&sock);
+        holden_in(Some(self.dir.path()), &full, &[])
+    }
+
+    /// `status --json` parsed, the array of programs.
+    pub fn status(&self) -> Vec<serde_json::Value> {
+        let out = self.ctl(&["status", "--json"]);
+        assert!(
+            out.status.success(),
+            "status failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log_text()
+        );
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("status --json is JSON");
+        v["programs"].as_array().expect("programs array").clone()
+    }
+
+    pub fn program_status(&self, name: &str) -> serde_json::Value {
+        self.status()
+            .into_iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no program {name} in status"))
+    }
+
+    /// Send a signal to holden itself.
+    pub fn signal(&mut self, sig: i32) {
+        self.remember_descendants();
+        let pid = rustix::process::Pid::from_raw(self.pid as i32).unwrap();
+        let _ = rustix::process::kill_process(
+            pid,
+            rustix::process::Signal::from_named_raw(sig).unwrap(),
+        );
+    }
+
+    /// Wait for holden to exit; returns its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        self.remember_descendants();
+        let child = self.child.as_mut().expect("holden was started");
+        match wait_child(child, timeout) {
+            Some(st) => {
+                self.child = None;
+                st
+            }
+            None => panic!(
+                "holden did not exit within {timeout:?}\n{}",
+                self.log_text()
+            ),
+        }
+    }
+
+    /// Every live process below holden (children, grandchildren, reparented orphans).
+    pub fn descendants(&self) -> Vec<u32> {
+        descendants(self.pid)
+    }
+
+    fn remember_descendants(&mut self) {
+        if self.child.is_some() {
+            self.seen.extend(descendants(self.pid));
+        }
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        self.remember_descendants();
+        if let Some(mut child) = self.child.take() {
+            let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            if wait_child(&mut child, Duration::from_secs(10)).is_none() {
+                self.seen.extend(descendants(child.id()));
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        for pid in &self.seen {
+            if let Some(p) = rustix::process::Pid::from_raw(*pid as i32) {
+                let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+            }
+        }
+        for path in &self.cgroup_paths {
+            remove_cgroup_tree(path);
+        }
+        if std::thread::panicking() {
+            eprintln!("---- config {} ----", self.config.display());
+            eprintln!("{}", fs::read_to_string(&self.config).unwrap_or_default());
+            eprintln!("---- holden's log ----\n{}", self.log_text());
+        }
+    }
+}
+
+/// Parent pid of `pid`, from /proc/PID/stat.
+pub fn ppid(pid: u32) -> Option<u32> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    rest.split(' ').nth(1)?.parse().ok()
+}
+
+/// Process state letter (R, S, Z, ...) of `pid`.
+pub fn proc_state(pid: u32) -> Option<char> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    rest.chars().next()
+}
+
+pub fn alive(pid: u32) -> bool {
+    matches!(proc_state(pid), Some(c) if c != 'Z' && c != 'X')
+}
+
+/// Every descendant of `root` (not `root` itself).
+pub fn descendants(root: u32) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    if let Ok(rd) = fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            if let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) {
+                if let Some(pp) = ppid(pid) {
+                    parent_of.push((pid, pp));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(p) = frontier.pop() {
+        for &(c, pp) in &parent_of {
+            if pp == p && !out.contains(&c) {
+                out.push(c);
+                frontier.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// Remove `<root>/<path>` with its children in every cgroup hierarchy, killing what is left in it.
+pub fn remove_cgroup_tree(path: &str) {
+    let rel = path.trim_start_matches('/');
+    if rel.is_empty() || rel.contains("..") {
+        return;
+    }
+    let Ok(rd) = fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
+    let mut roots: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+    roots.push(PathBuf::from("/sys/fs/cgroup"));
+    for root in roots {
+        let dir = root.join(rel);
+        if dir.is_dir() {
+            remove_cgroup_dir(&dir);
+        }
+    }
+}
+
+fn remove_cgroup_dir(dir: &Path) {
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                remove_cgroup_dir(&e.path());
+            }
+        }
+    }
+    for _ in 0..200 {
+        let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
+            if let Some(p) = rustix::process::Pid::from_raw(pid) {
+                let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+            }
+        }
+        if fs::remove_dir(dir).is_ok() || !dir.exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Skip (return true and say why) when not root.
+pub fn skip_unless_root(test: &str) -> bool {
+    if is_root() {
+        return false;
+    }
+    eprintln!("SKIP {test}: needs root (cgroups, setpriv)");
+    true
+}

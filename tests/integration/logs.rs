@@ -1,0 +1,3 @@
+//! Integration tests: logs.
+#[allow(unused_imports)]
+use crate::harness::*;

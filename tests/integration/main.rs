@@ -1,0 +1,10 @@
+//! holden's integration tests: the real binary on the real kernel. One module per SPEC section.
+
+mod harness;
+
+mod agent;
+mod cgroups;
+mod check;
+mod control;
+mod core;
+mod logs;
