@@ -110,7 +110,7 @@ impl Signal {
     pub fn parse(s: &str) -> Option<Signal> {
         let t = s.trim();
         if let Ok(n) = t.parse::<i32>() {
-            return (1..=64).contains(&n).then_some(Signal(n));
+            return (1..=31).contains(&n).then_some(Signal(n));
         }
         let up = t.to_ascii_uppercase();
         let bare = up.strip_prefix("SIG").unwrap_or(&up);
@@ -291,7 +291,7 @@ mod tests {
         assert_eq!(Signal::parse("0"), None);
         assert_eq!(Signal::parse("TEN"), None);
         assert_eq!(Signal(15).name(), "TERM");
-        assert_eq!(Signal(40).name(), "40");
+        assert_eq!(Signal::parse("40"), None);
     }
 
     #[test]

@@ -1,9 +1,42 @@
-//! The supervisor: programs, their states, and the loop that keeps them running.
+//! The supervisor: the programs of the config, their machines, and the one loop that keeps them
+//! running.
+//!
+//! One thread, one `epoll_wait` (the reactor) over: one pidfd per running main process, the
+//! signal self-pipe, output pipes and the control socket. The wait's timeout is the nearest
+//! deadline of any program (min_uptime, backoff, stop_timeout), so an idle holden with every
+//! program running sleeps with no timeout at all: zero wakeups.
+//!
+//! Reaping is done here and only here (`process::reap_all`), after a pidfd or SIGCHLD woke the
+//! loop: a pid cannot be reused before its exit is matched to its program. holden is a child
+//! subreaper when it is not PID 1, so every process a program forks stays below it; that is
+//! also how "every process of a program is gone" is noticed without polling: each death is a
+//! SIGCHLD, and after each reap the programs that are stopping check whether their cgroup (or
+//! process group) is empty.
 
+pub mod logger;
+pub mod state;
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
+use std::process::Stdio;
+use std::time::{Instant, SystemTime};
+
+use rustix::process::Pid;
 
 use crate::Failure;
-use crate::config;
+use crate::config::{self, Config, Output, Program};
+use crate::process;
+use crate::reactor::{Kind, Reactor, Ready, Signals, Token};
+use state::{Effect, Event, Machine, Policy, State, Transition};
+
+const SIGNALS: &[i32] = &[
+    signal_hook::consts::SIGCHLD,
+    signal_hook::consts::SIGTERM,
+    signal_hook::consts::SIGINT,
+    signal_hook::consts::SIGHUP,
+    signal_hook::consts::SIGUSR1,
+];
 
 pub fn check(path: Option<&Path>) -> Result<u8, Failure> {
     let path = config::config_path(path);
@@ -16,6 +49,479 @@ pub fn check(path: Option<&Path>) -> Result<u8, Failure> {
     }
 }
 
-pub fn run(_path: Option<&Path>) -> Result<u8, Failure> {
-    Err(Failure::runtime("holden run is not written yet"))
+/// `holden run`: load the config, start the programs, serve until a graceful shutdown.
+pub fn run(path: Option<&Path>) -> Result<u8, Failure> {
+    let path = config::config_path(path);
+    let config = config::load(&path).map_err(|e| Failure::usage(e.to_string()))?;
+    logger::init(&config.supervisor).map_err(Failure::usage)?;
+    let mut sup = Supervisor::new(config).map_err(|e| Failure::runtime(e.to_string()))?;
+    sup.run().map_err(|e| Failure::runtime(e.to_string()))?;
+    Ok(0)
+}
+
+/// Why holden itself stops with an error (a program failing is a state, not this).
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error("cannot set up the event loop: {0}")]
+    Setup(#[source] std::io::Error),
+    #[error("the event loop failed: {0}")]
+    Loop(#[source] std::io::Error),
+}
+
+/// One program under supervision.
+struct Slot {
+    program: Program,
+    policy: Policy,
+    machine: Machine,
+    /// The main process's pidfd while it lives (registered in the reactor).
+    pidfd: Option<OwnedFd>,
+    /// Process group of the last main process (its pid: it runs in its own session). It
+    /// outlives the main process while any member lives.
+    pgid: Option<i32>,
+    /// Wall-clock time of the last transition, for status.
+    since_wall: SystemTime,
+    /// A start is wanted but waits for `depends_on` to be RUNNING.
+    pending_start: bool,
+    /// A stop is wanted but waits for the programs that depend on this one to stop first.
+    pending_stop: bool,
+    /// Added with `holden add`: not in the file, left alone by reload.
+    #[allow(dead_code)]
+    transient: bool,
+}
+
+pub struct Supervisor {
+    config: Config,
+    reactor: Reactor,
+    signals: Signals,
+    slots: Vec<Option<Slot>>,
+    by_pid: HashMap<i32, usize>,
+    /// SIGTERM/SIGINT seen: stopping everything, then exit.
+    shutting_down: bool,
+}
+
+impl Supervisor {
+    pub fn new(config: Config) -> Result<Supervisor, SupervisorError> {
+        let reactor = Reactor::new().map_err(SupervisorError::Setup)?;
+        let signals = Signals::install(&reactor, SIGNALS).map_err(SupervisorError::Setup)?;
+        if rustix::process::getpid().is_init() {
+            log::info!("running as PID 1: reaping every orphan");
+        } else if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
+        {
+            log::warn!(
+                "cannot become a child subreaper ({e}); daemonizing programs will escape holden"
+            );
+        }
+        let now = Instant::now();
+        let slots = config
+            .programs
+            .iter()
+            .map(|p| {
+                Some(Slot {
+                    program: p.clone(),
+                    policy: Policy::of(p),
+                    machine: Machine::new(now),
+                    pidfd: None,
+                    pgid: None,
+                    since_wall: SystemTime::now(),
+                    pending_start: false,
+                    pending_stop: false,
+                    transient: false,
+                })
+            })
+            .collect();
+        Ok(Supervisor {
+            config,
+            reactor,
+            signals,
+            slots,
+            by_pid: HashMap::new(),
+            shutting_down: false,
+        })
+    }
+
+    pub fn run(&mut self) -> Result<(), SupervisorError> {
+        log::info!(
+            "holden {} supervising {} programs from {}",
+            env!("CARGO_PKG_VERSION"),
+            self.config.programs.len(),
+            self.config.path.display()
+        );
+        for i in 0..self.slots.len() {
+            if self.slot(i).program.autostart {
+                self.request_start(i);
+            }
+        }
+        self.settle();
+        loop {
+            if self.shutting_down
+                && self
+                    .slots
+                    .iter()
+                    .flatten()
+                    .all(|s| s.machine.state.is_down())
+            {
+                log::info!("every program stopped; exiting");
+                return Ok(());
+            }
+            let deadline = self.next_deadline();
+            let ready = self.reactor.wait(deadline).map_err(SupervisorError::Loop)?;
+            let mut reap = false;
+            for r in &ready {
+                match r.token.kind {
+                    Kind::Signal => reap |= self.on_signals(),
+                    Kind::Pidfd => reap = true,
+                    Kind::Output
+                    | Kind::ControlListener
+                    | Kind::ControlConn
+                    | Kind::CgroupEvents => {
+                        self.on_other(r);
+                    }
+                    Kind::AgentListener | Kind::AgentConn => {}
+                }
+            }
+            if reap {
+                self.reap();
+            }
+            self.fire_deadlines();
+            self.settle();
+        }
+    }
+
+    fn slot(&self, i: usize) -> &Slot {
+        self.slots[i].as_ref().expect("live slot")
+    }
+
+    fn slot_mut(&mut self, i: usize) -> &mut Slot {
+        self.slots[i].as_mut().expect("live slot")
+    }
+
+    fn index_of(&self, name: &str) -> Option<usize> {
+        self.slots
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|s| s.program.name == name))
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.slots
+            .iter()
+            .flatten()
+            .filter_map(|s| s.machine.state.deadline(s.policy.min_uptime))
+            .min()
+    }
+
+    /// Returns true when a SIGCHLD asks for a reap.
+    fn on_signals(&mut self) -> bool {
+        let mut reap = false;
+        for sig in self.signals.drain() {
+            match sig {
+                signal_hook::consts::SIGCHLD => reap = true,
+                signal_hook::consts::SIGTERM | signal_hook::consts::SIGINT => {
+                    self.on_shutdown_signal(sig)
+                }
+                signal_hook::consts::SIGHUP => {
+                    log::warn!("SIGHUP: reload is not available yet; ignored")
+                }
+                signal_hook::consts::SIGUSR1 => {
+                    log::info!("SIGUSR1: log files are reopened at every write")
+                }
+                other => log::debug!("signal {other} ignored"),
+            }
+        }
+        reap
+    }
+
+    fn on_shutdown_signal(&mut self, sig: i32) {
+        let name = config::Signal(sig).name();
+        if self.shutting_down {
+            log::warn!("second SIG{name}: killing every program now");
+            let now = Instant::now();
+            for i in 0..self.slots.len() {
+                if self.slots[i]
+                    .as_ref()
+                    .is_some_and(|s| s.machine.state.is_alive())
+                {
+                    self.perform(i, Effect::KillAll, now);
+                    let slot = self.slot_mut(i);
+                    if let State::Stopping { pid, .. } = slot.machine.state {
+                        slot.machine.state = State::Stopping {
+                            pid,
+                            deadline: now + std::time::Duration::from_secs(5),
+                            killed: true,
+                        };
+                    }
+                }
+            }
+            return;
+        }
+        log::info!("SIG{name}: shutting down");
+        self.shutting_down = true;
+        for slot in self.slots.iter_mut().flatten() {
+            slot.pending_start = false;
+            slot.pending_stop = true;
+        }
+    }
+
+    fn on_other(&mut self, r: &Ready) {
+        log::debug!("unhandled readiness {:?}", r.token);
+    }
+
+    /// Reap every exited child and feed the exits to their programs.
+    fn reap(&mut self) {
+        let now = Instant::now();
+        let mut any = false;
+        for (pid, exit) in process::reap_all() {
+            any = true;
+            match self.by_pid.remove(&pid) {
+                Some(i) => {
+                    if let Some(fd) = self.slot_mut(i).pidfd.take() {
+                        self.reactor.delete(fd.as_fd());
+                    }
+                    self.apply(i, Event::Exited(exit), now);
+                }
+                None => log::debug!("reaped orphan {pid} ({})", exit.describe()),
+            }
+        }
+        if any {
+            // Every process of a program is a descendant of holden: after each death, the
+            // programs whose main process is gone check whether the rest is gone too.
+            for i in 0..self.slots.len() {
+                let waiting = matches!(
+                    self.slots[i].as_ref().map(|s| &s.machine.state),
+                    Some(State::Stopping { pid: None, .. })
+                );
+                if waiting && self.tree_empty(i) {
+                    self.apply(i, Event::Emptied, now);
+                }
+            }
+        }
+    }
+
+    fn fire_deadlines(&mut self) {
+        let now = Instant::now();
+        for i in 0..self.slots.len() {
+            let due = self.slots[i]
+                .as_ref()
+                .and_then(|s| s.machine.state.deadline(s.policy.min_uptime))
+                .is_some_and(|d| d <= now);
+            if due {
+                self.apply(i, Event::Deadline, now);
+            }
+        }
+    }
+
+    /// Requests that wait on other programs: starts on dependencies, stops on dependents.
+    fn settle(&mut self) {
+        let now = Instant::now();
+        // Until nothing changes: a start can make another program's dependencies complete
+        // only later (RUNNING needs min_uptime), but a stop of a dependent that is already
+        // down frees its dependency at once.
+        loop {
+            let mut progressed = false;
+            for i in 0..self.slots.len() {
+                let Some(slot) = self.slots[i].as_ref() else {
+                    continue;
+                };
+                if slot.pending_start && self.deps_running(i) {
+                    self.slot_mut(i).pending_start = false;
+                    self.apply(i, Event::Start, now);
+                    progressed = true;
+                } else if slot.pending_stop && !self.has_live_dependents(i) {
+                    self.slot_mut(i).pending_stop = false;
+                    self.apply(i, Event::Stop, now);
+                    progressed = true;
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn deps_running(&self, i: usize) -> bool {
+        self.slot(i).program.depends_on.iter().all(|d| {
+            self.index_of(d)
+                .is_some_and(|j| matches!(self.slot(j).machine.state, State::Running { .. }))
+        })
+    }
+
+    /// Programs that depend on `i` and are being stopped too but are not down yet.
+    fn has_live_dependents(&self, i: usize) -> bool {
+        let name = &self.slot(i).program.name;
+        self.slots.iter().flatten().any(|s| {
+            s.program.depends_on.contains(name)
+                && (s.pending_stop || matches!(s.machine.state, State::Stopping { .. }))
+                && !s.machine.state.is_down()
+        })
+    }
+
+    fn request_start(&mut self, i: usize) {
+        let slot = self.slot_mut(i);
+        slot.pending_stop = false;
+        slot.pending_start = true;
+        let deps = slot.program.depends_on.clone();
+        if !self.deps_running(i) {
+            log::info!(
+                "{}: waiting for {} to be RUNNING",
+                self.slot(i).program.name,
+                deps.join(", ")
+            );
+        }
+    }
+
+    /// Feed `event` to program `i`, log its transition, perform its effects (which may feed
+    /// further events, e.g. Spawn -> Spawned).
+    fn apply(&mut self, i: usize, event: Event, now: Instant) {
+        let mut queue = vec![event];
+        while let Some(ev) = queue.pop() {
+            let slot = self.slot_mut(i);
+            let (effects, transition) = slot.machine.handle(&slot.policy, ev, now);
+            if let Some(t) = transition {
+                slot.since_wall = SystemTime::now();
+                self.log_transition(i, &t);
+            }
+            for effect in effects {
+                if let Some(next) = self.perform(i, effect, now) {
+                    queue.push(next);
+                }
+            }
+        }
+    }
+
+    fn log_transition(&self, i: usize, t: &Transition) {
+        let name = &self.slot(i).program.name;
+        match &t.reason {
+            Some(r) => log::info!("{name}: {} -> {} ({r})", t.from, t.to),
+            None => log::info!("{name}: {} -> {}", t.from, t.to),
+        }
+    }
+
+    /// Carry out one effect; returns the event it produced, if any.
+    fn perform(&mut self, i: usize, effect: Effect, _now: Instant) -> Option<Event> {
+        match effect {
+            Effect::Spawn => Some(self.spawn(i)),
+            Effect::Signal(sig) => {
+                self.signal_tree(i, sig.0);
+                None
+            }
+            Effect::KillAll => {
+                self.signal_tree(i, SIGKILL);
+                None
+            }
+            Effect::KillLeftovers => {
+                // The main process is reaped; whatever is left of its process group goes.
+                self.signal_tree(i, SIGKILL);
+                None
+            }
+        }
+    }
+
+    fn spawn(&mut self, i: usize) -> Event {
+        let program = self.slot(i).program.clone();
+        let (stdout, stderr) = match open_output(&program) {
+            Ok(s) => s,
+            Err(reason) => {
+                return Event::SpawnFailed {
+                    reason,
+                    retry: false,
+                };
+            }
+        };
+        match process::spawn(&program, stdout, stderr, Vec::new()) {
+            Ok(spawned) => {
+                let token = Token::new(Kind::Pidfd, i as u64);
+                if let Err(e) =
+                    self.reactor
+                        .add(spawned.pidfd.as_fd(), token, crate::reactor::Interest::Read)
+                {
+                    // Without its pidfd registered, SIGCHLD still reports the death.
+                    log::warn!("{}: cannot watch pidfd: {e}", program.name);
+                }
+                self.by_pid.insert(spawned.pid, i);
+                let slot = self.slot_mut(i);
+                slot.pidfd = Some(spawned.pidfd);
+                slot.pgid = Some(spawned.pid);
+                Event::Spawned { pid: spawned.pid }
+            }
+            Err(e) => Event::SpawnFailed {
+                reason: e.to_string(),
+                retry: e.retryable(),
+            },
+        }
+    }
+
+    /// Send `sig` to every process of program `i`: its process group (the program runs in
+    /// its own session, so the group is its main process's pid, and outlives it while any
+    /// member lives).
+    fn signal_tree(&self, i: usize, sig: i32) {
+        let slot = self.slot(i);
+        let (Some(sig), Some(pgid)) = (rustix::process::Signal::from_named_raw(sig), slot.pgid)
+        else {
+            return;
+        };
+        if let Some(pid) = Pid::from_raw(pgid) {
+            match rustix::process::kill_process_group(pid, sig) {
+                Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+                Err(e) => log::warn!(
+                    "{}: cannot signal process group {pgid}: {e}",
+                    slot.program.name
+                ),
+            }
+        }
+    }
+
+    /// Are all processes of program `i` gone?
+    fn tree_empty(&self, i: usize) -> bool {
+        match self.slot(i).pgid.and_then(Pid::from_raw) {
+            Some(p) => rustix::process::test_kill_process_group(p) == Err(rustix::io::Errno::SRCH),
+            None => true,
+        }
+    }
+}
+
+const SIGKILL: i32 = 9;
+
+/// Interim output: files opened for append and handed to the child as they are.
+fn open_output(program: &Program) -> Result<(Stdio, Stdio), String> {
+    fn open(path: &Path) -> Result<std::fs::File, String> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                format!(
+                    "cannot create {}: {}",
+                    dir.display(),
+                    process::spawn::io_text(&e)
+                )
+            })?;
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| {
+                format!(
+                    "cannot open {}: {}",
+                    path.display(),
+                    process::spawn::io_text(&e)
+                )
+            })
+    }
+    let stdout_file = match &program.stdout {
+        Output::File(p) => Some(open(p)?),
+        _ => None,
+    };
+    let stdout = match (&program.stdout, &stdout_file) {
+        (Output::File(_), Some(f)) => Stdio::from(f.try_clone().map_err(|e| e.to_string())?),
+        (Output::Null, _) => Stdio::null(),
+        _ => Stdio::inherit(),
+    };
+    let stderr = match &program.stderr {
+        Output::File(p) => Stdio::from(open(p)?),
+        Output::Null => Stdio::null(),
+        Output::Stdout => match &stdout_file {
+            Some(f) => Stdio::from(f.try_clone().map_err(|e| e.to_string())?),
+            None if program.stdout == Output::Null => Stdio::null(),
+            None => Stdio::inherit(),
+        },
+        Output::Inherit => Stdio::inherit(),
+    };
+    Ok((stdout, stderr))
 }

@@ -1,2 +1,4 @@
-//! The only home of `unsafe`: thin wrappers over the few syscalls that rustix and std do not
-//! wrap. Every block carries a `// SAFETY:` comment; every unsafe fn a `# Safety` section.
+//! The only home of `unsafe`: thin wrappers over what rustix and std leave to unsafe code.
+//! Every block carries a `// SAFETY:` comment; every unsafe fn a `# Safety` section.
+
+pub mod exec;

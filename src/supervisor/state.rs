@@ -1,0 +1,721 @@
+//! The life of one program: SPEC's states as a pure machine. `Machine::handle` takes an event
+//! and `now` and returns the effects for the supervisor to perform plus the transition to log;
+//! it performs no I/O, so it is tested as tables on a fake clock.
+//!
+//! The match is over (state, event) with no catch-all arm, so a new event or state forces a
+//! decision everywhere (the `actions[state][event]` table of s6-supervise).
+//!
+//! Restart rules (SPEC "When a program ends on its own"): a run that reached RUNNING resets
+//! the consecutive count; each restart increments it and waits restart_delay doubled per
+//! previous consecutive restart, capped at max_restart_delay; a restart past max_restarts is
+//! FATAL instead.
+
+use std::time::{Duration, Instant};
+
+use crate::config::{Program, RestartPolicy, Signal};
+use crate::process::ExitKind;
+
+/// SPEC's states, with the data each one needs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum State {
+    Stopped,
+    /// Spawned, younger than min_uptime.
+    Starting {
+        pid: i32,
+        since: Instant,
+    },
+    Running {
+        pid: i32,
+        since: Instant,
+    },
+    /// Waiting to restart.
+    Backoff {
+        until: Instant,
+    },
+    /// Stop signal sent. `pid` is None once the main process is gone (the rest of the
+    /// program's processes may still be ending). `killed`: SIGKILL was sent.
+    Stopping {
+        pid: Option<i32>,
+        deadline: Instant,
+        killed: bool,
+    },
+    /// Ended on its own; the policy does not restart it.
+    Exited,
+    /// Gave up: too many restarts, or it cannot be spawned.
+    Fatal,
+}
+
+impl State {
+    pub fn name(&self) -> &'static str {
+        match self {
+            State::Stopped => "STOPPED",
+            State::Starting { .. } => "STARTING",
+            State::Running { .. } => "RUNNING",
+            State::Backoff { .. } => "BACKOFF",
+            State::Stopping { .. } => "STOPPING",
+            State::Exited => "EXITED",
+            State::Fatal => "FATAL",
+        }
+    }
+
+    /// The main process, while there is one.
+    pub fn pid(&self) -> Option<i32> {
+        match self {
+            State::Starting { pid, .. } | State::Running { pid, .. } => Some(*pid),
+            State::Stopping { pid, .. } => *pid,
+            State::Stopped | State::Backoff { .. } | State::Exited | State::Fatal => None,
+        }
+    }
+
+    /// When this state wants a `Deadline` event.
+    pub fn deadline(&self, min_uptime: Duration) -> Option<Instant> {
+        match self {
+            State::Starting { since, .. } => Some(*since + min_uptime),
+            State::Backoff { until } => Some(*until),
+            State::Stopping { deadline, .. } => Some(*deadline),
+            State::Stopped | State::Running { .. } | State::Exited | State::Fatal => None,
+        }
+    }
+
+    /// Are processes of this program (possibly) alive?
+    pub fn is_alive(&self) -> bool {
+        matches!(
+            self,
+            State::Starting { .. } | State::Running { .. } | State::Stopping { .. }
+        )
+    }
+
+    /// At rest: nothing will happen to it without a request.
+    pub fn is_down(&self) -> bool {
+        matches!(self, State::Stopped | State::Exited | State::Fatal)
+    }
+}
+
+/// What happened to a program.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// Start requested (autostart, `holden start`, dependencies now running).
+    Start,
+    /// Stop requested (`holden stop`, shutdown, reload removed it).
+    Stop,
+    /// The supervisor spawned the main process asked for by `Effect::Spawn`.
+    Spawned { pid: i32 },
+    /// `Effect::Spawn` failed; `retry` when a later try could succeed (an agent down, EAGAIN).
+    SpawnFailed { reason: String, retry: bool },
+    /// The main process ended.
+    Exited(ExitKind),
+    /// Every process of the program is gone (its cgroup or process group is empty).
+    Emptied,
+    /// `State::deadline` has passed.
+    Deadline,
+}
+
+/// What the supervisor must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Spawn,
+    /// Send to every process of the program (its cgroup, else its process group).
+    Signal(Signal),
+    /// SIGKILL every process of the program.
+    KillAll,
+    /// The main process ended on its own: end what it left behind, so a restart never runs
+    /// the program twice.
+    KillLeftovers,
+}
+
+/// A state change, for holden's log: `web: STARTING -> BACKOFF (exit status 1; restart 2/5 in 2s)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    pub from: &'static str,
+    pub to: &'static str,
+    pub reason: Option<String>,
+}
+
+/// The settings the machine needs, taken from the program's config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub autorestart: RestartPolicy,
+    pub exit_codes: Vec<i32>,
+    pub min_uptime: Duration,
+    pub restart_delay: Duration,
+    pub max_restart_delay: Duration,
+    pub max_restarts: u32,
+    pub stop_signal: Signal,
+    pub stop_timeout: Duration,
+}
+
+impl Policy {
+    pub fn of(p: &Program) -> Policy {
+        Policy {
+            autorestart: p.autorestart,
+            exit_codes: p.exit_codes.clone(),
+            min_uptime: p.min_uptime,
+            restart_delay: p.restart_delay,
+            max_restart_delay: p.max_restart_delay,
+            max_restarts: p.max_restarts,
+            stop_signal: p.stop_signal,
+            stop_timeout: p.stop_timeout,
+        }
+    }
+
+    fn is_success(&self, exit: ExitKind) -> bool {
+        match exit {
+            ExitKind::Code(c) => self.exit_codes.contains(&c),
+            ExitKind::Signal(_) | ExitKind::Oom | ExitKind::Unknown => false,
+        }
+    }
+
+    /// The delay before consecutive restart number `n` (1-based).
+    pub fn delay(&self, n: u32) -> Duration {
+        let doublings = n.saturating_sub(1).min(31);
+        self.restart_delay
+            .checked_mul(1u32 << doublings)
+            .unwrap_or(self.max_restart_delay)
+            .min(self.max_restart_delay.max(self.restart_delay))
+    }
+}
+
+/// After SIGKILL, how long to wait before saying so again (a process in D state).
+const KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// One program's machine.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    pub state: State,
+    /// When the state last changed.
+    pub since: Instant,
+    /// Consecutive restarts since the last run that reached RUNNING.
+    pub consecutive: u32,
+    /// Restarts since holden started (status `restarts`).
+    pub restarts: u32,
+    pub last_exit: Option<ExitKind>,
+}
+
+impl Machine {
+    pub fn new(now: Instant) -> Machine {
+        Machine {
+            state: State::Stopped,
+            since: now,
+            consecutive: 0,
+            restarts: 0,
+            last_exit: None,
+        }
+    }
+
+    /// Apply `event` at `now`; returns the effects to perform and the transition, if the state
+    /// changed.
+    pub fn handle(
+        &mut self,
+        policy: &Policy,
+        event: Event,
+        now: Instant,
+    ) -> (Vec<Effect>, Option<Transition>) {
+        use Event as E;
+        use State as S;
+        let (next, effects, reason): (Option<State>, Vec<Effect>, Option<String>) =
+            match (&self.state, event) {
+                // A start from rest begins a fresh count; from BACKOFF it is a restart now.
+                (S::Stopped | S::Exited | S::Fatal, E::Start) => {
+                    self.consecutive = 0;
+                    (None, vec![Effect::Spawn], None)
+                }
+                (S::Backoff { .. }, E::Start) => (None, vec![Effect::Spawn], None),
+                (S::Starting { .. } | S::Running { .. } | S::Stopping { .. }, E::Start) => {
+                    (None, vec![], None)
+                }
+
+                (S::Stopped | S::Exited | S::Fatal, E::Stop) => (None, vec![], None),
+                (S::Backoff { .. }, E::Stop) => {
+                    (Some(S::Stopped), vec![], Some("stop requested".into()))
+                }
+                (S::Starting { pid, .. } | S::Running { pid, .. }, E::Stop) => (
+                    Some(S::Stopping {
+                        pid: Some(*pid),
+                        deadline: now + policy.stop_timeout,
+                        killed: false,
+                    }),
+                    vec![Effect::Signal(policy.stop_signal)],
+                    Some(format!("sent SIG{}", policy.stop_signal.name())),
+                ),
+                (S::Stopping { .. }, E::Stop) => (None, vec![], None),
+
+                (S::Stopped | S::Exited | S::Fatal | S::Backoff { .. }, E::Spawned { pid }) => (
+                    Some(S::Starting { pid, since: now }),
+                    vec![],
+                    Some(format!("pid {pid}")),
+                ),
+                // Spawned is only ever the answer to our own Spawn effect, which these states never ask.
+                (
+                    S::Starting { .. } | S::Running { .. } | S::Stopping { .. },
+                    E::Spawned { .. },
+                ) => (None, vec![], None),
+
+                (
+                    S::Stopped | S::Exited | S::Fatal | S::Backoff { .. },
+                    E::SpawnFailed { reason, retry },
+                ) => {
+                    if retry {
+                        self.restart_or_give_up(policy, now, reason)
+                    } else {
+                        (Some(S::Fatal), vec![], Some(reason))
+                    }
+                }
+                (
+                    S::Starting { .. } | S::Running { .. } | S::Stopping { .. },
+                    E::SpawnFailed { .. },
+                ) => (None, vec![], None),
+
+                (S::Starting { .. }, E::Exited(exit)) => {
+                    self.last_exit = Some(exit);
+                    self.after_exit(policy, exit, now)
+                }
+                (S::Running { .. }, E::Exited(exit)) => {
+                    self.last_exit = Some(exit);
+                    self.after_exit(policy, exit, now)
+                }
+                (
+                    S::Stopping {
+                        deadline, killed, ..
+                    },
+                    E::Exited(exit),
+                ) => {
+                    self.last_exit = Some(exit);
+                    // Still STOPPING until the rest of its processes are gone (Emptied).
+                    (
+                        Some(S::Stopping {
+                            pid: None,
+                            deadline: *deadline,
+                            killed: *killed,
+                        }),
+                        vec![],
+                        None,
+                    )
+                }
+                (S::Stopped | S::Exited | S::Fatal | S::Backoff { .. }, E::Exited(_)) => {
+                    (None, vec![], None)
+                }
+
+                (S::Stopping { pid: None, .. }, E::Emptied) => {
+                    let reason = self.last_exit.map(ExitKind::describe);
+                    (Some(S::Stopped), vec![], reason)
+                }
+                // The main process is what decides for a running program; its leftovers are killed
+                // when it exits.
+                (
+                    S::Stopped
+                    | S::Exited
+                    | S::Fatal
+                    | S::Backoff { .. }
+                    | S::Starting { .. }
+                    | S::Running { .. }
+                    | S::Stopping { pid: Some(_), .. },
+                    E::Emptied,
+                ) => (None, vec![], None),
+
+                (S::Starting { pid, .. }, E::Deadline) => {
+                    // A run that reached RUNNING resets the count and the delay.
+                    self.consecutive = 0;
+                    (
+                        Some(S::Running {
+                            pid: *pid,
+                            since: now,
+                        }),
+                        vec![],
+                        None,
+                    )
+                }
+                (S::Backoff { .. }, E::Deadline) => (None, vec![Effect::Spawn], None),
+                (
+                    S::Stopping {
+                        pid, killed: false, ..
+                    },
+                    E::Deadline,
+                ) => (
+                    Some(S::Stopping {
+                        pid: *pid,
+                        deadline: now + KILL_GRACE,
+                        killed: true,
+                    }),
+                    vec![Effect::KillAll],
+                    Some(format!(
+                        "stop_timeout {} passed; sent SIGKILL",
+                        humantime::format_duration(policy.stop_timeout)
+                    )),
+                ),
+                (
+                    S::Stopping {
+                        pid, killed: true, ..
+                    },
+                    E::Deadline,
+                ) => {
+                    // Still there after SIGKILL (uninterruptible sleep): keep waiting, say so.
+                    log::warn!(
+                        "processes still alive {} after SIGKILL",
+                        humantime::format_duration(KILL_GRACE)
+                    );
+                    (
+                        Some(S::Stopping {
+                            pid: *pid,
+                            deadline: now + KILL_GRACE,
+                            killed: true,
+                        }),
+                        vec![Effect::KillAll],
+                        None,
+                    )
+                }
+                (S::Stopped | S::Exited | S::Fatal | S::Running { .. }, E::Deadline) => {
+                    (None, vec![], None)
+                }
+            };
+        let transition = next.and_then(|next| {
+            let from = self.state.name();
+            let to = next.name();
+            let changed = from != to;
+            self.state = next;
+            if changed {
+                self.since = now;
+                Some(Transition { from, to, reason })
+            } else {
+                None
+            }
+        });
+        (effects, transition)
+    }
+
+    /// The main process ended on its own: EXITED, BACKOFF or FATAL by the policy.
+    fn after_exit(
+        &mut self,
+        policy: &Policy,
+        exit: ExitKind,
+        now: Instant,
+    ) -> (Option<State>, Vec<Effect>, Option<String>) {
+        let how = exit.describe();
+        let restart = match policy.autorestart {
+            RestartPolicy::Never => false,
+            RestartPolicy::OnFailure => !policy.is_success(exit),
+            RestartPolicy::Always => true,
+        };
+        let (next, mut effects, reason) = if restart {
+            self.restart_or_give_up(policy, now, how)
+        } else {
+            (Some(State::Exited), vec![], Some(how))
+        };
+        effects.insert(0, Effect::KillLeftovers);
+        (next, effects, reason)
+    }
+
+    fn restart_or_give_up(
+        &mut self,
+        policy: &Policy,
+        now: Instant,
+        how: String,
+    ) -> (Option<State>, Vec<Effect>, Option<String>) {
+        if self.consecutive >= policy.max_restarts {
+            let reason = format!("{how}; gave up after {} restarts", self.consecutive);
+            return (Some(State::Fatal), vec![], Some(reason));
+        }
+        self.consecutive += 1;
+        self.restarts += 1;
+        let delay = policy.delay(self.consecutive);
+        let reason = format!(
+            "{how}; restart {}/{} in {}",
+            self.consecutive,
+            policy.max_restarts,
+            humantime::format_duration(delay)
+        );
+        (
+            Some(State::Backoff { until: now + delay }),
+            vec![],
+            Some(reason),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(autorestart: RestartPolicy) -> Policy {
+        Policy {
+            autorestart,
+            exit_codes: vec![0],
+            min_uptime: Duration::from_secs(1),
+            restart_delay: Duration::from_secs(1),
+            max_restart_delay: Duration::from_secs(5),
+            max_restarts: 3,
+            stop_signal: Signal(15),
+            stop_timeout: Duration::from_secs(10),
+        }
+    }
+
+    fn secs(base: Instant, s: f64) -> Instant {
+        base + Duration::from_secs_f64(s)
+    }
+
+    /// Drive a machine through (time, event) rows, checking the state name and effects after each.
+    fn table(p: &Policy, rows: &[(f64, Event, &str, &[Effect])]) -> Machine {
+        let t0 = Instant::now();
+        let mut m = Machine::new(t0);
+        for (i, (t, ev, want_state, want_effects)) in rows.iter().enumerate() {
+            let (effects, _) = m.handle(p, ev.clone(), secs(t0, *t));
+            assert_eq!(m.state.name(), *want_state, "row {i}: {ev:?}");
+            assert_eq!(&effects, want_effects, "row {i}: {ev:?}");
+        }
+        m
+    }
+
+    use Effect::{KillAll, KillLeftovers, Spawn};
+    use Event::*;
+
+    #[test]
+    fn never_policy_goes_to_exited_on_any_end() {
+        let p = policy(RestartPolicy::Never);
+        let m = table(
+            &p,
+            &[
+                (0.0, Start, "STOPPED", &[Spawn]),
+                (0.0, Spawned { pid: 10 }, "STARTING", &[]),
+                (0.1, Exited(ExitKind::Code(3)), "EXITED", &[KillLeftovers]),
+            ],
+        );
+        assert_eq!(m.last_exit, Some(ExitKind::Code(3)));
+    }
+
+    #[test]
+    fn on_failure_exits_on_success_and_restarts_on_failure() {
+        let p = policy(RestartPolicy::OnFailure);
+        table(
+            &p,
+            &[
+                (0.0, Start, "STOPPED", &[Spawn]),
+                (0.0, Spawned { pid: 10 }, "STARTING", &[]),
+                (0.1, Exited(ExitKind::Code(0)), "EXITED", &[KillLeftovers]),
+                (1.0, Start, "EXITED", &[Spawn]),
+                (1.0, Spawned { pid: 11 }, "STARTING", &[]),
+                (
+                    1.1,
+                    Exited(ExitKind::Signal(11)),
+                    "BACKOFF",
+                    &[KillLeftovers],
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn exit_codes_decide_success() {
+        let mut p = policy(RestartPolicy::OnFailure);
+        p.exit_codes = vec![0, 3];
+        table(
+            &p,
+            &[
+                (0.0, Start, "STOPPED", &[Spawn]),
+                (0.0, Spawned { pid: 10 }, "STARTING", &[]),
+                (0.1, Exited(ExitKind::Code(3)), "EXITED", &[KillLeftovers]),
+            ],
+        );
+    }
+
+    #[test]
+    fn always_restarts_success_too_and_oom_is_a_failure() {
+        let p = policy(RestartPolicy::Always);
+        table(
+            &p,
+            &[
+                (0.0, Start, "STOPPED", &[Spawn]),
+                (0.0, Spawned { pid: 10 }, "STARTING", &[]),
+                (0.1, Exited(ExitKind::Code(0)), "BACKOFF", &[KillLeftovers]),
+                (1.1, Deadline, "BACKOFF", &[Spawn]),
+                (1.1, Spawned { pid: 11 }, "STARTING", &[]),
+                (1.2, Exited(ExitKind::Oom), "BACKOFF", &[KillLeftovers]),
+            ],
+        );
+    }
+
+    #[test]
+    fn quick_exits_double_the_delay_then_go_fatal_after_max_restarts() {
+        let p = policy(RestartPolicy::OnFailure);
+        let t0 = Instant::now();
+        let mut m = Machine::new(t0);
+        let mut now = t0;
+        m.handle(&p, Start, now);
+        let mut delays = Vec::new();
+        let mut reasons = Vec::new();
+        for pid in 0..10 {
+            m.handle(&p, Spawned { pid }, now);
+            now += Duration::from_millis(100);
+            let (_, tr) = m.handle(&p, Exited(ExitKind::Code(1)), now);
+            reasons.push(tr.unwrap().reason.unwrap());
+            match m.state {
+                State::Backoff { until } => {
+                    delays.push((until - now).as_secs());
+                    now = until;
+                    assert_eq!(m.handle(&p, Deadline, now).0, vec![Spawn]);
+                }
+                State::Fatal => break,
+                ref s => panic!("unexpected {s:?}"),
+            }
+        }
+        assert_eq!(delays, vec![1, 2, 4]);
+        assert_eq!(m.state, State::Fatal);
+        assert_eq!(reasons[0], "exit status 1; restart 1/3 in 1s");
+        assert_eq!(reasons[1], "exit status 1; restart 2/3 in 2s");
+        assert_eq!(reasons[3], "exit status 1; gave up after 3 restarts");
+        assert_eq!(m.restarts, 3);
+    }
+
+    #[test]
+    fn delay_is_capped_at_max_restart_delay() {
+        let mut p = policy(RestartPolicy::Always);
+        p.max_restart_delay = Duration::from_secs(3);
+        assert_eq!(p.delay(1), Duration::from_secs(1));
+        assert_eq!(p.delay(2), Duration::from_secs(2));
+        assert_eq!(p.delay(3), Duration::from_secs(3));
+        assert_eq!(p.delay(40), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn a_run_that_reached_running_resets_count_and_delay() {
+        let p = policy(RestartPolicy::Always);
+        let t0 = Instant::now();
+        let mut m = Machine::new(t0);
+        m.handle(&p, Start, t0);
+        m.handle(&p, Spawned { pid: 1 }, t0);
+        m.handle(&p, Exited(ExitKind::Code(1)), secs(t0, 0.1));
+        m.handle(&p, Deadline, secs(t0, 1.1));
+        m.handle(&p, Spawned { pid: 2 }, secs(t0, 1.1));
+        m.handle(&p, Exited(ExitKind::Code(1)), secs(t0, 1.2));
+        assert_eq!(m.consecutive, 2);
+        m.handle(&p, Deadline, secs(t0, 3.2));
+        m.handle(&p, Spawned { pid: 3 }, secs(t0, 3.2));
+        // min_uptime passes: RUNNING, count reset.
+        m.handle(&p, Deadline, secs(t0, 4.2));
+        assert_eq!(m.state.name(), "RUNNING");
+        assert_eq!(m.consecutive, 0);
+        let (_, tr) = m.handle(&p, Exited(ExitKind::Code(1)), secs(t0, 100.0));
+        assert_eq!(
+            tr.unwrap().reason.unwrap(),
+            "exit status 1; restart 1/3 in 1s"
+        );
+        assert_eq!(
+            m.state,
+            State::Backoff {
+                until: secs(t0, 101.0)
+            }
+        );
+        assert_eq!(m.restarts, 3);
+    }
+
+    #[test]
+    fn a_command_that_cannot_be_spawned_is_fatal_at_once() {
+        let p = policy(RestartPolicy::Always);
+        let t0 = Instant::now();
+        let mut m = Machine::new(t0);
+        m.handle(&p, Start, t0);
+        let reason = "cannot spawn /usr/bin/nope: No such file or directory".to_string();
+        let (effects, tr) = m.handle(
+            &p,
+            SpawnFailed {
+                reason: reason.clone(),
+                retry: false,
+            },
+            t0,
+        );
+        assert!(effects.is_empty());
+        assert_eq!(m.state, State::Fatal);
+        assert_eq!(
+            tr,
+            Some(Transition {
+                from: "STOPPED",
+                to: "FATAL",
+                reason: Some(reason)
+            })
+        );
+    }
+
+    #[test]
+    fn a_retryable_spawn_failure_backs_off() {
+        let p = policy(RestartPolicy::Always);
+        table(
+            &p,
+            &[
+                (0.0, Start, "STOPPED", &[Spawn]),
+                (
+                    0.0,
+                    SpawnFailed {
+                        reason: "agent down".into(),
+                        retry: true,
+                    },
+                    "BACKOFF",
+                    &[],
+                ),
+                (1.0, Deadline, "BACKOFF", &[Spawn]),
+            ],
+        );
+    }
+
+    #[test]
+    fn stop_signals_then_escalates_to_kill_and_waits_for_the_tree() {
+        let p = policy(RestartPolicy::Always);
+        table(
+            &p,
+            &[
+                (0.0, Start, "STOPPED", &[Spawn]),
+                (0.0, Spawned { pid: 10 }, "STARTING", &[]),
+                (2.0, Deadline, "RUNNING", &[]),
+                (3.0, Stop, "STOPPING", &[Effect::Signal(Signal(15))]),
+                (3.5, Stop, "STOPPING", &[]),
+                (13.0, Deadline, "STOPPING", &[KillAll]),
+                (13.1, Exited(ExitKind::Signal(9)), "STOPPING", &[]),
+                (13.2, Emptied, "STOPPED", &[]),
+                // A stopped program stays stopped.
+                (14.0, Deadline, "STOPPED", &[]),
+                (14.0, Exited(ExitKind::Code(0)), "STOPPED", &[]),
+            ],
+        );
+    }
+
+    #[test]
+    fn stop_during_backoff_cancels_the_restart() {
+        let p = policy(RestartPolicy::Always);
+        table(
+            &p,
+            &[
+                (0.0, Start, "STOPPED", &[Spawn]),
+                (0.0, Spawned { pid: 10 }, "STARTING", &[]),
+                (0.1, Exited(ExitKind::Code(1)), "BACKOFF", &[KillLeftovers]),
+                (0.2, Stop, "STOPPED", &[]),
+                (5.0, Deadline, "STOPPED", &[]),
+            ],
+        );
+    }
+
+    #[test]
+    fn a_stop_is_not_a_failure_and_does_not_restart() {
+        let p = policy(RestartPolicy::Always);
+        let m = table(
+            &p,
+            &[
+                (0.0, Start, "STOPPED", &[Spawn]),
+                (0.0, Spawned { pid: 10 }, "STARTING", &[]),
+                (0.5, Stop, "STOPPING", &[Effect::Signal(Signal(15))]),
+                (0.6, Exited(ExitKind::Signal(15)), "STOPPING", &[]),
+                (0.6, Emptied, "STOPPED", &[]),
+            ],
+        );
+        assert_eq!(m.restarts, 0);
+    }
+
+    #[test]
+    fn min_uptime_zero_reaches_running_at_the_first_deadline() {
+        let mut p = policy(RestartPolicy::Always);
+        p.min_uptime = Duration::ZERO;
+        let t0 = Instant::now();
+        let mut m = Machine::new(t0);
+        m.handle(&p, Start, t0);
+        m.handle(&p, Spawned { pid: 1 }, t0);
+        assert_eq!(m.state.deadline(p.min_uptime), Some(t0));
+        m.handle(&p, Deadline, t0);
+        assert_eq!(m.state.name(), "RUNNING");
+    }
+}
