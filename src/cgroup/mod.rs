@@ -1109,3 +1109,347 @@ mod tests {
         assert_eq!(quota_us(0.0001), 1_000);
     }
 }
+
+/// The library on the host's real hierarchies (hybrid here), as root. Each test owns a unique
+/// `/holden-test-<pid>-k<n>` and removes it when done, also when it fails.
+#[cfg(test)]
+mod kernel_tests {
+    use super::*;
+    use crate::reactor::{Interest, Kind, Reactor, Token};
+    use std::os::fd::AsFd;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Child, ChildStdin, Command, Stdio};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn root_or_skip(test: &str) -> bool {
+        let root = rustix::process::geteuid().is_root();
+        if !root {
+            eprintln!("SKIP {test}: needs root to create cgroups");
+        }
+        root
+    }
+
+    /// A unique cgroup path, removed with everything in it from every hierarchy on drop.
+    struct TestPath {
+        path: String,
+        /// Extra directories to remove (a relative path's place below holden's own cgroup).
+        extra: Vec<PathBuf>,
+    }
+
+    impl TestPath {
+        fn new() -> TestPath {
+            static N: AtomicU32 = AtomicU32::new(0);
+            TestPath {
+                path: format!(
+                    "/holden-test-{}-k{}",
+                    std::process::id(),
+                    N.fetch_add(1, Ordering::Relaxed)
+                ),
+                extra: Vec::new(),
+            }
+        }
+
+        fn setup(&self) -> Cgroups {
+            Cgroups::setup(CgroupMode::Required, &self.path)
+                .unwrap()
+                .expect("Required gives cgroups or an error")
+        }
+    }
+
+    impl Drop for TestPath {
+        fn drop(&mut self) {
+            let mut dirs = self.extra.clone();
+            if let Ok(rd) = fs::read_dir("/sys/fs/cgroup") {
+                for e in rd.flatten() {
+                    dirs.push(e.path().join(self.path.trim_start_matches('/')));
+                }
+            }
+            for d in dirs.iter().filter(|d| d.is_dir()) {
+                remove_tree(d);
+            }
+        }
+    }
+
+    fn remove_tree(dir: &Path) {
+        if let Ok(rd) = fs::read_dir(dir) {
+            for e in rd.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    remove_tree(&e.path());
+                }
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while fs::remove_dir(dir).is_err() && Instant::now() < deadline {
+            let mut pids = BTreeSet::new();
+            procs_below(dir, &mut pids);
+            for p in pids.into_iter().filter_map(rustix::process::Pid::from_raw) {
+                let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// A child killed and reaped on drop.
+    struct Proc(Child);
+
+    impl Drop for Proc {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    impl Proc {
+        /// `sh -c SCRIPT`, held at a `read` until `go` so that it can be moved first.
+        fn gated(script: &str) -> (Proc, ChildStdin) {
+            let mut child = Command::new("sh")
+                .arg("-c")
+                .arg(format!("read go; {script}"))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let stdin = child.stdin.take().unwrap();
+            (Proc(child), stdin)
+        }
+
+        fn pid(&self) -> i32 {
+            self.0.id() as i32
+        }
+
+        fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+            wait_for(timeout, "the child to exit", || {
+                self.0.try_wait().unwrap().ok_or("still running".to_string())
+            })
+        }
+    }
+
+    fn go(stdin: &mut ChildStdin) {
+        stdin.write_all(b"go\n").unwrap();
+    }
+
+    /// Move `pid` into every hierarchy through `procs_files`, as the forked child does with "0".
+    fn move_in(pg: &ProgramCgroup, pid: i32) {
+        for fd in pg.procs_files().unwrap() {
+            rustix::io::write(&fd, pid.to_string().as_bytes()).unwrap();
+        }
+    }
+
+    fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match f() {
+                Ok(v) => return v,
+                Err(seen) if Instant::now() >= deadline => {
+                    panic!("timed out after {timeout:?} waiting for {what}; last seen: {seen}")
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    }
+
+    #[test]
+    fn kernel_limits_are_written_to_the_files_and_read_back() {
+        if !root_or_skip("kernel_limits_are_written_to_the_files_and_read_back") {
+            return;
+        }
+        let tp = TestPath::new();
+        let cg = tp.setup();
+        let (pg, killed) = cg.program("lim").unwrap();
+        assert_eq!(killed, 0);
+        pg.set_limits(Some(64 << 20), Some(0.5), Some(20)).unwrap();
+        let want = Limits {
+            memory: Some(64 << 20),
+            cpu: Some(0.5),
+            pids: Some(20),
+        };
+        assert_eq!(pg.limits(), want);
+        match cg.layout() {
+            Layout::V2 => {
+                let d = cg.parent_path().join("lim");
+                assert_eq!(fs::read_to_string(d.join("cpu.max")).unwrap(), "50000 100000\n");
+            }
+            Layout::Hybrid | Layout::V1 => {
+                let cpu = Path::new("/sys/fs/cgroup/cpu").join(&tp.path[1..]).join("lim");
+                assert_eq!(fs::read_to_string(cpu.join("cpu.cfs_quota_us")).unwrap(), "50000\n");
+                let mem = pg.path().join("memory.limit_in_bytes");
+                assert_eq!(fs::read_to_string(mem).unwrap(), "67108864\n");
+            }
+        }
+        pg.set_limits(None, None, None).unwrap();
+        assert_eq!(pg.limits(), Limits::default());
+        pg.remove().unwrap();
+        cg.cleanup();
+        assert!(!cg.parent_path().exists(), "cleanup removes the empty parent");
+    }
+
+    #[test]
+    fn kernel_a_process_put_in_by_procs_files_is_killed_and_the_events_file_says_so() {
+        if !root_or_skip("kernel_a_process_put_in_by_procs_files_is_killed_and_the_events_file_says_so") {
+            return;
+        }
+        let tp = TestPath::new();
+        let cg = tp.setup();
+        let (pg, _) = cg.program("ev").unwrap();
+        let events = pg.events_file().expect("a cgroup2 directory exists on this host");
+        let mut reactor = Reactor::new().unwrap();
+        reactor
+            .add(events.as_fd(), Token::new(Kind::CgroupEvents, 1), Interest::Priority)
+            .unwrap();
+        assert_eq!(ProgramCgroup::events_populated(&events), Some(false));
+        assert!(!pg.populated());
+
+        let (mut child, _stdin) = Proc::gated("sleep 30");
+        move_in(&pg, child.pid());
+        let own = fs::read_to_string(format!("/proc/{}/cgroup", child.pid())).unwrap();
+        for hier in ["memory", "pids", ":cpu:", "0::"] {
+            let line = own.lines().find(|l| l.contains(hier)).unwrap_or_default();
+            assert!(line.ends_with(&format!("{}/ev", tp.path)), "{hier}: {own}");
+        }
+        assert!(pg.populated());
+        assert_eq!(pg.pids(), vec![child.pid()]);
+        // populated flipped to 1: EPOLLPRI, and re-reading clears it.
+        let ready = reactor.wait(Some(Instant::now() + Duration::from_secs(5))).unwrap();
+        assert!(ready.iter().any(|r| r.priority), "{ready:?}");
+        assert_eq!(ProgramCgroup::events_populated(&events), Some(true));
+        let again = reactor.wait(Some(Instant::now() + Duration::from_millis(50))).unwrap();
+        assert!(again.is_empty(), "a read re-arms the kernfs file: {again:?}");
+        let usage = pg.usage();
+        assert!(
+            usage.memory_bytes.is_some() && usage.cpu_usage_usec.is_some(),
+            "{usage:?}"
+        );
+
+        pg.kill_all().unwrap();
+        let ready = reactor.wait(Some(Instant::now() + Duration::from_secs(5))).unwrap();
+        assert!(ready.iter().any(|r| r.priority), "{ready:?}");
+        assert_eq!(ProgramCgroup::events_populated(&events), Some(false));
+        assert!(!pg.populated());
+        assert_eq!(child.wait_exit(Duration::from_secs(5)).signal(), Some(9));
+        pg.remove().unwrap();
+        cg.cleanup();
+    }
+
+    #[test]
+    fn kernel_signal_all_reaches_children_of_the_program() {
+        if !root_or_skip("kernel_signal_all_reaches_children_of_the_program") {
+            return;
+        }
+        let tp = TestPath::new();
+        let cg = tp.setup();
+        let (pg, _) = cg.program("sig").unwrap();
+        let (mut child, mut stdin) = Proc::gated("sleep 30 & sleep 30 & wait");
+        move_in(&pg, child.pid());
+        go(&mut stdin);
+        wait_for(Duration::from_secs(5), "sh and two sleeps", || {
+            let pids = pg.pids();
+            (pids.len() == 3).then_some(()).ok_or(format!("{pids:?}"))
+        });
+        assert_eq!(pg.signal_all(15), 3);
+        wait_for(Duration::from_secs(5), "an empty cgroup", || {
+            (!pg.populated()).then_some(()).ok_or(format!("{:?}", pg.pids()))
+        });
+        assert_eq!(child.wait_exit(Duration::from_secs(5)).signal(), Some(15));
+        cg.cleanup();
+    }
+
+    #[test]
+    fn kernel_freeze_and_kill_empties_a_forking_program_without_cgroup_kill() {
+        if !root_or_skip("kernel_freeze_and_kill_empties_a_forking_program_without_cgroup_kill") {
+            return;
+        }
+        let tp = TestPath::new();
+        let cg = tp.setup();
+        let (pg, _) = cg.program("fork").unwrap();
+        // The pids limit bounds the loop should the kill fail.
+        pg.set_limits(None, None, Some(40)).unwrap();
+        let (mut child, mut stdin) = Proc::gated("while :; do sleep 30 & done");
+        move_in(&pg, child.pid());
+        go(&mut stdin);
+        wait_for(Duration::from_secs(5), "a few sleeps", || {
+            let n = pg.pids().len();
+            (n >= 5).then_some(()).ok_or(format!("{n} pids"))
+        });
+        pg.kill_all_with(false).unwrap();
+        wait_for(Duration::from_secs(5), "an empty cgroup", || {
+            if pg.populated() {
+                pg.kill_all_with(false).unwrap();
+                return Err(format!("{:?}", pg.pids()));
+            }
+            Ok(())
+        });
+        // The shell is gone with its sleeps (killed, or ended by a fork refused at pids.max).
+        child.wait_exit(Duration::from_secs(5));
+        cg.cleanup();
+    }
+
+    #[test]
+    fn kernel_oom_kills_grow_when_a_process_exceeds_its_memory_limit() {
+        if !root_or_skip("kernel_oom_kills_grow_when_a_process_exceeds_its_memory_limit") {
+            return;
+        }
+        let tp = TestPath::new();
+        let cg = tp.setup();
+        let (pg, _) = cg.program("oom").unwrap();
+        pg.set_limits(Some(20 << 20), None, None).unwrap();
+        assert_eq!(pg.oom_kills(), Some(0));
+        let (mut child, mut stdin) = Proc::gated("x=a; while :; do x=$x$x; done");
+        move_in(&pg, child.pid());
+        go(&mut stdin);
+        let st = child.wait_exit(Duration::from_secs(30));
+        assert_eq!(st.signal(), Some(9), "{st:?}");
+        assert!(pg.oom_kills().unwrap_or(0) >= 1, "{:?}", pg.oom_kills());
+        cg.cleanup();
+    }
+
+    #[test]
+    fn kernel_program_kills_the_leftovers_of_an_earlier_holden() {
+        if !root_or_skip("kernel_program_kills_the_leftovers_of_an_earlier_holden") {
+            return;
+        }
+        let tp = TestPath::new();
+        let earlier = tp.setup();
+        let (pg, _) = earlier.program("left").unwrap();
+        let (mut a, _sa) = Proc::gated("sleep 30");
+        let (mut b, _sb) = Proc::gated("sleep 30");
+        move_in(&pg, a.pid());
+        move_in(&pg, b.pid());
+        let later = tp.setup();
+        let (again, killed) = later.program("left").unwrap();
+        assert_eq!(killed, 2);
+        assert!(!again.populated());
+        assert_eq!(a.wait_exit(Duration::from_secs(5)).signal(), Some(9));
+        assert_eq!(b.wait_exit(Duration::from_secs(5)).signal(), Some(9));
+        later.cleanup();
+    }
+
+    #[test]
+    fn kernel_relative_path_lives_below_our_own_cgroup() {
+        if !root_or_skip("kernel_relative_path_lives_below_our_own_cgroup") {
+            return;
+        }
+        let mut tp = TestPath::new();
+        let rel = tp.path.trim_start_matches('/').to_string();
+        let me = fs::read_to_string("/proc/self/cgroup").unwrap();
+        let mi = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let d = detect::detect(&mi, &me, Path::new("/")).unwrap();
+        for h in d.v1.iter().chain(d.unified.as_ref()) {
+            tp.extra.push(h.own.clone().unwrap().join(&rel));
+        }
+        let cg = Cgroups::setup(CgroupMode::Required, &rel).unwrap().unwrap();
+        let mem_own = d.v1.iter().find(|h| h.controllers.contains(&"memory".to_string()));
+        if let Some(h) = mem_own {
+            assert_eq!(cg.parent_path(), h.own.clone().unwrap().join(&rel));
+        }
+        for dir in &tp.extra {
+            assert!(dir.is_dir(), "{}", dir.display());
+        }
+        let (pg, _) = cg.program("p").unwrap();
+        assert!(pg.path().starts_with(cg.parent_path()));
+        cg.cleanup();
+        for dir in &tp.extra {
+            assert!(!dir.exists(), "{}", dir.display());
+        }
+    }
+}
