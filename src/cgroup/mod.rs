@@ -361,30 +361,33 @@ impl Cgroups {
                 start.display()
             );
         }
+        // The real root cgroup (no cgroup.type) may hold processes and delegate; any other
+        // cgroup of holden's on the way to the parent must not, so holden leaves it for a leaf.
+        let inner_own = h
+            .own
+            .as_ref()
+            .filter(|own| parent.starts_with(own) && own.join(v2::CGROUP_TYPE).exists());
+        if let Some(own) = inner_own
+            && parent.starts_with(own.join(SELF_LEAF))
+        {
+            return Err(CgroupError::InvalidPath {
+                path: components.join("/"),
+                reason: "it lies inside the leaf cgroup that holden moves itself into",
+            });
+        }
         created.extend(create_below(start, components)?);
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
-        if let Some(own) = &h.own {
-            // The real root cgroup (no cgroup.type) may hold processes and delegate; any other
-            // cgroup of holden's on the way to the parent must not.
-            let inner = parent.starts_with(own) && own.join(v2::CGROUP_TYPE).exists();
-            if inner {
-                let leaf = own.join(SELF_LEAF);
-                if parent.starts_with(&leaf) {
-                    return Err(CgroupError::InvalidPath {
-                        path: components.join("/"),
-                        reason: "it lies inside the leaf cgroup that holden moves itself into",
-                    });
-                }
-                create_below(own, &[SELF_LEAF.to_string()])?;
-                write_file(&leaf.join(v1::CGROUP_PROCS), "0")?;
-                log::info!(
-                    "moved holden into {} so that {} can delegate controllers",
-                    leaf.display(),
-                    own.display()
-                );
-            }
+        if let Some(own) = inner_own {
+            let leaf = own.join(SELF_LEAF);
+            create_below(own, &[SELF_LEAF.to_string()])?;
+            write_file(&leaf.join(v1::CGROUP_PROCS), "0")?;
+            log::info!(
+                "moved holden into {} so that {} can delegate controllers",
+                leaf.display(),
+                own.display()
+            );
         }
         let mut dir = start.to_path_buf();
         let mut chain = vec![dir.clone()];
