@@ -7,6 +7,7 @@
 //! and every wrong type of the file at once. A value of the wrong type is reported here and
 //! then left out, so that `resolve.rs` falls back to its default and reports nothing twice.
 
+use std::fmt::Write as _;
 use std::ops::Range;
 
 use toml::Spanned;
@@ -204,10 +205,21 @@ pub fn parse(text: &str) -> Result<(RawConfig, Vec<Problem>), Vec<Problem>> {
     if !errors.is_empty() {
         return Err(errors
             .iter()
-            .map(|e| Problem {
-                span: e.span().unwrap_or(0..0),
-                key: String::new(),
-                message: format!("invalid TOML: {}", e.message().trim_end()),
+            .map(|e| {
+                let span = e.span().unwrap_or(0..0);
+                let mut message = format!("invalid TOML: {}", e.message().trim_end());
+                // The parser's sentence does not quote what it stumbled on ("duplicate key").
+                if let Some(seen) = text
+                    .get(span.clone())
+                    .filter(|t| (1..=40).contains(&t.len()) && !t.contains('\n'))
+                {
+                    let _ = write!(message, " (at `{seen}`)");
+                }
+                Problem {
+                    span,
+                    key: String::new(),
+                    message,
+                }
             })
             .collect());
     }

@@ -253,7 +253,7 @@ fn program(raw: &RawProgram, base: &Path, p: &mut Vec<Problem>) -> Program {
         ));
     }
     let command = match &raw.command {
-        Some(c) => command(c, &key("command"), p),
+        Some(c) => command(c, &key("command"), base, p),
         None => {
             if !raw.command_written {
                 p.push(Problem::found(
@@ -461,10 +461,21 @@ fn program(raw: &RawProgram, base: &Path, p: &mut Vec<Problem>) -> Program {
     program
 }
 
-fn command(c: &Spanned<RawCommand>, key: &str, p: &mut Vec<Problem>) -> Option<Vec<String>> {
+/// SPEC: a relative program path with a `/` in it (`bin/server`) is a path in the file, so it
+/// is made absolute against the config's folder, like every other path, whatever `directory`
+/// is (std leaves a relative program with another working directory unspecified). A bare name
+/// (`python3`) is looked up in `PATH` when spawned.
+fn argv_from(base: &Path, mut argv: Vec<String>) -> Vec<String> {
+    if argv[0].contains('/') && !argv[0].starts_with('/') {
+        argv[0] = absolute_from(base, &argv[0]).display().to_string();
+    }
+    argv
+}
+
+fn command(c: &Spanned<RawCommand>, key: &str, base: &Path, p: &mut Vec<Problem>) -> Option<Vec<String>> {
     match c.get_ref() {
         RawCommand::Line(line) => match words::split(line) {
-            Ok(argv) if argv.first().is_some_and(|w| !w.is_empty()) => Some(argv),
+            Ok(argv) if argv.first().is_some_and(|w| !w.is_empty()) => Some(argv_from(base, argv)),
             Ok(_) => {
                 p.push(Problem::found(
                     c.span(),
@@ -485,7 +496,9 @@ fn command(c: &Spanned<RawCommand>, key: &str, p: &mut Vec<Problem>) -> Option<V
             }
         },
         RawCommand::Argv(argv) => match argv.first() {
-            Some(first) if !first.get_ref().is_empty() => Some(argv.iter().map(|a| a.get_ref().clone()).collect()),
+            Some(first) if !first.get_ref().is_empty() => {
+                Some(argv_from(base, argv.iter().map(|a| a.get_ref().clone()).collect()))
+            }
             Some(first) => {
                 p.push(Problem::found(
                     first.span(),
@@ -1001,6 +1014,9 @@ agent = "/run/holden/agent.sock"
         assert_eq!(c.path, PathBuf::from("conf/sv.toml"));
         assert_eq!(c.programs[0].directory, cwd.join("conf"));
         assert_eq!(c.programs[0].stdout, Output::File(cwd.join("conf/o.log")));
+        let c = ok("[programs.a]\ncommand = \"bin/x --flag ./y\"\n[programs.b]\ncommand = [\"../b\"]\n");
+        assert_eq!(c.programs[0].command, ["/etc/holden/bin/x", "--flag", "./y"]);
+        assert_eq!(c.programs[1].command, ["/etc/holden/../b"]);
     }
 
     #[test]
