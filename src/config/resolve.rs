@@ -267,10 +267,12 @@ fn program(raw: &RawProgram, base: &Path, p: &mut Vec<Problem>) -> Program {
         }
     };
     let mut program = Program::with_defaults(&name, command.unwrap_or_default(), base);
-    if let Some(d) = &raw.directory {
-        if let Some(dir) = path_value(d, &key("directory"), base, "a directory", p) {
-            program.directory = dir;
-        }
+    if let Some(dir) = raw
+        .directory
+        .as_ref()
+        .and_then(|d| path_value(d, &key("directory"), base, "a directory", p))
+    {
+        program.directory = dir;
     }
     for (k, v) in &raw.environment {
         let var_key = format!("{}.{}", key("environment"), raw::segment(k.get_ref()));
@@ -431,10 +433,12 @@ fn program(raw: &RawProgram, base: &Path, p: &mut Vec<Problem>) -> Program {
     if matches!((&program.stdout, &program.stderr), (Output::File(a), Output::File(b)) if a == b) {
         program.stderr = Output::Stdout;
     }
-    if let Some(v) = &raw.log_max_bytes {
-        if let Some(n) = size(v, &key("log_max_bytes"), p) {
-            program.log_max_bytes = n;
-        }
+    if let Some(n) = raw
+        .log_max_bytes
+        .as_ref()
+        .and_then(|v| size(v, &key("log_max_bytes"), p))
+    {
+        program.log_max_bytes = n;
     }
     if let Some(v) = &raw.log_backups {
         match u32::try_from(*v.get_ref()) {

@@ -143,6 +143,10 @@ mod tests {
             ("run #one\nnext", &["run", "next"]),
             ("tail\\", &["tail\\"]),
             ("python3 -m http.server 8080", &["python3", "-m", "http.server", "8080"]),
+            // The examples of docs/config.md.
+            (r#"printf "%s\n" x\ y"#, &["printf", "%s\\n", "x y"]),
+            (r#"grep "a b" file"#, &["grep", "a b", "file"]),
+            ("run ''", &["run", ""]),
         ];
         for (line, want) in table {
             assert_eq!(ok(line), *want, "split of {line:?}");
