@@ -825,9 +825,8 @@ fn output_text(o: &Output) -> String {
     }
 }
 
-/// A TOML basic string (JSON's escapes are TOML's).
 fn quote(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| format!("{s:?}"))
+    raw::basic_string(s)
 }
 
 #[cfg(test)]
@@ -1234,6 +1233,27 @@ stop_signal = \"NOPE\"
     fn syntax_errors_name_line_and_column() {
         let e = errors("[programs.web]\ncommand = \"x\"\nautostart = yes\n");
         assert!(e[0].starts_with("sv.toml:3:13: invalid TOML: "), "{e:#?}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn render_reads_back_any_command_environment_and_name(
+            name in "[A-Za-z0-9_.-]{1,20}",
+            argv in proptest::collection::vec("[^/\\x00]+", 1..4),
+            env in proptest::collection::btree_map("[A-Za-z_][A-Za-z0-9_. -]{0,8}", "[^\\x00]*", 0..3),
+        ) {
+            proptest::prop_assume!(super::super::valid_program_name(&name));
+            let mut program = Program::with_defaults(&name, argv, Path::new("/etc/holden"));
+            program.environment = env;
+            let config = Config {
+                path: PathBuf::from("/etc/holden/supervisor.toml"),
+                supervisor: ok("").supervisor,
+                programs: vec![program],
+            };
+            let text = render(&config);
+            let again = load_str(&config.path, &text).map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{e}\n{text}")))?;
+            proptest::prop_assert_eq!(again, config);
+        }
     }
 
     #[test]

@@ -153,6 +153,24 @@ mod tests {
         }
     }
 
+    /// How `sh` users quote an arbitrary word: in single quotes, each `'` as `'\''`.
+    fn sh_quote(w: &str) -> String {
+        format!("'{}'", w.replace('\'', r"'\''"))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_words_quoted_for_sh_split_back_to_themselves(words in proptest::collection::vec(".*", 0..6)) {
+            let line = words.iter().map(|w| sh_quote(w)).collect::<Vec<_>>().join(" ");
+            proptest::prop_assert_eq!(split(&line), Ok(words));
+        }
+
+        #[test]
+        fn splitting_never_panics(line in ".*") {
+            let _ = split(&line);
+        }
+    }
+
     #[test]
     fn unterminated_quotes_and_operators_are_refused() {
         assert_eq!(split("echo 'oops"), Err(SplitError::UnterminatedSingleQuote));
