@@ -502,13 +502,7 @@ fn environment(path: &str, v: &Spanned<DeValue<'_>>, p: &mut Vec<Problem>) -> Ve
         let var_path = format!("{path}.{}", segment(key.get_ref()));
         let expected = match value.get_ref() {
             DeValue::Integer(_) | DeValue::Float(_) | DeValue::Boolean(_) => {
-                format!(
-                    "a string (write \"{}\")",
-                    value
-                        .get_ref()
-                        .as_str()
-                        .map_or_else(|| describe(value.get_ref()), str::to_string)
-                )
+                format!("a string (write \"{}\")", describe(value.get_ref()))
             }
             _ => "a string".to_string(),
         };

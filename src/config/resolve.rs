@@ -172,6 +172,7 @@ fn supervisor(raw: &RawSupervisor, base: &Path, p: &mut Vec<Problem>) -> Supervi
     let cgroup_path = match &raw.cgroup_path {
         Some(v) => {
             let s = v.get_ref();
+            // SPEC: "/" alone is refused too: the programs' cgroups need a parent of their own.
             let bad = s.trim_matches('/').is_empty() || s.contains('\0') || s.split('/').any(|c| c == "..");
             if bad {
                 p.push(Problem::found(
@@ -455,6 +456,7 @@ fn program(raw: &RawProgram, base: &Path, p: &mut Vec<Problem>) -> Program {
         program.log_timestamps = *v.get_ref();
     }
     for dep in raw.depends_on.iter().flatten() {
+        // SPEC: a name written twice counts once.
         if !program.depends_on.contains(dep.get_ref()) {
             program.depends_on.push(dep.get_ref().clone());
         }
@@ -535,6 +537,7 @@ fn id_name(v: Option<&Spanned<String>>, key: &str, expected: &str, p: &mut Vec<P
     Some(s.clone())
 }
 
+/// SPEC: a duration needs its unit; a bare `10` is refused (seconds? milliseconds?).
 fn duration(v: Option<&Spanned<String>>, key: &str, p: &mut Vec<Problem>) -> Option<Duration> {
     let v = v?;
     match humantime::parse_duration(v.get_ref().trim()) {
