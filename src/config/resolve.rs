@@ -64,6 +64,7 @@ pub fn load_str(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let supervisor = supervisor(&raw.supervisor, &base, &mut problems);
     let mut programs: Vec<Program> = raw.programs.iter().map(|p| program(p, &base, &mut problems)).collect();
     dependencies(&raw.programs, &mut problems);
+    shared_log_files(&raw.programs, &programs, &mut problems);
     if !problems.is_empty() {
         return Err(located(problems));
     }
@@ -467,6 +468,14 @@ fn program(raw: &RawProgram, base: &Path, p: &mut Vec<Problem>) -> Program {
     program
 }
 
+/// `NAME=value` with NAME a shell variable name.
+fn is_assignment(word: &str) -> bool {
+    word.split_once('=').is_some_and(|(name, _)| {
+        name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
+}
+
 /// SPEC: a relative program path with a `/` in it (`bin/server`) is a path in the file, so it
 /// is made absolute against the config's folder, like every other path, whatever `directory`
 /// is (std leaves a relative program with another working directory unspecified). A bare name
@@ -481,6 +490,17 @@ fn argv_from(base: &Path, mut argv: Vec<String>) -> Vec<String> {
 fn command(c: &Spanned<RawCommand>, key: &str, base: &Path, p: &mut Vec<Problem>) -> Option<Vec<String>> {
     match c.get_ref() {
         RawCommand::Line(line) => match words::split(line) {
+            // SPEC: a shell would take a leading `NAME=value` as a variable for the command;
+            // holden runs no shell, so it says where variables go instead of running `NAME=value`.
+            Ok(argv) if argv.first().is_some_and(|w| is_assignment(w)) => {
+                p.push(Problem::found(
+                    c.span(),
+                    key,
+                    format!("the variable assignment {:?} in {line:?}", argv[0]),
+                    "a command line that starts with the program (set variables with environment = { NAME = \"value\" })",
+                ));
+                None
+            }
             Ok(argv) if argv.first().is_some_and(|w| !w.is_empty()) => Some(argv_from(base, argv)),
             Ok(_) => {
                 p.push(Problem::found(
@@ -600,6 +620,32 @@ fn output(
             None
         }
         _ => path_value(v, key, base, expected, p).map(Output::File),
+    }
+}
+
+/// SPEC: two programs cannot write the same log file: each rotates its own files, and two
+/// rotating one file would lose lines. (One program's stdout and stderr may share one.)
+fn shared_log_files(raw: &[RawProgram], programs: &[Program], p: &mut Vec<Problem>) {
+    let mut owner: BTreeMap<&Path, &str> = BTreeMap::new();
+    for (r, prog) in raw.iter().zip(programs) {
+        let streams = [("stdout", &prog.stdout, &r.stdout), ("stderr", &prog.stderr, &r.stderr)];
+        for (stream, out, written) in streams {
+            let (Output::File(path), Some(written)) = (out, written) else {
+                continue;
+            };
+            match owner.get(path.as_path()) {
+                Some(other) if *other != prog.name => p.push(Problem::found(
+                    written.span(),
+                    &format!("programs.{}.{stream}", raw::segment(&prog.name)),
+                    format!("{:?}, the log file of {other}", written.get_ref()),
+                    "a file that no other program writes to",
+                )),
+                Some(_) => {}
+                None => {
+                    owner.insert(path, &prog.name);
+                }
+            }
+        }
     }
 }
 
@@ -1150,6 +1196,32 @@ agent = "/run/holden/agent.sock"
         assert_eq!(
             one_error("[programs.web]\nautostart = true\n"),
             "sv.toml:1:11: programs.web: found no command, expected a command = \"...\" for every program"
+        );
+    }
+
+    #[test]
+    fn a_leading_variable_assignment_in_a_command_is_refused() {
+        assert!(
+            one_error("[programs.web]\ncommand = \"PORT=80 server\"\n")
+                .contains("found the variable assignment \"PORT=80\" in \"PORT=80 server\", expected a command line that starts with the program")
+        );
+        assert_eq!(
+            ok("[programs.web]\ncommand = \"env PORT=80 server --x=1\"\n").programs[0].command,
+            ["env", "PORT=80", "server", "--x=1"]
+        );
+        assert_eq!(
+            ok("[programs.web]\ncommand = [\"./a=b\"]\n").programs[0].command,
+            ["/etc/holden/a=b"]
+        );
+    }
+
+    #[test]
+    fn two_programs_cannot_share_a_log_file() {
+        let text = "[programs.a]\ncommand = \"x\"\nstdout = \"logs/all.log\"\nstderr = \"logs/all.log\"\n\
+                    [programs.b]\ncommand = \"x\"\nstderr = \"./logs/all.log\"\n";
+        assert_eq!(
+            one_error(text),
+            "sv.toml:7:10: programs.b.stderr: found \"./logs/all.log\", the log file of a, expected a file that no other program writes to"
         );
     }
 
