@@ -476,3 +476,23 @@ fn the_example_config_of_the_repository_is_valid() {
     }
     assert!(out.contains("memory_limit = 30000000"), "{out}");
 }
+
+#[test]
+fn a_variable_assignment_before_the_command_is_refused() {
+    assert_one_error(
+        "[programs.web]\ncommand = \"PORT=80 server\"\n",
+        "bad.toml:2:11: programs.web.command: ",
+        "the variable assignment \"PORT=80\"",
+        "a command line that starts with the program (set variables with environment",
+    );
+}
+
+#[test]
+fn two_programs_writing_one_log_file_are_refused() {
+    assert_one_error(
+        "[programs.a]\ncommand = \"x\"\nstdout = \"all.log\"\n\n[programs.b]\ncommand = \"x\"\nstdout = \"all.log\"\n",
+        "bad.toml:7:10: programs.b.stdout: ",
+        "\"all.log\", the log file of a",
+        "a file that no other program writes to",
+    );
+}
