@@ -1407,6 +1407,41 @@ mod kernel_tests {
     }
 
     #[test]
+    fn kernel_a_memory_limit_below_usage_is_refused_with_the_errno() {
+        if !root_or_skip("kernel_a_memory_limit_below_usage_is_refused_with_the_errno") {
+            return;
+        }
+        let tp = TestPath::new();
+        let cg = tp.setup();
+        if cg.layout() == Layout::V2 {
+            eprintln!("SKIP: v2 memory.max accepts a limit below usage (it reclaims or OOM-kills)");
+            return;
+        }
+        let (pg, _) = cg.program("big").unwrap();
+        pg.set_limits(Some(100 << 20), None, None).unwrap();
+        // The shell holds 20 MB in a variable while it waits for its `sleep`.
+        let (child, mut stdin) = Proc::gated("x=$(head -c 20000000 /dev/zero | tr '\\0' a); sleep 30");
+        move_in(&pg, child.pid());
+        go(&mut stdin);
+        wait_for(Duration::from_secs(10), "20 MB held by sh and its sleep", || {
+            let used = pg.usage().memory_bytes.unwrap_or(0);
+            let n = pg.pids().len();
+            (used >= 15_000_000 && n == 2)
+                .then_some(())
+                .ok_or(format!("{used} bytes, {n} processes"))
+        });
+        let err = pg.set_limits(Some(1 << 20), None, None).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("memory.limit_in_bytes") && text.contains("EBUSY") && text.contains("raise memory_limit"),
+            "{text}"
+        );
+        assert_eq!(pg.limits().memory, Some(100 << 20), "the old limit stays");
+        pg.kill_all().unwrap();
+        cg.cleanup();
+    }
+
+    #[test]
     fn kernel_program_kills_the_leftovers_of_an_earlier_holden() {
         if !root_or_skip("kernel_program_kills_the_leftovers_of_an_earlier_holden") {
             return;

@@ -279,7 +279,7 @@ fn a_memory_limit_below_usage_is_refused_without_harm() {
         &cgroup_extra(&cg),
         r#"
 [programs.big]
-command = ["sh", "-c", "x=$(head -c 20000000 /dev/zero | tr '\\0' a); echo held; exec sleep 600"]
+command = ["sh", "-c", "x=$(head -c 20000000 /dev/zero | tr '\\0' a); echo held; sleep 600"]
 stdout = "{dir}/big.out"
 memory_limit = "100MB"
 "#,
