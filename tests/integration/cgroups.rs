@@ -305,3 +305,75 @@ memory_limit = "100MB"
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(sup.program_status("big")["memory_limit"], 200_000_000);
 }
+
+/// Where a relative `cgroup_path` lands for a holden started by this test process (it inherits
+/// our cgroups): below our own cgroup in each hierarchy. Removed on drop.
+struct RelativeDirs(Vec<PathBuf>);
+
+impl RelativeDirs {
+    fn of(rel: &str) -> RelativeDirs {
+        let me = fs::read_to_string("/proc/self/cgroup").unwrap();
+        let mut dirs = Vec::new();
+        for line in me.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (Some(_), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+                continue;
+            };
+            let used = ["memory", "cpu", "cpuacct", "pids"];
+            let root = match ctrls {
+                "" if Path::new("/sys/fs/cgroup/unified").is_dir() => PathBuf::from("/sys/fs/cgroup/unified"),
+                "" => PathBuf::from("/sys/fs/cgroup"),
+                // Only the hierarchies holden puts programs in.
+                c if c.split(',').any(|c| used.contains(&c)) && Path::new("/sys/fs/cgroup").join(c).is_dir() => {
+                    Path::new("/sys/fs/cgroup").join(c)
+                }
+                _ => continue,
+            };
+            dirs.push(root.join(path.trim_start_matches('/')).join(rel));
+        }
+        RelativeDirs(dirs)
+    }
+}
+
+impl Drop for RelativeDirs {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            let under = d.strip_prefix("/sys/fs/cgroup").unwrap().to_string_lossy().to_string();
+            // remove_cgroup_tree takes a path below each hierarchy's root.
+            let rel = under.split_once('/').map(|(_, r)| r.to_string()).unwrap_or(under);
+            if d.is_dir() {
+                remove_cgroup_tree(&rel);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_relative_cgroup_path_lives_below_holdens_own_cgroup_and_is_removed_at_exit() {
+    if skip_unless_root("a_relative_cgroup_path_lives_below_holdens_own_cgroup_and_is_removed_at_exit") {
+        return;
+    }
+    let rel = unique_cgroup_path().trim_start_matches('/').to_string();
+    let dirs = RelativeDirs::of(&rel);
+    let mut sup = Supervisor::start_with(
+        &format!("cgroups = \"required\"\ncgroup_path = \"{rel}\"\n"),
+        r#"
+[programs.r]
+command = "sleep 600"
+"#,
+    );
+    // The child writes itself into one hierarchy after the other before exec: wait for all.
+    let pid = wait_for(T, "r in its cgroup below ours in every hierarchy", || {
+        let seen: Vec<Vec<u32>> = dirs.0.iter().map(|d| pids_in(&d.join("r"))).collect();
+        match seen.first() {
+            Some(first) if first.len() == 1 && seen.iter().all(|s| s == first) => Ok(first[0]),
+            _ => Err(format!("{seen:?} in {:?}", dirs.0)),
+        }
+    });
+    assert!(alive(pid));
+    sup.signal(15);
+    assert!(sup.wait_exit(T).success());
+    for d in &dirs.0 {
+        assert!(!d.exists(), "{} is left after holden's exit", d.display());
+    }
+}
