@@ -246,7 +246,8 @@ impl Cgroups {
     /// Detect the layout from `/proc/self/mountinfo` and `/proc/self/cgroup`, create the parent
     /// cgroup(s) and enable the controllers. `Off`: `Ok(None)` without looking. `Auto` and
     /// cgroups unusable: `Ok(None)` with a warning saying why. `Required` and unusable: `Err`.
-    /// An invalid `cgroup_path` is an `Err` in every mode but `Off`.
+    /// An invalid `cgroup_path` is an `Err` in every mode but `Off`. Call it once per holden
+    /// process: after a move into the leaf, "holden's own cgroup" is that leaf.
     pub fn setup(mode: CgroupMode, cgroup_path: &str) -> Result<Option<Cgroups>, CgroupError> {
         if mode == CgroupMode::Off {
             return Ok(None);
@@ -559,7 +560,8 @@ impl ProgramCgroup {
             self.set_one("cpu", v1::CPU_CFS_PERIOD, period, cpu.is_some())
                 .and_then(|()| self.set_one("cpu", v1::CPU_CFS_QUOTA, v1::cfs_quota(cpu), cpu.is_some()))
         };
-        let pids = self.set_one("pids", v2::PIDS_MAX, v2::max_value(pids), pids.is_some());
+        let pids_file = if v2 { v2::PIDS_MAX } else { v1::PIDS_MAX };
+        let pids = self.set_one("pids", pids_file, v2::max_value(pids), pids.is_some());
         mem.and(cpu).and(pids)
     }
 
