@@ -293,7 +293,24 @@ impl Cgroups {
         }
     }
 
+    /// Create the parent in every hierarchy; on failure remove what was created on the way.
     fn create(d: detect::Detected, absolute: bool, components: &[String]) -> Result<Cgroups, CgroupError> {
+        let mut created = Vec::new();
+        let result = Self::create_in(d, absolute, components, &mut created);
+        if result.is_err() {
+            for dir in created.iter().rev() {
+                remove_dir_logged(dir);
+            }
+        }
+        result
+    }
+
+    fn create_in(
+        d: detect::Detected,
+        absolute: bool,
+        components: &[String],
+        created: &mut Vec<PathBuf>,
+    ) -> Result<Cgroups, CgroupError> {
         let base = |h: &detect::Hierarchy| -> Result<PathBuf, CgroupError> {
             match (absolute, &h.own) {
                 (true, _) => Ok(h.mountpoint.clone()),
@@ -307,14 +324,13 @@ impl Cgroups {
             }
         };
         let rel: PathBuf = components.iter().collect();
-        let mut created = Vec::new();
         let mut controllers = Vec::new();
         let unified = match &d.unified {
             Some(h) => {
                 let start = base(h)?;
                 let parent = start.join(&rel);
                 if d.layout == Layout::V2 {
-                    controllers = Self::prepare_v2(h, &start, &parent, components, &mut created)?;
+                    controllers = Self::prepare_v2(h, &start, &parent, components, created)?;
                 } else {
                     created.extend(create_below(&start, components)?);
                 }
@@ -331,11 +347,15 @@ impl Cgroups {
         }
         // The parent itself is removed by `cleanup` on its own terms; keep the ancestors only.
         let parent = Dirs { unified, v1 };
-        created.retain(|c| !parent.all().any(|p| p == c));
+        let ancestors = created
+            .iter()
+            .filter(|c| !parent.all().any(|p| p == *c))
+            .cloned()
+            .collect();
         Ok(Cgroups {
             layout: d.layout,
             parent,
-            created,
+            created: ancestors,
             controllers,
         })
     }
@@ -978,6 +998,25 @@ mod tests {
             assert!(!root.join("sys/fs/cgroup").join(d).join("sup").exists(), "{d}");
         }
         assert!(root.join("sys/fs/cgroup/memory/m").is_dir());
+    }
+
+    #[test]
+    fn a_failed_setup_removes_what_it_created_on_the_way() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        fs::create_dir_all(root.join("sys/fs/cgroup/memory/m")).unwrap();
+        // The pids hierarchy is "mounted" but its directory is missing: mkdir fails there.
+        for d in ["cpu", "cpuacct", "unified"] {
+            fs::create_dir_all(root.join("sys/fs/cgroup").join(d)).unwrap();
+        }
+        let err = Cgroups::setup_at(CgroupMode::Required, "/a/b", root, HYBRID_MOUNTINFO, HYBRID_SELF).unwrap_err();
+        assert!(err.to_string().starts_with("cannot create "), "{err}");
+        assert!(err.to_string().contains("sys/fs/cgroup/pids/a"), "{err}");
+        for d in ["memory", "cpu", "cpuacct", "unified"] {
+            assert!(!root.join("sys/fs/cgroup").join(d).join("a").exists(), "{d}");
+        }
+        let auto = Cgroups::setup_at(CgroupMode::Auto, "/a/b", root, HYBRID_MOUNTINFO, HYBRID_SELF);
+        assert!(auto.unwrap().is_none());
     }
 
     #[test]
