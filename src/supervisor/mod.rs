@@ -26,6 +26,7 @@ use std::time::{Instant, SystemTime};
 use rustix::process::Pid;
 
 use crate::Failure;
+use crate::cgroup::{Cgroups, ProgramCgroup};
 use crate::config::{self, Config, Output, Program};
 use crate::process;
 use crate::reactor::{Kind, Reactor, Ready, Signals, Token};
@@ -67,6 +68,8 @@ pub enum SupervisorError {
     Setup(#[source] std::io::Error),
     #[error("the event loop failed: {0}")]
     Loop(#[source] std::io::Error),
+    #[error("{0}")]
+    Cgroups(#[from] crate::cgroup::CgroupError),
 }
 
 /// One program under supervision.
@@ -89,6 +92,12 @@ struct Slot {
     then: Then,
     /// Added with `holden add`: not in the file, left alone by reload.
     transient: bool,
+    /// The program's cgroup(s), from its first spawn on.
+    cgroup: Option<ProgramCgroup>,
+    /// Its v2 `cgroup.events`, registered for EPOLLPRI.
+    events: Option<std::fs::File>,
+    /// The OOM-kill counter at the last spawn: a SIGKILL with a grown counter is an OOM kill.
+    oom_before: Option<u64>,
 }
 
 /// What follows a stop once the program is down.
@@ -111,6 +120,7 @@ pub struct Supervisor {
     by_pid: HashMap<i32, usize>,
     /// SIGTERM/SIGINT seen: stopping everything, then exit.
     shutting_down: bool,
+    cgroups: Option<Cgroups>,
 }
 
 impl Supervisor {
@@ -138,9 +148,25 @@ impl Supervisor {
                     pending_stop: false,
                     then: Then::Nothing,
                     transient: false,
+                    cgroup: None,
+                    events: None,
+                    oom_before: None,
                 })
             })
             .collect();
+        // SPEC: a program with limits where cgroups cannot be used stops holden with the reason.
+        let mut mode = config.supervisor.cgroups;
+        if mode == config::CgroupMode::Auto && config.programs.iter().any(|p| p.has_limits() && p.agent.is_none()) {
+            mode = config::CgroupMode::Required;
+        }
+        let cgroups = Cgroups::setup(mode, &config.supervisor.cgroup_path)?;
+        if let Some(c) = &cgroups {
+            log::info!(
+                "cgroups: {} layout, programs below {}",
+                c.layout(),
+                c.parent_path().display()
+            );
+        }
         Ok(Supervisor {
             config,
             reactor,
@@ -148,6 +174,7 @@ impl Supervisor {
             slots,
             by_pid: HashMap::new(),
             shutting_down: false,
+            cgroups,
         })
     }
 
@@ -167,6 +194,9 @@ impl Supervisor {
         loop {
             if self.shutting_down && self.slots.iter().flatten().all(|s| s.machine.state.is_down()) {
                 log::info!("every program stopped; exiting");
+                if let Some(c) = &self.cgroups {
+                    c.cleanup();
+                }
                 return Ok(());
             }
             let deadline = self.next_deadline();
@@ -260,6 +290,19 @@ impl Supervisor {
     }
 
     fn on_other(&mut self, r: &Ready) {
+        if r.token.kind == Kind::CgroupEvents {
+            let i = r.token.id as usize;
+            let Some(slot) = self.slots.get(i).and_then(|s| s.as_ref()) else {
+                return;
+            };
+            // Re-read it whatever the state: a kernfs file stays ready until read.
+            let empty = slot.events.as_ref().and_then(ProgramCgroup::events_populated) == Some(false);
+            let waiting = matches!(slot.machine.state, State::Stopping { pid: None, .. });
+            if empty && waiting && self.tree_empty(i) {
+                self.apply(i, Event::Emptied, Instant::now());
+            }
+            return;
+        }
         log::debug!("unhandled readiness {:?}", r.token);
     }
 
@@ -274,6 +317,13 @@ impl Supervisor {
                     if let Some(fd) = self.slot_mut(i).pidfd.take() {
                         self.reactor.delete(fd.as_fd());
                     }
+                    let slot = self.slot(i);
+                    let exit = match (exit, &slot.cgroup) {
+                        (process::reap::ExitKind::Signal(SIGKILL), Some(cg)) if cg.oom_kills() > slot.oom_before => {
+                            process::reap::ExitKind::Oom
+                        }
+                        _ => exit,
+                    };
                     self.apply(i, Event::Exited(exit), now);
                 }
                 None => log::debug!("reaped orphan {pid} ({})", exit.describe()),
@@ -429,7 +479,43 @@ impl Supervisor {
                 return Event::SpawnFailed { reason, retry: false };
             }
         };
-        match process::spawn(&program, stdout, stderr, Vec::new()) {
+        let mut procs = Vec::new();
+        if let (Some(cgroups), None) = (&self.cgroups, &program.agent) {
+            let prepared = cgroups.program(&program.name).and_then(|(cg, leftovers)| {
+                if leftovers > 0 {
+                    log::warn!(
+                        "{}: killed {leftovers} leftover process(es) of an earlier run in {}",
+                        program.name,
+                        cg.path().display()
+                    );
+                }
+                cg.set_limits(program.memory_limit, program.cpu_limit, program.pids_limit)?;
+                procs = cg.procs_files()?;
+                Ok(cg)
+            });
+            let cg = match prepared {
+                Ok(cg) => cg,
+                Err(e) => {
+                    return Event::SpawnFailed {
+                        reason: e.to_string(),
+                        retry: false,
+                    };
+                }
+            };
+            let slot = self.slot_mut(i);
+            slot.oom_before = cg.oom_kills();
+            if slot.events.is_none()
+                && let Some(f) = cg.events_file()
+            {
+                let token = Token::new(Kind::CgroupEvents, i as u64);
+                match self.reactor.add(f.as_fd(), token, crate::reactor::Interest::Priority) {
+                    Ok(()) => self.slot_mut(i).events = Some(f),
+                    Err(e) => log::warn!("{}: cannot watch cgroup.events: {e}", program.name),
+                }
+            }
+            self.slot_mut(i).cgroup = Some(cg);
+        }
+        match process::spawn(&program, stdout, stderr, procs) {
             Ok(spawned) => {
                 let token = Token::new(Kind::Pidfd, i as u64);
                 if let Err(e) = self
@@ -457,6 +543,16 @@ impl Supervisor {
     /// member lives).
     fn signal_tree(&self, i: usize, sig: i32) {
         let slot = self.slot(i);
+        if let Some(cg) = &slot.cgroup {
+            if sig == SIGKILL {
+                if let Err(e) = cg.kill_all() {
+                    log::warn!("{}: {e}", slot.program.name);
+                }
+            } else {
+                cg.signal_all(sig);
+            }
+            return;
+        }
         let (Some(sig), Some(pgid)) = (rustix::process::Signal::from_named_raw(sig), slot.pgid) else {
             return;
         };
@@ -470,6 +566,9 @@ impl Supervisor {
 
     /// Are all processes of program `i` gone?
     fn tree_empty(&self, i: usize) -> bool {
+        if let Some(cg) = &self.slot(i).cgroup {
+            return !cg.populated();
+        }
         match self.slot(i).pgid.and_then(Pid::from_raw) {
             Some(p) => rustix::process::test_kill_process_group(p) == Err(rustix::io::Errno::SRCH),
             None => true,

@@ -227,6 +227,9 @@ impl Supervisor {
             pending_stop: false,
             then: Then::Nothing,
             transient,
+            cgroup: None,
+            events: None,
+            oom_before: None,
         };
         match self.slots.iter().position(Option::is_none) {
             Some(i) => {
