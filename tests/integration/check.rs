@@ -8,11 +8,11 @@ use std::process::Output;
 
 use crate::harness::*;
 
-/// The error lines of a failed check (main prefixes its first line with `holden: `).
+/// The error lines of a failed check: each one starts with the file name, none with a prefix.
 fn error_lines(out: &Output) -> Vec<String> {
     String::from_utf8_lossy(&out.stderr)
         .lines()
-        .map(|l| l.strip_prefix("holden: ").unwrap_or(l).to_string())
+        .map(str::to_string)
         .collect()
 }
 
