@@ -201,6 +201,9 @@ impl Supervisor {
         loop {
             if self.shutting_down && self.slots.iter().flatten().all(|s| s.machine.state.is_down()) {
                 log::info!("every program stopped; exiting");
+                // Processes killed through cgroup.kill leave their cgroup before they are
+                // reaped: reap what is left so no zombie outlives holden.
+                self.reap();
                 if let Some(c) = &self.cgroups {
                     c.cleanup();
                 }
@@ -486,42 +489,10 @@ impl Supervisor {
                 return Event::SpawnFailed { reason, retry: false };
             }
         };
-        let mut procs = Vec::new();
-        if let (Some(cgroups), None) = (&self.cgroups, &program.agent) {
-            let prepared = cgroups.program(&program.name).and_then(|(cg, leftovers)| {
-                if leftovers > 0 {
-                    log::warn!(
-                        "{}: killed {leftovers} leftover process(es) of an earlier run in {}",
-                        program.name,
-                        cg.path().display()
-                    );
-                }
-                cg.set_limits(program.memory_limit, program.cpu_limit, program.pids_limit)?;
-                procs = cg.procs_files()?;
-                Ok(cg)
-            });
-            let cg = match prepared {
-                Ok(cg) => cg,
-                Err(e) => {
-                    return Event::SpawnFailed {
-                        reason: e.to_string(),
-                        retry: false,
-                    };
-                }
-            };
-            let slot = self.slot_mut(i);
-            slot.oom_before = cg.oom_kills();
-            if slot.events.is_none()
-                && let Some(f) = cg.events_file()
-            {
-                let token = Token::new(Kind::CgroupEvents, i as u64);
-                match self.reactor.add(f.as_fd(), token, crate::reactor::Interest::Priority) {
-                    Ok(()) => self.slot_mut(i).events = Some(f),
-                    Err(e) => log::warn!("{}: cannot watch cgroup.events: {e}", program.name),
-                }
-            }
-            self.slot_mut(i).cgroup = Some(cg);
-        }
+        let procs = match self.prepare_cgroup(i) {
+            Ok(procs) => procs,
+            Err(reason) => return Event::SpawnFailed { reason, retry: false },
+        };
         match process::spawn(&program, stdout, stderr, procs) {
             Ok(spawned) => {
                 let token = Token::new(Kind::Pidfd, i as u64);
@@ -543,6 +514,54 @@ impl Supervisor {
                 retry: e.retryable(),
             },
         }
+    }
+
+    /// Program `i`'s cgroup, created (with its limits) at its first spawn and after a reload
+    /// changed it; returns the cgroup.procs files the child joins before exec. Limits are not
+    /// rewritten at each restart, so a live `constrain` lasts until a reload changes the program.
+    fn prepare_cgroup(&mut self, i: usize) -> Result<Vec<OwnedFd>, String> {
+        let Some(cgroups) = &self.cgroups else {
+            return Ok(Vec::new());
+        };
+        let slot = self.slot(i);
+        if slot.program.agent.is_some() {
+            return Ok(Vec::new());
+        }
+        let cg = match &slot.cgroup {
+            Some(cg) => cg.clone(),
+            None => {
+                let program = &slot.program;
+                let (cg, leftovers) = cgroups.program(&program.name).map_err(|e| e.to_string())?;
+                if leftovers > 0 {
+                    log::warn!(
+                        "{}: killed {leftovers} leftover process(es) of an earlier run in {}",
+                        program.name,
+                        cg.path().display()
+                    );
+                }
+                cg.set_limits(program.memory_limit, program.cpu_limit, program.pids_limit)
+                    .map_err(|e| e.to_string())?;
+                if program.has_limits() {
+                    log::info!("{}: limits applied in {}", program.name, cg.path().display());
+                }
+                cg
+            }
+        };
+        let procs = cg.procs_files().map_err(|e| e.to_string())?;
+        let name = slot.program.name.clone();
+        let slot = self.slot_mut(i);
+        slot.oom_before = cg.oom_kills();
+        if slot.events.is_none()
+            && let Some(f) = cg.events_file()
+        {
+            let token = Token::new(Kind::CgroupEvents, i as u64);
+            match self.reactor.add(f.as_fd(), token, crate::reactor::Interest::Priority) {
+                Ok(()) => self.slot_mut(i).events = Some(f),
+                Err(e) => log::warn!("{name}: cannot watch cgroup.events: {e}"),
+            }
+        }
+        self.slot_mut(i).cgroup = Some(cg);
+        Ok(procs)
     }
 
     /// Send `sig` to every process of program `i`: its process group (the program runs in

@@ -2,6 +2,7 @@
 //! stop, restart, signal, add, remove, reload. Each is a request on the programs' machines;
 //! the loop carries it out, honouring `depends_on` in both directions.
 
+use std::os::fd::AsFd;
 use std::time::{Instant, SystemTime};
 
 use crate::config::{self, Program, Signal};
@@ -257,13 +258,23 @@ impl Supervisor {
                 let slot = self.slot_mut(i);
                 slot.policy = Policy::of(&program);
                 slot.program = *program;
+                // Its cgroup is set up again, with the new limits, at the next spawn.
+                slot.cgroup = None;
                 if slot.program.autostart && !self.shutting_down {
                     self.request_start(i);
                 }
             }
             Then::Remove => {
-                let name = self.slot(i).program.name.clone();
-                self.slots[i] = None;
+                let slot = self.slots[i].take().expect("live slot");
+                let name = slot.program.name;
+                if let Some(events) = &slot.events {
+                    self.reactor.delete(events.as_fd());
+                }
+                if let Some(cg) = &slot.cgroup
+                    && let Err(e) = cg.remove()
+                {
+                    log::warn!("{name}: {e}");
+                }
                 log::info!("{name}: removed");
             }
         }
