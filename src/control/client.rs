@@ -822,6 +822,8 @@ fn shutdown(args: &ClientArgs) -> Result<u8, Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::server::Limits;
+    use crate::control::server::test_support::TestServer;
 
     fn transition(to: &str, reason: Option<&str>, pid: Option<i32>) -> Event {
         Event::Transition {
@@ -927,6 +929,108 @@ mod tests {
                 path.display()
             )
         );
+    }
+
+    fn status_of(name: &str, state: &str, pid: Option<i32>) -> ProgramStatus {
+        ProgramStatus {
+            name: name.into(),
+            state: state.into(),
+            pid,
+            since: 0.0,
+            restarts: 0,
+            last_exit: None,
+            memory_bytes: None,
+            memory_limit: None,
+            cpu_usage_usec: None,
+            cpu_limit: None,
+            pids_limit: None,
+            cgroup: None,
+            transient: false,
+        }
+    }
+
+    fn moved(name: &str, from: &str, to: &str, reason: Option<&str>, pid: Option<i32>) -> Event {
+        Event::Transition {
+            name: name.into(),
+            from: from.into(),
+            to: to.into(),
+            reason: reason.map(String::from),
+            since: 0.0,
+            pid,
+        }
+    }
+
+    /// A fake supervisor with `web` (starts fine) and `bad` (goes to BACKOFF): the events of
+    /// an action go out after its reply, as they may from a real loop.
+    fn fake_supervisor() -> TestServer {
+        TestServer::start(Limits::default(), |server, reactor, conn, req| match req {
+            Request::Watch => {
+                let programs = vec![status_of("web", "STOPPED", None), status_of("bad", "RUNNING", Some(9))];
+                server.reply(reactor, conn, &Response::Ok(Reply::Status { programs }));
+                server.watch(conn);
+            }
+            Request::Start { names, .. } | Request::Restart { names, .. } => {
+                server.reply(reactor, conn, &Response::Ok(Reply::Targets { targets: names.clone() }));
+                for n in &names {
+                    if n == "web" {
+                        server.broadcast(reactor, &moved(n, "STOPPED", "STARTING", Some("pid 5"), Some(5)));
+                        server.broadcast(reactor, &moved(n, "STARTING", "RUNNING", None, Some(5)));
+                    } else {
+                        server.broadcast(reactor, &moved(n, "RUNNING", "STOPPING", None, Some(9)));
+                        server.broadcast(reactor, &moved(n, "STOPPING", "STOPPED", None, None));
+                        server.broadcast(reactor, &moved(n, "STOPPED", "STARTING", None, Some(10)));
+                        let why = Some("exit status 1; restart 1/5 in 1s");
+                        server.broadcast(reactor, &moved(n, "STARTING", "BACKOFF", why, None));
+                    }
+                }
+            }
+            Request::Status { .. } => server.reply(reactor, conn, &Response::Ok(Reply::Status { programs: vec![] })),
+            other => server.reply(
+                reactor,
+                conn,
+                &Response::error(ErrorCode::UnknownProgram, format!("no {}", other.command())),
+            ),
+        })
+    }
+
+    fn targets(server: &TestServer, names: &[&str]) -> Targets {
+        Targets {
+            names: names.iter().map(|n| n.to_string()).collect(),
+            all: false,
+            client: ClientArgs {
+                socket: Some(server.path.clone()),
+                config: None,
+            },
+        }
+    }
+
+    #[test]
+    fn start_follows_events_over_a_real_socket_until_running() {
+        let server = fake_supervisor();
+        assert_eq!(act(Action::Start, targets(&server, &["web"])).unwrap(), 0);
+    }
+
+    #[test]
+    fn restart_into_backoff_fails_with_the_reason() {
+        let server = fake_supervisor();
+        let e = act(Action::Restart, targets(&server, &["bad"])).unwrap_err();
+        assert_eq!(e.code, 1);
+        assert_eq!(
+            e.message,
+            "bad did not restart: BACKOFF (exit status 1; restart 1/5 in 1s)"
+        );
+    }
+
+    #[test]
+    fn server_errors_become_the_users_sentence() {
+        let server = fake_supervisor();
+        let args = ClientArgs {
+            socket: Some(server.path.clone()),
+            config: None,
+        };
+        let e = simple(&args, Request::Remove { name: "x".into() }, "removed").unwrap_err();
+        assert_eq!((e.code, e.message.as_str()), (1, "no remove"));
+        assert_eq!(status(&args, vec![], true).unwrap(), 0);
     }
 
     #[test]

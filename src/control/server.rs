@@ -777,12 +777,11 @@ fn too_large(conn: &mut Conn, limits: &Limits) {
 
 #[cfg(test)]
 mod tests {
+    use super::test_support::TestServer;
     use super::*;
     use crate::control::protocol::{ProgramStatus, Reply};
     use std::io::{BufRead, BufReader, Read, Write};
     use std::os::unix::net::UnixStream;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Arc, mpsc};
 
     #[test]
     fn peers_are_served_when_root_own_uid_or_allowed() {
@@ -793,16 +792,10 @@ mod tests {
         assert!(!permitted(65534, 1000, &[1001]));
     }
 
-    /// A server on a temp socket, driven by a loop in a thread that answers `status` with one
-    /// fake program, `watch` with the same plus a subscription, `shutdown` by broadcasting an
-    /// event to watchers, and `reopen` by broadcasting a hundred.
-    struct Harness {
-        _dir: tempfile::TempDir,
-        path: PathBuf,
-        stop: Arc<AtomicBool>,
-        thread: Option<std::thread::JoinHandle<()>>,
-        wake: UnixStream,
-    }
+    /// A server answering `status` with one fake program, `watch` with the same plus a
+    /// subscription, `shutdown` by broadcasting an event to watchers, and `reopen` by
+    /// broadcasting a hundred.
+    struct Harness(TestServer);
 
     fn fake_status() -> Response {
         Response::Ok(Reply::Status {
@@ -826,75 +819,34 @@ mod tests {
 
     impl Harness {
         fn start(limits: Limits) -> Harness {
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("sub/holden.sock");
-            let (tx, rx) = mpsc::channel();
-            let stop = Arc::new(AtomicBool::new(false));
-            let stop2 = stop.clone();
-            let p = path.clone();
-            let thread = std::thread::spawn(move || {
-                let mut reactor = Reactor::new().unwrap();
-                let mut server = Server::bind_with(&p, 0o600, &[], &reactor, limits).unwrap();
-                tx.send(()).unwrap();
-                while !stop2.load(Ordering::Relaxed) {
-                    let ready = reactor.wait(server.next_deadline()).unwrap();
-                    for r in &ready {
-                        for (conn, req) in server.on_ready(&reactor, r, Instant::now()) {
-                            match req {
-                                Request::Status { .. } => server.reply(&reactor, conn, &fake_status()),
-                                Request::Watch => {
-                                    server.reply(&reactor, conn, &fake_status());
-                                    server.watch(conn);
-                                }
-                                Request::Reopen => {
-                                    server.reply(&reactor, conn, &Response::done());
-                                    for _ in 0..100 {
-                                        server.broadcast(&reactor, &Event::Removed { name: "web".into() });
-                                    }
-                                }
-                                Request::Shutdown => {
-                                    server.reply(&reactor, conn, &Response::done());
-                                    server.broadcast(&reactor, &Event::Removed { name: "web".into() });
-                                }
-                                other => server.reply(
-                                    &reactor,
-                                    conn,
-                                    &Response::error(ErrorCode::Failed, format!("test has no {}", other.command())),
-                                ),
-                            }
-                        }
-                    }
-                    server.on_deadline(&reactor, Instant::now());
+            Harness(TestServer::start(limits, |server, reactor, conn, req| match req {
+                Request::Status { .. } => server.reply(reactor, conn, &fake_status()),
+                Request::Watch => {
+                    server.reply(reactor, conn, &fake_status());
+                    server.watch(conn);
                 }
-                server.close();
-            });
-            rx.recv_timeout(Duration::from_secs(10)).expect("server bound");
-            let wake = UnixStream::connect(&path).unwrap();
-            Harness {
-                _dir: dir,
-                path,
-                stop,
-                thread: Some(thread),
-                wake,
-            }
+                Request::Reopen => {
+                    server.reply(reactor, conn, &Response::done());
+                    for _ in 0..100 {
+                        server.broadcast(reactor, &Event::Removed { name: "web".into() });
+                    }
+                }
+                Request::Shutdown => {
+                    server.reply(reactor, conn, &Response::done());
+                    server.broadcast(reactor, &Event::Removed { name: "web".into() });
+                }
+                other => server.reply(
+                    reactor,
+                    conn,
+                    &Response::error(ErrorCode::Failed, format!("test has no {}", other.command())),
+                ),
+            }))
         }
 
         fn connect(&self) -> UnixStream {
-            let s = UnixStream::connect(&self.path).unwrap();
+            let s = UnixStream::connect(&self.0.path).unwrap();
             s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
             s
-        }
-    }
-
-    impl Drop for Harness {
-        fn drop(&mut self) {
-            self.stop.store(true, Ordering::Relaxed);
-            // Any traffic wakes the loop so it sees `stop`.
-            let _ = self.wake.write_all(b"\n");
-            let _ = UnixStream::connect(&self.path);
-            if let Some(t) = self.thread.take() {
-                t.join().unwrap();
-            }
         }
     }
 
@@ -1130,5 +1082,69 @@ mod tests {
         let mut rest = Vec::new();
         sr.read_to_end(&mut rest).expect("the slow watcher was closed");
         assert!(rest.len() < 20_000 * 36, "the slow watcher got every event");
+    }
+}
+
+/// A server on a temp socket, driven by a reactor loop in a thread, answering with `handler`:
+/// for tests of the server and of the client against a real socket.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+    use std::os::unix::net::UnixStream;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, mpsc};
+
+    pub(crate) struct TestServer {
+        _dir: tempfile::TempDir,
+        pub(crate) path: PathBuf,
+        stop: Arc<AtomicBool>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl TestServer {
+        pub(crate) fn start(
+            limits: Limits,
+            mut handler: impl FnMut(&mut Server, &Reactor, ConnId, Request) + Send + 'static,
+        ) -> TestServer {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("sub/holden.sock");
+            let (tx, rx) = mpsc::channel();
+            let stop = Arc::new(AtomicBool::new(false));
+            let stop2 = stop.clone();
+            let p = path.clone();
+            let thread = std::thread::spawn(move || {
+                let mut reactor = Reactor::new().unwrap();
+                let mut server = Server::bind_with(&p, 0o600, &[], &reactor, limits).unwrap();
+                tx.send(()).unwrap();
+                while !stop2.load(Ordering::Relaxed) {
+                    let ready = reactor.wait(server.next_deadline()).unwrap();
+                    for r in &ready {
+                        for (conn, req) in server.on_ready(&reactor, r, Instant::now()) {
+                            handler(&mut server, &reactor, conn, req);
+                        }
+                    }
+                    server.on_deadline(&reactor, Instant::now());
+                }
+                server.close();
+            });
+            rx.recv_timeout(Duration::from_secs(10)).expect("server bound");
+            TestServer {
+                _dir: dir,
+                path,
+                stop,
+                thread: Some(thread),
+            }
+        }
+    }
+
+    impl Drop for TestServer {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            // A new connection wakes the loop so that it sees `stop`.
+            let _ = UnixStream::connect(&self.path);
+            if let Some(t) = self.thread.take() {
+                t.join().unwrap();
+            }
+        }
     }
 }
