@@ -15,6 +15,7 @@
 
 pub mod logger;
 mod ops;
+mod requests;
 pub mod state;
 
 use std::collections::HashMap;
@@ -28,6 +29,8 @@ use rustix::process::Pid;
 use crate::Failure;
 use crate::cgroup::{Cgroups, ProgramCgroup};
 use crate::config::{self, Config, Output, Program};
+use crate::control::protocol::Event as ControlEvent;
+use crate::control::server::Server;
 use crate::process;
 use crate::reactor::{Kind, Reactor, Ready, Signals, Token};
 use state::{Effect, Event, Machine, Policy, State, Transition};
@@ -77,6 +80,8 @@ pub enum SupervisorError {
     Loop(#[source] std::io::Error),
     #[error("{0}")]
     Cgroups(#[from] crate::cgroup::CgroupError),
+    #[error("{0}")]
+    Control(#[from] crate::control::server::ControlError),
 }
 
 /// One program under supervision.
@@ -105,6 +110,8 @@ struct Slot {
     events: Option<std::fs::File>,
     /// The OOM-kill counter at the last spawn: a SIGKILL with a grown counter is an OOM kill.
     oom_before: Option<u64>,
+    /// Limits in force (memory bytes, CPUs, pids): the config's, or a live `constrain`'s.
+    limits: (Option<u64>, Option<f64>, Option<u64>),
 }
 
 /// What follows a stop once the program is down.
@@ -128,6 +135,10 @@ pub struct Supervisor {
     /// SIGTERM/SIGINT seen: stopping everything, then exit.
     shutting_down: bool,
     cgroups: Option<Cgroups>,
+    /// The control socket (None only where it could not matter: never, once running).
+    control: Option<Server>,
+    /// Watch events produced during this turn of the loop, pushed to watchers at its end.
+    events: Vec<ControlEvent>,
 }
 
 impl Supervisor {
@@ -158,6 +169,7 @@ impl Supervisor {
                     cgroup: None,
                     events: None,
                     oom_before: None,
+                    limits: (p.memory_limit, p.cpu_limit, p.pids_limit),
                 })
             })
             .collect();
@@ -166,6 +178,11 @@ impl Supervisor {
         if mode == config::CgroupMode::Auto && config.programs.iter().any(|p| p.has_limits() && p.agent.is_none()) {
             mode = config::CgroupMode::Required;
         }
+        // The socket first: a second holden on the same config stops here, before it could
+        // start any program a second time.
+        let settings = &config.supervisor;
+        let control = Server::bind(&settings.socket, settings.socket_mode, &settings.allow_uids, &reactor)?;
+        log::info!("control socket: {}", settings.socket.display());
         let cgroups = Cgroups::setup(mode, &config.supervisor.cgroup_path)?;
         if let Some(c) = &cgroups {
             log::info!(
@@ -182,6 +199,8 @@ impl Supervisor {
             by_pid: HashMap::new(),
             shutting_down: false,
             cgroups,
+            control: Some(control),
+            events: Vec::new(),
         })
     }
 
@@ -211,22 +230,36 @@ impl Supervisor {
             }
             let deadline = self.next_deadline();
             let ready = self.reactor.wait(deadline).map_err(SupervisorError::Loop)?;
+            let now = Instant::now();
             let mut reap = false;
             for r in &ready {
                 match r.token.kind {
                     Kind::Signal => reap |= self.on_signals(),
                     Kind::Pidfd => reap = true,
-                    Kind::Output | Kind::ControlListener | Kind::ControlConn | Kind::CgroupEvents => {
-                        self.on_other(r);
+                    Kind::ControlListener | Kind::ControlConn => {
+                        let requests = match &mut self.control {
+                            Some(server) => server.on_ready(&self.reactor, r, now),
+                            None => Vec::new(),
+                        };
+                        for (conn, request) in requests {
+                            self.on_request(conn, request);
+                        }
                     }
+                    Kind::Output | Kind::CgroupEvents => self.on_other(r),
                     Kind::AgentListener | Kind::AgentConn => {}
                 }
             }
             if reap {
                 self.reap();
             }
+            if let Some(server) = &mut self.control
+                && server.next_deadline().is_some_and(|d| d <= now)
+            {
+                server.on_deadline(&self.reactor, now);
+            }
             self.fire_deadlines();
             self.settle();
+            self.flush_events();
         }
     }
 
@@ -245,11 +278,31 @@ impl Supervisor {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        self.slots
+        let programs = self
+            .slots
             .iter()
             .flatten()
-            .filter_map(|s| s.machine.state.deadline(s.policy.min_uptime))
+            .filter_map(|s| s.machine.state.deadline(s.policy.min_uptime));
+        programs
+            .chain(self.control.as_ref().and_then(Server::next_deadline))
             .min()
+    }
+
+    /// Push this turn's events to the watchers.
+    fn flush_events(&mut self) {
+        if self.events.is_empty() {
+            return;
+        }
+        let events = std::mem::take(&mut self.events);
+        if let Some(server) = &mut self.control {
+            for event in &events {
+                server.broadcast(&self.reactor, event);
+            }
+        }
+    }
+
+    fn reopen_logs(&mut self) {
+        log::info!("reopening log files");
     }
 
     /// Returns true when a SIGCHLD asks for a reap.
@@ -277,25 +330,27 @@ impl Supervisor {
             log::warn!("second SIG{name}: killing every program now");
             let now = Instant::now();
             for i in 0..self.slots.len() {
-                if self.slots[i].as_ref().is_some_and(|s| s.machine.state.is_alive()) {
-                    self.perform(i, Effect::KillAll, now);
-                    let slot = self.slot_mut(i);
-                    if let State::Stopping { pid, .. } = slot.machine.state {
-                        slot.machine.state = State::Stopping {
-                            pid,
-                            deadline: now + std::time::Duration::from_secs(5),
-                            killed: true,
-                        };
-                    }
+                if let Some(slot) = self.slots[i].as_mut() {
+                    slot.pending_stop = false;
+                    self.apply(i, Event::Kill, now);
                 }
             }
             return;
         }
-        log::info!("SIG{name}: shutting down");
+        self.begin_shutdown(&format!("SIG{name}"));
+    }
+
+    /// Graceful shutdown: every program is stopped (dependents first), then holden exits.
+    fn begin_shutdown(&mut self, why: &str) {
+        if self.shutting_down {
+            return;
+        }
+        log::info!("{why}: shutting down");
         self.shutting_down = true;
         for slot in self.slots.iter_mut().flatten() {
             slot.pending_start = false;
             slot.pending_stop = true;
+            slot.then = Then::Nothing;
         }
     }
 
@@ -437,6 +492,9 @@ impl Supervisor {
             if let Some(t) = transition {
                 slot.since_wall = SystemTime::now();
                 self.log_transition(i, &t);
+                if t.from != t.to {
+                    self.push_transition(i, t.from, t.to, t.reason);
+                }
             }
             for effect in effects {
                 if let Some(next) = self.perform(i, effect, now) {
@@ -539,7 +597,7 @@ impl Supervisor {
                         cg.path().display()
                     );
                 }
-                cg.set_limits(program.memory_limit, program.cpu_limit, program.pids_limit)
+                cg.set_limits(slot.limits.0, slot.limits.1, slot.limits.2)
                     .map_err(|e| e.to_string())?;
                 if program.has_limits() {
                     log::info!("{}: limits applied in {}", program.name, cg.path().display());
