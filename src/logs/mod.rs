@@ -892,4 +892,85 @@ mod tests {
         assert_eq!(logs.open_streams("web"), 0);
         let _ = reactor.as_fd().as_raw_fd();
     }
+
+    /// `bench/log_throughput`: 512 MiB of 128-byte lines from one program, captured, against
+    /// the same writer with stdout opened straight on a file. Prints figures, asserts only
+    /// that every byte arrived. Run it in release: `bench/log_throughput`.
+    #[test]
+    #[ignore = "a benchmark: run bench/log_throughput"]
+    fn bench_capture_throughput() {
+        const TOTAL: u64 = 512 << 20;
+        // One process, 64 KiB writes of 512 lines of 128 bytes.
+        let writer = || {
+            let mut c = Command::new("perl");
+            c.arg("-e").arg(
+                "$l = ('x' x 127) . qq(\\n); $b = $l x 512; \
+                 for (1..8192) { $o = 0; while ($o < length $b) { $o += syswrite(STDOUT, $b, length($b) - $o, $o) or die } }",
+            );
+            c
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let cpu = || {
+            let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+            Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+        };
+        let runs = 3;
+        let mut direct = Duration::MAX;
+        for _ in 0..runs {
+            let path = dir.path().join("direct.log");
+            let file = std::fs::File::create(&path).unwrap();
+            let t0 = Instant::now();
+            let status = writer().stdout(file).status().unwrap();
+            let took = t0.elapsed();
+            assert!(status.success());
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), TOTAL);
+            std::fs::remove_file(&path).unwrap();
+            direct = direct.min(took);
+        }
+        let rate = |d: Duration| TOTAL as f64 / (1 << 20) as f64 / d.as_secs_f64();
+        println!(
+            "direct to file:        {:>7.3} s  {:>7.0} MiB/s",
+            direct.as_secs_f64(),
+            rate(direct)
+        );
+        let cases: [(&str, bool, u64); 3] = [
+            ("holden, splice", false, 0),
+            ("holden, splice+rotate", false, 50_000_000),
+            ("holden, timestamps", true, 0),
+        ];
+        for (what, timestamps, max) in cases {
+            let mut best = (Duration::MAX, Duration::ZERO);
+            for _ in 0..runs {
+                let path = dir.path().join("web.log");
+                let mut p = program(dir.path(), Output::File(path.clone()), Output::Null);
+                p.log_timestamps = timestamps;
+                p.log_max_bytes = max;
+                p.log_backups = 20;
+                let (mut logs, mut reactor) = (Logs::new(), Reactor::new().unwrap());
+                let (t0, c0) = (Instant::now(), cpu());
+                capture(&mut logs, &mut reactor, &p, &mut writer(), |_| {});
+                let (took, used) = (t0.elapsed(), cpu() - c0);
+                let bytes: u64 = std::fs::read_dir(dir.path())
+                    .unwrap()
+                    .map(|e| e.unwrap().metadata().unwrap().len())
+                    .sum();
+                let lines = bytes / if timestamps { 128 + 25 } else { 128 };
+                assert_eq!(lines, TOTAL / 128, "lines lost");
+                for entry in std::fs::read_dir(dir.path()).unwrap() {
+                    std::fs::remove_file(entry.unwrap().path()).unwrap();
+                }
+                if took < best.0 {
+                    best = (took, used);
+                }
+            }
+            println!(
+                "{what:<22} {:>7.3} s  {:>7.0} MiB/s  {:>5.1}% of direct  holden CPU {:.3} s ({:.0}% of a core)",
+                best.0.as_secs_f64(),
+                rate(best.0),
+                100.0 * direct.as_secs_f64() / best.0.as_secs_f64(),
+                best.1.as_secs_f64(),
+                100.0 * best.1.as_secs_f64() / best.0.as_secs_f64()
+            );
+        }
+    }
 }

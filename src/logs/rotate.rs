@@ -45,7 +45,13 @@ pub fn must_rotate_before(size: u64, n: u64, max: u64) -> bool {
 /// external cleanup).
 pub fn shift_backups(path: &Path, backups: u32, ours: impl AsFd) -> io::Result<()> {
     debug_assert!(backups > 0);
-    for n in (1..backups).rev() {
+    // Only the run path.1 .. path.(top-1) moves: a hole at `top` takes path.(top-1), and
+    // nothing above the hole needs to move (at `backups` the oldest is replaced).
+    let mut top = 1;
+    while top < backups && backup_name(path, top).exists() {
+        top += 1;
+    }
+    for n in (1..top).rev() {
         match std::fs::rename(backup_name(path, n), backup_name(path, n + 1)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -119,6 +125,27 @@ mod tests {
         assert_eq!(read(1), "live");
         assert_eq!(read(2), "one");
         assert!(!backup_name(&live, 3).exists());
+    }
+
+    #[test]
+    fn shifting_stops_at_the_first_hole() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("web.log");
+        for (name, body) in [
+            ("web.log", "live"),
+            ("web.log.1", "one"),
+            ("web.log.3", "three"),
+        ] {
+            std::fs::write(dir.path().join(name), body).unwrap();
+        }
+        let f = std::fs::File::open(&live).unwrap();
+        shift_backups(&live, 5, &f).unwrap();
+        let read = |n| std::fs::read_to_string(backup_name(&live, n)).unwrap();
+        assert_eq!(
+            (read(1), read(2), read(3)),
+            ("live".into(), "one".into(), "three".into())
+        );
+        assert!(!backup_name(&live, 4).exists());
     }
 
     #[test]
