@@ -98,12 +98,7 @@ pub enum Command {
         #[arg(short = 'f', long)]
         follow: bool,
         /// Number of lines to print.
-        #[arg(
-            short = 'n',
-            long = "lines",
-            value_name = "LINES",
-            default_value_t = 10
-        )]
+        #[arg(short = 'n', long = "lines", value_name = "LINES", default_value_t = 10)]
         lines: usize,
         /// Show the stderr log instead of stdout.
         #[arg(long)]

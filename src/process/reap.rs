@@ -43,9 +43,7 @@ pub fn reap_all() -> Vec<(i32, ExitKind)> {
     let mut out = Vec::new();
     loop {
         match rustix::process::wait(WaitOptions::NOHANG) {
-            Ok(Some((pid, status))) => {
-                out.push((Pid::as_raw(Some(pid)), ExitKind::from_wait(status)))
-            }
+            Ok(Some((pid, status))) => out.push((Pid::as_raw(Some(pid)), ExitKind::from_wait(status))),
             Ok(None) => break,
             Err(rustix::io::Errno::INTR) => continue,
             // ECHILD: no children at all.

@@ -56,8 +56,7 @@ pub fn spawn(
         command: command.clone(),
         reason,
     };
-    let identity =
-        users::resolve(program.user.as_deref(), program.group.as_deref()).map_err(exec_error)?;
+    let identity = users::resolve(program.user.as_deref(), program.group.as_deref()).map_err(exec_error)?;
 
     let mut cmd = Command::new(&program.command[0]);
     cmd.args(&program.command[1..])

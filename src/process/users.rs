@@ -22,11 +22,7 @@ pub fn resolve(user: Option<&str>, group: Option<&str>) -> Result<Option<Identit
     resolve_in(Path::new("/etc"), user, group)
 }
 
-pub fn resolve_in(
-    etc: &Path,
-    user: Option<&str>,
-    group: Option<&str>,
-) -> Result<Option<Identity>, String> {
+pub fn resolve_in(etc: &Path, user: Option<&str>, group: Option<&str>) -> Result<Option<Identity>, String> {
     if user.is_none() && group.is_none() {
         return Ok(None);
     }
@@ -108,9 +104,7 @@ fn find_user(passwd: &str, user: &str) -> Option<(u32, String, Option<u32>, Opti
 fn find_group(group: &str, name: &str) -> Option<u32> {
     group.lines().find_map(|line| {
         let f: Vec<&str> = line.split(':').collect();
-        (f.len() >= 3 && f[0] == name)
-            .then(|| f[2].parse().ok())
-            .flatten()
+        (f.len() >= 3 && f[0] == name).then(|| f[2].parse().ok()).flatten()
     })
 }
 
@@ -136,9 +130,7 @@ mod tests {
     #[test]
     fn user_by_name_gets_its_primary_and_supplementary_groups() {
         let d = etc();
-        let id = resolve_in(d.path(), Some("www-data"), None)
-            .unwrap()
-            .unwrap();
+        let id = resolve_in(d.path(), Some("www-data"), None).unwrap().unwrap();
         assert_eq!(id.credentials.uid.as_raw(), 33);
         assert_eq!(id.credentials.gid.as_raw(), 33);
         let groups: Vec<u32> = id.credentials.groups.iter().map(|g| g.as_raw()).collect();
@@ -152,9 +144,7 @@ mod tests {
         let id = resolve_in(d.path(), Some("65534"), None).unwrap().unwrap();
         assert_eq!(id.credentials.uid.as_raw(), 65534);
         assert_eq!(id.credentials.gid.as_raw(), 65534);
-        let id = resolve_in(d.path(), Some("www-data"), Some("adm"))
-            .unwrap()
-            .unwrap();
+        let id = resolve_in(d.path(), Some("www-data"), Some("adm")).unwrap().unwrap();
         assert_eq!(id.credentials.gid.as_raw(), 4);
         assert!(
             resolve_in(d.path(), Some("nobody-here"), None)

@@ -132,12 +132,7 @@ impl Reactor {
         Ok(())
     }
 
-    pub fn modify(
-        &self,
-        fd: BorrowedFd<'_>,
-        token: Token,
-        interest: Interest,
-    ) -> std::io::Result<()> {
+    pub fn modify(&self, fd: BorrowedFd<'_>, token: Token, interest: Interest) -> std::io::Result<()> {
         epoll::modify(
             &self.epoll,
             fd,
@@ -213,9 +208,8 @@ pub struct Signals {
 impl Signals {
     /// Install handlers for `signals` and register the pipe in `reactor`.
     pub fn install(reactor: &Reactor, signals: &[i32]) -> std::io::Result<Signals> {
-        let (read, write) = rustix::pipe::pipe_with(
-            rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
-        )?;
+        let (read, write) =
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK)?;
         let mut flags = Vec::new();
         for &sig in signals {
             let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -273,11 +267,8 @@ mod tests {
     fn wait_reports_a_readable_pipe_and_times_out_otherwise() {
         let mut r = Reactor::new().unwrap();
         let (rd, wr) = rustix::pipe::pipe().unwrap();
-        r.add(rd.as_fd(), Token::new(Kind::Output, 7), Interest::Read)
-            .unwrap();
-        let ready = r
-            .wait(Some(Instant::now() + Duration::from_millis(5)))
-            .unwrap();
+        r.add(rd.as_fd(), Token::new(Kind::Output, 7), Interest::Read).unwrap();
+        let ready = r.wait(Some(Instant::now() + Duration::from_millis(5))).unwrap();
         assert!(ready.is_empty());
         rustix::io::write(&wr, b"x").unwrap();
         let ready = r.wait(None).unwrap();

@@ -14,6 +14,7 @@
 //! process group) is empty.
 
 pub mod logger;
+mod ops;
 pub mod state;
 
 use std::collections::HashMap;
@@ -84,9 +85,22 @@ struct Slot {
     pending_start: bool,
     /// A stop is wanted but waits for the programs that depend on this one to stop first.
     pending_stop: bool,
+    /// What to do once the program is down after a stop (restart, reload, remove).
+    then: Then,
     /// Added with `holden add`: not in the file, left alone by reload.
-    #[allow(dead_code)]
     transient: bool,
+}
+
+/// What follows a stop once the program is down.
+#[derive(Debug, Clone, PartialEq)]
+enum Then {
+    Nothing,
+    /// `holden restart`.
+    Start,
+    /// Reload changed its settings: take these, then start it if it should run.
+    Replace(Box<Program>),
+    /// Reload removed it, or `holden remove`: forget it.
+    Remove,
 }
 
 pub struct Supervisor {
@@ -105,11 +119,8 @@ impl Supervisor {
         let signals = Signals::install(&reactor, SIGNALS).map_err(SupervisorError::Setup)?;
         if rustix::process::getpid().is_init() {
             log::info!("running as PID 1: reaping every orphan");
-        } else if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
-        {
-            log::warn!(
-                "cannot become a child subreaper ({e}); daemonizing programs will escape holden"
-            );
+        } else if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
+            log::warn!("cannot become a child subreaper ({e}); daemonizing programs will escape holden");
         }
         let now = Instant::now();
         let slots = config
@@ -125,6 +136,7 @@ impl Supervisor {
                     since_wall: SystemTime::now(),
                     pending_start: false,
                     pending_stop: false,
+                    then: Then::Nothing,
                     transient: false,
                 })
             })
@@ -153,13 +165,7 @@ impl Supervisor {
         }
         self.settle();
         loop {
-            if self.shutting_down
-                && self
-                    .slots
-                    .iter()
-                    .flatten()
-                    .all(|s| s.machine.state.is_down())
-            {
+            if self.shutting_down && self.slots.iter().flatten().all(|s| s.machine.state.is_down()) {
                 log::info!("every program stopped; exiting");
                 return Ok(());
             }
@@ -170,10 +176,7 @@ impl Supervisor {
                 match r.token.kind {
                     Kind::Signal => reap |= self.on_signals(),
                     Kind::Pidfd => reap = true,
-                    Kind::Output
-                    | Kind::ControlListener
-                    | Kind::ControlConn
-                    | Kind::CgroupEvents => {
+                    Kind::Output | Kind::ControlListener | Kind::ControlConn | Kind::CgroupEvents => {
                         self.on_other(r);
                     }
                     Kind::AgentListener | Kind::AgentConn => {}
@@ -215,9 +218,7 @@ impl Supervisor {
         for sig in self.signals.drain() {
             match sig {
                 signal_hook::consts::SIGCHLD => reap = true,
-                signal_hook::consts::SIGTERM | signal_hook::consts::SIGINT => {
-                    self.on_shutdown_signal(sig)
-                }
+                signal_hook::consts::SIGTERM | signal_hook::consts::SIGINT => self.on_shutdown_signal(sig),
                 signal_hook::consts::SIGHUP => {
                     log::warn!("SIGHUP: reload is not available yet; ignored")
                 }
@@ -236,10 +237,7 @@ impl Supervisor {
             log::warn!("second SIG{name}: killing every program now");
             let now = Instant::now();
             for i in 0..self.slots.len() {
-                if self.slots[i]
-                    .as_ref()
-                    .is_some_and(|s| s.machine.state.is_alive())
-                {
+                if self.slots[i].as_ref().is_some_and(|s| s.machine.state.is_alive()) {
                     self.perform(i, Effect::KillAll, now);
                     let slot = self.slot_mut(i);
                     if let State::Stopping { pid, .. } = slot.machine.state {
@@ -375,6 +373,7 @@ impl Supervisor {
         while let Some(ev) = queue.pop() {
             let slot = self.slot_mut(i);
             let (effects, transition) = slot.machine.handle(&slot.policy, ev, now);
+            let became_down = transition.as_ref().is_some_and(|_| slot.machine.state.is_down());
             if let Some(t) = transition {
                 slot.since_wall = SystemTime::now();
                 self.log_transition(i, &t);
@@ -384,12 +383,19 @@ impl Supervisor {
                     queue.push(next);
                 }
             }
+            if became_down {
+                self.after_down(i);
+                if self.slots[i].is_none() {
+                    return;
+                }
+            }
         }
     }
 
     fn log_transition(&self, i: usize, t: &Transition) {
         let name = &self.slot(i).program.name;
         match &t.reason {
+            Some(r) if t.from == t.to => log::warn!("{name}: {} ({r})", t.from),
             Some(r) => log::info!("{name}: {} -> {} ({r})", t.from, t.to),
             None => log::info!("{name}: {} -> {}", t.from, t.to),
         }
@@ -420,18 +426,15 @@ impl Supervisor {
         let (stdout, stderr) = match open_output(&program) {
             Ok(s) => s,
             Err(reason) => {
-                return Event::SpawnFailed {
-                    reason,
-                    retry: false,
-                };
+                return Event::SpawnFailed { reason, retry: false };
             }
         };
         match process::spawn(&program, stdout, stderr, Vec::new()) {
             Ok(spawned) => {
                 let token = Token::new(Kind::Pidfd, i as u64);
-                if let Err(e) =
-                    self.reactor
-                        .add(spawned.pidfd.as_fd(), token, crate::reactor::Interest::Read)
+                if let Err(e) = self
+                    .reactor
+                    .add(spawned.pidfd.as_fd(), token, crate::reactor::Interest::Read)
                 {
                     // Without its pidfd registered, SIGCHLD still reports the death.
                     log::warn!("{}: cannot watch pidfd: {e}", program.name);
@@ -454,17 +457,13 @@ impl Supervisor {
     /// member lives).
     fn signal_tree(&self, i: usize, sig: i32) {
         let slot = self.slot(i);
-        let (Some(sig), Some(pgid)) = (rustix::process::Signal::from_named_raw(sig), slot.pgid)
-        else {
+        let (Some(sig), Some(pgid)) = (rustix::process::Signal::from_named_raw(sig), slot.pgid) else {
             return;
         };
         if let Some(pid) = Pid::from_raw(pgid) {
             match rustix::process::kill_process_group(pid, sig) {
                 Ok(()) | Err(rustix::io::Errno::SRCH) => {}
-                Err(e) => log::warn!(
-                    "{}: cannot signal process group {pgid}: {e}",
-                    slot.program.name
-                ),
+                Err(e) => log::warn!("{}: cannot signal process group {pgid}: {e}", slot.program.name),
             }
         }
     }
@@ -484,25 +483,14 @@ const SIGKILL: i32 = 9;
 fn open_output(program: &Program) -> Result<(Stdio, Stdio), String> {
     fn open(path: &Path) -> Result<std::fs::File, String> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                format!(
-                    "cannot create {}: {}",
-                    dir.display(),
-                    process::spawn::io_text(&e)
-                )
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {}", dir.display(), process::spawn::io_text(&e)))?;
         }
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
-            .map_err(|e| {
-                format!(
-                    "cannot open {}: {}",
-                    path.display(),
-                    process::spawn::io_text(&e)
-                )
-            })
+            .map_err(|e| format!("cannot open {}: {}", path.display(), process::spawn::io_text(&e)))
     }
     let stdout_file = match &program.stdout {
         Output::File(p) => Some(open(p)?),

@@ -124,6 +124,8 @@ pub enum Effect {
 }
 
 /// A state change, for holden's log: `web: STARTING -> BACKOFF (exit status 1; restart 2/5 in 2s)`.
+/// `from == to` for an event worth a line that does not change the state (`web: STOPPING
+/// (stop_timeout 10s passed; sent SIGKILL)`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transition {
     pub from: &'static str,
@@ -204,179 +206,140 @@ impl Machine {
 
     /// Apply `event` at `now`; returns the effects to perform and the transition, if the state
     /// changed.
-    pub fn handle(
-        &mut self,
-        policy: &Policy,
-        event: Event,
-        now: Instant,
-    ) -> (Vec<Effect>, Option<Transition>) {
+    pub fn handle(&mut self, policy: &Policy, event: Event, now: Instant) -> (Vec<Effect>, Option<Transition>) {
         use Event as E;
         use State as S;
-        let (next, effects, reason): (Option<State>, Vec<Effect>, Option<String>) =
-            match (&self.state, event) {
-                // A start from rest begins a fresh count; from BACKOFF it is a restart now.
-                (S::Stopped | S::Exited | S::Fatal, E::Start) => {
-                    self.consecutive = 0;
-                    (None, vec![Effect::Spawn], None)
-                }
-                (S::Backoff { .. }, E::Start) => (None, vec![Effect::Spawn], None),
-                (S::Starting { .. } | S::Running { .. } | S::Stopping { .. }, E::Start) => {
-                    (None, vec![], None)
-                }
+        let (next, effects, reason): (Option<State>, Vec<Effect>, Option<String>) = match (&self.state, event) {
+            // A start from rest begins a fresh count; from BACKOFF it is a restart now.
+            (S::Stopped | S::Exited | S::Fatal, E::Start) => {
+                self.consecutive = 0;
+                (None, vec![Effect::Spawn], None)
+            }
+            (S::Backoff { .. }, E::Start) => (None, vec![Effect::Spawn], None),
+            (S::Starting { .. } | S::Running { .. } | S::Stopping { .. }, E::Start) => (None, vec![], None),
 
-                (S::Stopped | S::Exited | S::Fatal, E::Stop) => (None, vec![], None),
-                (S::Backoff { .. }, E::Stop) => {
-                    (Some(S::Stopped), vec![], Some("stop requested".into()))
+            (S::Stopped | S::Exited | S::Fatal, E::Stop) => (None, vec![], None),
+            (S::Backoff { .. }, E::Stop) => (Some(S::Stopped), vec![], Some("stop requested".into())),
+            (S::Starting { pid, .. } | S::Running { pid, .. }, E::Stop) => (
+                Some(S::Stopping {
+                    pid: Some(*pid),
+                    deadline: now + policy.stop_timeout,
+                    killed: false,
+                }),
+                vec![Effect::Signal(policy.stop_signal)],
+                Some(format!("sent SIG{}", policy.stop_signal.name())),
+            ),
+            (S::Stopping { .. }, E::Stop) => (None, vec![], None),
+
+            (S::Stopped | S::Exited | S::Fatal | S::Backoff { .. }, E::Spawned { pid }) => (
+                Some(S::Starting { pid, since: now }),
+                vec![],
+                Some(format!("pid {pid}")),
+            ),
+            // Spawned is only ever the answer to our own Spawn effect, which these states never ask.
+            (S::Starting { .. } | S::Running { .. } | S::Stopping { .. }, E::Spawned { .. }) => (None, vec![], None),
+
+            (S::Stopped | S::Exited | S::Fatal | S::Backoff { .. }, E::SpawnFailed { reason, retry }) => {
+                if retry {
+                    self.restart_or_give_up(policy, now, reason)
+                } else {
+                    (Some(S::Fatal), vec![], Some(reason))
                 }
-                (S::Starting { pid, .. } | S::Running { pid, .. }, E::Stop) => (
+            }
+            (S::Starting { .. } | S::Running { .. } | S::Stopping { .. }, E::SpawnFailed { .. }) => {
+                (None, vec![], None)
+            }
+
+            (S::Starting { .. }, E::Exited(exit)) => {
+                self.last_exit = Some(exit);
+                self.after_exit(policy, exit, now)
+            }
+            (S::Running { .. }, E::Exited(exit)) => {
+                self.last_exit = Some(exit);
+                self.after_exit(policy, exit, now)
+            }
+            (S::Stopping { deadline, killed, .. }, E::Exited(exit)) => {
+                self.last_exit = Some(exit);
+                // Still STOPPING until the rest of its processes are gone (Emptied).
+                (
                     Some(S::Stopping {
-                        pid: Some(*pid),
-                        deadline: now + policy.stop_timeout,
-                        killed: false,
+                        pid: None,
+                        deadline: *deadline,
+                        killed: *killed,
                     }),
-                    vec![Effect::Signal(policy.stop_signal)],
-                    Some(format!("sent SIG{}", policy.stop_signal.name())),
-                ),
-                (S::Stopping { .. }, E::Stop) => (None, vec![], None),
-
-                (S::Stopped | S::Exited | S::Fatal | S::Backoff { .. }, E::Spawned { pid }) => (
-                    Some(S::Starting { pid, since: now }),
                     vec![],
-                    Some(format!("pid {pid}")),
-                ),
-                // Spawned is only ever the answer to our own Spawn effect, which these states never ask.
-                (
-                    S::Starting { .. } | S::Running { .. } | S::Stopping { .. },
-                    E::Spawned { .. },
-                ) => (None, vec![], None),
+                    None,
+                )
+            }
+            (S::Stopped | S::Exited | S::Fatal | S::Backoff { .. }, E::Exited(_)) => (None, vec![], None),
 
-                (
-                    S::Stopped | S::Exited | S::Fatal | S::Backoff { .. },
-                    E::SpawnFailed { reason, retry },
-                ) => {
-                    if retry {
-                        self.restart_or_give_up(policy, now, reason)
-                    } else {
-                        (Some(S::Fatal), vec![], Some(reason))
-                    }
-                }
-                (
-                    S::Starting { .. } | S::Running { .. } | S::Stopping { .. },
-                    E::SpawnFailed { .. },
-                ) => (None, vec![], None),
+            (S::Stopping { pid: None, .. }, E::Emptied) => {
+                let reason = self.last_exit.map(ExitKind::describe);
+                (Some(S::Stopped), vec![], reason)
+            }
+            // The main process is what decides for a running program; its leftovers are killed
+            // when it exits.
+            (
+                S::Stopped
+                | S::Exited
+                | S::Fatal
+                | S::Backoff { .. }
+                | S::Starting { .. }
+                | S::Running { .. }
+                | S::Stopping { pid: Some(_), .. },
+                E::Emptied,
+            ) => (None, vec![], None),
 
-                (S::Starting { .. }, E::Exited(exit)) => {
-                    self.last_exit = Some(exit);
-                    self.after_exit(policy, exit, now)
-                }
-                (S::Running { .. }, E::Exited(exit)) => {
-                    self.last_exit = Some(exit);
-                    self.after_exit(policy, exit, now)
-                }
+            (S::Starting { pid, .. }, E::Deadline) => {
+                // A run that reached RUNNING resets the count and the delay.
+                self.consecutive = 0;
+                (Some(S::Running { pid: *pid, since: now }), vec![], None)
+            }
+            (S::Backoff { .. }, E::Deadline) => (None, vec![Effect::Spawn], None),
+            (S::Stopping { pid, killed: false, .. }, E::Deadline) => (
+                Some(S::Stopping {
+                    pid: *pid,
+                    deadline: now + KILL_GRACE,
+                    killed: true,
+                }),
+                vec![Effect::KillAll],
+                Some(format!(
+                    "stop_timeout {} passed; sent SIGKILL",
+                    humantime::format_duration(policy.stop_timeout)
+                )),
+            ),
+            (S::Stopping { pid, killed: true, .. }, E::Deadline) => {
+                // Still there after SIGKILL (uninterruptible sleep): keep waiting, say so.
+                log::warn!(
+                    "processes still alive {} after SIGKILL",
+                    humantime::format_duration(KILL_GRACE)
+                );
                 (
-                    S::Stopping {
-                        deadline, killed, ..
-                    },
-                    E::Exited(exit),
-                ) => {
-                    self.last_exit = Some(exit);
-                    // Still STOPPING until the rest of its processes are gone (Emptied).
-                    (
-                        Some(S::Stopping {
-                            pid: None,
-                            deadline: *deadline,
-                            killed: *killed,
-                        }),
-                        vec![],
-                        None,
-                    )
-                }
-                (S::Stopped | S::Exited | S::Fatal | S::Backoff { .. }, E::Exited(_)) => {
-                    (None, vec![], None)
-                }
-
-                (S::Stopping { pid: None, .. }, E::Emptied) => {
-                    let reason = self.last_exit.map(ExitKind::describe);
-                    (Some(S::Stopped), vec![], reason)
-                }
-                // The main process is what decides for a running program; its leftovers are killed
-                // when it exits.
-                (
-                    S::Stopped
-                    | S::Exited
-                    | S::Fatal
-                    | S::Backoff { .. }
-                    | S::Starting { .. }
-                    | S::Running { .. }
-                    | S::Stopping { pid: Some(_), .. },
-                    E::Emptied,
-                ) => (None, vec![], None),
-
-                (S::Starting { pid, .. }, E::Deadline) => {
-                    // A run that reached RUNNING resets the count and the delay.
-                    self.consecutive = 0;
-                    (
-                        Some(S::Running {
-                            pid: *pid,
-                            since: now,
-                        }),
-                        vec![],
-                        None,
-                    )
-                }
-                (S::Backoff { .. }, E::Deadline) => (None, vec![Effect::Spawn], None),
-                (
-                    S::Stopping {
-                        pid, killed: false, ..
-                    },
-                    E::Deadline,
-                ) => (
                     Some(S::Stopping {
                         pid: *pid,
                         deadline: now + KILL_GRACE,
                         killed: true,
                     }),
                     vec![Effect::KillAll],
-                    Some(format!(
-                        "stop_timeout {} passed; sent SIGKILL",
-                        humantime::format_duration(policy.stop_timeout)
-                    )),
-                ),
-                (
-                    S::Stopping {
-                        pid, killed: true, ..
-                    },
-                    E::Deadline,
-                ) => {
-                    // Still there after SIGKILL (uninterruptible sleep): keep waiting, say so.
-                    log::warn!(
-                        "processes still alive {} after SIGKILL",
-                        humantime::format_duration(KILL_GRACE)
-                    );
-                    (
-                        Some(S::Stopping {
-                            pid: *pid,
-                            deadline: now + KILL_GRACE,
-                            killed: true,
-                        }),
-                        vec![Effect::KillAll],
-                        None,
-                    )
-                }
-                (S::Stopped | S::Exited | S::Fatal | S::Running { .. }, E::Deadline) => {
-                    (None, vec![], None)
-                }
-            };
+                    None,
+                )
+            }
+            (S::Stopped | S::Exited | S::Fatal | S::Running { .. }, E::Deadline) => (None, vec![], None),
+        };
         let transition = next.and_then(|next| {
             let from = self.state.name();
             let to = next.name();
-            let changed = from != to;
             self.state = next;
-            if changed {
+            if from != to {
                 self.since = now;
                 Some(Transition { from, to, reason })
             } else {
-                None
+                // Same state, something worth a line (SIGKILL after stop_timeout).
+                reason.map(|r| Transition {
+                    from,
+                    to,
+                    reason: Some(r),
+                })
             }
         });
         (effects, transition)
@@ -423,11 +386,7 @@ impl Machine {
             policy.max_restarts,
             humantime::format_duration(delay)
         );
-        (
-            Some(State::Backoff { until: now + delay }),
-            vec![],
-            Some(reason),
-        )
+        (Some(State::Backoff { until: now + delay }), vec![], Some(reason))
     }
 }
 
@@ -492,12 +451,7 @@ mod tests {
                 (0.1, Exited(ExitKind::Code(0)), "EXITED", &[KillLeftovers]),
                 (1.0, Start, "EXITED", &[Spawn]),
                 (1.0, Spawned { pid: 11 }, "STARTING", &[]),
-                (
-                    1.1,
-                    Exited(ExitKind::Signal(11)),
-                    "BACKOFF",
-                    &[KillLeftovers],
-                ),
+                (1.1, Exited(ExitKind::Signal(11)), "BACKOFF", &[KillLeftovers]),
             ],
         );
     }
@@ -593,16 +547,8 @@ mod tests {
         assert_eq!(m.state.name(), "RUNNING");
         assert_eq!(m.consecutive, 0);
         let (_, tr) = m.handle(&p, Exited(ExitKind::Code(1)), secs(t0, 100.0));
-        assert_eq!(
-            tr.unwrap().reason.unwrap(),
-            "exit status 1; restart 1/3 in 1s"
-        );
-        assert_eq!(
-            m.state,
-            State::Backoff {
-                until: secs(t0, 101.0)
-            }
-        );
+        assert_eq!(tr.unwrap().reason.unwrap(), "exit status 1; restart 1/3 in 1s");
+        assert_eq!(m.state, State::Backoff { until: secs(t0, 101.0) });
         assert_eq!(m.restarts, 3);
     }
 

@@ -66,8 +66,7 @@ pub fn holden_in(dir: Option<&Path>, args: &[&str], env: &[(&str, &str)]) -> Out
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    cmd.env_remove("HOLDEN_CONFIG")
-        .env_remove("HOLDEN_CONTROL_SOCKET");
+    cmd.env_remove("HOLDEN_CONFIG").env_remove("HOLDEN_CONTROL_SOCKET");
     if let Some(d) = dir {
         cmd.current_dir(d);
     }
@@ -249,8 +248,7 @@ impl Supervisor {
             String::from_utf8_lossy(&out.stderr),
             self.log_text()
         );
-        let v: serde_json::Value =
-            serde_json::from_slice(&out.stdout).expect("status --json is JSON");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status --json is JSON");
         v["programs"].as_array().expect("programs array").clone()
     }
 
@@ -265,10 +263,7 @@ impl Supervisor {
     pub fn signal(&mut self, sig: i32) {
         self.remember_descendants();
         let pid = rustix::process::Pid::from_raw(self.pid as i32).unwrap();
-        let _ = rustix::process::kill_process(
-            pid,
-            rustix::process::Signal::from_named_raw(sig).unwrap(),
-        );
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::from_named_raw(sig).unwrap());
     }
 
     /// Wait for holden to exit; returns its status.
@@ -280,10 +275,7 @@ impl Supervisor {
                 self.child = None;
                 st
             }
-            None => panic!(
-                "holden did not exit within {timeout:?}\n{}",
-                self.log_text()
-            ),
+            None => panic!("holden did not exit within {timeout:?}\n{}", self.log_text()),
         }
     }
 
@@ -399,10 +391,7 @@ fn remove_cgroup_dir(dir: &Path) {
     }
     for _ in 0..200 {
         let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-        for pid in procs
-            .split_whitespace()
-            .filter_map(|p| p.parse::<i32>().ok())
-        {
+        for pid in procs.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
             if let Some(p) = rustix::process::Pid::from_raw(pid) {
                 let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
             }

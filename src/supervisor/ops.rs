@@ -1,0 +1,268 @@
+//! What users ask of a running supervisor (through the control socket or signals): start,
+//! stop, restart, signal, add, remove, reload. Each is a request on the programs' machines;
+//! the loop carries it out, honouring `depends_on` in both directions.
+
+use std::time::{Instant, SystemTime};
+
+use crate::config::{self, Program, Signal};
+
+use super::state::{Machine, Policy, State};
+use super::{Slot, Supervisor, Then};
+
+/// What a reload changed, for its reply and holden's log.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ReloadSummary {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+}
+
+/// A request about a program that cannot be carried out, as one sentence.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    #[error("no program named {0:?} (see `holden status`)")]
+    UnknownProgram(String),
+    #[error("a program named {0:?} already exists")]
+    AlreadyExists(String),
+    #[error("{0:?} is in the config file, not transient: remove it from the file and reload")]
+    NotTransient(String),
+    #[error("{name} has no running process to signal (state {state})")]
+    NotRunning { name: String, state: &'static str },
+    #[error("cannot signal {name}: {reason}")]
+    Signal { name: String, reason: String },
+    #[error("holden is shutting down")]
+    ShuttingDown,
+    #[error("{0}")]
+    InvalidConfig(String),
+}
+
+impl Supervisor {
+    /// The slots named, or every slot for an empty list; an unknown name refuses the whole request.
+    pub(super) fn resolve_names(&self, names: &[String]) -> Result<Vec<usize>, OpError> {
+        if names.is_empty() {
+            return Ok((0..self.slots.len()).filter(|i| self.slots[*i].is_some()).collect());
+        }
+        names
+            .iter()
+            .map(|n| self.index_of(n).ok_or_else(|| OpError::UnknownProgram(n.clone())))
+            .collect()
+    }
+
+    pub(super) fn op_start(&mut self, targets: &[usize]) -> Result<(), OpError> {
+        if self.shutting_down {
+            return Err(OpError::ShuttingDown);
+        }
+        for &i in targets {
+            let slot = self.slot_mut(i);
+            if matches!(slot.machine.state, State::Stopping { .. }) {
+                slot.then = Then::Start;
+            } else {
+                self.request_start(i);
+            }
+        }
+        self.settle();
+        Ok(())
+    }
+
+    pub(super) fn op_stop(&mut self, targets: &[usize]) {
+        for &i in targets {
+            let slot = self.slot_mut(i);
+            slot.pending_start = false;
+            slot.then = Then::Nothing;
+            slot.pending_stop = true;
+        }
+        self.settle();
+    }
+
+    pub(super) fn op_restart(&mut self, targets: &[usize]) -> Result<(), OpError> {
+        if self.shutting_down {
+            return Err(OpError::ShuttingDown);
+        }
+        for &i in targets {
+            let slot = self.slot_mut(i);
+            if slot.machine.state.is_down() {
+                self.request_start(i);
+            } else {
+                slot.pending_start = false;
+                slot.pending_stop = true;
+                slot.then = Then::Start;
+            }
+        }
+        self.settle();
+        Ok(())
+    }
+
+    /// Send `sig` to the main process of each target, through its pidfd.
+    pub(super) fn op_signal(&mut self, targets: &[usize], sig: Signal) -> Result<(), OpError> {
+        let Some(rsig) = rustix::process::Signal::from_named_raw(sig.0) else {
+            return Err(OpError::Signal {
+                name: String::new(),
+                reason: format!("signal {} is not supported", sig.0),
+            });
+        };
+        for &i in targets {
+            let slot = self.slot(i);
+            let name = slot.program.name.clone();
+            match &slot.pidfd {
+                Some(fd) => rustix::process::pidfd_send_signal(fd, rsig).map_err(|e| OpError::Signal {
+                    name,
+                    reason: e.to_string(),
+                })?,
+                None => {
+                    return Err(OpError::NotRunning {
+                        name,
+                        state: slot.machine.state.name(),
+                    });
+                }
+            }
+            log::info!("{}: sent SIG{}", slot.program.name, sig.name());
+        }
+        Ok(())
+    }
+
+    /// `holden add`: supervise a program that is not in the file.
+    pub(super) fn op_add(&mut self, program: Program) -> Result<(), OpError> {
+        if self.shutting_down {
+            return Err(OpError::ShuttingDown);
+        }
+        if self.index_of(&program.name).is_some() {
+            return Err(OpError::AlreadyExists(program.name));
+        }
+        log::info!("{}: added (transient): {}", program.name, program.command.join(" "));
+        let i = self.insert_slot(program, true);
+        if self.slot(i).program.autostart {
+            self.request_start(i);
+        }
+        self.settle();
+        Ok(())
+    }
+
+    /// `holden remove`: stop a transient program and forget it.
+    pub(super) fn op_remove(&mut self, name: &str) -> Result<(), OpError> {
+        let i = self
+            .index_of(name)
+            .ok_or_else(|| OpError::UnknownProgram(name.to_string()))?;
+        if !self.slot(i).transient {
+            return Err(OpError::NotTransient(name.to_string()));
+        }
+        self.stop_then(i, Then::Remove);
+        Ok(())
+    }
+
+    /// Re-read the config file and apply the difference. An invalid file changes nothing.
+    pub(super) fn op_reload(&mut self) -> Result<ReloadSummary, OpError> {
+        if self.shutting_down {
+            return Err(OpError::ShuttingDown);
+        }
+        let new = config::load(&self.config.path).map_err(|e| OpError::InvalidConfig(e.to_string()))?;
+        let mut summary = ReloadSummary::default();
+        for slot in self.slots.iter().flatten() {
+            if slot.transient {
+                continue;
+            }
+            match new.program(&slot.program.name) {
+                None => summary.removed.push(slot.program.name.clone()),
+                Some(p) if *p != slot.program => summary.changed.push(slot.program.name.clone()),
+                Some(_) => {}
+            }
+        }
+        for p in &new.programs {
+            if self.index_of(&p.name).is_none() {
+                summary.added.push(p.name.clone());
+            }
+        }
+        if new.supervisor != self.config.supervisor {
+            log::warn!("reload: [supervisor] settings changed; they take effect at the next start of holden");
+        }
+        for name in &summary.removed {
+            let i = self.index_of(name).expect("listed above");
+            self.stop_then(i, Then::Remove);
+        }
+        for name in &summary.changed {
+            let i = self.index_of(name).expect("listed above");
+            let program = new.program(name).expect("listed above").clone();
+            self.stop_then(i, Then::Replace(Box::new(program)));
+        }
+        for name in &summary.added {
+            let program = new.program(name).expect("listed above").clone();
+            let i = self.insert_slot(program, false);
+            if self.slot(i).program.autostart {
+                self.request_start(i);
+            }
+        }
+        log::info!(
+            "reloaded {}: added [{}], removed [{}], changed [{}]",
+            new.path.display(),
+            summary.added.join(", "),
+            summary.removed.join(", "),
+            summary.changed.join(", ")
+        );
+        self.config.programs = new.programs;
+        self.settle();
+        Ok(summary)
+    }
+
+    /// Stop slot `i`, then do `then` once it is down (at once if it is down already).
+    fn stop_then(&mut self, i: usize, then: Then) {
+        let slot = self.slot_mut(i);
+        slot.pending_start = false;
+        slot.then = then;
+        if slot.machine.state.is_down() {
+            self.after_down(i);
+        } else {
+            slot.pending_stop = true;
+        }
+        self.settle();
+    }
+
+    pub(super) fn insert_slot(&mut self, program: Program, transient: bool) -> usize {
+        let slot = Slot {
+            policy: Policy::of(&program),
+            program,
+            machine: Machine::new(Instant::now()),
+            pidfd: None,
+            pgid: None,
+            since_wall: SystemTime::now(),
+            pending_start: false,
+            pending_stop: false,
+            then: Then::Nothing,
+            transient,
+        };
+        match self.slots.iter().position(Option::is_none) {
+            Some(i) => {
+                self.slots[i] = Some(slot);
+                i
+            }
+            None => {
+                self.slots.push(Some(slot));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    /// Program `i` just came to rest: carry out what was waiting for that.
+    pub(super) fn after_down(&mut self, i: usize) {
+        let then = std::mem::replace(&mut self.slot_mut(i).then, Then::Nothing);
+        match then {
+            Then::Nothing => {}
+            Then::Start => {
+                if !self.shutting_down {
+                    self.request_start(i);
+                }
+            }
+            Then::Replace(program) => {
+                let slot = self.slot_mut(i);
+                slot.policy = Policy::of(&program);
+                slot.program = *program;
+                if slot.program.autostart && !self.shutting_down {
+                    self.request_start(i);
+                }
+            }
+            Then::Remove => {
+                let name = self.slot(i).program.name.clone();
+                self.slots[i] = None;
+                log::info!("{name}: removed");
+            }
+        }
+    }
+}
