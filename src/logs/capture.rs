@@ -88,24 +88,23 @@ impl Lines {
             let room = MAX_LINE - self.held.len();
             // A newline may sit just past `room` bytes of content: a line of exactly MAX_LINE.
             let window = &data[..data.len().min(room + 1)];
-            let (content, ending, used): (&[u8], &[u8], usize) =
-                match window.iter().position(|&b| b == b'\n') {
-                    Some(i) => (&window[..=i], b"", i + 1),
-                    None if window.len() > room => (&window[..room], b"\n", room),
-                    None => {
-                        if self.held.is_empty() && self.timestamps {
-                            self.held_at = Some(*now_stamp.get_or_insert_with(|| Stamp::at(now)));
-                        }
-                        // Never more than MAX_LINE, whatever Vec's doubling would pick.
-                        let need = self.held.len() + window.len();
-                        if need > self.held.capacity() {
-                            self.held.reserve_exact(MAX_LINE - self.held.len());
-                        }
-                        self.held.extend_from_slice(window);
-                        data = &data[window.len()..];
-                        continue;
+            let (content, ending, used): (&[u8], &[u8], usize) = match window.iter().position(|&b| b == b'\n') {
+                Some(i) => (&window[..=i], b"", i + 1),
+                None if window.len() > room => (&window[..room], b"\n", room),
+                None => {
+                    if self.held.is_empty() && self.timestamps {
+                        self.held_at = Some(*now_stamp.get_or_insert_with(|| Stamp::at(now)));
                     }
-                };
+                    // Never more than MAX_LINE, whatever Vec's doubling would pick.
+                    let need = self.held.len() + window.len();
+                    if need > self.held.capacity() {
+                        self.held.reserve_exact(MAX_LINE - self.held.len());
+                    }
+                    self.held.extend_from_slice(window);
+                    data = &data[window.len()..];
+                    continue;
+                }
+            };
             let stamp = match (self.timestamps, self.held_at.take()) {
                 (false, _) => None,
                 (true, Some(s)) if !self.held.is_empty() => Some(s),
@@ -155,10 +154,7 @@ mod tests {
     fn whole_lines_come_out_once_and_partial_ones_wait_for_their_newline() {
         let mut l = Lines::new(Vec::new(), false);
         let out = collect(&mut l, &[b"one\ntw", b"o\nthree", b"\n"], UNIX_EPOCH);
-        assert_eq!(
-            out,
-            vec![b"one\n".to_vec(), b"two\n".to_vec(), b"three\n".to_vec()]
-        );
+        assert_eq!(out, vec![b"one\n".to_vec(), b"two\n".to_vec(), b"three\n".to_vec()]);
         assert_eq!(l.held(), 0);
     }
 

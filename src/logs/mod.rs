@@ -72,17 +72,13 @@ const BUDGET: usize = 4 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
-    #[error(
-        "cannot create an output pipe for {program}: {source}; raise the open files limit (ulimit -n)"
-    )]
+    #[error("cannot create an output pipe for {program}: {source}; raise the open files limit (ulimit -n)")]
     Pipe {
         program: String,
         #[source]
         source: io::Error,
     },
-    #[error(
-        "cannot watch the output pipe of {program}: {source}; raise the open files limit (ulimit -n)"
-    )]
+    #[error("cannot watch the output pipe of {program}: {source}; raise the open files limit (ulimit -n)")]
     Register {
         program: String,
         #[source]
@@ -214,20 +210,15 @@ impl Logs {
         Ok(ChildStdio { stdout, stderr })
     }
 
-    fn add_stream(
-        &mut self,
-        program: &Program,
-        dest: Dest,
-        reactor: &Reactor,
-    ) -> Result<(u64, OwnedFd), LogError> {
+    fn add_stream(&mut self, program: &Program, dest: Dest, reactor: &Reactor) -> Result<(u64, OwnedFd), LogError> {
         let pipe_err = |source: io::Error| LogError::Pipe {
             program: program.name.clone(),
             source,
         };
         // Both ends close-on-exec: std's dup2 onto fd 1/2 gives the child its copy, and no
         // other child inherits either end (an inherited write end would hold off EOF forever).
-        let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-            .map_err(|e| pipe_err(e.into()))?;
+        let (read, write) =
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| pipe_err(e.into()))?;
         rustix::io::ioctl_fionbio(&read, true).map_err(|e| pipe_err(e.into()))?;
         // Best effort: an unprivileged user past pipe-user-pages-soft keeps the default size.
         let _ = rustix::pipe::fcntl_setpipe_size(&read, PIPE_SIZE);
@@ -322,22 +313,13 @@ impl Logs {
     /// Streams still open for `program` (a grandchild may hold a pipe after the main
     /// process died).
     pub fn open_streams(&self, program: &str) -> usize {
-        self.streams
-            .values()
-            .filter(|s| s.program == program)
-            .count()
+        self.streams.values().filter(|s| s.program == program).count()
     }
 
     /// Bytes of buffer holden keeps for capture (held partial lines and its two buffers):
     /// what a program without newlines can make it hold.
     pub fn buffered_capacity(&self) -> usize {
-        self.scratch.capacity()
-            + self.out.capacity()
-            + self
-                .streams
-                .values()
-                .map(|s| s.lines.capacity())
-                .sum::<usize>()
+        self.scratch.capacity() + self.out.capacity() + self.streams.values().map(|s| s.lines.capacity()).sum::<usize>()
     }
 
     fn ids_of(&self, program: &str) -> Vec<u64> {
@@ -398,10 +380,7 @@ impl Logs {
 
     fn flush_held(&mut self, id: u64) {
         let Logs {
-            streams,
-            sinks,
-            out,
-            ..
+            streams, sinks, out, ..
         } = self;
         let Some(stream) = streams.get_mut(&id) else {
             return;
@@ -449,10 +428,7 @@ fn move_raw(stream: &mut Stream, sink: &mut Sink, scratch: &mut Vec<u8>, budget:
                 Err(Errno::AGAIN) => return Moved::Empty,
                 Err(Errno::INTR) => continue,
                 Err(Errno::INVAL) => {
-                    log::debug!(
-                        "splice into {} refused; copying instead",
-                        sink.path.display()
-                    );
+                    log::debug!("splice into {} refused; copying instead", sink.path.display());
                     sink.splice_ok = false;
                     continue;
                 }
@@ -614,16 +590,9 @@ mod tests {
         child
     }
 
-    fn drive(
-        logs: &mut Logs,
-        reactor: &mut Reactor,
-        name: &str,
-        child: &mut Child,
-        each: &mut dyn FnMut(&mut Logs),
-    ) {
+    fn drive(logs: &mut Logs, reactor: &mut Reactor, name: &str, child: &mut Child, each: &mut dyn FnMut(&mut Logs)) {
         let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
-        let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
-            .expect("pidfd_open");
+        let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).expect("pidfd_open");
         reactor
             .add(pidfd.as_fd(), Token::new(Kind::Pidfd, 0), Interest::Read)
             .unwrap();
@@ -667,16 +636,12 @@ mod tests {
     }
 
     fn seq(n: u32) -> Vec<u8> {
-        (1..=n)
-            .map(|i| format!("{i}\n"))
-            .collect::<String>()
-            .into_bytes()
+        (1..=n).map(|i| format!("{i}\n")).collect::<String>().into_bytes()
     }
 
     fn strip_stamp(line: &str) -> (std::time::SystemTime, &str) {
         let (stamp, rest) = line.split_at(24);
-        let t = humantime::parse_rfc3339(stamp)
-            .unwrap_or_else(|e| panic!("{stamp:?} is not RFC 3339: {e}"));
+        let t = humantime::parse_rfc3339(stamp).unwrap_or_else(|e| panic!("{stamp:?} is not RFC 3339: {e}"));
         (t, rest.strip_prefix(' ').expect("a space after the time"))
     }
 
@@ -688,34 +653,17 @@ mod tests {
         p.log_backups = 1000;
         p.log_timestamps = timestamps;
         let (mut logs, mut reactor) = (Logs::new(), Reactor::new().unwrap());
-        capture(
-            &mut logs,
-            &mut reactor,
-            &p,
-            &mut sh("seq 1 1000000"),
-            |_| {},
-        );
+        capture(&mut logs, &mut reactor, &p, &mut sh("seq 1 1000000"), |_| {});
         let files = files_of(&path);
-        assert!(
-            files.len() >= 7,
-            "expected rotations, got {} files",
-            files.len()
-        );
+        assert!(files.len() >= 7, "expected rotations, got {} files", files.len());
         for f in &files {
             assert!(f.len() as u64 <= p.log_max_bytes, "a file passed the limit");
-            assert_eq!(
-                f.last(),
-                Some(&b'\n'),
-                "a file ends in the middle of a line"
-            );
+            assert_eq!(f.last(), Some(&b'\n'), "a file ends in the middle of a line");
         }
         let all = files.concat();
         if timestamps {
             let text = String::from_utf8(all).unwrap();
-            let rest: String = text
-                .lines()
-                .map(|l| format!("{}\n", strip_stamp(l).1))
-                .collect();
+            let rest: String = text.lines().map(|l| format!("{}\n", strip_stamp(l).1)).collect();
             assert_eq!(rest.into_bytes(), seq(1_000_000));
         } else {
             assert_eq!(all, seq(1_000_000));
@@ -752,11 +700,7 @@ mod tests {
                 _ => panic!("torn line {line:?}"),
             };
             *counter += 1;
-            assert_eq!(
-                n.parse::<u32>().ok(),
-                Some(*counter),
-                "torn or reordered: {line:?}"
-            );
+            assert_eq!(n.parse::<u32>().ok(), Some(*counter), "torn or reordered: {line:?}");
         }
         assert_eq!((out, err), (200_000, 200_000));
     }
@@ -851,11 +795,7 @@ mod tests {
         let mut child = spawn(&mut logs, &reactor, &p, &mut sh(&script));
         // Nobody reads until the program is dead: it all sits in the 1 MiB pipe.
         assert!(child.wait().unwrap().success());
-        let grandchild: i32 = std::fs::read_to_string(&pidfile)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        let grandchild: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
         logs.drain(&reactor, "web");
         let got = std::fs::read(&path).unwrap();
         let _ = rustix::process::kill_process(
@@ -864,11 +804,7 @@ mod tests {
         );
         assert_eq!(got.len(), 1_000_000 + "partial".len());
         assert!(got.ends_with(b"yyypartial"));
-        assert_eq!(
-            logs.open_streams("web"),
-            1,
-            "the grandchild still holds the pipe"
-        );
+        assert_eq!(logs.open_streams("web"), 1, "the grandchild still holds the pipe");
         logs.forget(&reactor, "web");
         assert_eq!(logs.open_streams("web"), 0);
         assert!(logs.sinks.is_empty());
@@ -885,10 +821,7 @@ mod tests {
         let bad = dir.path().join("file/web.log");
         let p = program(dir.path(), Output::File(bad), Output::Null);
         let e = logs.attach(&p, &reactor).unwrap_err().to_string();
-        assert!(
-            e.contains(&dir.path().join("file").display().to_string()),
-            "{e}"
-        );
+        assert!(e.contains(&dir.path().join("file").display().to_string()), "{e}");
         assert_eq!(logs.open_streams("web"), 0);
         let _ = reactor.as_fd().as_raw_fd();
     }

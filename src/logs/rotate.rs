@@ -98,10 +98,7 @@ mod tests {
 
     #[test]
     fn rotation_happens_only_when_a_write_would_pass_the_limit() {
-        assert!(
-            !must_rotate_before(0, 10, 5),
-            "an empty file takes any line"
-        );
+        assert!(!must_rotate_before(0, 10, 5), "an empty file takes any line");
         assert!(!must_rotate_before(5, 5, 10));
         assert!(must_rotate_before(6, 5, 10));
         assert!(!must_rotate_before(1 << 40, 1, 0), "0 never rotates");
@@ -111,11 +108,7 @@ mod tests {
     fn shifting_keeps_the_newest_as_1_and_drops_the_oldest() {
         let dir = tempfile::tempdir().unwrap();
         let live = dir.path().join("web.log");
-        for (name, body) in [
-            ("web.log", "live"),
-            ("web.log.1", "one"),
-            ("web.log.2", "two"),
-        ] {
+        for (name, body) in [("web.log", "live"), ("web.log.1", "one"), ("web.log.2", "two")] {
             std::fs::write(dir.path().join(name), body).unwrap();
         }
         let f = std::fs::File::open(&live).unwrap();
@@ -131,11 +124,7 @@ mod tests {
     fn shifting_stops_at_the_first_hole() {
         let dir = tempfile::tempdir().unwrap();
         let live = dir.path().join("web.log");
-        for (name, body) in [
-            ("web.log", "live"),
-            ("web.log.1", "one"),
-            ("web.log.3", "three"),
-        ] {
+        for (name, body) in [("web.log", "live"), ("web.log.1", "one"), ("web.log.3", "three")] {
             std::fs::write(dir.path().join(name), body).unwrap();
         }
         let f = std::fs::File::open(&live).unwrap();

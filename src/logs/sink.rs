@@ -52,11 +52,7 @@ impl Sink {
             offset,
             max_bytes,
             backups,
-            tail: if offset == 0 {
-                Tail::LineStart
-            } else {
-                Tail::Unknown
-            },
+            tail: if offset == 0 { Tail::LineStart } else { Tail::Unknown },
             writers: 0,
             splice_ok: true,
             failing: false,
@@ -80,11 +76,7 @@ impl Sink {
         let (file, offset) = open_at_end(&self.path)?;
         self.file = file;
         self.offset = offset;
-        self.tail = if offset == 0 {
-            Tail::LineStart
-        } else {
-            Tail::Unknown
-        };
+        self.tail = if offset == 0 { Tail::LineStart } else { Tail::Unknown };
         Ok(())
     }
 
@@ -102,11 +94,7 @@ impl Sink {
     }
 
     /// `splice` from `pipe` into the file at holden's offset. Returns what the syscall says.
-    pub fn splice_from(
-        &mut self,
-        pipe: &std::os::fd::OwnedFd,
-        len: usize,
-    ) -> rustix::io::Result<usize> {
+    pub fn splice_from(&mut self, pipe: &std::os::fd::OwnedFd, len: usize) -> rustix::io::Result<usize> {
         let n = rustix::pipe::splice(
             pipe,
             None,
@@ -169,8 +157,7 @@ impl Sink {
             let window = (self.offset as usize).min(CARRY_WINDOW);
             scratch.resize(window, 0);
             let start = self.offset - window as u64;
-            let n = rustix::io::pread(&self.file, &mut scratch[..], start)
-                .map_err(|e| err(e.into()))?;
+            let n = rustix::io::pread(&self.file, &mut scratch[..], start).map_err(|e| err(e.into()))?;
             scratch.truncate(n);
             let carry = rotate::carry_len(scratch);
             scratch.drain(..scratch.len() - carry);

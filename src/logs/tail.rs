@@ -220,13 +220,7 @@ fn read_exact_at(file: &File, mut buf: &mut [u8], mut at: u64) -> io::Result<()>
 }
 
 /// Copy `file[from..to]` (or to its end, whichever comes first) to `out`; `pos` follows.
-fn copy_range(
-    file: &File,
-    from: u64,
-    to: u64,
-    out: &mut dyn Write,
-    pos: &mut u64,
-) -> io::Result<()> {
+fn copy_range(file: &File, from: u64, to: u64, out: &mut dyn Write, pos: &mut u64) -> io::Result<()> {
     let mut buf = vec![0u8; BLOCK];
     *pos = from;
     while *pos < to {
