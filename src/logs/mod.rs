@@ -38,6 +38,8 @@
 mod capture;
 mod rotate;
 mod sink;
+// Called by control::client for `holden logs` (not on main yet).
+#[allow(dead_code)]
 mod tail;
 
 use std::collections::{BTreeMap, HashMap};
@@ -55,7 +57,7 @@ use capture::Lines;
 use sink::Sink;
 
 pub use capture::MAX_LINE;
-pub use rotate::backup_name;
+#[allow(unused_imports)]
 pub use tail::{follow, tail};
 
 /// Pipe capacity asked for (the default `/proc/sys/fs/pipe-max-size`).
@@ -292,6 +294,16 @@ impl Logs {
         }
     }
 
+    /// Shutdown: drain every stream (every program is down), then close them all.
+    pub fn drain_all(&mut self, reactor: &Reactor) {
+        let ids: Vec<u64> = self.streams.keys().copied().collect();
+        for id in ids {
+            let queued = rustix::io::ioctl_fionread(&self.streams[&id].pipe).unwrap_or(0);
+            self.transfer(id, (queued as usize).max(1));
+            self.remove(reactor, id);
+        }
+    }
+
     /// SIGUSR1 / `holden reopen`: close and reopen every log file (after an external `mv`).
     pub fn reopen(&mut self) {
         for sink in self.sinks.values_mut() {
@@ -310,12 +322,14 @@ impl Logs {
         }
     }
 
+    #[cfg(test)]
     /// Streams still open for `program` (a grandchild may hold a pipe after the main
     /// process died).
     pub fn open_streams(&self, program: &str) -> usize {
         self.streams.values().filter(|s| s.program == program).count()
     }
 
+    #[cfg(test)]
     /// Bytes of buffer holden keeps for capture (held partial lines and its two buffers):
     /// what a program without newlines can make it hold.
     pub fn buffered_capacity(&self) -> usize {
@@ -555,6 +569,7 @@ impl LineWriter<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::rotate::backup_name;
     use super::*;
     use std::os::fd::AsRawFd;
     use std::path::Path;
