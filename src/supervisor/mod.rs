@@ -20,13 +20,12 @@ pub mod state;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Instant, SystemTime};
 
 use rustix::process::Pid;
 
 use crate::Failure;
-use crate::config::{self, Config, Output, Program};
+use crate::config::{self, Config, Program};
 use crate::process;
 use crate::reactor::{Kind, Reactor, Ready, Signals, Token};
 use state::{Effect, Event, Machine, Policy, State, Transition};
@@ -111,6 +110,8 @@ pub struct Supervisor {
     by_pid: HashMap<i32, usize>,
     /// SIGTERM/SIGINT seen: stopping everything, then exit.
     shutting_down: bool,
+    /// Output pipes and log files of every program.
+    logs: crate::logs::Logs,
 }
 
 impl Supervisor {
@@ -148,6 +149,7 @@ impl Supervisor {
             slots,
             by_pid: HashMap::new(),
             shutting_down: false,
+            logs: crate::logs::Logs::new(),
         })
     }
 
@@ -166,6 +168,7 @@ impl Supervisor {
         self.settle();
         loop {
             if self.shutting_down && self.slots.iter().flatten().all(|s| s.machine.state.is_down()) {
+                self.logs.drain_all(&self.reactor);
                 log::info!("every program stopped; exiting");
                 return Ok(());
             }
@@ -176,7 +179,8 @@ impl Supervisor {
                 match r.token.kind {
                     Kind::Signal => reap |= self.on_signals(),
                     Kind::Pidfd => reap = true,
-                    Kind::Output | Kind::ControlListener | Kind::ControlConn | Kind::CgroupEvents => {
+                    Kind::Output => self.logs.on_ready(&self.reactor, r.token.id, r),
+                    Kind::ControlListener | Kind::ControlConn | Kind::CgroupEvents => {
                         self.on_other(r);
                     }
                     Kind::AgentListener | Kind::AgentConn => {}
@@ -223,7 +227,8 @@ impl Supervisor {
                     log::warn!("SIGHUP: reload is not available yet; ignored")
                 }
                 signal_hook::consts::SIGUSR1 => {
-                    log::info!("SIGUSR1: log files are reopened at every write")
+                    log::info!("SIGUSR1: reopening log files");
+                    self.logs.reopen();
                 }
                 other => log::debug!("signal {other} ignored"),
             }
@@ -274,6 +279,9 @@ impl Supervisor {
                     if let Some(fd) = self.slot_mut(i).pidfd.take() {
                         self.reactor.delete(fd.as_fd());
                     }
+                    // Everything it wrote goes to its log before its death's transition line.
+                    let name = self.slot(i).program.name.clone();
+                    self.logs.drain(&self.reactor, &name);
                     self.apply(i, Event::Exited(exit), now);
                 }
                 None => log::debug!("reaped orphan {pid} ({})", exit.describe()),
@@ -423,10 +431,13 @@ impl Supervisor {
 
     fn spawn(&mut self, i: usize) -> Event {
         let program = self.slot(i).program.clone();
-        let (stdout, stderr) = match open_output(&program) {
-            Ok(s) => s,
-            Err(reason) => {
-                return Event::SpawnFailed { reason, retry: false };
+        let (stdout, stderr) = match self.logs.attach(&program, &self.reactor) {
+            Ok(s) => (s.stdout, s.stderr),
+            Err(e) => {
+                return Event::SpawnFailed {
+                    reason: e.to_string(),
+                    retry: false,
+                };
             }
         };
         match process::spawn(&program, stdout, stderr, Vec::new()) {
@@ -478,38 +489,3 @@ impl Supervisor {
 }
 
 const SIGKILL: i32 = 9;
-
-/// Interim output: files opened for append and handed to the child as they are.
-fn open_output(program: &Program) -> Result<(Stdio, Stdio), String> {
-    fn open(path: &Path) -> Result<std::fs::File, String> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {}", dir.display(), process::spawn::io_text(&e)))?;
-        }
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| format!("cannot open {}: {}", path.display(), process::spawn::io_text(&e)))
-    }
-    let stdout_file = match &program.stdout {
-        Output::File(p) => Some(open(p)?),
-        _ => None,
-    };
-    let stdout = match (&program.stdout, &stdout_file) {
-        (Output::File(_), Some(f)) => Stdio::from(f.try_clone().map_err(|e| e.to_string())?),
-        (Output::Null, _) => Stdio::null(),
-        _ => Stdio::inherit(),
-    };
-    let stderr = match &program.stderr {
-        Output::File(p) => Stdio::from(open(p)?),
-        Output::Null => Stdio::null(),
-        Output::Stdout => match &stdout_file {
-            Some(f) => Stdio::from(f.try_clone().map_err(|e| e.to_string())?),
-            None if program.stdout == Output::Null => Stdio::null(),
-            None => Stdio::inherit(),
-        },
-        Output::Inherit => Stdio::inherit(),
-    };
-    Ok((stdout, stderr))
-}

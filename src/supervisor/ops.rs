@@ -260,6 +260,7 @@ impl Supervisor {
             }
             Then::Remove => {
                 let name = self.slot(i).program.name.clone();
+                self.logs.forget(&self.reactor, &name);
                 self.slots[i] = None;
                 log::info!("{name}: removed");
             }
