@@ -423,12 +423,12 @@ impl Logs {
 fn move_raw(stream: &mut Stream, sink: &mut Sink, scratch: &mut Vec<u8>, budget: usize) -> Moved {
     let mut moved = 0;
     while moved < budget {
-        if sink.room() == 0 {
-            if let Err(e) = sink.rotate(scratch) {
-                log::warn!("{e}");
-                // Keep writing past the limit rather than losing output.
-                sink.max_bytes = 0;
-            }
+        if sink.room() == 0
+            && let Err(e) = sink.rotate(scratch)
+        {
+            log::warn!("{e}");
+            // Keep writing past the limit rather than losing output.
+            sink.max_bytes = 0;
         }
         let len = (sink.room().min(SPLICE_CHUNK as u64) as usize).min(budget - moved);
         if sink.splice_ok {

@@ -59,15 +59,12 @@ pub fn follow(path: &Path, lines: usize, out: &mut dyn Write) -> io::Result<()> 
                 cur.copy_new(out)?;
                 out.flush()?;
                 if !same_file(path, &cur.file)? {
-                    match newer_file(path, &cur.file)? {
-                        Some(next) => {
-                            // The last writes to the old file, then the next one from its start.
-                            cur.copy_new(out)?;
-                            current = Some(Reading { file: next, pos: 0 });
-                            continue;
-                        }
-                        // The path is gone (between a rotation's rename and create): wait.
-                        None => {}
+                    // None: the path is gone (between a rotation's rename and create): wait.
+                    if let Some(next) = newer_file(path, &cur.file)? {
+                        // The last writes to the old file, then the next one from its start.
+                        cur.copy_new(out)?;
+                        current = Some(Reading { file: next, pos: 0 });
+                        continue;
                     }
                 }
             }
