@@ -21,14 +21,13 @@ pub mod state;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Instant, SystemTime};
 
 use rustix::process::Pid;
 
 use crate::Failure;
 use crate::cgroup::{Cgroups, ProgramCgroup};
-use crate::config::{self, Config, Output, Program};
+use crate::config::{self, Config, Program};
 use crate::control::protocol::Event as ControlEvent;
 use crate::control::server::Server;
 use crate::process;
@@ -139,6 +138,8 @@ pub struct Supervisor {
     control: Option<Server>,
     /// Watch events produced during this turn of the loop, pushed to watchers at its end.
     events: Vec<ControlEvent>,
+    /// Output pipes and log files of every program.
+    logs: crate::logs::Logs,
 }
 
 impl Supervisor {
@@ -201,6 +202,7 @@ impl Supervisor {
             cgroups,
             control: Some(control),
             events: Vec::new(),
+            logs: crate::logs::Logs::new(),
         })
     }
 
@@ -219,6 +221,7 @@ impl Supervisor {
         self.settle();
         loop {
             if self.shutting_down && self.slots.iter().flatten().all(|s| s.machine.state.is_down()) {
+                self.logs.drain_all(&self.reactor);
                 log::info!("every program stopped; exiting");
                 // Processes killed through cgroup.kill leave their cgroup before they are
                 // reaped: reap what is left so no zombie outlives holden.
@@ -245,7 +248,8 @@ impl Supervisor {
                             self.on_request(conn, request);
                         }
                     }
-                    Kind::Output | Kind::CgroupEvents => self.on_other(r),
+                    Kind::Output => self.logs.on_ready(&self.reactor, r.token.id, r),
+                    Kind::CgroupEvents => self.on_other(r),
                     Kind::AgentListener | Kind::AgentConn => {}
                 }
             }
@@ -303,6 +307,7 @@ impl Supervisor {
 
     fn reopen_logs(&mut self) {
         log::info!("reopening log files");
+        self.logs.reopen();
     }
 
     /// Returns true when a SIGCHLD asks for a reap.
@@ -315,9 +320,7 @@ impl Supervisor {
                 signal_hook::consts::SIGHUP => {
                     log::warn!("SIGHUP: reload is not available yet; ignored")
                 }
-                signal_hook::consts::SIGUSR1 => {
-                    log::info!("SIGUSR1: log files are reopened at every write")
-                }
+                signal_hook::consts::SIGUSR1 => self.reopen_logs(),
                 other => log::debug!("signal {other} ignored"),
             }
         }
@@ -382,6 +385,9 @@ impl Supervisor {
                     if let Some(fd) = self.slot_mut(i).pidfd.take() {
                         self.reactor.delete(fd.as_fd());
                     }
+                    // Everything it wrote goes to its log before its death's transition line.
+                    let name = self.slot(i).program.name.clone();
+                    self.logs.drain(&self.reactor, &name);
                     let slot = self.slot(i);
                     let exit = match (exit, &slot.cgroup) {
                         (process::reap::ExitKind::Signal(SIGKILL), Some(cg)) if cg.oom_kills() > slot.oom_before => {
@@ -541,10 +547,13 @@ impl Supervisor {
 
     fn spawn(&mut self, i: usize) -> Event {
         let program = self.slot(i).program.clone();
-        let (stdout, stderr) = match open_output(&program) {
-            Ok(s) => s,
-            Err(reason) => {
-                return Event::SpawnFailed { reason, retry: false };
+        let (stdout, stderr) = match self.logs.attach(&program, &self.reactor) {
+            Ok(s) => (s.stdout, s.stderr),
+            Err(e) => {
+                return Event::SpawnFailed {
+                    reason: e.to_string(),
+                    retry: false,
+                };
             }
         };
         let procs = match self.prepare_cgroup(i) {
@@ -661,38 +670,3 @@ impl Supervisor {
 }
 
 const SIGKILL: i32 = 9;
-
-/// Interim output: files opened for append and handed to the child as they are.
-fn open_output(program: &Program) -> Result<(Stdio, Stdio), String> {
-    fn open(path: &Path) -> Result<std::fs::File, String> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {}", dir.display(), process::spawn::io_text(&e)))?;
-        }
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| format!("cannot open {}: {}", path.display(), process::spawn::io_text(&e)))
-    }
-    let stdout_file = match &program.stdout {
-        Output::File(p) => Some(open(p)?),
-        _ => None,
-    };
-    let stdout = match (&program.stdout, &stdout_file) {
-        (Output::File(_), Some(f)) => Stdio::from(f.try_clone().map_err(|e| e.to_string())?),
-        (Output::Null, _) => Stdio::null(),
-        _ => Stdio::inherit(),
-    };
-    let stderr = match &program.stderr {
-        Output::File(p) => Stdio::from(open(p)?),
-        Output::Null => Stdio::null(),
-        Output::Stdout => match &stdout_file {
-            Some(f) => Stdio::from(f.try_clone().map_err(|e| e.to_string())?),
-            None if program.stdout == Output::Null => Stdio::null(),
-            None => Stdio::inherit(),
-        },
-        Output::Inherit => Stdio::inherit(),
-    };
-    Ok((stdout, stderr))
-}

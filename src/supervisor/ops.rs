@@ -269,6 +269,7 @@ impl Supervisor {
             Then::Remove => {
                 let slot = self.slots[i].take().expect("live slot");
                 let name = slot.program.name;
+                self.logs.forget(&self.reactor, &name);
                 if let Some(events) = &slot.events {
                     self.reactor.delete(events.as_fd());
                 }
