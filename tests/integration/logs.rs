@@ -252,7 +252,6 @@ log_timestamps = true
 }
 
 #[test]
-#[ignore = "needs `holden logs` from the control client"]
 fn logs_follow_shows_every_line_once_across_rotations() {
     let sup = Supervisor::start(
         r#"
