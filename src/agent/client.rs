@@ -117,8 +117,7 @@ pub fn start_process(
     };
     let frame = frame::encode(&Message::StartProcess(request)).map_err(AgentError::Request)?;
     let mut call = Call::connect(socket, timeout)?;
-    call.send(&frame)?;
-    let (answer, mut fds) = call.receive()?;
+    let (answer, mut fds) = call.exchange(&frame)?;
     match answer {
         Message::ProcessStarted { pid } => {
             let Some(pidfd) = fds.pop() else {
@@ -147,8 +146,7 @@ pub fn start_process(
 pub fn ping(socket: &Path, timeout: Duration) -> Result<(), AgentError> {
     let frame = frame::encode(&Message::Ping).map_err(AgentError::Request)?;
     let mut call = Call::connect(socket, timeout)?;
-    call.send(&frame)?;
-    match call.receive()?.0 {
+    match call.exchange(&frame)?.0 {
         Message::Pong => Ok(()),
         Message::ProcessError { errno, message } => Err(AgentError::Refused {
             socket: socket.into(),
@@ -206,6 +204,16 @@ impl<'a> Call<'a> {
         // Zero would mean "no timeout": keep at least a microsecond.
         let left = left.max(Duration::from_micros(1));
         sockopt::set_socket_timeout(&self.fd, which, Some(left)).map_err(|e| self.lost(e))
+    }
+
+    /// Send a request and receive its answer. When the agent has hung up before taking the
+    /// whole request (it refused this client), its answer is still read: it says why.
+    fn exchange(&mut self, request: &[u8]) -> Result<(Message, Vec<OwnedFd>), AgentError> {
+        match self.send(request) {
+            Ok(()) => self.receive(),
+            Err(e @ AgentError::Connection { .. }) => self.receive().map_err(|_| e),
+            Err(e) => Err(e),
+        }
     }
 
     fn send(&mut self, mut bytes: &[u8]) -> Result<(), AgentError> {

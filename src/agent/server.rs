@@ -284,11 +284,14 @@ impl<'a> Server<'a> {
                 closing: false,
                 interest: Interest::Read,
             };
-            match rustix::net::sockopt::socket_peercred(&conn.stream) {
+            match crate::sys::peer::peer_cred(conn.stream.as_fd()) {
                 Ok(cred) => {
-                    let uid = cred.uid.as_raw();
+                    let uid = cred.uid;
                     if !(uid == 0 || uid == self.own_uid || self.opts.allow_uids.contains(&uid)) {
-                        log::warn!("refused a client with uid {uid} (pid {})", cred.pid.as_raw_nonzero());
+                        log::warn!(
+                            "refused a client with uid {uid} (pid {}; 0: outside this PID namespace)",
+                            cred.pid
+                        );
                         conn.answer(Message::ProcessError {
                             errno: Errno::ACCESS.raw_os_error(),
                             message: format!(

@@ -186,6 +186,7 @@ mod tests {
 
     #[test]
     fn exit_info_appears_only_after_the_reap() {
+        #[allow(clippy::zombie_processes)] // reaped below by waitpid
         let child = Command::new("sh").args(["-c", "exit 7"]).spawn().unwrap();
         let pid = Pid::from_raw(child.id() as i32).unwrap();
         let pidfd = pidfd_open(pid, PidfdFlags::empty()).unwrap();
@@ -199,7 +200,8 @@ mod tests {
         let mut fds = [rustix::event::PollFd::new(&pidfd, rustix::event::PollFlags::IN)];
         rustix::event::poll(&mut fds, None).unwrap();
         assert_eq!(exit_info(pidfd.as_fd()).unwrap(), None, "zombie, not reaped");
-        waitpid(Some(pid), WaitOptions::empty()).unwrap();
+        // Reaped with waitpid rather than Child::wait, which would need the pid to be unreaped.
+        let _ = waitpid(Some(pid), WaitOptions::empty());
         match exit_info(pidfd.as_fd()) {
             Ok(info) => assert_eq!(info, Some(ExitInfo::Exited(7))),
             Err(e) => assert!(is_unsupported(&e), "{e}"),
