@@ -717,3 +717,235 @@ fn a_stale_socket_is_replaced_and_a_live_one_refused() {
     // The first one still serves.
     assert!(holden(&["ping", "--agent", agent.sock()]).status.success());
 }
+
+// ---- the agent in a real container (podman) ----
+
+/// A container and its image, removed on drop.
+struct Container {
+    name: String,
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = podman(&["rm", "-f", "-t", "0", &self.name]);
+        let _ = podman(&["rmi", "-f", &format!("localhost/{}", self.name)]);
+    }
+}
+
+fn podman(args: &[&str]) -> std::process::Output {
+    let child = Command::new("podman")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run podman");
+    wait_output(child, Duration::from_secs(120), &format!("podman {args:?}"))
+}
+
+fn podman_ok(args: &[&str]) -> String {
+    let out = podman(args);
+    assert!(
+        out.status.success(),
+        "podman {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Whether podman can run here, after `.ci/setup-podman.sh`; the reason when it cannot.
+fn podman_usable() -> Result<(), String> {
+    if !is_root() {
+        return Err("needs root (rootful podman)".into());
+    }
+    let setup = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/setup-podman.sh");
+    let out = wait_output(
+        Command::new("bash")
+            .arg(&setup)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", setup.display()))?,
+        Duration::from_secs(300),
+        "setup-podman.sh",
+    );
+    if !out.status.success() {
+        return Err(format!(
+            "{} failed: {}",
+            setup.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    match Command::new("podman")
+        .args(["info", "--format", "{{.Host.OCIRuntime.Name}}"])
+        .output()
+    {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(format!("podman info failed: {}", String::from_utf8_lossy(&o.stderr))),
+        Err(e) => Err(format!("podman is not installed: {e}")),
+    }
+}
+
+/// A static holden (the image has no libc): built into target/static, debug profile, the same
+/// sources as the holden under test.
+fn static_holden() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target_dir = root.join("target/static");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let child = Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "--bin",
+            "holden",
+            "--target",
+            "x86_64-unknown-linux-gnu",
+        ])
+        .current_dir(root)
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run cargo");
+    let out = wait_output(child, Duration::from_secs(900), "cargo build (static holden)");
+    assert!(
+        out.status.success(),
+        "static build failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    target_dir.join("x86_64-unknown-linux-gnu/debug/holden")
+}
+
+/// The pid of the process behind `fd` in this process's PID namespace (`Pid:` of fdinfo).
+fn pidfd_pid(fd: &OwnedFd) -> u32 {
+    use std::os::fd::AsRawFd;
+    let info = fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Pid in fdinfo: {info}"))
+}
+
+#[test]
+fn podman_agent_container_spawns_into_its_pid_namespace_for_a_host_caller() {
+    if let Err(why) = podman_usable() {
+        eprintln!("SKIP podman_agent_container_spawns_into_its_pid_namespace_for_a_host_caller: {why}");
+        return;
+    }
+    let dir = tempdir();
+    let ctx = dir.path().join("ctx");
+    let run = dir.path().join("run");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::create_dir_all(&run).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    fs::copy(root.join("containers/agent/Containerfile"), ctx.join("Containerfile")).unwrap();
+    fs::copy(static_holden(), ctx.join("holden")).unwrap();
+
+    let name = format!(
+        "holden-agent-test-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let image = format!("localhost/{name}");
+    let container = Container { name: name.clone() };
+    podman_ok(&["build", "-q", "-t", &image, ctx.to_str().unwrap()]);
+    let volume = format!("{}:/run/holden", run.display());
+    podman_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &container.name,
+        "--network",
+        "none",
+        "-v",
+        &volume,
+        &image,
+    ]);
+
+    let socket = run.join("agent.sock");
+    let sock = socket.to_str().unwrap();
+    wait_for(Duration::from_secs(20), "the container's agent to answer", || {
+        let out = holden(&["ping", "--agent", sock]);
+        if out.status.success() {
+            Ok(())
+        } else {
+            let logs = podman(&["logs", &name]);
+            Err(format!(
+                "{}\ncontainer log:\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                String::from_utf8_lossy(&logs.stderr)
+            ))
+        }
+    });
+
+    // Raw: the pidfd reaches the host; the process is in the container's PID namespace.
+    let mut raw = Raw::connect(&socket);
+    let mut req = start_request(&["/holden", "agent", "--socket", "/run/holden/inner.sock"]);
+    req.null_stdio = true;
+    raw.request(&Message::StartProcess(req));
+    let (inner, pidfd) = match raw.answer() {
+        Some((Message::ProcessStarted { pid }, mut fds)) => (pid as u32, fds.pop().unwrap()),
+        other => panic!("{other:?}"),
+    };
+    let outer = pidfd_pid(&pidfd);
+    assert_eq!(nspid(outer), vec![outer, inner], "NSpid of {outer}");
+    assert_ne!(outer, inner);
+    wait_for(T, "the spawned agent's socket in the shared dir", || {
+        if run.join("inner.sock").exists() {
+            Ok(())
+        } else {
+            Err("no inner.sock yet".into())
+        }
+    });
+    // Signalled and waited on from the host, through the pidfd.
+    rustix::process::pidfd_send_signal(&pidfd, Signal::TERM).unwrap();
+    let mut fds = [rustix::event::PollFd::new(&pidfd, rustix::event::PollFlags::IN)];
+    rustix::event::poll(&mut fds, Some(&rustix::time::Timespec { tv_sec: 10, tv_nsec: 0 })).unwrap();
+    assert!(fds[0].revents().contains(rustix::event::PollFlags::IN), "it ended");
+    assert!(!run.join("inner.sock").exists(), "it ended by its SIGTERM handling");
+
+    // holden spawn from the host: exit status through the pidfd, signals forwarded.
+    let out = holden(&[
+        "spawn",
+        "--agent",
+        sock,
+        "--",
+        "/holden",
+        "spawn",
+        "--restart",
+        "bogus",
+        "--",
+        "x",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let agent_like = Agent {
+        dir: tempdir(),
+        socket: socket.clone(),
+        child: None,
+        pid: 0,
+    };
+    let mut spawn = agent_like.spawn_cmd(&["--", "/holden", "agent", "--socket", "/run/holden/inner2.sock"]);
+    wait_for(T, "the second spawned agent's socket", || {
+        if run.join("inner2.sock").exists() {
+            Ok(())
+        } else {
+            Err("no inner2.sock yet".into())
+        }
+    });
+    signal(spawn.id(), Signal::TERM);
+    assert_eq!(
+        exit_code(&mut spawn),
+        0,
+        "the inner agent exits 0 on the forwarded SIGTERM"
+    );
+    std::mem::forget(agent_like); // pid 0: nothing of its own to kill
+    drop(container);
+    let images = podman_ok(&["images", "-q", &image]);
+    assert!(images.trim().is_empty(), "the image is removed");
+}
