@@ -20,9 +20,9 @@ use std::fs;
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::CommandExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -39,6 +39,9 @@ use crate::reactor::{Interest, Kind, Reactor, Signals, Token};
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections served at once; more are accepted and closed at once.
 const MAX_CONNECTIONS: usize = 1024;
+/// Requests served from one connection per turn of the loop, so that a client that pipelines
+/// thousands of requests takes turns with the others instead of holding the loop.
+const REQUESTS_PER_TURN: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -163,12 +166,17 @@ struct Server<'a> {
     reactor: Reactor,
     signals: Signals,
     conns: HashMap<u64, Conn>,
+    /// Connections with complete requests left over from their last turn.
+    busy: VecDeque<u64>,
     next_id: u64,
     own_uid: u32,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flow {
     Keep,
+    /// Complete requests are still buffered: serve them on the next turn, after the others.
+    More,
     Close,
 }
 
@@ -190,6 +198,7 @@ impl<'a> Server<'a> {
             reactor,
             signals,
             conns: HashMap::new(),
+            busy: VecDeque::new(),
             next_id: 0,
             own_uid: rustix::process::getuid().as_raw(),
         })
@@ -210,11 +219,15 @@ impl<'a> Server<'a> {
         // the handler was installed.
         reap();
         loop {
-            let deadline = self
-                .conns
-                .values()
-                .map(|c| c.last_activity + self.opts.idle_timeout)
-                .min();
+            let deadline = if self.busy.is_empty() {
+                self.conns
+                    .values()
+                    .map(|c| c.last_activity + self.opts.idle_timeout)
+                    .min()
+            } else {
+                // Requests are waiting: look at new events without sleeping, then serve them.
+                Some(Instant::now())
+            };
             for ready in self.reactor.wait(deadline)? {
                 match ready.token.kind {
                     Kind::Signal => {
@@ -240,6 +253,15 @@ impl<'a> Server<'a> {
                     }
                     Kind::Pidfd | Kind::Output | Kind::ControlListener | Kind::ControlConn | Kind::CgroupEvents => {}
                 }
+            }
+            for id in std::mem::take(&mut self.busy) {
+                let flow = match self.conns.get_mut(&id) {
+                    Some(conn) if conn.output.is_empty() => conn.serve_buffered(),
+                    // Its answer is still being written: it comes back through Write readiness.
+                    Some(_) => Flow::Keep,
+                    None => continue,
+                };
+                self.settle(id, flow);
             }
             let now = Instant::now();
             let idle: Vec<u64> = self
@@ -329,9 +351,22 @@ impl<'a> Server<'a> {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
-        if matches!(flow, Flow::Close) || (conn.closing && conn.output.is_empty()) {
-            self.close(id);
-            return;
+        match flow {
+            Flow::Close => {
+                self.close(id);
+                return;
+            }
+            Flow::More => {
+                if !self.busy.contains(&id) {
+                    self.busy.push_back(id);
+                }
+            }
+            Flow::Keep => {
+                if conn.closing && conn.output.is_empty() {
+                    self.close(id);
+                    return;
+                }
+            }
         }
         let want = conn.wanted_interest();
         if want != conn.interest {
@@ -378,6 +413,10 @@ impl Conn {
         }
         if readable || hangup {
             let room = HEADER_LEN + MAX_PAYLOAD - self.input.len();
+            if room == 0 {
+                // A whole frame is buffered (none is larger): serve it before reading more.
+                return Flow::More;
+            }
             let start = self.input.len();
             self.input.resize(start + room.min(64 * 1024), 0);
             match rustix::io::read(&self.stream, &mut self.input[start..]) {
@@ -407,7 +446,12 @@ impl Conn {
     /// Answer the complete frames in the input, one at a time: stop as soon as an answer cannot
     /// be written at once (the rest waits for the client to read).
     fn serve_buffered(&mut self) -> Flow {
+        let mut served = 0;
         while self.output.is_empty() && !self.input.is_empty() {
+            if served == REQUESTS_PER_TURN {
+                return Flow::More;
+            }
+            served += 1;
             match frame::decode(&self.input) {
                 Ok(None) => break,
                 Ok(Some((msg, len))) => {

@@ -384,8 +384,10 @@ fn the_agent_leaves_no_zombie_after_100_spawns() {
     let agent = Agent::in_pid_namespace();
     agent.wait_ready();
     let mut raw = Raw::connect(&agent.socket);
+    // All 100 requests in one write: the agent serves them in turns, in order.
+    let one = frame::encode(&Message::StartProcess(start_request(&["true"]))).unwrap();
+    raw.send(&one.repeat(100));
     for i in 0..100 {
-        raw.request(&Message::StartProcess(start_request(&["true"])));
         match raw.answer() {
             Some((Message::ProcessStarted { pid }, fds)) => {
                 assert!(pid > 0);
