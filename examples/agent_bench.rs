@@ -122,10 +122,7 @@ fn main() {
         let handles: Vec<_> = (0..clients)
             .map(|_| s.spawn(|| run(&socket, spawns / clients)))
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
     });
     let elapsed = started.elapsed();
     let (rss1, hwm) = rss_kib(agent.id());
@@ -150,4 +147,25 @@ fn main() {
         rustix::process::Signal::TERM,
     );
     let _ = agent.wait();
+
+    // Baseline: the same spawns done in this process, without agent or socket, for scale.
+    let started = Instant::now();
+    for _ in 0..spawns {
+        use std::os::unix::process::CommandExt;
+        let child = Command::new("/bin/true")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("spawn /bin/true");
+        drop(child);
+        while let Ok(Some(_)) = rustix::process::wait(rustix::process::WaitOptions::NOHANG) {}
+    }
+    // The agent is gone: every child left is one of ours.
+    while let Ok(Some(_)) = rustix::process::wait(rustix::process::WaitOptions::empty()) {}
+    println!(
+        "  baseline, spawning in-process without the agent: {:.0} spawns/s",
+        spawns as f64 / started.elapsed().as_secs_f64()
+    );
 }

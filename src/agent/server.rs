@@ -18,6 +18,7 @@ use std::collections::{HashMap, VecDeque};
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -417,22 +418,17 @@ impl Conn {
                 // A whole frame is buffered (none is larger): serve it before reading more.
                 return Flow::More;
             }
-            let start = self.input.len();
-            self.input.resize(start + room.min(64 * 1024), 0);
-            match rustix::io::read(&self.stream, &mut self.input[start..]) {
-                Ok(0) => {
-                    self.input.truncate(start);
-                    // End of the requests: answer what is complete, drop a truncated tail.
+            let mut buf = [MaybeUninit::<u8>::uninit(); 16 * 1024];
+            let want = room.min(buf.len());
+            match rustix::io::read(&self.stream, &mut buf[..want]) {
+                Ok((read, _)) if read.is_empty() => {
+                    // End of the requests: answer what is complete. A truncated tail stays
+                    // unanswered; the connection closes once the output is written.
                     self.closing = true;
-                    // A truncated tail stays unanswered: the connection closes once the
-                    // output is written.
                     return self.serve_buffered();
                 }
-                Ok(n) => self.input.truncate(start + n),
-                Err(Errno::AGAIN) | Err(Errno::INTR) => {
-                    self.input.truncate(start);
-                    return Flow::Keep;
-                }
+                Ok((read, _)) => self.input.extend_from_slice(read),
+                Err(Errno::AGAIN) | Err(Errno::INTR) => return Flow::Keep,
                 Err(e) => {
                     log::debug!("read from a client: {e}");
                     return Flow::Close;
@@ -533,7 +529,7 @@ impl Conn {
             let result = match &out.fd {
                 Some(fd) => {
                     let fds = [fd.as_fd()];
-                    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+                    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
                     let mut control = SendAncillaryBuffer::new(&mut space);
                     control.push(SendAncillaryMessage::ScmRights(&fds));
                     rustix::net::sendmsg(&self.stream, &iov, &mut control, flags)
