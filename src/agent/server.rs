@@ -421,7 +421,7 @@ impl Conn {
             let mut buf = [MaybeUninit::<u8>::uninit(); 16 * 1024];
             let want = room.min(buf.len());
             match rustix::io::read(&self.stream, &mut buf[..want]) {
-                Ok((read, _)) if read.is_empty() => {
+                Ok(([], _)) => {
                     // End of the requests: answer what is complete. A truncated tail stays
                     // unanswered; the connection closes once the output is written.
                     self.closing = true;
