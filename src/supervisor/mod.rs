@@ -46,14 +46,21 @@ pub fn check(path: Option<&Path>) -> Result<u8, Failure> {
             print!("{}", config::resolve::render(&cfg));
             Ok(0)
         }
-        Err(e) => Err(Failure::usage(e.to_string())),
+        Err(e) => Err(config_failure(e)),
     }
+}
+
+/// Config errors are printed as they are, one `file:line:col: key: ...` per line, with no
+/// `holden:` prefix in front of the first.
+fn config_failure(e: config::ConfigError) -> Failure {
+    eprintln!("{e}");
+    Failure::usage("")
 }
 
 /// `holden run`: load the config, start the programs, serve until a graceful shutdown.
 pub fn run(path: Option<&Path>) -> Result<u8, Failure> {
     let path = config::config_path(path);
-    let config = config::load(&path).map_err(|e| Failure::usage(e.to_string()))?;
+    let config = config::load(&path).map_err(config_failure)?;
     logger::init(&config.supervisor).map_err(Failure::usage)?;
     let mut sup = Supervisor::new(config).map_err(|e| Failure::runtime(e.to_string()))?;
     sup.run().map_err(|e| Failure::runtime(e.to_string()))?;
