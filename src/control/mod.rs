@@ -16,7 +16,6 @@ pub mod server;
 pub mod table;
 
 pub use protocol::{
-    ErrorBody, ErrorCode, Event, LastExit, Limit, LogPaths, PROTOCOL_VERSION, ProgramStatus, ReloadSummary, Reply,
-    Request, Response, unix_time,
+    ErrorCode, Event, LastExit, LogPaths, ProgramStatus, ReloadSummary, Reply, Request, Response, unix_time,
 };
-pub use server::{ConnId, ControlError, Limits, Server};
+pub use server::{ConnId, ControlError, Server};

@@ -308,15 +308,6 @@ impl Server {
         Ok(server)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Connections open now (watchers included).
-    pub fn connections(&self) -> usize {
-        self.conns.len()
-    }
-
     /// Handle a `Kind::ControlListener` or `Kind::ControlConn` readiness: accept, read, split
     /// lines, parse. Malformed requests are answered here; the well-formed ones are returned,
     /// in order, for the supervisor to answer with [`Server::reply`].
