@@ -973,6 +973,38 @@ mod tests {
     }
 
     #[test]
+    fn connections_past_the_bound_are_told_busy_and_closed() {
+        let h = Harness::start(Limits {
+            max_connections: 3,
+            ..Limits::default()
+        });
+        // The harness keeps none open; these two plus one fill the bound.
+        let _a = h.connect();
+        let _b = h.connect();
+        let c = h.connect();
+        (&c).write_all(b"{\"cmd\":\"status\"}\n").unwrap();
+        assert!(read_line(&mut BufReader::new(c.try_clone().unwrap())).contains("\"programs\""));
+        let d = h.connect();
+        let mut all = String::new();
+        (&d).read_to_string(&mut all).unwrap();
+        assert!(all.contains("\"code\":\"busy\""), "{all}");
+        drop(_a);
+        // A freed place is served again (the close may take a wakeup to be noticed).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let e = h.connect();
+            (&e).write_all(b"{\"cmd\":\"status\"}\n").unwrap();
+            if read_line(&mut BufReader::new(e)).contains("\"programs\"") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never served again after a connection closed"
+            );
+        }
+    }
+
+    #[test]
     fn a_client_that_never_reads_does_not_stall_others() {
         let h = Harness::start(Limits::default());
         let hog = h.connect();
