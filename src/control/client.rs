@@ -712,15 +712,13 @@ fn logs(args: &ClientArgs, name: &str, follow: bool, lines: usize, stderr: bool)
     }
 }
 
-/// The log reader of `crate::logs` (the "Lossless logs" work): `tail(path, lines, out)` and
-/// `follow(path, lines, out)`. Until that lands on main this says so instead of guessing.
+/// The log reader of `crate::logs`: the last lines, then (with `-f`) everything written after.
 fn print_log(path: &Path, lines: usize, follow: bool, out: &mut dyn Write) -> io::Result<()> {
-    // When crate::logs::{tail, follow} are on main:
-    // if follow { crate::logs::follow(path, lines, out) } else { crate::logs::tail(path, lines, out) }
-    let _ = (path, lines, follow, out);
-    Err(io::Error::other(
-        "this build of holden has no log reader yet; read the file directly",
-    ))
+    if follow {
+        crate::logs::follow(path, lines, out)
+    } else {
+        crate::logs::tail(path, lines, out)
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -15,19 +15,21 @@
 
 pub mod logger;
 mod ops;
+mod requests;
 pub mod state;
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Instant, SystemTime};
 
 use rustix::process::Pid;
 
 use crate::Failure;
 use crate::cgroup::{Cgroups, ProgramCgroup};
-use crate::config::{self, Config, Output, Program};
+use crate::config::{self, Config, Program};
+use crate::control::protocol::Event as ControlEvent;
+use crate::control::server::Server;
 use crate::process;
 use crate::reactor::{Kind, Reactor, Ready, Signals, Token};
 use state::{Effect, Event, Machine, Policy, State, Transition};
@@ -77,6 +79,8 @@ pub enum SupervisorError {
     Loop(#[source] std::io::Error),
     #[error("{0}")]
     Cgroups(#[from] crate::cgroup::CgroupError),
+    #[error("{0}")]
+    Control(#[from] crate::control::server::ControlError),
 }
 
 /// One program under supervision.
@@ -105,6 +109,8 @@ struct Slot {
     events: Option<std::fs::File>,
     /// The OOM-kill counter at the last spawn: a SIGKILL with a grown counter is an OOM kill.
     oom_before: Option<u64>,
+    /// Limits in force (memory bytes, CPUs, pids): the config's, or a live `constrain`'s.
+    limits: (Option<u64>, Option<f64>, Option<u64>),
 }
 
 /// What follows a stop once the program is down.
@@ -128,6 +134,12 @@ pub struct Supervisor {
     /// SIGTERM/SIGINT seen: stopping everything, then exit.
     shutting_down: bool,
     cgroups: Option<Cgroups>,
+    /// The control socket (None only where it could not matter: never, once running).
+    control: Option<Server>,
+    /// Watch events produced during this turn of the loop, pushed to watchers at its end.
+    events: Vec<ControlEvent>,
+    /// Output pipes and log files of every program.
+    logs: crate::logs::Logs,
 }
 
 impl Supervisor {
@@ -158,6 +170,7 @@ impl Supervisor {
                     cgroup: None,
                     events: None,
                     oom_before: None,
+                    limits: (p.memory_limit, p.cpu_limit, p.pids_limit),
                 })
             })
             .collect();
@@ -166,6 +179,11 @@ impl Supervisor {
         if mode == config::CgroupMode::Auto && config.programs.iter().any(|p| p.has_limits() && p.agent.is_none()) {
             mode = config::CgroupMode::Required;
         }
+        // The socket first: a second holden on the same config stops here, before it could
+        // start any program a second time.
+        let settings = &config.supervisor;
+        let control = Server::bind(&settings.socket, settings.socket_mode, &settings.allow_uids, &reactor)?;
+        log::info!("control socket: {}", settings.socket.display());
         let cgroups = Cgroups::setup(mode, &config.supervisor.cgroup_path)?;
         if let Some(c) = &cgroups {
             log::info!(
@@ -182,6 +200,9 @@ impl Supervisor {
             by_pid: HashMap::new(),
             shutting_down: false,
             cgroups,
+            control: Some(control),
+            events: Vec::new(),
+            logs: crate::logs::Logs::new(),
         })
     }
 
@@ -200,6 +221,7 @@ impl Supervisor {
         self.settle();
         loop {
             if self.shutting_down && self.slots.iter().flatten().all(|s| s.machine.state.is_down()) {
+                self.logs.drain_all(&self.reactor);
                 log::info!("every program stopped; exiting");
                 // Processes killed through cgroup.kill leave their cgroup before they are
                 // reaped: reap what is left so no zombie outlives holden.
@@ -211,22 +233,37 @@ impl Supervisor {
             }
             let deadline = self.next_deadline();
             let ready = self.reactor.wait(deadline).map_err(SupervisorError::Loop)?;
+            let now = Instant::now();
             let mut reap = false;
             for r in &ready {
                 match r.token.kind {
                     Kind::Signal => reap |= self.on_signals(),
                     Kind::Pidfd => reap = true,
-                    Kind::Output | Kind::ControlListener | Kind::ControlConn | Kind::CgroupEvents => {
-                        self.on_other(r);
+                    Kind::ControlListener | Kind::ControlConn => {
+                        let requests = match &mut self.control {
+                            Some(server) => server.on_ready(&self.reactor, r, now),
+                            None => Vec::new(),
+                        };
+                        for (conn, request) in requests {
+                            self.on_request(conn, request);
+                        }
                     }
+                    Kind::Output => self.logs.on_ready(&self.reactor, r.token.id, r),
+                    Kind::CgroupEvents => self.on_other(r),
                     Kind::AgentListener | Kind::AgentConn => {}
                 }
             }
             if reap {
                 self.reap();
             }
+            if let Some(server) = &mut self.control
+                && server.next_deadline().is_some_and(|d| d <= now)
+            {
+                server.on_deadline(&self.reactor, now);
+            }
             self.fire_deadlines();
             self.settle();
+            self.flush_events();
         }
     }
 
@@ -245,11 +282,32 @@ impl Supervisor {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        self.slots
+        let programs = self
+            .slots
             .iter()
             .flatten()
-            .filter_map(|s| s.machine.state.deadline(s.policy.min_uptime))
+            .filter_map(|s| s.machine.state.deadline(s.policy.min_uptime));
+        programs
+            .chain(self.control.as_ref().and_then(Server::next_deadline))
             .min()
+    }
+
+    /// Push this turn's events to the watchers.
+    fn flush_events(&mut self) {
+        if self.events.is_empty() {
+            return;
+        }
+        let events = std::mem::take(&mut self.events);
+        if let Some(server) = &mut self.control {
+            for event in &events {
+                server.broadcast(&self.reactor, event);
+            }
+        }
+    }
+
+    fn reopen_logs(&mut self) {
+        log::info!("reopening log files");
+        self.logs.reopen();
     }
 
     /// Returns true when a SIGCHLD asks for a reap.
@@ -262,9 +320,7 @@ impl Supervisor {
                 signal_hook::consts::SIGHUP => {
                     log::warn!("SIGHUP: reload is not available yet; ignored")
                 }
-                signal_hook::consts::SIGUSR1 => {
-                    log::info!("SIGUSR1: log files are reopened at every write")
-                }
+                signal_hook::consts::SIGUSR1 => self.reopen_logs(),
                 other => log::debug!("signal {other} ignored"),
             }
         }
@@ -277,25 +333,27 @@ impl Supervisor {
             log::warn!("second SIG{name}: killing every program now");
             let now = Instant::now();
             for i in 0..self.slots.len() {
-                if self.slots[i].as_ref().is_some_and(|s| s.machine.state.is_alive()) {
-                    self.perform(i, Effect::KillAll, now);
-                    let slot = self.slot_mut(i);
-                    if let State::Stopping { pid, .. } = slot.machine.state {
-                        slot.machine.state = State::Stopping {
-                            pid,
-                            deadline: now + std::time::Duration::from_secs(5),
-                            killed: true,
-                        };
-                    }
+                if let Some(slot) = self.slots[i].as_mut() {
+                    slot.pending_stop = false;
+                    self.apply(i, Event::Kill, now);
                 }
             }
             return;
         }
-        log::info!("SIG{name}: shutting down");
+        self.begin_shutdown(&format!("SIG{name}"));
+    }
+
+    /// Graceful shutdown: every program is stopped (dependents first), then holden exits.
+    fn begin_shutdown(&mut self, why: &str) {
+        if self.shutting_down {
+            return;
+        }
+        log::info!("{why}: shutting down");
         self.shutting_down = true;
         for slot in self.slots.iter_mut().flatten() {
             slot.pending_start = false;
             slot.pending_stop = true;
+            slot.then = Then::Nothing;
         }
     }
 
@@ -327,6 +385,9 @@ impl Supervisor {
                     if let Some(fd) = self.slot_mut(i).pidfd.take() {
                         self.reactor.delete(fd.as_fd());
                     }
+                    // Everything it wrote goes to its log before its death's transition line.
+                    let name = self.slot(i).program.name.clone();
+                    self.logs.drain(&self.reactor, &name);
                     let slot = self.slot(i);
                     let exit = match (exit, &slot.cgroup) {
                         (process::reap::ExitKind::Signal(SIGKILL), Some(cg)) if cg.oom_kills() > slot.oom_before => {
@@ -437,6 +498,9 @@ impl Supervisor {
             if let Some(t) = transition {
                 slot.since_wall = SystemTime::now();
                 self.log_transition(i, &t);
+                if t.from != t.to {
+                    self.push_transition(i, t.from, t.to, t.reason);
+                }
             }
             for effect in effects {
                 if let Some(next) = self.perform(i, effect, now) {
@@ -483,10 +547,13 @@ impl Supervisor {
 
     fn spawn(&mut self, i: usize) -> Event {
         let program = self.slot(i).program.clone();
-        let (stdout, stderr) = match open_output(&program) {
-            Ok(s) => s,
-            Err(reason) => {
-                return Event::SpawnFailed { reason, retry: false };
+        let (stdout, stderr) = match self.logs.attach(&program, &self.reactor) {
+            Ok(s) => (s.stdout, s.stderr),
+            Err(e) => {
+                return Event::SpawnFailed {
+                    reason: e.to_string(),
+                    retry: false,
+                };
             }
         };
         let procs = match self.prepare_cgroup(i) {
@@ -539,7 +606,7 @@ impl Supervisor {
                         cg.path().display()
                     );
                 }
-                cg.set_limits(program.memory_limit, program.cpu_limit, program.pids_limit)
+                cg.set_limits(slot.limits.0, slot.limits.1, slot.limits.2)
                     .map_err(|e| e.to_string())?;
                 if program.has_limits() {
                     log::info!("{}: limits applied in {}", program.name, cg.path().display());
@@ -603,38 +670,3 @@ impl Supervisor {
 }
 
 const SIGKILL: i32 = 9;
-
-/// Interim output: files opened for append and handed to the child as they are.
-fn open_output(program: &Program) -> Result<(Stdio, Stdio), String> {
-    fn open(path: &Path) -> Result<std::fs::File, String> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {}", dir.display(), process::spawn::io_text(&e)))?;
-        }
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| format!("cannot open {}: {}", path.display(), process::spawn::io_text(&e)))
-    }
-    let stdout_file = match &program.stdout {
-        Output::File(p) => Some(open(p)?),
-        _ => None,
-    };
-    let stdout = match (&program.stdout, &stdout_file) {
-        (Output::File(_), Some(f)) => Stdio::from(f.try_clone().map_err(|e| e.to_string())?),
-        (Output::Null, _) => Stdio::null(),
-        _ => Stdio::inherit(),
-    };
-    let stderr = match &program.stderr {
-        Output::File(p) => Stdio::from(open(p)?),
-        Output::Null => Stdio::null(),
-        Output::Stdout => match &stdout_file {
-            Some(f) => Stdio::from(f.try_clone().map_err(|e| e.to_string())?),
-            None if program.stdout == Output::Null => Stdio::null(),
-            None => Stdio::inherit(),
-        },
-        Output::Inherit => Stdio::inherit(),
-    };
-    Ok((stdout, stderr))
-}
