@@ -14,8 +14,3 @@ pub mod client;
 pub mod protocol;
 pub mod server;
 pub mod table;
-
-pub use protocol::{
-    ErrorCode, Event, LastExit, LogPaths, ProgramStatus, ReloadSummary, Reply, Request, Response, unix_time,
-};
-pub use server::{ConnId, ControlError, Server};

@@ -214,6 +214,8 @@ enum Fate {
     Close(&'static str),
 }
 
+/// The control socket. Dropping it closes every connection and removes the socket file, if
+/// that file is still the one it created.
 pub struct Server {
     path: PathBuf,
     listener: OwnedFd,
@@ -447,10 +449,6 @@ impl Server {
             self.settle(reactor, id, Fate::Close("it was idle too long"));
         }
     }
-
-    /// Close every connection and remove the socket file (only if it is still the one we
-    /// created). Dropping the server does the same.
-    pub fn close(self) {}
 
     fn accept(&mut self, reactor: &Reactor, now: Instant) {
         // A bounded batch per wakeup: the listener is level-triggered and reports the rest.
@@ -817,13 +815,13 @@ mod tests {
                     server.watch(conn);
                 }
                 Request::Reopen => {
-                    server.reply(reactor, conn, &Response::done());
+                    server.reply(reactor, conn, &Response::Ok(Reply::Done {}));
                     for _ in 0..100 {
                         server.broadcast(reactor, &Event::Removed { name: "web".into() });
                     }
                 }
                 Request::Shutdown => {
-                    server.reply(reactor, conn, &Response::done());
+                    server.reply(reactor, conn, &Response::Ok(Reply::Done {}));
                     server.broadcast(reactor, &Event::Removed { name: "web".into() });
                 }
                 other => server.reply(
@@ -1053,7 +1051,7 @@ mod tests {
         }
         // The refused attempt did not remove the live socket.
         assert!(UnixStream::connect(&path).is_ok());
-        first.close();
+        drop(first);
         assert!(!path.exists(), "close removes the socket file");
 
         std::fs::write(&path, "not a socket").unwrap();
@@ -1072,7 +1070,7 @@ mod tests {
         let server = Server::bind(&path, 0o660, &[], &reactor).unwrap();
         std::fs::remove_file(&path).unwrap();
         let newer = std::os::unix::net::UnixListener::bind(&path).unwrap();
-        server.close();
+        drop(server);
         assert!(path.exists(), "a newer holden's socket was removed");
         drop(newer);
     }
@@ -1148,7 +1146,7 @@ pub(crate) mod test_support {
                     }
                     server.on_deadline(&reactor, Instant::now());
                 }
-                server.close();
+                drop(server);
             });
             rx.recv_timeout(Duration::from_secs(10)).expect("server bound");
             TestServer {
