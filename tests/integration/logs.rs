@@ -190,8 +190,23 @@ log_timestamps = true
     );
 }
 
+/// How a reopen is asked for.
+enum Reopen {
+    Signal,
+    Command,
+}
+
 #[test]
 fn sigusr1_after_an_external_mv_makes_holden_write_to_a_new_file() {
+    reopen_after_mv(Reopen::Signal);
+}
+
+#[test]
+fn holden_reopen_after_an_external_mv_makes_holden_write_to_a_new_file() {
+    reopen_after_mv(Reopen::Command);
+}
+
+fn reopen_after_mv(how: Reopen) {
     let mut sup = Supervisor::start(
         r#"
 [programs.ticker]
@@ -207,7 +222,17 @@ stdout = "ticker.log"
     });
     std::fs::rename(&path, &moved).unwrap();
     // Until the reopen, holden goes on writing to the moved file.
-    sup.signal(libc_sigusr1());
+    match how {
+        Reopen::Signal => sup.signal(libc_sigusr1()),
+        Reopen::Command => {
+            let out = sup.ctl(&["reopen"]);
+            assert!(
+                out.status.success(),
+                "holden reopen: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
     wait_for(T, "lines in a new ticker.log", || {
         let n = std::fs::read_to_string(&path).unwrap_or_default().lines().count();
         if n >= 5 { Ok(()) } else { Err(format!("{n} lines")) }
@@ -314,4 +339,29 @@ log_backups = 1000
     assert!(lines == expected, "lines out of order");
     let files = files_of(&sup.path("fast.log"));
     assert!(files.len() > 10, "the test meant to rotate: {} files", files.len());
+}
+
+#[test]
+fn logs_prints_the_last_lines_reaching_back_into_rotated_files() {
+    let sup = Supervisor::start(
+        r#"
+[programs.counter]
+command = "seq 1 50000"
+autorestart = "never"
+stdout = "counter.log"
+log_max_bytes = "100KB"
+log_backups = 100
+"#,
+    );
+    wait_exited(&sup, "counter");
+    assert!(files_of(&sup.path("counter.log")).len() > 2, "the test meant to rotate");
+    let out = sup.ctl(&["logs", "counter", "-n", "30000"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), seq(20_001, 50_000));
+    let out = sup.ctl(&["logs", "counter"]);
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        seq(49_991, 50_000),
+        "10 lines by default"
+    );
 }
