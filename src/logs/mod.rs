@@ -41,8 +41,6 @@
 mod capture;
 mod rotate;
 mod sink;
-// Called by control::client for `holden logs` (not on main yet).
-#[allow(dead_code)]
 mod tail;
 
 use std::collections::{BTreeMap, HashMap};
@@ -60,7 +58,6 @@ use capture::Lines;
 use sink::Sink;
 
 pub use capture::MAX_LINE;
-#[allow(unused_imports)]
 pub use tail::{follow, tail};
 
 /// Pipe capacity asked for (the default `/proc/sys/fs/pipe-max-size`).
@@ -80,42 +77,57 @@ const BUDGET: usize = 4 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
-    #[error("cannot create an output pipe for {program}: {source}; raise the open files limit (ulimit -n)")]
+    #[error(
+        "cannot create an output pipe for {program}: {}; raise the open files limit (ulimit -n)",
+        io_text(source)
+    )]
     Pipe {
         program: String,
         #[source]
         source: io::Error,
     },
-    #[error("cannot watch the output pipe of {program}: {source}; raise the open files limit (ulimit -n)")]
+    #[error(
+        "cannot watch the output pipe of {program}: {}; raise the open files limit (ulimit -n)",
+        io_text(source)
+    )]
     Register {
         program: String,
         #[source]
         source: io::Error,
     },
-    #[error("cannot create log folder {}: {source}; create it or fix its permissions", path.display())]
+    #[error("cannot create log folder {}: {}; create it or fix its permissions", path.display(), io_text(source))]
     CreateDir {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("cannot open log file {}: {source}; check the permissions of the file and its folder", path.display())]
+    #[error("cannot open log file {}: {}; check the permissions of the file and its folder", path.display(), io_text(source))]
     Open {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("cannot rotate log file {}: {source}; check the permissions of its folder and the free disk space", path.display())]
+    #[error("cannot rotate log file {}: {}; check the permissions of its folder and the free disk space", path.display(), io_text(source))]
     Rotate {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("cannot write log file {}: {source}; free disk space or fix the file", path.display())]
+    #[error("cannot write log file {}: {}; free disk space or fix the file", path.display(), io_text(source))]
     Write {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
+}
+
+/// An OS error as a sentence part: "Permission denied", without "(os error 13)".
+fn io_text(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
 }
 
 /// The child-side ends of one spawn's output, for `process::spawn`.
@@ -146,7 +158,7 @@ pub struct Logs {
     streams: BTreeMap<u64, Stream>,
     sinks: HashMap<PathBuf, Sink>,
     next_id: u64,
-    /// Read buffer (line path, copy fallback) and rotation's cut bytes.
+    /// Read buffer of the line path and the copy fallback.
     scratch: Vec<u8>,
     /// Formatted lines waiting for their one write.
     out: Vec<u8>,
@@ -936,6 +948,7 @@ mod tests {
         let p = program(dir.path(), Output::File(bad), Output::Null);
         let e = logs.attach(&p, &reactor).unwrap_err().to_string();
         assert!(e.contains(&dir.path().join("file").display().to_string()), "{e}");
+        assert!(!e.contains("os error"), "{e}");
         assert_eq!(logs.open_streams("web"), 0);
         let _ = reactor.as_fd().as_raw_fd();
     }
