@@ -30,6 +30,7 @@ while getopts kv opt; do
 done
 shift $((OPTIND - 1))
 
+join() { local IFS=';'; echo "$*" | sed 's/;/; /g'; }
 say() { echo "vm: $*" >&2; }
 die() { say "$*"; exit 2; }
 
@@ -136,7 +137,7 @@ failed_names=() pending_notes=()
 for name in "${scenarios[@]}"; do
     dir=$here/scenarios/$name
     [ -d "$dir" ] || die "no scenario $name in $here/scenarios"
-    TIMEOUT=90 PENDING= APPEND=
+    TIMEOUT=90 PENDING= APPEND= EXPECT_INIT_EXIT=
     # shellcheck disable=SC1091
     [ -f "$dir/scenario.conf" ] && . "$dir/scenario.conf"
     timeout_s=${HOLDEN_VM_TIMEOUT:-$TIMEOUT}
@@ -170,6 +171,16 @@ for name in "${scenarios[@]}"; do
     if [ -x "$dir/host-check.sh" ]; then
         results+=$'\n'$("$dir/host-check.sh" "$log" 2>&1 | grep -aoE '(PASS|FAIL): .*' || true)
     fi
+    if [ -n "$EXPECT_INIT_EXIT" ]; then
+        # PID 1's wait status, as the kernel prints it when init exits (exit N: N << 8).
+        want=$(printf 'exitcode=0x%08x' $((EXPECT_INIT_EXIT << 8)))
+        seen=$(grep -aoE 'Attempted to kill init! exitcode=0x[0-9a-f]+' "$log" | head -n1 || true)
+        if [ "${seen#*! }" = "$want" ]; then
+            results+=$'\n'"PASS: PID 1 exited with status $EXPECT_INIT_EXIT (kernel: $seen)"
+        else
+            results+=$'\n'"FAIL: PID 1 exited with status $EXPECT_INIT_EXIT: kernel said '${seen:-nothing}'"
+        fi
+    fi
     n_pass=$(grep -c '^PASS: ' <<<"$results" || true)
     n_fail=$(grep -c '^FAIL: ' <<<"$results" || true)
     problems=()
@@ -183,7 +194,7 @@ for name in "${scenarios[@]}"; do
         if [ ${#problems[@]} = 0 ]; then
             verdict="PENDING $name ($PENDING), but it passes now: remove PENDING from scenario.conf"
         else
-            verdict="PENDING $name ($PENDING): ${problems[*]}"
+            verdict="PENDING $name ($PENDING): $(join "${problems[@]}")"
         fi
         pending_notes+=("$name: $PENDING")
     elif [ ${#problems[@]} = 0 ]; then
@@ -195,13 +206,14 @@ for name in "${scenarios[@]}"; do
         checks_passed=$((checks_passed + n_pass))
         checks_failed=$((checks_failed + n_fail))
         failed_names+=("$name")
-        verdict="FAILED $name: ${problems[*]}"
+        verdict="FAILED $name: $(join "${problems[@]}")"
     fi
     echo "--- $name (${secs}s, qemu status $status, console: $log)"
     grep -E '^(PASS|FAIL): ' <<<"$results" | sed 's/^/    /' || true
     if [ ${#problems[@]} -gt 0 ] && [ $verbose = 0 ]; then
-        echo "    last console lines:"
-        tail -n 15 "$log" | sed 's/^/    | /'
+        echo "    last console lines (kernel lines other than the panic left out):"
+        grep -avE '^\[ *[0-9]+\.[0-9]+\] ' "$log" | tail -n 15 | sed 's/^/    | /'
+        grep -aoE 'Kernel panic - not syncing: .*' "$log" | head -n1 | sed 's/^/    | /'
     fi
     echo "$verdict"
 done

@@ -52,3 +52,34 @@ file_is() { [ -r "$1" ] && [ "$(head -n1 "$1")" = "$2" ]; }
 done_checks() {
     echo "DONE: $VMTEST_PASSED passed, $VMTEST_FAILED failed"
 }
+
+# --- for checkers that run as a program under holden (PID1=holden) ---------------------------
+
+# status_json NAME: `holden status NAME --json` on one line without blanks (empty on error).
+status_json() { holden status "$1" --json 2>/dev/null | tr -d ' \n\t'; }
+
+# json_get JSON KEY: the first value of KEY in JSON, strings unquoted ("null" for null).
+json_get() {
+    printf '%s' "$1" | grep -o "\"$2\":\(\"[^\"]*\"\|[^,}]*\)" | head -n1 | cut -d: -f2- | tr -d '"'
+}
+
+# state_is NAME STATE: the program's state per `holden status --json` (for wait_for).
+state_is() { [ "$(json_get "$(status_json "$1")" state)" = "$2" ]; }
+
+# procs_of CGROUP: the pids in a cgroup (relative to /sys/fs/cgroup), one a line.
+procs_of() { cat "/sys/fs/cgroup/$1/cgroup.procs" 2>/dev/null; }
+
+# stat_field PID N: field N of /proc/PID/stat (3 = state, 4 = ppid, 6 = session).
+stat_field() { awk -v n="$2" '{ print $n }' "/proc/$1/stat" 2>/dev/null; }
+
+# shutdown_vm: the last step of a checker under holden. Prints DONE, then sends SIGTERM to
+# PID 1 (holden): its graceful shutdown stops every program and it exits, which ends the VM
+# (the kernel panics on PID 1's exit, and panic=-1 with -no-reboot makes qemu quit). A
+# watchdog outside the checker's session powers off with a FAIL line if holden is still
+# running 20 s later; holden's shutdown normally kills it first, with the checker's cgroup.
+shutdown_vm() {
+    done_checks
+    setsid sh -c 'sleep 20; echo "FAIL: holden exits within 20 s of SIGTERM"; poweroff -f' \
+        </dev/null >/dev/console 2>&1 &
+    kill -TERM 1
+}
