@@ -8,7 +8,8 @@
 #     -v  print each VM's console as it runs
 #
 # Environment: HOLDEN_VM_CACHE (default target/vm-cache), HOLDEN_VM_TIMEOUT (default per
-# scenario, else 90 s), HOLDEN_VM_SKIP_PENDING=1 (do not boot pending scenarios).
+# scenario, else 90 s), HOLDEN_VM_SKIP_PENDING=1 (do not boot pending scenarios),
+# HOLDEN_VM_BIN_DIR (with -k: a folder holding a static holden and examples/memhog).
 #
 # Exit status: 0 when every scenario that is not pending passed; 1 when any check failed, any
 # scenario gave no result or timed out; 2 on a setup error.
@@ -65,7 +66,7 @@ if [ $build = 1 ]; then
         --manifest-path "$repo/Cargo.toml" --target "$triple" --target-dir "$target_dir" \
         --bin holden --example memhog
 fi
-bin_dir=$target_dir/$triple/release
+bin_dir=${HOLDEN_VM_BIN_DIR:-$target_dir/$triple/release}
 holden=$bin_dir/holden
 memhog=$bin_dir/examples/memhog
 [ -x "$holden" ] && [ -x "$memhog" ] || die "no static holden/memhog in $bin_dir; run without -k"

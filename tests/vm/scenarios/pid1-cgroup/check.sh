@@ -7,8 +7,8 @@ expect_eq "holden moved itself into the leaf /holden" "0::/holden" "$(cat /proc/
 for c in memory cpu pids; do
     for parent in "" /supervisor; do
         case " $(cat $cg$parent/cgroup.subtree_control 2>/dev/null) " in
-        *" $c "*) pass "$c is enabled in ${parent:-/}cgroup.subtree_control" ;;
-        *) fail "$c is enabled in ${parent:-/}cgroup.subtree_control" \
+        *" $c "*) pass "$c is enabled in the cgroup.subtree_control of ${parent:-/}" ;;
+        *) fail "$c is enabled in the cgroup.subtree_control of ${parent:-/}" \
             "found '$(cat $cg$parent/cgroup.subtree_control 2>&1)'" ;;
         esac
     done

@@ -1,0 +1,28 @@
+. /lib/vmtest.sh
+agent=/run/agent.sock
+
+if wait_for 20 holden ping --agent $agent; then
+    pass "holden ping answers through the agent"
+else
+    fail "holden ping answers through the agent" "$(holden ping --agent $agent 2>&1)"
+fi
+
+# spawn_case WHAT CMD...: the child ends on its own; spawn must not invent its status.
+spawn_case() {
+    what=$1; shift
+    out=$(holden spawn --agent $agent --restart never -- "$@" 2>&1)
+    status=$?
+    expect_eq "spawn of a child that $what exits 1 (status unknown)" 1 "$status"
+    # It says it does not know ("unknown", "cannot tell"), and names no status of its own.
+    if printf '%s' "$out" | grep -qiE 'unknown|cannot tell|can not tell|not known' &&
+        ! printf '%s' "$out" | grep -qiE 'exit (status|code)[: ]+[0-9]|killed by|signal [0-9A-Z]'; then
+        pass "spawn of a child that $what says the status is unknown ($out)"
+    else
+        fail "spawn of a child that $what says the status is unknown" "printed: $out"
+    fi
+}
+spawn_case "exits 7" /bin/sh -c 'exit 7'
+spawn_case "is killed by SIGKILL" /bin/sh -c 'kill -KILL $$'
+spawn_case "exits 0" /bin/true
+
+shutdown_vm
