@@ -1,8 +1,8 @@
 # 50 orphans: each subshell starts a sleep in the background and exits at once, so the sleep's
-# parent is gone and the kernel re-parents it to PID 1. They all end about 8 s from now.
+# parent is gone and the kernel re-parents it to PID 1. They all end about 5 s from now.
 i=0
 while [ $i -lt 50 ]; do
-    (sleep 8 &)
+    (sleep 5 &)
     i=$((i + 1))
 done
 echo "daemonizer: 50 orphans started"

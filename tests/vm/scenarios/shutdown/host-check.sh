@@ -12,3 +12,8 @@ for s in TERM INT HUP; do
         echo "PASS: the program with stop_signal $s was stopped by SIG$s before holden exited"
     fi
 done
+if grep -aq 'SIGKILL' "$log"; then
+    echo "FAIL: every program ended by its stop_signal, none needed SIGKILL: $(grep -a SIGKILL "$log" | head -n1)"
+else
+    echo "PASS: every program ended by its stop_signal, none needed SIGKILL"
+fi
