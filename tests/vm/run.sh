@@ -62,9 +62,13 @@ fi
 if [ $build = 1 ]; then
     say "building a static holden and memhog (release, $target_dir)"
     # An explicit --target keeps RUSTFLAGS away from build scripts and proc macros.
-    RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release \
+    mkdir -p "$cache"
+    if ! RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release \
         --manifest-path "$repo/Cargo.toml" --target "$triple" --target-dir "$target_dir" \
-        --bin holden --example memhog
+        --bin holden --example memhog >"$cache/build.log" 2>&1; then
+        cat "$cache/build.log" >&2
+        die "the static build failed (above; also in $cache/build.log)"
+    fi
 fi
 bin_dir=${HOLDEN_VM_BIN_DIR:-$target_dir/$triple/release}
 holden=$bin_dir/holden

@@ -1,6 +1,6 @@
 . /lib/vmtest.sh
 
-if wait_for 60 state_is hog FATAL; then
+if wait_for 30 state_is hog FATAL; then
     pass "hog reached FATAL"
 else
     fail "hog reached FATAL" "status: $(status_json hog)"
