@@ -217,8 +217,8 @@ for name in "${scenarios[@]}"; do
     grep -E '^(PASS|FAIL): ' <<<"$results" | sed 's/^/    /' || true
     if [ ${#problems[@]} -gt 0 ] && [ $verbose = 0 ]; then
         echo "    last console lines (kernel lines other than the panic left out):"
-        grep -avE '^\[ *[0-9]+\.[0-9]+\] ' "$log" | tail -n 15 | sed 's/^/    | /'
-        grep -aoE 'Kernel panic - not syncing: .*' "$log" | head -n1 | sed 's/^/    | /'
+        { grep -avE '^\[ *[0-9]+\.[0-9]+\] ' "$log" || true; } | tail -n 15 | sed 's/^/    | /'
+        { grep -aoE 'Kernel panic - not syncing: .*' "$log" || true; } | head -n1 | sed 's/^/    | /'
     fi
     echo "$verdict"
 done
