@@ -45,6 +45,7 @@ command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 compgen -G '/boot/vmlinuz-*' >/dev/null || need+=(linux-image-amd64)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 command -v cpio >/dev/null || need+=(cpio)
+[ -x /usr/bin/unshare ] || need+=(util-linux)
 command -v unxz >/dev/null || need+=(xz-utils)
 if [ ${#need[@]} -gt 0 ]; then
     [ "$(id -u)" = 0 ] || die "missing ${need[*]}: run as root, or apt-get install them"
@@ -109,6 +110,11 @@ mkdir -p "$work/base"
     done
     cp "$holden" bin/holden
     cp "$memhog" bin/memhog
+    # util-linux unshare (busybox's has no --cgroup) and the two libraries it needs.
+    mkdir -p usr/bin lib64 lib/x86_64-linux-gnu
+    cp /usr/bin/unshare usr/bin/unshare
+    cp -L /lib64/ld-linux-x86-64.so.2 lib64/
+    cp -L /lib/x86_64-linux-gnu/libc.so.6 lib/x86_64-linux-gnu/
     cp "$here/lib/init" init
     cp "$here/lib/vmtest.sh" lib/vmtest.sh
     chmod 755 init bin/holden bin/memhog
