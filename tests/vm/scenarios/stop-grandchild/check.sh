@@ -17,6 +17,13 @@ if [ "$(stat_field $gpid 6)" != "$(stat_field $main 6)" ]; then
 else
     fail "the grandchild left forker's session" "both in session $(stat_field $gpid 6)"
 fi
+breeder=$(cat /run/breeder.pid 2>/dev/null)
+many() { [ "$(cat $cg/pids.current)" -ge 20 ]; }
+if wait_for 20 many; then
+    pass "the breeder (pid $breeder) keeps forking: $(cat $cg/pids.current) processes in forker's cgroup"
+else
+    fail "the breeder keeps forking" "pids.current: $(cat $cg/pids.current 2>&1)"
+fi
 had_cgroup=no
 [ -e $cg/cgroup.procs ] && had_cgroup=yes
 
@@ -31,10 +38,12 @@ elif [ $had_cgroup = yes ]; then
 else
     fail "forker's cgroup is empty" "$cg never existed"
 fi
-if wait_for 5 test ! -e /proc/$gpid; then
-    pass "the grandchild is gone (killed and reaped)"
-else
-    fail "the grandchild is gone" "pid $gpid: state $(stat_field $gpid 3)"
-fi
+for p in $gpid $breeder; do
+    if wait_for 5 test ! -e /proc/$p; then
+        pass "grandchild $p is gone (killed and reaped)"
+    else
+        fail "grandchild $p is gone" "state $(stat_field $p 3)"
+    fi
+done
 
 shutdown_vm
