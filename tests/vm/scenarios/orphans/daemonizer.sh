@@ -1,8 +1,11 @@
-# 50 orphans: each subshell starts a sleep in the background and exits at once, so the sleep's
-# parent is gone and the kernel re-parents it to PID 1. They all end about 5 s from now.
+# 50 orphans: each subshell starts a `cat` in the background and exits at once, so the cat's
+# parent is gone and the kernel re-parents it to PID 1. Each cat blocks opening the FIFO
+# /run/gate until the checker opens it for writing and closes it: then all 50 read EOF and
+# exit together, and their 50 SIGCHLDs reach PID 1 at once.
+mkfifo /run/gate
 i=0
 while [ $i -lt 50 ]; do
-    (sleep 5 &)
+    (cat /run/gate >/dev/null &)
     i=$((i + 1))
 done
 echo "daemonizer: 50 orphans started"
