@@ -15,6 +15,7 @@
 
 pub mod logger;
 mod ops;
+mod remote;
 mod requests;
 pub mod state;
 
@@ -111,6 +112,15 @@ struct Slot {
     oom_before: Option<u64>,
     /// Limits in force (memory bytes, CPUs, pids): the config's, or a live `constrain`'s.
     limits: (Option<u64>, Option<f64>, Option<u64>),
+    /// An agent's program ended: its exit status is being read from its pidfd.
+    exit_wait: Option<ExitWait>,
+}
+
+/// Reading an agent-spawned process's exit status, which appears once its agent reaped it.
+#[derive(Debug, Clone, Copy)]
+struct ExitWait {
+    since: Instant,
+    next: Instant,
 }
 
 /// What follows a stop once the program is down.
@@ -171,6 +181,7 @@ impl Supervisor {
                     events: None,
                     oom_before: None,
                     limits: (p.memory_limit, p.cpu_limit, p.pids_limit),
+                    exit_wait: None,
                 })
             })
             .collect();
@@ -238,7 +249,10 @@ impl Supervisor {
             for r in &ready {
                 match r.token.kind {
                     Kind::Signal => reap |= self.on_signals(),
-                    Kind::Pidfd => reap = true,
+                    Kind::Pidfd => {
+                        reap = true;
+                        self.on_pidfd(r.token.id as usize, now);
+                    }
                     Kind::ControlListener | Kind::ControlConn => {
                         let requests = match &mut self.control {
                             Some(server) => server.on_ready(&self.reactor, r, now),
@@ -282,11 +296,12 @@ impl Supervisor {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let programs = self
-            .slots
-            .iter()
-            .flatten()
-            .filter_map(|s| s.machine.state.deadline(s.policy.min_uptime));
+        let programs = self.slots.iter().flatten().filter_map(|s| {
+            let state = s.machine.state.deadline(s.policy.min_uptime);
+            // An agent's program whose exit status is still being read.
+            let exit_wait = s.exit_wait.map(|w| w.next);
+            state.into_iter().chain(exit_wait).min()
+        });
         programs
             .chain(self.control.as_ref().and_then(Server::next_deadline))
             .min()
@@ -418,6 +433,13 @@ impl Supervisor {
     fn fire_deadlines(&mut self) {
         let now = Instant::now();
         for i in 0..self.slots.len() {
+            if self.slots[i]
+                .as_ref()
+                .and_then(|s| s.exit_wait)
+                .is_some_and(|w| w.next <= now)
+            {
+                self.poll_remote_exit(i, now);
+            }
             let due = self.slots[i]
                 .as_ref()
                 .and_then(|s| s.machine.state.deadline(s.policy.min_uptime))
@@ -547,6 +569,9 @@ impl Supervisor {
 
     fn spawn(&mut self, i: usize) -> Event {
         let program = self.slot(i).program.clone();
+        if let Some(socket) = &program.agent {
+            return self.spawn_remote(i, socket);
+        }
         let (stdout, stderr) = match self.logs.attach(&program, &self.reactor) {
             Ok(s) => (s.stdout, s.stderr),
             Err(e) => {
@@ -636,6 +661,17 @@ impl Supervisor {
     /// member lives).
     fn signal_tree(&self, i: usize, sig: i32) {
         let slot = self.slot(i);
+        if slot.program.agent.is_some() {
+            // Only the main process is known: signal it through its pidfd.
+            if let (Some(fd), Some(sig)) = (&slot.pidfd, rustix::process::Signal::from_named_raw(sig))
+                && slot.exit_wait.is_none()
+                && let Err(e) = rustix::process::pidfd_send_signal(fd, sig)
+                && e != rustix::io::Errno::SRCH
+            {
+                log::warn!("{}: cannot signal it through its pidfd: {e}", slot.program.name);
+            }
+            return;
+        }
         if let Some(cg) = &slot.cgroup {
             if sig == SIGKILL {
                 if let Err(e) = cg.kill_all() {

@@ -224,6 +224,7 @@ impl Supervisor {
             then: Then::Nothing,
             transient,
             limits: (program_limits.0, program_limits.1, program_limits.2),
+            exit_wait: None,
             cgroup: None,
             events: None,
             oom_before: None,
@@ -279,6 +280,7 @@ impl Supervisor {
                     log::warn!("{name}: {e}");
                 }
                 log::info!("{name}: removed");
+                self.events.push(Event::Removed { name });
             }
         }
     }
