@@ -25,4 +25,18 @@ spawn_case "exits 7" /bin/sh -c 'exit 7'
 spawn_case "is killed by SIGKILL" /bin/sh -c 'kill -KILL $$'
 spawn_case "exits 0" /bin/true
 
+# The same through holden itself: a program with `agent = ...` that exits 7.
+if wait_for 30 state_is remote EXITED; then
+    pass "the agent-spawned program remote ended and went to EXITED"
+else
+    fail "the agent-spawned program remote ended and went to EXITED" "status: $(status_json remote)"
+fi
+status=$(status_json remote)
+echo "vmtest: holden status remote --json: $status"
+case "$status" in
+*'"last_exit":{"code":null,"signal":null,"oom_killed":false}'*)
+    pass "status --json gives its last exit as unknown (code and signal null), not 7" ;;
+*) fail "status --json gives its last exit as unknown (code and signal null), not 7" "$status" ;;
+esac
+
 shutdown_vm
