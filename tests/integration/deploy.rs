@@ -133,7 +133,25 @@ fn static_busybox() -> Option<PathBuf> {
     ["/usr/bin/busybox", "/bin/busybox"]
         .iter()
         .map(PathBuf::from)
-        .find(|p| fs::read(p).is_ok_and(|b| !b.windows(8).any(|w| w == b"ld-linux")))
+        .find(|p| fs::read(p).is_ok_and(|elf| is_static_elf64(&elf)))
+}
+
+/// An ELF64 executable without a program interpreter (no PT_INTERP): it needs no libc.
+fn is_static_elf64(elf: &[u8]) -> bool {
+    const PT_INTERP: u32 = 3;
+    let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
+    let u32_at = |o: usize| elf.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().unwrap()));
+    let u64_at = |o: usize| {
+        elf.get(o..o + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap()) as usize)
+    };
+    if !elf.starts_with(b"\x7fELF\x02\x01") {
+        return false;
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else {
+        return false;
+    };
+    (0..phnum).all(|i| u32_at(phoff + i * phentsize).is_some_and(|t| t != PT_INTERP))
 }
 
 /// The image of contrib/container, with a unique name; removed (with its containers) on drop.
@@ -280,6 +298,242 @@ fn podman_the_example_image_runs_its_config_answers_the_pods_liveness_probe_and_
     let log = container_log(&c);
     assert!(log.contains("agent: RUNNING -> STOPPING"), "{log}");
     assert!(log.contains("STOPPING -> STOPPED"), "{log}");
+}
+
+/// `NSpid:` of /proc/PID/status: the pid in each namespace, outermost first.
+fn nspid(pid: u32) -> Vec<u32> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .map(|r| r.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// The config of the PID 1 test: two long-running programs (one traps SIGTERM and says so),
+/// and one that leaves an orphan behind, all from a static busybox mounted at /bin/busybox.
+const CONTAINER_CONFIG: &str = r#"
+[supervisor]
+socket = "/run/holden/holden.sock"
+logfile = "stderr"
+log_level = "debug"
+cgroup_path = "/supervisor"
+cgroups = "auto"
+
+[programs.sleeper]
+command = "/bin/busybox sleep 1000"
+stop_timeout = "5s"
+
+[programs.trapper]
+command = ["/bin/busybox", "sh", "-c", "trap 'echo stopped gracefully; exit 0' TERM; while :; do /bin/busybox sleep 1 & wait $!; done"]
+stdout = "/run/holden/trapper.out"
+stop_timeout = "5s"
+
+[programs.parent]
+command = ["/bin/busybox", "sh", "-c", "(/bin/busybox sh -c 'echo $$ > /run/holden/orphan.pid; exec /bin/busybox sleep 1000' &); exec /bin/busybox sleep 1000"]
+stop_timeout = "5s"
+"#;
+
+/// A temp dir with `etc/` (mounted over /etc/holden, as a ConfigMap is) holding `config`, and
+/// `run/` (mounted at /run/holden: the control socket and the programs' files).
+fn container_dirs(config: &str) -> tempfile::TempDir {
+    let dir = tempdir();
+    fs::create_dir_all(dir.path().join("etc")).unwrap();
+    fs::create_dir_all(dir.path().join("run")).unwrap();
+    fs::write(dir.path().join("etc/supervisor.toml"), config).unwrap();
+    dir
+}
+
+fn mounts(dir: &Path, busybox: &Path) -> [String; 6] {
+    [
+        "-v".into(),
+        format!("{}:/etc/holden:ro", dir.join("etc").display()),
+        "-v".into(),
+        format!("{}:/run/holden", dir.join("run").display()),
+        "-v".into(),
+        format!("{}:/bin/busybox:ro", busybox.display()),
+    ]
+}
+
+#[test]
+fn podman_holden_is_pid_1_supervises_reaps_orphans_and_stops_every_program_on_sigterm() {
+    let test = "podman_holden_is_pid_1_supervises_reaps_orphans_and_stops_every_program_on_sigterm";
+    if let Err(why) = podman_usable() {
+        eprintln!("SKIP {test}: {why}");
+        return;
+    }
+    let Some(busybox) = static_busybox() else {
+        eprintln!("SKIP {test}: no static busybox (apt-get install busybox-static) for the programs");
+        return;
+    };
+    let dir = container_dirs(CONTAINER_CONFIG);
+    let run = dir.path().join("run");
+    let mut image = Image::build();
+    let args = mounts(dir.path(), &busybox);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let c = image.run(&args);
+    let pids = wait_all_running(&c, &["sleeper", "trapper", "parent"]);
+
+    // holden is PID 1: seen from the host and from inside.
+    let host_pid: u32 = inspect(&c, "Pid").parse().unwrap();
+    assert_eq!(nspid(host_pid).last(), Some(&1), "NSpid of {host_pid}");
+    let cmdline = fs::read_to_string(format!("/proc/{host_pid}/cmdline")).unwrap();
+    assert_eq!(cmdline, "/holden\0run\0-c\0/etc/holden/supervisor.toml\0");
+    let inside = podman_ok(&["exec", &c, "/bin/busybox", "cat", "/proc/1/cmdline"]);
+    assert_eq!(inside, cmdline);
+    // Its programs are its children, in its PID namespace.
+    for pid in &pids {
+        let st = podman_ok(&["exec", &c, "/bin/busybox", "cat", &format!("/proc/{pid}/status")]);
+        assert!(st.lines().any(|l| l == "PPid:\t1"), "program {pid}:\n{st}");
+    }
+    // The control socket is reachable from the host through the mounted /run/holden too.
+    let sock = run.join("holden.sock");
+    let out = holden(&["status", "--json", "--socket", sock.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).matches("\"RUNNING\"").count(),
+        3,
+        "{}",
+        text(&out.stdout)
+    );
+
+    // The orphan: its parent (a subshell) exited at once, so it was reparented to PID 1.
+    let orphan: u32 = wait_for(T, "the orphan's pid file", || {
+        fs::read_to_string(run.join("orphan.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| "not yet".to_string())
+    });
+    let host_orphan = wait_for(T, "the orphan below holden, reparented to PID 1", || {
+        descendants(host_pid)
+            .into_iter()
+            .find(|p| nspid(*p).last() == Some(&orphan) && ppid(*p) == Some(host_pid))
+            .ok_or_else(|| format!("{:?}", descendants(host_pid)))
+    });
+    assert!(
+        !pids.contains(&u64::from(orphan)),
+        "the orphan is no program's main process"
+    );
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(host_orphan as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    // Reaped: not even a zombie is left.
+    wait_for(T, "the killed orphan to be reaped by PID 1", || {
+        match proc_state(host_orphan) {
+            None => Ok(()),
+            Some(s) => Err(format!("{host_orphan} is in state {s}")),
+        }
+    });
+    let zombies: Vec<u32> = descendants(host_pid)
+        .into_iter()
+        .filter(|p| proc_state(*p) == Some('Z'))
+        .collect();
+    assert!(zombies.is_empty(), "zombies below PID 1: {zombies:?}");
+    let log = container_log(&c);
+    assert!(
+        log.contains(&format!("reaped orphan {orphan} (killed by signal KILL)")),
+        "{log}"
+    );
+    assert!(log.contains("running as PID 1"), "{log}");
+
+    // podman stop: SIGTERM to PID 1; every program stopped by its stop_signal; exit 0.
+    let (took, code) = stop(&c, 20);
+    let log = container_log(&c);
+    assert_eq!(code, "0", "the container's exit code\n{log}");
+    assert!(took < Duration::from_secs(10), "podman stop took {took:?}\n{log}");
+    for name in ["sleeper", "trapper", "parent"] {
+        assert!(
+            log.contains(&format!("{name}: RUNNING -> STOPPING (sent SIGTERM)")),
+            "{log}"
+        );
+    }
+    assert!(log.contains("trapper: STOPPING -> STOPPED (exit status 0)"), "{log}");
+    assert!(log.contains("every program stopped; exiting"), "{log}");
+    let said = fs::read_to_string(run.join("trapper.out")).unwrap_or_default();
+    assert!(said.contains("stopped gracefully"), "trapper's output: {said:?}");
+    eprintln!("podman stop of holden as PID 1 with 3 programs: {took:?}");
+}
+
+/// A config whose one program has a memory limit, which needs a cgroup of its own.
+const LIMITED_CONFIG: &str = r#"
+[supervisor]
+socket = "/run/holden/holden.sock"
+logfile = "stderr"
+cgroup_path = "/supervisor"
+cgroups = "auto"
+
+[programs.limited]
+command = "/bin/busybox sleep 1000"
+memory_limit = "50MB"
+"#;
+
+#[test]
+fn podman_with_a_private_cgroup_namespace_limits_apply_when_writable_and_stop_holden_when_read_only() {
+    let test = "podman_with_a_private_cgroup_namespace_limits_apply_when_writable_and_stop_holden_when_read_only";
+    if let Err(why) = podman_usable() {
+        eprintln!("SKIP {test}: {why}");
+        return;
+    }
+    let Some(busybox) = static_busybox() else {
+        eprintln!("SKIP {test}: no static busybox (apt-get install busybox-static) for the programs");
+        return;
+    };
+    let dir = container_dirs(LIMITED_CONFIG);
+    let mut image = Image::build();
+    let args = mounts(dir.path(), &busybox);
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+
+    // Unprivileged: the engine mounts the container's cgroups read-only. A limit cannot be
+    // enforced, so holden refuses to start (exit 1) and says why, instead of running unlimited.
+    args.push("--cgroupns=private");
+    let c = image.run(&args);
+    wait_for(T, "holden to exit", || match inspect(&c, "Status").as_str() {
+        "exited" | "stopped" => Ok(()),
+        other => Err(other.to_string()),
+    });
+    let log = container_log(&c);
+    assert_eq!(inspect(&c, "ExitCode"), "1", "{log}");
+    assert!(
+        log.contains("holden: cannot create /sys/fs/cgroup/memory/supervisor: read-only file system;"),
+        "{log}"
+    );
+    assert!(log.contains("--privileged"), "the error says what to do: {log}");
+
+    // Privileged (a writable cgroup mount) in its own cgroup namespace: the container's cgroup
+    // is the root holden sees, so the absolute /supervisor lands below the container's cgroup.
+    args.push("--privileged");
+    let c = image.run(&args);
+    let pid = wait_all_running(&c, &["limited"])[0];
+    let host_pid: u32 = inspect(&c, "Pid").parse().unwrap();
+    let own = fs::read_to_string(format!("/proc/{host_pid}/cgroup")).unwrap();
+    let container_cg = own
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(|c: char| c.is_ascii_digit())
+                .and_then(|r| r.strip_prefix(":memory:"))
+        })
+        .unwrap_or_else(|| panic!("no memory line in {own}"))
+        .to_string();
+    assert_ne!(container_cg, "/", "the container has a cgroup of its own");
+    let inside = podman_ok(&["exec", &c, "/bin/busybox", "cat", "/proc/1/cgroup"]);
+    assert!(
+        inside.lines().any(|l| l.ends_with(":memory:/")),
+        "holden sees itself at the root:\n{inside}"
+    );
+    let prog = podman_ok(&["exec", &c, "/bin/busybox", "cat", &format!("/proc/{pid}/cgroup")]);
+    assert!(
+        prog.lines().any(|l| l.ends_with(":memory:/supervisor/limited")),
+        "{prog}"
+    );
+    let limit_dir = PathBuf::from(format!("/sys/fs/cgroup/memory{container_cg}/supervisor/limited"));
+    let limit = fs::read_to_string(limit_dir.join("memory.limit_in_bytes")).unwrap();
+    assert_eq!(limit.trim(), (50_000_000 / 4096 * 4096).to_string());
+    let (took, code) = stop(&c, 20);
+    assert_eq!(code, "0", "{}", container_log(&c));
+    assert!(took < Duration::from_secs(10), "podman stop took {took:?}");
+    assert!(!limit_dir.exists(), "holden removes its program cgroups at exit");
 }
 
 // ---- a systemd service with Delegate=yes ----
