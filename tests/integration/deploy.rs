@@ -800,10 +800,11 @@ fn unit_settings(unit: &str, section: &str) -> Vec<(String, String)> {
     for line in unit.lines().map(str::trim) {
         if line.starts_with('[') {
             inside = line == format!("[{section}]");
-        } else if inside && !line.starts_with('#') {
-            if let Some((k, v)) = line.split_once('=') {
-                out.push((k.trim().to_string(), v.trim().to_string()));
-            }
+        } else if inside
+            && !line.starts_with('#')
+            && let Some((k, v)) = line.split_once('=')
+        {
+            out.push((k.trim().to_string(), v.trim().to_string()));
         }
     }
     out
