@@ -536,6 +536,57 @@ fn podman_with_a_private_cgroup_namespace_limits_apply_when_writable_and_stop_ho
     assert!(!limit_dir.exists(), "holden removes its program cgroups at exit");
 }
 
+#[test]
+fn a_client_outside_holdens_pid_namespace_is_served_by_uid() {
+    if skip_unless_root("a_client_outside_holdens_pid_namespace_is_served_by_uid") {
+        return;
+    }
+    // holden as PID 1 of a new PID namespace (what a container is to it), the client outside:
+    // the kernel reports the client's pid as 0 there, its uid still as root.
+    let mut sup = Supervisor::prepare("cgroups = \"off\"\n", "[programs.p]\ncommand = \"sleep 600\"\n");
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child", HOLDEN, "run", "-c"])
+        .arg(&sup.config)
+        .current_dir(sup.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(sup.dir.path().join("holden.stderr")).unwrap())
+        .env_remove("HOLDEN_CONFIG")
+        .env_remove("HOLDEN_CONTROL_SOCKET");
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let child = cmd.spawn().expect("unshare holden run");
+    sup.pid = child.id();
+    sup.child = Some(child);
+    let socket = sup.socket.clone();
+    wait_for(T, "holden to bind its control socket", || {
+        std::os::unix::net::UnixStream::connect(&socket)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    });
+    // status shows p's pid as holden sees it, in its own namespace.
+    let pid = wait_running(&sup, "p");
+    let outside = descendants(sup.pid)
+        .into_iter()
+        .find(|d| nspid(*d).len() == 2 && nspid(*d)[1] == pid);
+    assert!(
+        outside.is_some(),
+        "no process below unshare with pid {pid} in holden's namespace"
+    );
+    sup.wait_log("running as PID 1", T);
+    assert!(!sup.log_text().contains("refusing"), "{}", sup.log_text());
+    // unshare ignores SIGTERM while it waits: stop holden itself, PID 1 of the namespace.
+    let holden_pid = descendants(sup.pid)
+        .into_iter()
+        .find(|d| ppid(*d) == Some(sup.pid))
+        .expect("holden below unshare");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(holden_pid as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    assert_eq!(sup.wait_exit(T).code(), Some(0), "{}", sup.log_text());
+}
+
 // ---- a systemd service with Delegate=yes ----
 
 /// A cgroup standing for a systemd service's delegated cgroup (`.../holden.service`): a fresh
@@ -774,6 +825,15 @@ depends_on = ["web"]
     let batch = wait_running(&sup, "batch");
     wait_in_programs(&svc, batch, "batch");
     sup.wait_log("reloaded", T);
+    // A broken file on SIGHUP is refused whole; nothing stops.
+    let good = fs::read_to_string(&sup.config).unwrap();
+    fs::write(&sup.config, format!("{good}\n[programs.broken]\ncommand = 7\n")).unwrap();
+    sup.signal(1);
+    sup.wait_log("SIGHUP: reload refused", T);
+    for name in ["web", "worker", "batch"] {
+        assert_eq!(sup.program_status(name)["state"], "RUNNING", "{name}");
+    }
+    assert!(sup.status().iter().all(|p| p["name"] != "broken"));
 
     // KillMode=mixed: SIGTERM to holden alone. It stops every program and exits 0, leaving
     // nothing in the service's cgroup for systemd's final SIGKILL, and removes its programs/.
