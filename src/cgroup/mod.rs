@@ -110,7 +110,11 @@ fn describe(e: &io::Error) -> String {
 fn hint(op: &str, path: &Path, e: &io::Error) -> &'static str {
     let file = path.file_name().and_then(|f| f.to_str()).unwrap_or("");
     match Errno::from_io_error(e) {
-        Some(Errno::ACCESS | Errno::PERM | Errno::ROFS) => "run as root or set cgroups = \"off\"",
+        Some(Errno::ACCESS | Errno::PERM) => "run as root or set cgroups = \"off\"",
+        // Root in a container whose engine mounted /sys/fs/cgroup read-only: root is not the cure.
+        Some(Errno::ROFS) => {
+            "the cgroup file system is mounted read-only (a container needs a writable cgroup mount, e.g. --privileged); or remove the limits, or set cgroups = \"off\""
+        }
         Some(Errno::BUSY) if file == v1::MEMORY_LIMIT => {
             "the program already uses more memory than that; raise memory_limit"
         }
@@ -1137,6 +1141,11 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "cannot create /sys/fs/cgroup/memory/supervisor/web: permission denied; run as root or set cgroups = \"off\""
+        );
+        let e = io_err("create", Path::new("/sys/fs/cgroup/memory/supervisor"))(io::Error::from_raw_os_error(30));
+        assert_eq!(
+            e.to_string(),
+            "cannot create /sys/fs/cgroup/memory/supervisor: read-only file system; the cgroup file system is mounted read-only (a container needs a writable cgroup mount, e.g. --privileged); or remove the limits, or set cgroups = \"off\""
         );
         let e = CgroupError::Write {
             path: PathBuf::from("/sys/fs/cgroup/memory/s/web/memory.limit_in_bytes"),

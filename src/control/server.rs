@@ -487,8 +487,11 @@ impl Server {
                 last_active: now,
                 registered: None,
             };
-            match net::sockopt::socket_peercred(&conn.fd) {
-                Ok(cred) if permitted(cred.uid.as_raw(), self.own_uid, &self.allow_uids) => {
+            // Not rustix's socket_peercred: it fails when the peer's pid is 0, which is what
+            // the kernel reports for a peer outside holden's PID namespace (a client on the host
+            // of a holden that is PID 1 of a container). The uid is still right then.
+            match crate::sys::peer::peer_cred(conn.fd.as_fd()) {
+                Ok(cred) if permitted(cred.uid, self.own_uid, &self.allow_uids) => {
                     if self.conns.len() >= self.limits.max_connections {
                         log::warn!(
                             "control: {} connections already open; refusing one more",
@@ -502,10 +505,10 @@ impl Server {
                     }
                 }
                 Ok(cred) => {
-                    let uid = cred.uid.as_raw();
+                    let uid = cred.uid;
                     log::warn!(
                         "control: refused a connection from uid {uid} (pid {}): not root, not holden's uid, not in allow_uids",
-                        cred.pid.as_raw_nonzero()
+                        cred.pid
                     );
                     refuse(
                         &mut conn,

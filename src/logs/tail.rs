@@ -107,22 +107,26 @@ impl Reading {
 
 /// The file that comes after `ours` now that `path` no longer names it: the next newer backup
 /// when a rotation moved it to `path.k`, else (deleted, or moved elsewhere) the live file.
+///
+/// A rotation renames the oldest backup first (`.k` to `.k+1`, ..., then `path` to `.1`), so
+/// while one is under way the chain has a hole for a moment. A scan that meets one is not
+/// trusted: taking the live file then would skip every backup newer than ours. It is repeated
+/// until it sees no hole (a rename takes microseconds; `HOLE_RETRIES` bounds the wait for a
+/// hole that stays, such as one left by an external cleanup).
 fn newer_file(path: &Path, ours: &File) -> io::Result<Option<File>> {
     let mut next = path.to_path_buf();
-    for k in 1..=MAX_BACKUPS {
-        let name = backup_name(path, k);
-        if !name.exists() {
-            break;
+    for attempt in 0..=HOLE_RETRIES {
+        match scan_backups(path, ours)? {
+            Scan::Found(name) => {
+                next = name;
+                break;
+            }
+            Scan::Missing { hole: false } => break,
+            Scan::Missing { hole: true } if attempt < HOLE_RETRIES => {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Scan::Missing { hole: true } => break,
         }
-        if same_file(&name, ours)? {
-            break;
-        }
-        next = name;
-    }
-    // `next` is path.(k-1), or path when ours is path.1 or not a backup at all. When ours is
-    // not among the backups, take the live file.
-    if next != path && !is_backup_of(path, ours)? {
-        next = path.to_path_buf();
     }
     match File::open(&next) {
         Ok(f) => Ok(Some(f)),
@@ -131,17 +135,42 @@ fn newer_file(path: &Path, ours: &File) -> io::Result<Option<File>> {
     }
 }
 
-fn is_backup_of(path: &Path, ours: &File) -> io::Result<bool> {
+/// How often `newer_file` scans again after meeting a hole in the chain of backups.
+const HOLE_RETRIES: u32 = 100;
+
+/// Where `ours` is among the backups of `path`.
+enum Scan {
+    /// Ours is `path.k` and this is the name of the next newer file (`path.(k-1)`, or `path`).
+    Found(std::path::PathBuf),
+    /// Ours is not among the backups; `hole`: the chain had a gap (a rotation under way?).
+    Missing { hole: bool },
+}
+
+fn scan_backups(path: &Path, ours: &File) -> io::Result<Scan> {
+    let mut newer = path.to_path_buf();
+    let mut newer_exists = true;
+    let mut hole = false;
     for k in 1..=MAX_BACKUPS {
         let name = backup_name(path, k);
-        if !name.exists() {
-            return Ok(false);
+        let exists = name.exists();
+        if exists && same_file(&name, ours)? {
+            // Ours is here, but the name before it is a gap: the shift is still moving files.
+            if !newer_exists {
+                return Ok(Scan::Missing { hole: true });
+            }
+            return Ok(Scan::Found(newer));
         }
-        if same_file(&name, ours)? {
-            return Ok(true);
+        if !exists {
+            // The end of the chain, unless a later backup exists: a gap.
+            if !backup_name(path, k + 1).exists() {
+                return Ok(Scan::Missing { hole });
+            }
+            hole = true;
         }
+        newer = name;
+        newer_exists = exists;
     }
-    Ok(false)
+    Ok(Scan::Missing { hole })
 }
 
 /// Print the tail; return the live file and where printing stopped in it.
@@ -307,6 +336,34 @@ mod tests {
         let p = dir.path().join("web.log");
         std::fs::write(backup_name(&p, 1), "1\n2\n").unwrap();
         assert_eq!(tail_of(&p, 1), "2\n");
+    }
+
+    #[test]
+    fn a_rotation_under_way_is_waited_out_not_skipped_to_the_live_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("web.log");
+        for name in ["web.log", "web.log.1", "web.log.3"] {
+            std::fs::write(dir.path().join(name), name).unwrap();
+        }
+        let ours = File::open(dir.path().join("web.log.3")).unwrap();
+        // The shift has moved .2 to .3 and not yet .1 to .2: a gap before ours.
+        assert!(matches!(
+            scan_backups(&live, &ours).unwrap(),
+            Scan::Missing { hole: true }
+        ));
+        std::fs::rename(dir.path().join("web.log.1"), dir.path().join("web.log.2")).unwrap();
+        match scan_backups(&live, &ours).unwrap() {
+            Scan::Found(next) => assert_eq!(next, dir.path().join("web.log.2")),
+            Scan::Missing { hole } => panic!("ours not found (hole: {hole})"),
+        }
+        // A file that is no backup (deleted), the chain whole: the live file comes next, at once.
+        std::fs::write(dir.path().join("web.log.1"), "one").unwrap();
+        let gone = File::open(dir.path().join("web.log")).unwrap();
+        std::fs::remove_file(dir.path().join("web.log")).unwrap();
+        assert!(matches!(
+            scan_backups(&live, &gone).unwrap(),
+            Scan::Missing { hole: false }
+        ));
     }
 
     #[test]

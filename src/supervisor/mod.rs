@@ -321,6 +321,14 @@ impl Supervisor {
         }
     }
 
+    /// SIGHUP (systemd's `ExecReload=/bin/kill -HUP $MAINPID`): the same reload as `holden
+    /// reload`; an invalid file is refused whole and logged, the running set stays as it was.
+    fn reload_on_signal(&mut self) {
+        if let Err(e) = self.op_reload() {
+            log::error!("SIGHUP: reload refused, the running programs stay as they were: {e}");
+        }
+    }
+
     fn reopen_logs(&mut self) {
         log::info!("reopening log files");
         self.logs.reopen();
@@ -333,9 +341,7 @@ impl Supervisor {
             match sig {
                 signal_hook::consts::SIGCHLD => reap = true,
                 signal_hook::consts::SIGTERM | signal_hook::consts::SIGINT => self.on_shutdown_signal(sig),
-                signal_hook::consts::SIGHUP => {
-                    log::warn!("SIGHUP: reload is not available yet; ignored")
-                }
+                signal_hook::consts::SIGHUP => self.reload_on_signal(),
                 signal_hook::consts::SIGUSR1 => self.reopen_logs(),
                 other => log::debug!("signal {other} ignored"),
             }

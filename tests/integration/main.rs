@@ -7,4 +7,5 @@ mod cgroups;
 mod check;
 mod control;
 mod core;
+mod deploy;
 mod logs;
