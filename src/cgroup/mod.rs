@@ -1467,10 +1467,18 @@ mod kernel_tests {
         go(&mut stdin);
         child.wait_exit(Duration::from_secs(5));
         wait_for(Duration::from_secs(5), "the cgroup to empty", || {
-            if pg.populated() { Err("populated".into()) } else { Ok(()) }
+            if pg.populated() {
+                Err("populated".into())
+            } else {
+                Ok(())
+            }
         });
         pg.remove().unwrap();
-        assert_eq!(pg.usage(), Usage::default(), "a removed cgroup's kept files read nothing");
+        assert_eq!(
+            pg.usage(),
+            Usage::default(),
+            "a removed cgroup's kept files read nothing"
+        );
         cg.cleanup();
     }
 
