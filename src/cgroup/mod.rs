@@ -19,6 +19,11 @@
 //!   (`events_populated` re-reads it).
 //! - An exiting task leaves `cgroup.procs` before its parent reaps it, so emptiness does not wait
 //!   for the reap.
+//! - A cgroup file opened once re-reads fresh at offset 0 (they are seq_files: a read at 0 runs
+//!   the show function again), so each program keeps its two usage files open (`UsageFiles`:
+//!   memory.current or memory.usage_in_bytes, and cpu.stat or cpuacct.usage), 2 fds per
+//!   program, and status costs two preads per program instead of two path walks + open + read +
+//!   close (200 programs: 4.2 ms -> 0.5 ms per status on the test host, docs/benchmarks.md).
 //!
 //! Every path is taken below a root prefix, so the unit tests below run on fake trees in a temp
 //! dir; the kernel tests at the end run as root on the host's real hierarchies.
@@ -30,7 +35,7 @@ pub mod v2;
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -459,7 +464,7 @@ impl Cgroups {
         }
         let pg = ProgramCgroup {
             layout: self.layout,
-            usage: Rc::new(UsageFiles::open(self.layout, &dirs)),
+            usage: Rc::new(UsageFiles::open(self.layout, &dirs, UsageFiles::fd_budget())),
             dirs,
         };
         let leftovers = pg.pids().len();
@@ -542,6 +547,31 @@ enum CpuSource {
     V1AcctNs,
 }
 
+/// One usage file: kept open, or (past the fd budget, or when it could not be opened) opened
+/// again at each read as before.
+#[derive(Debug)]
+enum UsageFile {
+    Kept(File),
+    ByPath(PathBuf),
+}
+
+impl UsageFile {
+    /// Open `path`, keeping the fd only while it is below `fd_budget`.
+    fn open(path: PathBuf, fd_budget: u64) -> UsageFile {
+        match File::open(&path) {
+            Ok(f) if (f.as_raw_fd() as u64) < fd_budget => UsageFile::Kept(f),
+            Ok(_) | Err(_) => UsageFile::ByPath(path),
+        }
+    }
+
+    fn read<T>(&self, parse: impl FnOnce(&str) -> Option<T>) -> Option<T> {
+        match self {
+            UsageFile::Kept(f) => read_at_start(f, parse),
+            UsageFile::ByPath(p) => read_at_start(&File::open(p).ok()?, parse),
+        }
+    }
+}
+
 /// A program's usage files, opened read-only and close-on-exec when its cgroup is created and
 /// re-read with pread at offset 0: status with many programs would otherwise spend its time on
 /// path walks (open + read + close of two files per program). Two fds per program.
@@ -550,38 +580,58 @@ enum CpuSource {
 /// runs its show function again, so each pread sees the current value (tested below on the real
 /// kernel). An open file does not keep the cgroup from being removed; reads after that fail
 /// (ENODEV) and report no value.
-#[derive(Debug, Default)]
+///
+/// The fds are kept only while holden uses less than half of its RLIMIT_NOFILE soft limit (fds
+/// are handed out lowest first, so the fd number says how many are in use): with the common
+/// soft limit of 1024, 200 programs with captured output already need ~810 fds, and the usage
+/// files must not be what makes a spawn fail with EMFILE. Past that, usage is read by path.
+#[derive(Debug)]
 struct UsageFiles {
-    memory: Option<File>,
-    cpu: Option<(File, CpuSource)>,
+    memory: Option<UsageFile>,
+    cpu: Option<(UsageFile, CpuSource)>,
 }
 
 impl UsageFiles {
-    fn open(layout: Layout, dirs: &Dirs) -> UsageFiles {
-        let open = |dir: Option<&Path>, file: &str| File::open(dir?.join(file)).ok();
+    /// Half of the RLIMIT_NOFILE soft limit (no limit: no budget).
+    fn fd_budget() -> u64 {
+        rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .map_or(u64::MAX, |n| n / 2)
+    }
+
+    fn open(layout: Layout, dirs: &Dirs, fd_budget: u64) -> UsageFiles {
+        let path = |dir: Option<&Path>, file: &str| Some(dir?.join(file)).filter(|p| p.exists());
         let memory = match layout {
-            Layout::V2 => open(dirs.unified.as_deref(), v2::MEMORY_CURRENT),
-            Layout::Hybrid | Layout::V1 => open(dirs.v1_dir("memory"), v1::MEMORY_USAGE),
+            Layout::V2 => path(dirs.unified.as_deref(), v2::MEMORY_CURRENT),
+            Layout::Hybrid | Layout::V1 => path(dirs.v1_dir("memory"), v1::MEMORY_USAGE),
         };
-        let cpu = open(dirs.unified.as_deref(), v2::CPU_STAT)
-            .map(|f| (f, CpuSource::V2Stat))
-            .or_else(|| open(dirs.v1_dir("cpuacct"), v1::CPUACCT_USAGE).map(|f| (f, CpuSource::V1AcctNs)));
-        UsageFiles { memory, cpu }
+        let cpu = path(dirs.unified.as_deref(), v2::CPU_STAT)
+            .map(|p| (p, CpuSource::V2Stat))
+            .or_else(|| path(dirs.v1_dir("cpuacct"), v1::CPUACCT_USAGE).map(|p| (p, CpuSource::V1AcctNs)));
+        UsageFiles {
+            memory: memory.map(|p| UsageFile::open(p, fd_budget)),
+            cpu: cpu.map(|(p, source)| (UsageFile::open(p, fd_budget), source)),
+        }
     }
 
     fn read(&self) -> Usage {
-        let memory_bytes = self
-            .memory
-            .as_ref()
-            .and_then(|f| read_at_start(f, |t| t.trim().parse().ok()));
+        let memory_bytes = self.memory.as_ref().and_then(|f| f.read(|t| t.trim().parse().ok()));
         let cpu_usage_usec = self.cpu.as_ref().and_then(|(f, source)| match source {
-            CpuSource::V2Stat => read_at_start(f, |t| v2::keyed(t, "usage_usec")),
-            CpuSource::V1AcctNs => read_at_start(f, |t| t.trim().parse::<u64>().ok()).map(|ns| ns / 1000),
+            CpuSource::V2Stat => f.read(|t| v2::keyed(t, "usage_usec")),
+            CpuSource::V1AcctNs => f.read(|t| t.trim().parse::<u64>().ok()).map(|ns| ns / 1000),
         });
         Usage {
             memory_bytes,
             cpu_usage_usec,
         }
+    }
+
+    /// How many of the files are kept open (for the tests).
+    #[cfg(test)]
+    fn kept(&self) -> usize {
+        let kept = |f: &UsageFile| matches!(f, UsageFile::Kept(_));
+        usize::from(self.memory.as_ref().is_some_and(kept))
+            + usize::from(self.cpu.as_ref().is_some_and(|(f, _)| kept(f)))
     }
 }
 
@@ -1447,6 +1497,15 @@ mod kernel_tests {
             }
         });
         assert!(after.cpu_usage_usec.unwrap() > cpu0, "{after:?} vs {before:?}");
+        assert_eq!(pg.usage.kept(), 2, "both files are kept open under the fd budget");
+        // Past the fd budget the same values are read by path.
+        let by_path = UsageFiles::open(cg.layout(), &pg.dirs, 0);
+        assert_eq!(by_path.kept(), 0);
+        let u = by_path.read();
+        assert!(
+            u.memory_bytes.unwrap() >= mem0 + 20_000_000 && u.cpu_usage_usec.unwrap() > cpu0,
+            "{u:?}"
+        );
         // A fresh open of the same file says the same as the kept fd, once the shell waits.
         let fresh = || {
             let file = match cg.layout() {
