@@ -511,59 +511,47 @@ impl Serialize for Response {
     }
 }
 
+/// Read in one pass into typed fields (no `serde_json::Value` tree in between: a status
+/// reply with hundreds of programs is the client's main cost after process start). Unknown
+/// fields are ignored; the fields present pick the reply, as `Reply`'s table says.
 impl<'de> Deserialize<'de> for Response {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let serde_json::Value::Object(mut map) = serde_json::Value::deserialize(d)? else {
-            return Err(de::Error::custom("a response is a JSON object"));
-        };
-        let ok = map
-            .remove("ok")
-            .and_then(|v| v.as_bool())
-            .ok_or_else(|| de::Error::custom("a response has \"ok\": true or false"))?;
-        let value = serde_json::Value::Object(map);
-        let reply = |v: serde_json::Value| -> Result<Reply, serde_json::Error> {
-            #[derive(Deserialize)]
-            struct Status {
-                programs: Vec<ProgramStatus>,
-            }
-            #[derive(Deserialize)]
-            struct Targets {
-                targets: Vec<String>,
-            }
-            #[derive(Deserialize)]
-            struct Logs {
-                logs: LogPaths,
-            }
-            let has = |k: &str| v.get(k).is_some();
-            if has("programs") {
-                Ok(Reply::Status {
-                    programs: serde_json::from_value::<Status>(v)?.programs,
-                })
-            } else if has("targets") {
-                Ok(Reply::Targets {
-                    targets: serde_json::from_value::<Targets>(v)?.targets,
-                })
-            } else if has("added") {
-                Ok(Reply::Reload(serde_json::from_value(v)?))
-            } else if has("logs") {
-                Ok(Reply::LogPaths {
-                    logs: serde_json::from_value::<Logs>(v)?.logs,
-                })
-            } else {
-                Ok(Reply::Done {})
-            }
-        };
-        if ok {
-            reply(value).map(Response::Ok).map_err(de::Error::custom)
-        } else {
-            #[derive(Deserialize)]
-            struct ErrWire {
-                error: ErrorBody,
-            }
-            serde_json::from_value::<ErrWire>(value)
-                .map(|w| Response::Err(w.error))
-                .map_err(de::Error::custom)
+        #[derive(Deserialize)]
+        struct Wire {
+            ok: Option<bool>,
+            error: Option<ErrorBody>,
+            programs: Option<Vec<ProgramStatus>>,
+            targets: Option<Vec<String>>,
+            added: Option<Vec<String>>,
+            removed: Option<Vec<String>>,
+            changed: Option<Vec<String>>,
+            logs: Option<LogPaths>,
         }
+        let w = Wire::deserialize(d)?;
+        let ok =
+            w.ok.ok_or_else(|| de::Error::custom("a response has \"ok\": true or false"))?;
+        if !ok {
+            return w
+                .error
+                .map(Response::Err)
+                .ok_or_else(|| de::Error::missing_field("error"));
+        }
+        let reply = if let Some(programs) = w.programs {
+            Reply::Status { programs }
+        } else if let Some(targets) = w.targets {
+            Reply::Targets { targets }
+        } else if let Some(added) = w.added {
+            Reply::Reload(ReloadSummary {
+                added,
+                removed: w.removed.ok_or_else(|| de::Error::missing_field("removed"))?,
+                changed: w.changed.ok_or_else(|| de::Error::missing_field("changed"))?,
+            })
+        } else if let Some(logs) = w.logs {
+            Reply::LogPaths { logs }
+        } else {
+            Reply::Done {}
+        };
+        Ok(Response::Ok(reply))
     }
 }
 
@@ -683,12 +671,16 @@ pub enum Incoming {
 }
 
 impl Incoming {
+    /// An event has an `"event"` key. The probe skips everything else without building it.
     pub fn parse(line: &str) -> Result<Incoming, serde_json::Error> {
-        let value: serde_json::Value = serde_json::from_str(line)?;
-        if value.get("event").is_some() {
-            serde_json::from_value(value).map(Incoming::Event)
+        #[derive(Deserialize)]
+        struct Probe {
+            event: Option<de::IgnoredAny>,
+        }
+        if serde_json::from_str::<Probe>(line)?.event.is_some() {
+            serde_json::from_str(line).map(Incoming::Event)
         } else {
-            serde_json::from_value(value).map(Incoming::Response)
+            serde_json::from_str(line).map(Incoming::Response)
         }
     }
 }
@@ -936,6 +928,30 @@ mod tests {
     fn unknown_error_codes_from_a_newer_holden_are_read_as_other() {
         let r = Incoming::parse("{\"ok\":false,\"error\":{\"code\":\"quota_exceeded\",\"message\":\"m\"}}").unwrap();
         assert_eq!(r, Incoming::Response(Response::error(ErrorCode::Other, "m")));
+    }
+
+    #[test]
+    fn responses_from_a_newer_holden_keep_working_and_malformed_ones_are_refused() {
+        let r = Incoming::parse("{\"ok\":true,\"targets\":[\"web\"],\"took_ms\":3,\"extra\":{\"a\":[1]}}").unwrap();
+        assert_eq!(
+            r,
+            Incoming::Response(Response::Ok(Reply::Targets {
+                targets: vec!["web".into()]
+            }))
+        );
+        let done = Incoming::parse("{\"ok\":true,\"note\":\"x\"}").unwrap();
+        assert_eq!(done, Incoming::Response(Response::Ok(Reply::Done {})));
+        for bad in [
+            "{\"targets\":[]}",
+            "{\"ok\":false}",
+            "{\"ok\":true,\"added\":[]}",
+            "[1]",
+            "{\"ok\":true,\"programs\":[{\"name\":1}]}",
+        ] {
+            assert!(Incoming::parse(bad).is_err(), "{bad} is refused");
+        }
+        let e = Incoming::parse("{\"targets\":[]}").unwrap_err().to_string();
+        assert!(e.contains("\"ok\": true or false"), "{e}");
     }
 
     #[test]
