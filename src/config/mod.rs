@@ -6,6 +6,7 @@
 
 pub mod raw;
 pub mod resolve;
+pub mod words;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

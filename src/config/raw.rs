@@ -1,2 +1,693 @@
-//! The file as typed: serde structures that mirror `supervisor.toml`, with spans for errors.
-//! (Owned by the config work; see resolve.rs for meaning.)
+//! The file as typed: structures that mirror `supervisor.toml`, every value with its span.
+//!
+//! This layer knows which keys exist and what TOML type each one takes; it knows nothing of
+//! what the values mean (durations, sizes, paths, defaults: see `resolve.rs`). It walks the
+//! spanned document of `toml::de::DeTable` by hand rather than deriving `Deserialize`,
+//! because serde stops at the first error and the file's author should see every unknown key
+//! and every wrong type of the file at once. A value of the wrong type is reported here and
+//! then left out, so that `resolve.rs` falls back to its default and reports nothing twice.
+
+use std::fmt::Write as _;
+use std::ops::Range;
+
+use toml::Spanned;
+use toml::de::{DeString, DeTable, DeValue};
+
+/// Byte offsets into the file.
+pub type Span = Range<usize>;
+
+/// What a duration is expected to look like, for every duration key.
+pub const DURATION: &str = "a duration like \"10s\"";
+/// What a size is expected to look like, for every size key.
+pub const SIZE: &str = "a size like \"500MB\" (KB = 1000, KiB = 1024) or a number of bytes";
+/// What an output is expected to be, for `stdout`.
+pub const STDOUT: &str = "a path, \"inherit\" or \"null\"";
+/// What an output is expected to be, for `stderr`.
+pub const STDERR: &str = "a path, \"inherit\", \"null\" or \"stdout\"";
+
+/// One thing wrong with the file: where, under which key, and a sentence, normally
+/// "found ..., expected ...".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub span: Span,
+    /// Dotted key path like `programs.web.stop_timeout`; empty for a TOML syntax error.
+    pub key: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn found(span: Span, key: &str, found: impl std::fmt::Display, expected: impl std::fmt::Display) -> Problem {
+        Problem {
+            span,
+            key: key.to_string(),
+            message: format!("found {found}, expected {expected}"),
+        }
+    }
+}
+
+/// The whole file. Programs come in name order (the document's tables are sorted maps).
+#[derive(Debug, Default)]
+pub struct RawConfig {
+    pub supervisor: RawSupervisor,
+    pub programs: Vec<RawProgram>,
+}
+
+/// The `[supervisor]` table.
+#[derive(Debug, Default)]
+pub struct RawSupervisor {
+    pub socket: Option<Spanned<String>>,
+    pub socket_mode: Option<Spanned<RawMode>>,
+    pub allow_uids: Option<Vec<Spanned<i64>>>,
+    pub log_level: Option<Spanned<String>>,
+    pub logfile: Option<Spanned<String>>,
+    pub cgroup_path: Option<Spanned<String>>,
+    pub cgroups: Option<Spanned<String>>,
+}
+
+/// One `[programs.NAME]` table.
+#[derive(Debug)]
+pub struct RawProgram {
+    /// The name with the span of its key (`web` in `[programs.web]`).
+    pub name: Spanned<String>,
+    pub command: Option<Spanned<RawCommand>>,
+    /// `command` was written, even if with a wrong type (so "missing" is not reported too).
+    pub command_written: bool,
+    pub directory: Option<Spanned<String>>,
+    pub environment: Vec<(Spanned<String>, Spanned<String>)>,
+    pub user: Option<Spanned<String>>,
+    pub group: Option<Spanned<String>>,
+    pub autostart: Option<Spanned<bool>>,
+    pub autorestart: Option<Spanned<String>>,
+    pub exit_codes: Option<Vec<Spanned<i64>>>,
+    pub min_uptime: Option<Spanned<String>>,
+    pub restart_delay: Option<Spanned<String>>,
+    pub max_restart_delay: Option<Spanned<String>>,
+    pub max_restarts: Option<Spanned<i64>>,
+    pub stop_signal: Option<Spanned<RawSignal>>,
+    pub stop_timeout: Option<Spanned<String>>,
+    pub memory_limit: Option<Spanned<RawSize>>,
+    pub cpu_limit: Option<Spanned<f64>>,
+    pub pids_limit: Option<Spanned<i64>>,
+    pub stdout: Option<Spanned<String>>,
+    pub stderr: Option<Spanned<String>>,
+    pub log_max_bytes: Option<Spanned<RawSize>>,
+    pub log_backups: Option<Spanned<i64>>,
+    pub log_timestamps: Option<Spanned<bool>>,
+    pub depends_on: Option<Vec<Spanned<String>>>,
+    pub agent: Option<Spanned<String>>,
+}
+
+impl RawProgram {
+    fn new(name: Spanned<String>) -> RawProgram {
+        RawProgram {
+            name,
+            command: None,
+            command_written: false,
+            directory: None,
+            environment: Vec::new(),
+            user: None,
+            group: None,
+            autostart: None,
+            autorestart: None,
+            exit_codes: None,
+            min_uptime: None,
+            restart_delay: None,
+            max_restart_delay: None,
+            max_restarts: None,
+            stop_signal: None,
+            stop_timeout: None,
+            memory_limit: None,
+            cpu_limit: None,
+            pids_limit: None,
+            stdout: None,
+            stderr: None,
+            log_max_bytes: None,
+            log_backups: None,
+            log_timestamps: None,
+            depends_on: None,
+            agent: None,
+        }
+    }
+}
+
+/// `command`: one string to split into words, or an argv array.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawCommand {
+    Line(String),
+    Argv(Vec<Spanned<String>>),
+}
+
+/// A size: text like `"500MB"`, or an integer number of bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawSize {
+    Text(String),
+    Bytes(i64),
+}
+
+/// A signal: a name like `"TERM"`, or a number.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawSignal {
+    Name(String),
+    Number(i64),
+}
+
+/// `socket_mode`: text like `"0600"`, or an integer with the radix it was written in
+/// (`0o600` is fine, a decimal `600` is almost certainly a mistake).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawMode {
+    Text(String),
+    Integer { value: i64, radix: u32 },
+}
+
+pub const TOP_KEYS: &[&str] = &["supervisor", "programs"];
+
+pub const SUPERVISOR_KEYS: &[&str] = &[
+    "socket",
+    "socket_mode",
+    "allow_uids",
+    "log_level",
+    "logfile",
+    "cgroup_path",
+    "cgroups",
+];
+
+pub const PROGRAM_KEYS: &[&str] = &[
+    "command",
+    "directory",
+    "environment",
+    "user",
+    "group",
+    "autostart",
+    "autorestart",
+    "exit_codes",
+    "min_uptime",
+    "restart_delay",
+    "max_restart_delay",
+    "max_restarts",
+    "stop_signal",
+    "stop_timeout",
+    "memory_limit",
+    "cpu_limit",
+    "pids_limit",
+    "stdout",
+    "stderr",
+    "log_max_bytes",
+    "log_backups",
+    "log_timestamps",
+    "depends_on",
+    "agent",
+];
+
+/// Parse `text`. `Err`: TOML syntax errors (every one the parser found), nothing else is
+/// checked then. `Ok`: the raw file and the unknown keys and wrong types found in it.
+pub fn parse(text: &str) -> Result<(RawConfig, Vec<Problem>), Vec<Problem>> {
+    let (doc, errors) = DeTable::parse_recoverable(text);
+    if !errors.is_empty() {
+        return Err(errors
+            .iter()
+            .map(|e| {
+                let span = e.span().unwrap_or(0..0);
+                let mut message = format!("invalid TOML: {}", e.message().trim_end());
+                // The parser's sentence does not quote what it stumbled on ("duplicate key").
+                if let Some(seen) = text
+                    .get(span.clone())
+                    .filter(|t| (1..=40).contains(&t.len()) && !t.contains('\n'))
+                {
+                    let _ = write!(message, " (at `{seen}`)");
+                }
+                Problem {
+                    span,
+                    key: String::new(),
+                    message,
+                }
+            })
+            .collect());
+    }
+    let mut problems = Vec::new();
+    let mut raw = RawConfig::default();
+    for (key, value) in doc.get_ref().iter() {
+        let path = segment(key.get_ref());
+        match key.get_ref().as_ref() {
+            "supervisor" => {
+                if let Some(table) = table(&path, value, "a table [supervisor]", &mut problems) {
+                    raw.supervisor = supervisor(table, &mut problems);
+                }
+            }
+            "programs" => {
+                if let Some(table) = table(&path, value, "a table of programs like [programs.web]", &mut problems) {
+                    for (name, body) in table.iter() {
+                        if let Some(program) = program(name, body, &mut problems) {
+                            raw.programs.push(program);
+                        }
+                    }
+                }
+            }
+            _ => problems.push(unknown_key(key, &path, TOP_KEYS)),
+        }
+    }
+    Ok((raw, problems))
+}
+
+fn supervisor(table: &DeTable<'_>, p: &mut Vec<Problem>) -> RawSupervisor {
+    let mut raw = RawSupervisor::default();
+    for (key, v) in table.iter() {
+        let path = format!("supervisor.{}", segment(key.get_ref()));
+        let path = path.as_str();
+        match key.get_ref().as_ref() {
+            "socket" => raw.socket = string(path, v, "a path", p),
+            "socket_mode" => raw.socket_mode = mode(path, v, p),
+            "allow_uids" => raw.allow_uids = integers(path, v, "an array of uids like [1000]", p),
+            "log_level" => {
+                raw.log_level = string(
+                    path,
+                    v,
+                    "one of \"off\", \"error\", \"warn\", \"info\", \"debug\", \"trace\"",
+                    p,
+                )
+            }
+            "logfile" => raw.logfile = string(path, v, "\"stderr\" or a path", p),
+            "cgroup_path" => raw.cgroup_path = string(path, v, "a cgroup path like \"/supervisor\"", p),
+            "cgroups" => raw.cgroups = string(path, v, "one of \"auto\", \"required\", \"off\"", p),
+            _ => p.push(unknown_key(key, path, SUPERVISOR_KEYS)),
+        }
+    }
+    raw
+}
+
+fn program(name: &Spanned<DeString<'_>>, value: &Spanned<DeValue<'_>>, p: &mut Vec<Problem>) -> Option<RawProgram> {
+    let prefix = format!("programs.{}", segment(name.get_ref()));
+    let table = table(&prefix, value, "a table like [programs.web]", p)?;
+    let mut raw = RawProgram::new(Spanned::new(name.span(), name.get_ref().to_string()));
+    for (key, v) in table.iter() {
+        let path = format!("{prefix}.{}", segment(key.get_ref()));
+        let path = path.as_str();
+        match key.get_ref().as_ref() {
+            "command" => {
+                raw.command_written = true;
+                raw.command = command(path, v, p);
+            }
+            "directory" => raw.directory = string(path, v, "a path", p),
+            "environment" => raw.environment = environment(path, v, p),
+            "user" => raw.user = name_or_id(path, v, "a user name or uid", p),
+            "group" => raw.group = name_or_id(path, v, "a group name or gid", p),
+            "autostart" => raw.autostart = boolean(path, v, p),
+            "autorestart" => raw.autorestart = string(path, v, "one of \"never\", \"on-failure\", \"always\"", p),
+            "exit_codes" => raw.exit_codes = integers(path, v, "an array of exit codes like [0, 2]", p),
+            "min_uptime" => raw.min_uptime = string(path, v, DURATION, p),
+            "restart_delay" => raw.restart_delay = string(path, v, DURATION, p),
+            "max_restart_delay" => raw.max_restart_delay = string(path, v, DURATION, p),
+            "max_restarts" => raw.max_restarts = integer(path, v, "a number of restarts like 5", p),
+            "stop_signal" => raw.stop_signal = signal(path, v, p),
+            "stop_timeout" => raw.stop_timeout = string(path, v, DURATION, p),
+            "memory_limit" => raw.memory_limit = size(path, v, p),
+            "cpu_limit" => raw.cpu_limit = number(path, v, "a number of CPUs like 0.5", p),
+            "pids_limit" => raw.pids_limit = integer(path, v, "a number of processes like 256", p),
+            "stdout" => raw.stdout = string(path, v, STDOUT, p),
+            "stderr" => raw.stderr = string(path, v, STDERR, p),
+            "log_max_bytes" => raw.log_max_bytes = size(path, v, p),
+            "log_backups" => raw.log_backups = integer(path, v, "a number of files like 10", p),
+            "log_timestamps" => raw.log_timestamps = boolean(path, v, p),
+            "depends_on" => raw.depends_on = strings(path, v, "an array of program names like [\"db\"]", p),
+            "agent" => raw.agent = string(path, v, "the path of an agent socket", p),
+            _ => p.push(unknown_key(key, path, PROGRAM_KEYS)),
+        }
+    }
+    Some(raw)
+}
+
+/// How a found value reads in a message: strings quoted, numbers as written, the rest by kind.
+pub fn describe(value: &DeValue<'_>) -> String {
+    match value {
+        DeValue::String(s) => format!("{:?}", s.as_ref()),
+        DeValue::Integer(i) => i.to_string(),
+        DeValue::Float(f) => f.to_string(),
+        DeValue::Boolean(b) => b.to_string(),
+        DeValue::Datetime(d) => format!("the date-time {d}"),
+        DeValue::Array(_) => "an array".to_string(),
+        DeValue::Table(_) => "a table".to_string(),
+    }
+}
+
+/// A key as it appears in a dotted path: bare when TOML allows, quoted otherwise.
+pub fn segment(key: &str) -> String {
+    if !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        key.to_string()
+    } else {
+        format!("{key:?}")
+    }
+}
+
+fn wrong(path: &str, v: &Spanned<DeValue<'_>>, expected: &str) -> Problem {
+    Problem::found(v.span(), path, describe(v.get_ref()), expected)
+}
+
+fn unknown_key(key: &Spanned<DeString<'_>>, path: &str, known: &[&str]) -> Problem {
+    let name = key.get_ref().as_ref();
+    let expected = match closest(name, known) {
+        Some(k) => format!("a known key like {k:?}"),
+        None => format!("one of {}", known.join(", ")),
+    };
+    Problem::found(key.span(), path, format!("unknown key {name:?}"), expected)
+}
+
+/// The known key nearest to a misspelt one, when it is near enough to be a likely typo.
+fn closest<'k>(name: &str, known: &[&'k str]) -> Option<&'k str> {
+    known
+        .iter()
+        .map(|k| (edit_distance(name, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+fn table<'a, 'i>(
+    path: &str,
+    v: &'a Spanned<DeValue<'i>>,
+    expected: &str,
+    p: &mut Vec<Problem>,
+) -> Option<&'a DeTable<'i>> {
+    match v.get_ref() {
+        DeValue::Table(t) => Some(t),
+        _ => {
+            p.push(wrong(path, v, expected));
+            None
+        }
+    }
+}
+
+fn string(path: &str, v: &Spanned<DeValue<'_>>, expected: &str, p: &mut Vec<Problem>) -> Option<Spanned<String>> {
+    match v.get_ref() {
+        DeValue::String(s) => Some(Spanned::new(v.span(), s.to_string())),
+        _ => {
+            p.push(wrong(path, v, expected));
+            None
+        }
+    }
+}
+
+/// A user or group: a name, or a number taken as an id (kept as its decimal text).
+fn name_or_id(path: &str, v: &Spanned<DeValue<'_>>, expected: &str, p: &mut Vec<Problem>) -> Option<Spanned<String>> {
+    match v.get_ref() {
+        DeValue::Integer(_) => match to_i64(v) {
+            Some(n) if (0..i64::from(u32::MAX)).contains(&n) => Some(Spanned::new(v.span(), n.to_string())),
+            Some(_) | None => {
+                p.push(wrong(path, v, expected));
+                None
+            }
+        },
+        _ => string(path, v, expected, p),
+    }
+}
+
+fn boolean(path: &str, v: &Spanned<DeValue<'_>>, p: &mut Vec<Problem>) -> Option<Spanned<bool>> {
+    match v.get_ref() {
+        DeValue::Boolean(b) => Some(Spanned::new(v.span(), *b)),
+        _ => {
+            p.push(wrong(path, v, "true or false"));
+            None
+        }
+    }
+}
+
+fn to_i64(v: &Spanned<DeValue<'_>>) -> Option<i64> {
+    match v.get_ref() {
+        DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).ok(),
+        _ => None,
+    }
+}
+
+fn integer(path: &str, v: &Spanned<DeValue<'_>>, expected: &str, p: &mut Vec<Problem>) -> Option<Spanned<i64>> {
+    match to_i64(v) {
+        Some(n) => Some(Spanned::new(v.span(), n)),
+        None => {
+            p.push(wrong(path, v, expected));
+            None
+        }
+    }
+}
+
+/// An array of integers. Each wrong element is reported; the array is kept only when all are right.
+fn integers(path: &str, v: &Spanned<DeValue<'_>>, expected: &str, p: &mut Vec<Problem>) -> Option<Vec<Spanned<i64>>> {
+    let DeValue::Array(items) = v.get_ref() else {
+        p.push(wrong(path, v, expected));
+        return None;
+    };
+    let before = p.len();
+    let out: Vec<_> = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| integer(&format!("{path}[{i}]"), item, "an integer", p))
+        .collect();
+    (p.len() == before).then_some(out)
+}
+
+fn strings(path: &str, v: &Spanned<DeValue<'_>>, expected: &str, p: &mut Vec<Problem>) -> Option<Vec<Spanned<String>>> {
+    let DeValue::Array(items) = v.get_ref() else {
+        p.push(wrong(path, v, expected));
+        return None;
+    };
+    let before = p.len();
+    let out: Vec<_> = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| string(&format!("{path}[{i}]"), item, "a string", p))
+        .collect();
+    (p.len() == before).then_some(out)
+}
+
+fn command(path: &str, v: &Spanned<DeValue<'_>>, p: &mut Vec<Problem>) -> Option<Spanned<RawCommand>> {
+    const EXPECTED: &str =
+        "a command line like \"python3 -m http.server\" or an array like [\"python3\", \"-m\", \"http.server\"]";
+    match v.get_ref() {
+        DeValue::String(s) => Some(Spanned::new(v.span(), RawCommand::Line(s.to_string()))),
+        DeValue::Array(_) => {
+            let argv = strings(path, v, EXPECTED, p)?;
+            Some(Spanned::new(v.span(), RawCommand::Argv(argv)))
+        }
+        _ => {
+            p.push(wrong(path, v, EXPECTED));
+            None
+        }
+    }
+}
+
+fn environment(path: &str, v: &Spanned<DeValue<'_>>, p: &mut Vec<Problem>) -> Vec<(Spanned<String>, Spanned<String>)> {
+    let Some(t) = table(path, v, "a table of strings like { PORT = \"8080\" }", p) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (key, value) in t.iter() {
+        let var_path = format!("{path}.{}", segment(key.get_ref()));
+        let expected = match value.get_ref() {
+            DeValue::Integer(_) | DeValue::Float(_) | DeValue::Boolean(_) => {
+                format!(
+                    "a string (write \"{}\")",
+                    value
+                        .get_ref()
+                        .as_str()
+                        .map_or_else(|| describe(value.get_ref()), str::to_string)
+                )
+            }
+            _ => "a string".to_string(),
+        };
+        if let Some(s) = string(&var_path, value, &expected, p) {
+            out.push((Spanned::new(key.span(), key.get_ref().to_string()), s));
+        }
+    }
+    out
+}
+
+fn size(path: &str, v: &Spanned<DeValue<'_>>, p: &mut Vec<Problem>) -> Option<Spanned<RawSize>> {
+    match v.get_ref() {
+        DeValue::String(s) => Some(Spanned::new(v.span(), RawSize::Text(s.to_string()))),
+        DeValue::Integer(_) => integer(path, v, SIZE, p).map(|n| Spanned::new(n.span(), RawSize::Bytes(*n.get_ref()))),
+        _ => {
+            p.push(wrong(path, v, SIZE));
+            None
+        }
+    }
+}
+
+fn signal(path: &str, v: &Spanned<DeValue<'_>>, p: &mut Vec<Problem>) -> Option<Spanned<RawSignal>> {
+    const EXPECTED: &str = "a signal name like \"TERM\" or a number";
+    match v.get_ref() {
+        DeValue::String(s) => Some(Spanned::new(v.span(), RawSignal::Name(s.to_string()))),
+        DeValue::Integer(_) => {
+            integer(path, v, EXPECTED, p).map(|n| Spanned::new(n.span(), RawSignal::Number(*n.get_ref())))
+        }
+        _ => {
+            p.push(wrong(path, v, EXPECTED));
+            None
+        }
+    }
+}
+
+fn mode(path: &str, v: &Spanned<DeValue<'_>>, p: &mut Vec<Problem>) -> Option<Spanned<RawMode>> {
+    const EXPECTED: &str = "an octal mode like \"0600\"";
+    match v.get_ref() {
+        DeValue::String(s) => Some(Spanned::new(v.span(), RawMode::Text(s.to_string()))),
+        DeValue::Integer(i) => {
+            let radix = i.radix();
+            integer(path, v, EXPECTED, p).map(|n| {
+                Spanned::new(
+                    n.span(),
+                    RawMode::Integer {
+                        value: *n.get_ref(),
+                        radix,
+                    },
+                )
+            })
+        }
+        _ => {
+            p.push(wrong(path, v, EXPECTED));
+            None
+        }
+    }
+}
+
+/// A float, or an integer taken as one (`cpu_limit = 2`).
+fn number(path: &str, v: &Spanned<DeValue<'_>>, expected: &str, p: &mut Vec<Problem>) -> Option<Spanned<f64>> {
+    let n = match v.get_ref() {
+        DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
+        // Precision loss above 2^53 CPUs does not matter.
+        #[allow(clippy::cast_precision_loss)]
+        DeValue::Integer(_) => to_i64(v).map(|n| n as f64),
+        _ => None,
+    };
+    match n {
+        Some(n) => Some(Spanned::new(v.span(), n)),
+        None => {
+            p.push(wrong(path, v, expected));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str) -> Vec<Problem> {
+        match parse(text) {
+            Ok((_, p)) => p,
+            Err(p) => p,
+        }
+    }
+
+    fn at(text: &str, span: &Span) -> String {
+        text[span.clone()].to_string()
+    }
+
+    #[test]
+    fn every_key_is_read_with_its_span() {
+        let text = r#"
+[supervisor]
+socket = "s.sock"
+socket_mode = 0o640
+allow_uids = [1000, 1001]
+
+[programs.web]
+command = ["python3", "-m", "http.server"]
+environment = { PORT = "8080" }
+user = 33
+cpu_limit = 2
+memory_limit = "30MB"
+log_max_bytes = 0
+stop_signal = 1
+depends_on = ["db"]
+"#;
+        let (raw, p) = parse(text).expect("valid TOML");
+        assert_eq!(p, vec![]);
+        let sock = raw.supervisor.socket.expect("socket");
+        assert_eq!(at(text, &sock.span()), "\"s.sock\"");
+        assert_eq!(
+            raw.supervisor.socket_mode.map(|m| m.into_inner()),
+            Some(RawMode::Integer { value: 0o640, radix: 8 })
+        );
+        let web = &raw.programs[0];
+        assert_eq!(web.name.get_ref(), "web");
+        assert_eq!(at(text, &web.name.span()), "web");
+        assert!(matches!(web.command.as_ref().map(|c| c.get_ref()), Some(RawCommand::Argv(a)) if a.len() == 3));
+        assert_eq!(web.environment[0].1.get_ref(), "8080");
+        assert_eq!(web.user.as_ref().map(|u| u.get_ref().as_str()), Some("33"));
+        assert_eq!(web.cpu_limit.as_ref().map(|c| *c.get_ref()), Some(2.0));
+        assert_eq!(
+            web.memory_limit.as_ref().map(|m| m.get_ref().clone()),
+            Some(RawSize::Text("30MB".into()))
+        );
+        assert_eq!(
+            web.log_max_bytes.as_ref().map(|m| m.get_ref().clone()),
+            Some(RawSize::Bytes(0))
+        );
+        assert_eq!(
+            web.stop_signal.as_ref().map(|s| s.get_ref().clone()),
+            Some(RawSignal::Number(1))
+        );
+        assert_eq!(web.depends_on.as_ref().map(|d| d[0].get_ref().as_str()), Some("db"));
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_all_reported() {
+        let text = r#"
+color = "blue"
+[supervisor]
+sockett = "x"
+[programs.web]
+command = 5
+autostart = "yes"
+stop_timout = "1s"
+exit_codes = [0, "1"]
+environment = { PORT = 8080 }
+"#;
+        let p = problems(text);
+        let lines: Vec<String> = p
+            .iter()
+            .map(|p| format!("{}: {} @{}", p.key, p.message, at(text, &p.span)))
+            .collect();
+        let want = [
+            "color: found unknown key \"color\", expected one of supervisor, programs @color",
+            "supervisor.sockett: found unknown key \"sockett\", expected a known key like \"socket\" @sockett",
+            "programs.web.autostart: found \"yes\", expected true or false @\"yes\"",
+            "programs.web.command: found 5, expected a command line like \"python3 -m http.server\" or an array like [\"python3\", \"-m\", \"http.server\"] @5",
+            "programs.web.environment.PORT: found 8080, expected a string (write \"8080\") @8080",
+            "programs.web.exit_codes[1]: found \"1\", expected an integer @\"1\"",
+            "programs.web.stop_timout: found unknown key \"stop_timout\", expected a known key like \"stop_timeout\" @stop_timout",
+        ];
+        for w in want {
+            assert!(lines.iter().any(|l| l == w), "missing {w:?} in {lines:#?}");
+        }
+        assert_eq!(lines.len(), want.len(), "{lines:#?}");
+    }
+
+    #[test]
+    fn syntax_errors_carry_a_span() {
+        let text = "[programs.web]\ncommand = \"a\"\nautostart = yes\n";
+        let p = problems(text);
+        assert!(!p.is_empty());
+        assert!(p[0].message.starts_with("invalid TOML: "), "{p:?}");
+        assert_eq!(text[..p[0].span.start].lines().count(), 3, "{p:?}");
+    }
+
+    #[test]
+    fn misspelt_keys_get_a_suggestion_only_when_close() {
+        assert_eq!(closest("stop_timout", PROGRAM_KEYS), Some("stop_timeout"));
+        assert_eq!(closest("comand", PROGRAM_KEYS), Some("command"));
+        assert_eq!(closest("zzzzzz", PROGRAM_KEYS), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+}

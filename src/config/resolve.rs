@@ -1,8 +1,21 @@
 //! From the raw file to `Config`: defaults, paths, validation, all errors at once.
+//!
+//! Every value of `raw.rs` is checked here for what it means (a duration, a size, a known
+//! program, ...), relative paths are made absolute against the config file's own folder, and
+//! each problem becomes one line `FILE:LINE:COL: KEY: found ..., expected ...`, FILE being the
+//! path as the user gave it. Nothing stops at the first problem: a bad value is reported and
+//! its default used, so that the next key is still checked.
 
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Component, Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
 
-use super::Config;
+use toml::Spanned;
+
+use super::raw::{self, Problem, RawCommand, RawMode, RawProgram, RawSignal, RawSize, RawSupervisor};
+use super::{CgroupMode, Config, LogFile, Output, Program, RestartPolicy, Signal, SupervisorSettings, words};
 
 /// Every error found in one config file, each with file:line:col, key, found and expected.
 #[derive(Debug, thiserror::Error)]
@@ -14,19 +27,1250 @@ pub struct ConfigError {
 /// Read and resolve the file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        messages: vec![format!("cannot read {}: {e}", path.display())],
+        messages: vec![format!(
+            "cannot read the config file {}: {}; give another with -c FILE or $HOLDEN_CONFIG",
+            path.display(),
+            io_reason(&e)
+        )],
     })?;
     load_str(path, &text)
 }
 
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        std::io::ErrorKind::IsADirectory => "it is a directory".to_string(),
+        std::io::ErrorKind::InvalidData => "it is not UTF-8 text".to_string(),
+        _ => e.to_string(),
+    }
+}
+
 /// Resolve `text` as if it were the contents of `path` (relative paths are against its folder).
-pub fn load_str(_path: &Path, _text: &str) -> Result<Config, ConfigError> {
-    Err(ConfigError {
-        messages: vec!["config parsing is not written yet".into()],
+pub fn load_str(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    let located = |problems: Vec<Problem>| ConfigError {
+        messages: locate(&file, text, problems),
+    };
+    let (raw, mut problems) = raw::parse(text).map_err(located)?;
+    let base = match std::path::absolute(path) {
+        Ok(abs) => abs.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf),
+        Err(e) => {
+            return Err(ConfigError {
+                messages: vec![format!("{file}: cannot make the path absolute: {e}")],
+            });
+        }
+    };
+    let supervisor = supervisor(&raw.supervisor, &base, &mut problems);
+    let mut programs: Vec<Program> = raw.programs.iter().map(|p| program(p, &base, &mut problems)).collect();
+    dependencies(&raw.programs, &mut problems);
+    if !problems.is_empty() {
+        return Err(located(problems));
+    }
+    programs.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Config {
+        path: path.to_path_buf(),
+        supervisor,
+        programs,
     })
 }
 
-/// The resolved programs as `holden check` prints them, every default filled in.
+/// Turn problems into `file:line:col: key: message` lines, in file order.
+fn locate(file: &str, text: &str, mut problems: Vec<Problem>) -> Vec<String> {
+    problems.sort_by_key(|p| p.span.start);
+    problems
+        .iter()
+        .map(|p| {
+            let (line, col) = line_col(text, p.span.start);
+            if p.key.is_empty() {
+                format!("{file}:{line}:{col}: {}", p.message)
+            } else {
+                format!("{file}:{line}:{col}: {}: {}", p.key, p.message)
+            }
+        })
+        .collect()
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+/// `p` made absolute against `base`, with `.` components dropped (`..` is kept: without the
+/// file system one cannot know what it means across a symlink).
+pub fn absolute_from(base: &Path, p: &str) -> PathBuf {
+    let joined = base.join(p);
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            Component::CurDir => {}
+            Component::Prefix(_) | Component::RootDir | Component::ParentDir | Component::Normal(_) => out.push(c),
+        }
+    }
+    out
+}
+
+fn path_value(v: &Spanned<String>, key: &str, base: &Path, expected: &str, p: &mut Vec<Problem>) -> Option<PathBuf> {
+    let s = v.get_ref();
+    if s.is_empty() || s.contains('\0') {
+        p.push(Problem::found(v.span(), key, format!("{s:?}"), expected));
+        return None;
+    }
+    Some(absolute_from(base, s))
+}
+
+fn supervisor(raw: &RawSupervisor, base: &Path, p: &mut Vec<Problem>) -> SupervisorSettings {
+    let socket = raw
+        .socket
+        .as_ref()
+        .and_then(|v| path_value(v, "supervisor.socket", base, "a path", p))
+        .unwrap_or_else(super::default_socket);
+    let socket_mode = raw.socket_mode.as_ref().and_then(|v| mode(v, p)).unwrap_or(0o600);
+    let mut allow_uids = Vec::new();
+    for (i, uid) in raw.allow_uids.iter().flatten().enumerate() {
+        match u32::try_from(*uid.get_ref()) {
+            Ok(u) if u != u32::MAX => allow_uids.push(u),
+            Ok(_) | Err(_) => p.push(Problem::found(
+                uid.span(),
+                &format!("supervisor.allow_uids[{i}]"),
+                uid.get_ref(),
+                "a uid from 0 to 4294967294",
+            )),
+        }
+    }
+    let log_level = match &raw.log_level {
+        Some(v) => match v.get_ref().as_str() {
+            "off" | "error" | "warn" | "info" | "debug" | "trace" => {
+                log::LevelFilter::from_str(v.get_ref()).unwrap_or(log::LevelFilter::Info)
+            }
+            other => {
+                p.push(Problem::found(
+                    v.span(),
+                    "supervisor.log_level",
+                    format!("{other:?}"),
+                    "one of \"off\", \"error\", \"warn\", \"info\", \"debug\", \"trace\"",
+                ));
+                log::LevelFilter::Info
+            }
+        },
+        None => log::LevelFilter::Info,
+    };
+    let logfile = match &raw.logfile {
+        Some(v) if v.get_ref() == "stderr" => LogFile::Stderr,
+        Some(v) => {
+            path_value(v, "supervisor.logfile", base, "\"stderr\" or a path", p).map_or(LogFile::Stderr, LogFile::Path)
+        }
+        None => LogFile::Stderr,
+    };
+    let cgroup_path = match &raw.cgroup_path {
+        Some(v) => {
+            let s = v.get_ref();
+            let bad = s.trim_matches('/').is_empty() || s.contains('\0') || s.split('/').any(|c| c == "..");
+            if bad {
+                p.push(Problem::found(
+                    v.span(),
+                    "supervisor.cgroup_path",
+                    format!("{s:?}"),
+                    "a cgroup path like \"/supervisor\" or \"programs\", not the root and without \"..\"",
+                ));
+            }
+            s.clone()
+        }
+        None => "/supervisor".to_string(),
+    };
+    let cgroups = match &raw.cgroups {
+        Some(v) => match v.get_ref().as_str() {
+            "auto" => CgroupMode::Auto,
+            "required" => CgroupMode::Required,
+            "off" => CgroupMode::Off,
+            other => {
+                p.push(Problem::found(
+                    v.span(),
+                    "supervisor.cgroups",
+                    format!("{other:?}"),
+                    "one of \"auto\", \"required\", \"off\"",
+                ));
+                CgroupMode::Auto
+            }
+        },
+        None => CgroupMode::Auto,
+    };
+    SupervisorSettings {
+        socket,
+        socket_mode,
+        allow_uids,
+        log_level,
+        logfile,
+        cgroup_path,
+        cgroups,
+    }
+}
+
+fn mode(v: &Spanned<RawMode>, p: &mut Vec<Problem>) -> Option<u32> {
+    const EXPECTED: &str = "an octal mode like \"0600\"";
+    let parsed = match v.get_ref() {
+        RawMode::Text(s) => {
+            let digits = s.strip_prefix("0o").unwrap_or(s);
+            let ok = (1..=4).contains(&digits.len()) && digits.bytes().all(|b| (b'0'..=b'7').contains(&b));
+            ok.then(|| u32::from_str_radix(digits, 8).ok()).flatten()
+        }
+        RawMode::Integer { value, radix: 8 } => u32::try_from(*value).ok(),
+        RawMode::Integer { .. } => None,
+    };
+    match parsed {
+        Some(m) if m <= 0o777 => Some(m),
+        Some(_) | None => {
+            let found = match v.get_ref() {
+                RawMode::Text(s) => format!("{s:?}"),
+                RawMode::Integer { value, radix: 8 } => format!("0o{value:o}"),
+                RawMode::Integer { value, .. } => value.to_string(),
+            };
+            p.push(Problem::found(v.span(), "supervisor.socket_mode", found, EXPECTED));
+            None
+        }
+    }
+}
+
+/// One program, every default filled in. With problems, the result is a placeholder that is
+/// never used: only the problems count then.
+fn program(raw: &RawProgram, base: &Path, p: &mut Vec<Problem>) -> Program {
+    let name = raw.name.get_ref().clone();
+    let prefix = format!("programs.{}", raw::segment(&name));
+    let key = |field: &str| format!("{prefix}.{field}");
+    if !super::valid_program_name(&name) {
+        p.push(Problem::found(
+            raw.name.span(),
+            &prefix,
+            format!("the program name {name:?}"),
+            "a name of 1 to 64 letters, digits, '_', '.' or '-' (not \".\" or \"..\")",
+        ));
+    }
+    let command = match &raw.command {
+        Some(c) => command(c, &key("command"), base, p),
+        None => {
+            if !raw.command_written {
+                p.push(Problem::found(
+                    raw.name.span(),
+                    &prefix,
+                    "no command",
+                    "a command = \"...\" for every program",
+                ));
+            }
+            None
+        }
+    };
+    let mut program = Program::with_defaults(&name, command.unwrap_or_default(), base);
+    if let Some(d) = &raw.directory {
+        if let Some(dir) = path_value(d, &key("directory"), base, "a directory", p) {
+            program.directory = dir;
+        }
+    }
+    for (k, v) in &raw.environment {
+        let var_key = format!("{}.{}", key("environment"), raw::segment(k.get_ref()));
+        if k.get_ref().is_empty() || k.get_ref().contains(['=', '\0']) {
+            p.push(Problem::found(
+                k.span(),
+                &var_key,
+                format!("the variable name {:?}", k.get_ref()),
+                "a name without '=' or NUL",
+            ));
+        } else if v.get_ref().contains('\0') {
+            p.push(Problem::found(
+                v.span(),
+                &var_key,
+                format!("{:?}", v.get_ref()),
+                "a string without NUL",
+            ));
+        } else {
+            program.environment.insert(k.get_ref().clone(), v.get_ref().clone());
+        }
+    }
+    program.user = id_name(raw.user.as_ref(), &key("user"), "a user name or uid", p);
+    program.group = id_name(raw.group.as_ref(), &key("group"), "a group name or gid", p);
+    if let Some(v) = &raw.autostart {
+        program.autostart = *v.get_ref();
+    }
+    if let Some(v) = &raw.autorestart {
+        match RestartPolicy::parse(v.get_ref()) {
+            Some(policy) => program.autorestart = policy,
+            None => p.push(Problem::found(
+                v.span(),
+                &key("autorestart"),
+                format!("{:?}", v.get_ref()),
+                "one of \"never\", \"on-failure\", \"always\"",
+            )),
+        }
+    }
+    if let Some(codes) = &raw.exit_codes {
+        program.exit_codes.clear();
+        for (i, c) in codes.iter().enumerate() {
+            match i32::try_from(*c.get_ref()) {
+                Ok(code) if (0..=255).contains(&code) => program.exit_codes.push(code),
+                Ok(_) | Err(_) => p.push(Problem::found(
+                    c.span(),
+                    &format!("{}[{i}]", key("exit_codes")),
+                    c.get_ref(),
+                    "an exit code from 0 to 255",
+                )),
+            }
+        }
+    }
+    if let Some(d) = duration(raw.min_uptime.as_ref(), &key("min_uptime"), p) {
+        program.min_uptime = d;
+    }
+    let restart_delay = duration(raw.restart_delay.as_ref(), &key("restart_delay"), p);
+    if let Some(d) = restart_delay {
+        program.restart_delay = d;
+    }
+    match (
+        &raw.max_restart_delay,
+        duration(raw.max_restart_delay.as_ref(), &key("max_restart_delay"), p),
+    ) {
+        (Some(v), Some(max)) => {
+            if max < program.restart_delay {
+                p.push(Problem::found(
+                    v.span(),
+                    &key("max_restart_delay"),
+                    format!("{:?}", v.get_ref()),
+                    format!(
+                        "at least restart_delay ({})",
+                        humantime::format_duration(program.restart_delay)
+                    ),
+                ));
+            }
+            program.max_restart_delay = max;
+        }
+        // Written but invalid: already reported.
+        (Some(_), None) => {}
+        (None, _) => program.max_restart_delay = program.max_restart_delay.max(program.restart_delay),
+    }
+    if let Some(v) = &raw.max_restarts {
+        match u32::try_from(*v.get_ref()) {
+            Ok(n) => program.max_restarts = n,
+            Err(_) => p.push(Problem::found(
+                v.span(),
+                &key("max_restarts"),
+                v.get_ref(),
+                "a number of restarts from 0 to 4294967295",
+            )),
+        }
+    }
+    if let Some(v) = &raw.stop_signal {
+        let parsed = match v.get_ref() {
+            RawSignal::Name(s) => Signal::parse(s).filter(|_| !s.trim().is_empty()),
+            RawSignal::Number(n) => i32::try_from(*n).ok().and_then(|n| Signal::parse(&n.to_string())),
+        };
+        match parsed {
+            Some(sig) => program.stop_signal = sig,
+            None => {
+                let found = match v.get_ref() {
+                    RawSignal::Name(s) => format!("{s:?}"),
+                    RawSignal::Number(n) => n.to_string(),
+                };
+                p.push(Problem::found(
+                    v.span(),
+                    &key("stop_signal"),
+                    found,
+                    "a signal name like \"TERM\" or \"SIGHUP\", or a number from 1 to 31",
+                ));
+            }
+        }
+    }
+    if let Some(d) = duration(raw.stop_timeout.as_ref(), &key("stop_timeout"), p) {
+        program.stop_timeout = d;
+    }
+    if let Some(v) = &raw.memory_limit {
+        match size(v, &key("memory_limit"), p) {
+            Some(0) => p.push(Problem::found(
+                v.span(),
+                &key("memory_limit"),
+                "0",
+                "a size above 0 (leave it out for no limit)",
+            )),
+            Some(n) => program.memory_limit = Some(n),
+            None => {}
+        }
+    }
+    if let Some(v) = &raw.cpu_limit {
+        let cpus = *v.get_ref();
+        if cpus.is_finite() && cpus > 0.0 {
+            program.cpu_limit = Some(cpus);
+        } else {
+            p.push(Problem::found(
+                v.span(),
+                &key("cpu_limit"),
+                cpus,
+                "a number of CPUs above 0 like 0.5 (leave it out for no limit)",
+            ));
+        }
+    }
+    if let Some(v) = &raw.pids_limit {
+        match u64::try_from(*v.get_ref()) {
+            Ok(n) if n > 0 => program.pids_limit = Some(n),
+            Ok(_) | Err(_) => p.push(Problem::found(
+                v.span(),
+                &key("pids_limit"),
+                v.get_ref(),
+                "a number of processes above 0 like 256 (leave it out for no limit)",
+            )),
+        }
+    }
+    if let Some(out) = output(raw.stdout.as_ref(), &key("stdout"), base, false, p) {
+        program.stdout = out;
+    }
+    if let Some(err) = output(raw.stderr.as_ref(), &key("stderr"), base, true, p) {
+        program.stderr = err;
+    }
+    if matches!((&program.stdout, &program.stderr), (Output::File(a), Output::File(b)) if a == b) {
+        program.stderr = Output::Stdout;
+    }
+    if let Some(v) = &raw.log_max_bytes {
+        if let Some(n) = size(v, &key("log_max_bytes"), p) {
+            program.log_max_bytes = n;
+        }
+    }
+    if let Some(v) = &raw.log_backups {
+        match u32::try_from(*v.get_ref()) {
+            Ok(n) => program.log_backups = n,
+            Err(_) => p.push(Problem::found(
+                v.span(),
+                &key("log_backups"),
+                v.get_ref(),
+                "a number of files from 0 to 4294967295",
+            )),
+        }
+    }
+    if let Some(v) = &raw.log_timestamps {
+        program.log_timestamps = *v.get_ref();
+    }
+    for dep in raw.depends_on.iter().flatten() {
+        if !program.depends_on.contains(dep.get_ref()) {
+            program.depends_on.push(dep.get_ref().clone());
+        }
+    }
+    if let Some(v) = &raw.agent {
+        program.agent = path_value(v, &key("agent"), base, "the path of an agent socket", p);
+    }
+    program
+}
+
+/// SPEC: a relative program path with a `/` in it (`bin/server`) is a path in the file, so it
+/// is made absolute against the config's folder, like every other path, whatever `directory`
+/// is (std leaves a relative program with another working directory unspecified). A bare name
+/// (`python3`) is looked up in `PATH` when spawned.
+fn argv_from(base: &Path, mut argv: Vec<String>) -> Vec<String> {
+    if argv[0].contains('/') && !argv[0].starts_with('/') {
+        argv[0] = absolute_from(base, &argv[0]).display().to_string();
+    }
+    argv
+}
+
+fn command(c: &Spanned<RawCommand>, key: &str, base: &Path, p: &mut Vec<Problem>) -> Option<Vec<String>> {
+    match c.get_ref() {
+        RawCommand::Line(line) => match words::split(line) {
+            Ok(argv) if argv.first().is_some_and(|w| !w.is_empty()) => Some(argv_from(base, argv)),
+            Ok(_) => {
+                p.push(Problem::found(
+                    c.span(),
+                    key,
+                    format!("{line:?}"),
+                    "a command line that names a program",
+                ));
+                None
+            }
+            Err(e) => {
+                p.push(Problem::found(
+                    c.span(),
+                    key,
+                    format!("{e} in {line:?}"),
+                    "a command line split like a shell would, without running one (write [\"sh\", \"-c\", \"...\"] to run a shell)",
+                ));
+                None
+            }
+        },
+        RawCommand::Argv(argv) => match argv.first() {
+            Some(first) if !first.get_ref().is_empty() => {
+                Some(argv_from(base, argv.iter().map(|a| a.get_ref().clone()).collect()))
+            }
+            Some(first) => {
+                p.push(Problem::found(
+                    first.span(),
+                    &format!("{key}[0]"),
+                    "\"\"",
+                    "the program to run",
+                ));
+                None
+            }
+            None => {
+                p.push(Problem::found(
+                    c.span(),
+                    key,
+                    "[]",
+                    "an array that names a program like [\"sleep\", \"10\"]",
+                ));
+                None
+            }
+        },
+    }
+}
+
+fn id_name(v: Option<&Spanned<String>>, key: &str, expected: &str, p: &mut Vec<Problem>) -> Option<String> {
+    let v = v?;
+    let s = v.get_ref();
+    if s.is_empty() || s.contains(['\0', ':', '\n']) {
+        p.push(Problem::found(v.span(), key, format!("{s:?}"), expected));
+        return None;
+    }
+    Some(s.clone())
+}
+
+fn duration(v: Option<&Spanned<String>>, key: &str, p: &mut Vec<Problem>) -> Option<Duration> {
+    let v = v?;
+    match humantime::parse_duration(v.get_ref().trim()) {
+        Ok(d) => Some(d),
+        Err(_) => {
+            p.push(Problem::found(
+                v.span(),
+                key,
+                format!("{:?}", v.get_ref()),
+                raw::DURATION,
+            ));
+            None
+        }
+    }
+}
+
+fn size(v: &Spanned<RawSize>, key: &str, p: &mut Vec<Problem>) -> Option<u64> {
+    let parsed = match v.get_ref() {
+        RawSize::Bytes(n) => u64::try_from(*n).ok(),
+        RawSize::Text(s) => {
+            let t = s.trim();
+            // bytesize accepts an empty number ("MB") as an error already; refuse a sign here.
+            if t.starts_with(['-', '+']) {
+                None
+            } else {
+                bytesize::ByteSize::from_str(t).ok().map(|b| b.as_u64())
+            }
+        }
+    };
+    if parsed.is_none() {
+        let found = match v.get_ref() {
+            RawSize::Bytes(n) => n.to_string(),
+            RawSize::Text(s) => format!("{s:?}"),
+        };
+        p.push(Problem::found(v.span(), key, found, raw::SIZE));
+    }
+    parsed
+}
+
+fn output(
+    v: Option<&Spanned<String>>,
+    key: &str,
+    base: &Path,
+    is_stderr: bool,
+    p: &mut Vec<Problem>,
+) -> Option<Output> {
+    let v = v?;
+    let expected = if is_stderr { raw::STDERR } else { raw::STDOUT };
+    match v.get_ref().as_str() {
+        "inherit" => Some(Output::Inherit),
+        "null" => Some(Output::Null),
+        "stdout" if is_stderr => Some(Output::Stdout),
+        "stdout" => {
+            p.push(Problem::found(
+                v.span(),
+                key,
+                "\"stdout\"",
+                format!("{expected} (stdout cannot go to itself)"),
+            ));
+            None
+        }
+        _ => path_value(v, key, base, expected, p).map(Output::File),
+    }
+}
+
+/// `depends_on`: every name known, none itself, no cycle (each cycle named once).
+fn dependencies(programs: &[RawProgram], p: &mut Vec<Problem>) {
+    let names: BTreeSet<&str> = programs.iter().map(|r| r.name.get_ref().as_str()).collect();
+    // name -> [(dependency, span of its mention)], only the edges that are fine on their own.
+    let mut edges: BTreeMap<&str, Vec<(&str, raw::Span)>> = BTreeMap::new();
+    for prog in programs {
+        let name = prog.name.get_ref().as_str();
+        let key = format!("programs.{}.depends_on", raw::segment(name));
+        for (i, dep) in prog.depends_on.iter().flatten().enumerate() {
+            let d = dep.get_ref().as_str();
+            let dep_key = format!("{key}[{i}]");
+            if d == name {
+                p.push(Problem::found(
+                    dep.span(),
+                    &dep_key,
+                    format!("{d:?}"),
+                    "the name of another program (a program cannot depend on itself)",
+                ));
+            } else if !names.contains(d) {
+                p.push(Problem::found(
+                    dep.span(),
+                    &dep_key,
+                    format!("{d:?}"),
+                    format!(
+                        "the name of a program in this file ({})",
+                        names.iter().copied().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            } else {
+                edges.entry(name).or_default().push((d, dep.span()));
+            }
+        }
+    }
+    for cycle in cycles(&edges) {
+        let first = cycle[0];
+        let span = edges[first]
+            .iter()
+            .find(|(d, _)| *d == cycle[1])
+            .map_or(0..0, |(_, s)| s.clone());
+        p.push(Problem::found(
+            span,
+            &format!("programs.{}.depends_on", raw::segment(first)),
+            format!("the dependency cycle {}", cycle.join(" -> ")),
+            "programs that do not depend on each other in a circle",
+        ));
+    }
+}
+
+/// Every distinct cycle of the graph, each as `[a, b, ..., a]` starting at its smallest name.
+fn cycles<'a>(edges: &BTreeMap<&'a str, Vec<(&'a str, raw::Span)>>) -> Vec<Vec<&'a str>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Active,
+        Done,
+    }
+    fn visit<'a>(
+        node: &'a str,
+        edges: &BTreeMap<&'a str, Vec<(&'a str, raw::Span)>>,
+        marks: &mut BTreeMap<&'a str, Mark>,
+        stack: &mut Vec<&'a str>,
+        found: &mut BTreeSet<Vec<&'a str>>,
+    ) {
+        marks.insert(node, Mark::Active);
+        stack.push(node);
+        for (next, _) in edges.get(node).into_iter().flatten() {
+            match marks.get(next) {
+                Some(Mark::Active) => {
+                    let start = stack.iter().position(|n| n == next).unwrap_or(0);
+                    let mut ring: Vec<&str> = stack[start..].to_vec();
+                    let min = ring.iter().enumerate().min_by_key(|(_, n)| **n).map_or(0, |(i, _)| i);
+                    ring.rotate_left(min);
+                    ring.push(ring[0]);
+                    found.insert(ring);
+                }
+                Some(Mark::Done) => {}
+                None => visit(next, edges, marks, stack, found),
+            }
+        }
+        stack.pop();
+        marks.insert(node, Mark::Done);
+    }
+    let mut marks = BTreeMap::new();
+    let mut found = BTreeSet::new();
+    for node in edges.keys() {
+        if !marks.contains_key(node) {
+            visit(node, edges, &mut marks, &mut Vec::new(), &mut found);
+        }
+    }
+    found.into_iter().collect()
+}
+
+/// The resolved programs as `holden check` prints them, every default filled in: a TOML file
+/// that means the same as the one read.
 pub fn render(config: &Config) -> String {
-    format!("{config:#?}\n")
+    let mut out = String::new();
+    let s = &config.supervisor;
+    let _ = writeln!(
+        out,
+        "# {}: valid. Every setting resolved: defaults filled in, paths absolute.",
+        config.path.display()
+    );
+    let _ = writeln!(out, "\n[supervisor]");
+    let _ = writeln!(out, "socket = {}", quote(&s.socket.display().to_string()));
+    let _ = writeln!(out, "socket_mode = \"{:04o}\"", s.socket_mode);
+    let uids: Vec<String> = s.allow_uids.iter().map(u32::to_string).collect();
+    let _ = writeln!(out, "allow_uids = [{}]", uids.join(", "));
+    let _ = writeln!(out, "log_level = \"{}\"", s.log_level.as_str().to_ascii_lowercase());
+    let logfile = match &s.logfile {
+        LogFile::Stderr => "stderr".to_string(),
+        LogFile::Path(p) => p.display().to_string(),
+    };
+    let _ = writeln!(out, "logfile = {}", quote(&logfile));
+    let _ = writeln!(out, "cgroup_path = {}", quote(&s.cgroup_path));
+    let cgroups = match s.cgroups {
+        CgroupMode::Auto => "auto",
+        CgroupMode::Required => "required",
+        CgroupMode::Off => "off",
+    };
+    let _ = writeln!(out, "cgroups = \"{cgroups}\"");
+    for p in &config.programs {
+        render_program(&mut out, p);
+    }
+    out
+}
+
+fn render_program(out: &mut String, p: &Program) {
+    let _ = writeln!(out, "\n[programs.{}]", raw::segment(&p.name));
+    if let Some(agent) = &p.agent {
+        let _ = writeln!(
+            out,
+            "# Spawned through the agent at {}: memory_limit, cpu_limit, pids_limit, stdout and stderr\n\
+             # do not apply to it (the agent's own cgroup and output hold).",
+            agent.display()
+        );
+    }
+    let argv: Vec<String> = p.command.iter().map(|a| quote(a)).collect();
+    let _ = writeln!(out, "command = [{}]", argv.join(", "));
+    let _ = writeln!(out, "directory = {}", quote(&p.directory.display().to_string()));
+    let env: Vec<String> = p
+        .environment
+        .iter()
+        .map(|(k, v)| format!("{} = {}", raw::segment(k), quote(v)))
+        .collect();
+    if env.is_empty() {
+        let _ = writeln!(out, "environment = {{}}");
+    } else {
+        let _ = writeln!(out, "environment = {{ {} }}", env.join(", "));
+    }
+    optional(out, "user", p.user.as_deref().map(quote), "run as holden's own user");
+    optional(out, "group", p.group.as_deref().map(quote), "the user's group");
+    let _ = writeln!(out, "autostart = {}", p.autostart);
+    let _ = writeln!(out, "autorestart = \"{}\"", p.autorestart.as_str());
+    let codes: Vec<String> = p.exit_codes.iter().map(i32::to_string).collect();
+    let _ = writeln!(out, "exit_codes = [{}]", codes.join(", "));
+    let _ = writeln!(out, "min_uptime = \"{}\"", humantime::format_duration(p.min_uptime));
+    let _ = writeln!(
+        out,
+        "restart_delay = \"{}\"",
+        humantime::format_duration(p.restart_delay)
+    );
+    let _ = writeln!(
+        out,
+        "max_restart_delay = \"{}\"",
+        humantime::format_duration(p.max_restart_delay)
+    );
+    let _ = writeln!(out, "max_restarts = {}", p.max_restarts);
+    let _ = writeln!(out, "stop_signal = \"{}\"", p.stop_signal.name());
+    let _ = writeln!(out, "stop_timeout = \"{}\"", humantime::format_duration(p.stop_timeout));
+    optional(
+        out,
+        "memory_limit",
+        p.memory_limit
+            .map(|b| format!("{b}  # {}", bytesize::ByteSize::b(b).display().si())),
+        "no limit",
+    );
+    optional(out, "cpu_limit", p.cpu_limit.map(|c| format!("{c:?}")), "no limit");
+    optional(out, "pids_limit", p.pids_limit.map(|n| n.to_string()), "no limit");
+    let _ = writeln!(out, "stdout = {}", output_text(&p.stdout));
+    let stderr = match (&p.stderr, &p.stdout) {
+        (Output::Stdout, Output::File(_)) => format!(
+            "{}  # the same file: lines interleaved in order",
+            output_text(&p.stdout)
+        ),
+        (Output::Stdout, Output::Inherit | Output::Null | Output::Stdout) => "\"stdout\"".to_string(),
+        (Output::File(_) | Output::Inherit | Output::Null, _) => output_text(&p.stderr),
+    };
+    let _ = writeln!(out, "stderr = {stderr}");
+    if p.log_max_bytes == 0 {
+        let _ = writeln!(out, "log_max_bytes = 0  # never rotate");
+    } else {
+        let _ = writeln!(
+            out,
+            "log_max_bytes = {}  # {}",
+            p.log_max_bytes,
+            bytesize::ByteSize::b(p.log_max_bytes).display().si()
+        );
+    }
+    let _ = writeln!(out, "log_backups = {}", p.log_backups);
+    let _ = writeln!(out, "log_timestamps = {}", p.log_timestamps);
+    let deps: Vec<String> = p.depends_on.iter().map(|d| quote(d)).collect();
+    let _ = writeln!(out, "depends_on = [{}]", deps.join(", "));
+    optional(
+        out,
+        "agent",
+        p.agent.as_ref().map(|a| quote(&a.display().to_string())),
+        "spawned by holden itself",
+    );
+}
+
+fn optional(out: &mut String, key: &str, value: Option<String>, unset: &str) {
+    let _ = match value {
+        Some(v) => writeln!(out, "{key} = {v}"),
+        None => writeln!(out, "# {key}: not set ({unset})"),
+    };
+}
+
+fn output_text(o: &Output) -> String {
+    match o {
+        Output::File(p) => quote(&p.display().to_string()),
+        Output::Inherit => "\"inherit\"".to_string(),
+        Output::Null => "\"null\"".to_string(),
+        Output::Stdout => "\"stdout\"".to_string(),
+    }
+}
+
+/// A TOML basic string (JSON's escapes are TOML's).
+fn quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| format!("{s:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(text: &str) -> Config {
+        load_str(Path::new("/etc/holden/supervisor.toml"), text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        match load_str(Path::new("sv.toml"), text) {
+            Ok(c) => panic!("accepted: {c:#?}"),
+            Err(e) => e.messages,
+        }
+    }
+
+    fn one_error(text: &str) -> String {
+        let e = errors(text);
+        assert_eq!(e.len(), 1, "{e:#?}");
+        e[0].clone()
+    }
+
+    fn program_with(line: &str) -> String {
+        format!("[programs.web]\ncommand = \"sleep 1\"\n{line}\n")
+    }
+
+    #[test]
+    fn an_empty_file_is_valid_with_default_settings() {
+        let c = ok("");
+        assert!(c.programs.is_empty());
+        assert_eq!(c.supervisor.socket, super::super::default_socket());
+        assert_eq!(c.supervisor.socket_mode, 0o600);
+        assert_eq!(c.supervisor.allow_uids, Vec::<u32>::new());
+        assert_eq!(c.supervisor.log_level, log::LevelFilter::Info);
+        assert_eq!(c.supervisor.logfile, LogFile::Stderr);
+        assert_eq!(c.supervisor.cgroup_path, "/supervisor");
+        assert_eq!(c.supervisor.cgroups, CgroupMode::Auto);
+    }
+
+    #[test]
+    fn a_program_gets_every_default() {
+        let c = ok("[programs.web]\ncommand = \"python3 -m http.server\"\n");
+        let want = Program::with_defaults(
+            "web",
+            vec!["python3".into(), "-m".into(), "http.server".into()],
+            Path::new("/etc/holden"),
+        );
+        assert_eq!(c.programs, vec![want]);
+    }
+
+    #[test]
+    fn every_value_type_resolves() {
+        let c = ok(r#"
+[supervisor]
+socket = "run/h.sock"
+socket_mode = "0660"
+allow_uids = [1000, 0]
+log_level = "debug"
+logfile = "/var/log/holden.log"
+cgroup_path = "programs"
+cgroups = "off"
+
+[programs.db]
+command = ["postgres", "-D", "data dir"]
+
+[programs.web]
+command = "python3 -m 'http.server' 8080"
+directory = "www"
+environment = { PORT = "8080", MODE = "prod" }
+user = "www-data"
+group = 33
+autostart = false
+autorestart = "always"
+exit_codes = [0, 2, 255]
+min_uptime = "500ms"
+restart_delay = "2s"
+max_restart_delay = "1m"
+max_restarts = 0
+stop_signal = "SIGINT"
+stop_timeout = "1m 30s"
+memory_limit = "1.5GiB"
+cpu_limit = 1.5
+pids_limit = 64
+stdout = "logs/web.log"
+stderr = "./logs/web.log"
+log_max_bytes = "10KB"
+log_backups = 0
+log_timestamps = true
+depends_on = ["db"]
+agent = "/run/holden/agent.sock"
+"#);
+        let s = &c.supervisor;
+        assert_eq!(s.socket, PathBuf::from("/etc/holden/run/h.sock"));
+        assert_eq!(s.socket_mode, 0o660);
+        assert_eq!(s.allow_uids, vec![1000, 0]);
+        assert_eq!(s.log_level, log::LevelFilter::Debug);
+        assert_eq!(s.logfile, LogFile::Path("/var/log/holden.log".into()));
+        assert_eq!(s.cgroup_path, "programs");
+        assert_eq!(s.cgroups, CgroupMode::Off);
+        assert_eq!(
+            c.programs.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+            ["db", "web"]
+        );
+        assert_eq!(c.programs[0].command, ["postgres", "-D", "data dir"]);
+        let w = &c.programs[1];
+        assert_eq!(w.command, ["python3", "-m", "http.server", "8080"]);
+        assert_eq!(w.directory, PathBuf::from("/etc/holden/www"));
+        assert_eq!(w.environment.get("PORT").map(String::as_str), Some("8080"));
+        assert_eq!(w.user.as_deref(), Some("www-data"));
+        assert_eq!(w.group.as_deref(), Some("33"));
+        assert!(!w.autostart);
+        assert_eq!(w.autorestart, RestartPolicy::Always);
+        assert_eq!(w.exit_codes, [0, 2, 255]);
+        assert_eq!(w.min_uptime, Duration::from_millis(500));
+        assert_eq!(w.restart_delay, Duration::from_secs(2));
+        assert_eq!(w.max_restart_delay, Duration::from_secs(60));
+        assert_eq!(w.max_restarts, 0);
+        assert_eq!(w.stop_signal, Signal(2));
+        assert_eq!(w.stop_timeout, Duration::from_secs(90));
+        assert_eq!(w.memory_limit, Some(1_610_612_736));
+        assert_eq!(w.cpu_limit, Some(1.5));
+        assert_eq!(w.pids_limit, Some(64));
+        assert_eq!(w.stdout, Output::File("/etc/holden/logs/web.log".into()));
+        assert_eq!(w.stderr, Output::Stdout);
+        assert_eq!(w.log_max_bytes, 10_000);
+        assert_eq!(w.log_backups, 0);
+        assert!(w.log_timestamps);
+        assert_eq!(w.depends_on, ["db"]);
+        assert_eq!(w.agent, Some(PathBuf::from("/run/holden/agent.sock")));
+    }
+
+    #[test]
+    fn sizes_follow_si_and_iec_units_and_integers_are_bytes() {
+        for (text, bytes) in [
+            ("\"30MB\"", 30_000_000),
+            ("\"30 MiB\"", 31_457_280),
+            ("\"1KB\"", 1000),
+            ("\"1KiB\"", 1024),
+            ("\"0\"", 0),
+            ("4096", 4096),
+        ] {
+            let c = ok(&program_with(&format!("log_max_bytes = {text}")));
+            assert_eq!(c.programs[0].log_max_bytes, bytes, "{text}");
+        }
+        assert!(one_error(&program_with("memory_limit = \"lots\"")).contains("found \"lots\", expected a size like"));
+        assert!(one_error(&program_with("memory_limit = -5")).contains("found -5, expected a size"));
+        assert!(one_error(&program_with("memory_limit = \"-5MB\"")).contains("found \"-5MB\""));
+        assert_eq!(
+            one_error(&program_with("memory_limit = 0")),
+            "sv.toml:3:16: programs.web.memory_limit: found 0, expected a size above 0 (leave it out for no limit)"
+        );
+    }
+
+    #[test]
+    fn stderr_and_stdout_outputs() {
+        let c = ok(&program_with("stdout = \"null\"\nstderr = \"stdout\""));
+        assert_eq!(
+            (c.programs[0].stdout.clone(), c.programs[0].stderr.clone()),
+            (Output::Null, Output::Stdout)
+        );
+        let c = ok(&program_with("stdout = \"a.log\"\nstderr = \"b.log\""));
+        assert_eq!(c.programs[0].stderr, Output::File("/etc/holden/b.log".into()));
+        let c = ok(&program_with("stderr = \"inherit\""));
+        assert_eq!(c.programs[0].stderr, Output::Inherit);
+        assert!(
+            one_error(&program_with("stdout = \"stdout\""))
+                .contains("programs.web.stdout: found \"stdout\", expected a path, \"inherit\" or \"null\"")
+        );
+        assert!(one_error(&program_with("stderr = \"\"")).contains("programs.web.stderr: found \"\", expected a path"));
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_folder() {
+        assert_eq!(
+            absolute_from(Path::new("/a/b"), "logs/x.log"),
+            PathBuf::from("/a/b/logs/x.log")
+        );
+        assert_eq!(absolute_from(Path::new("/a/b"), "./x/./y"), PathBuf::from("/a/b/x/y"));
+        assert_eq!(absolute_from(Path::new("/a/b"), "/abs"), PathBuf::from("/abs"));
+        // A relative config path is first joined to the cwd.
+        let cwd = std::env::current_dir().expect("cwd");
+        let c = load_str(
+            Path::new("conf/sv.toml"),
+            "[programs.a]\ncommand = \"x\"\nstdout = \"o.log\"\n",
+        )
+        .expect("valid");
+        assert_eq!(c.path, PathBuf::from("conf/sv.toml"));
+        assert_eq!(c.programs[0].directory, cwd.join("conf"));
+        assert_eq!(c.programs[0].stdout, Output::File(cwd.join("conf/o.log")));
+        let c = ok("[programs.a]\ncommand = \"bin/x --flag ./y\"\n[programs.b]\ncommand = [\"../b\"]\n");
+        assert_eq!(c.programs[0].command, ["/etc/holden/bin/x", "--flag", "./y"]);
+        assert_eq!(c.programs[1].command, ["/etc/holden/../b"]);
+    }
+
+    #[test]
+    fn max_restart_delay_follows_a_large_restart_delay_unless_set() {
+        let c = ok(&program_with("restart_delay = \"1m\""));
+        assert_eq!(c.programs[0].max_restart_delay, Duration::from_secs(60));
+        assert_eq!(
+            one_error(&program_with("restart_delay = \"10s\"\nmax_restart_delay = \"5s\"")),
+            "sv.toml:4:21: programs.web.max_restart_delay: found \"5s\", expected at least restart_delay (10s)"
+        );
+    }
+
+    #[test]
+    fn each_bad_value_is_named_with_found_and_expected() {
+        let cases = [
+            (
+                "stop_timeout = \"ten\"",
+                "sv.toml:3:16: programs.web.stop_timeout: found \"ten\", expected a duration like \"10s\"",
+            ),
+            (
+                "stop_timeout = 10",
+                "sv.toml:3:16: programs.web.stop_timeout: found 10, expected a duration like \"10s\"",
+            ),
+            (
+                "autorestart = \"sometimes\"",
+                "sv.toml:3:15: programs.web.autorestart: found \"sometimes\", expected one of \"never\", \"on-failure\", \"always\"",
+            ),
+            (
+                "stop_signal = \"TERMINATE\"",
+                "sv.toml:3:15: programs.web.stop_signal: found \"TERMINATE\", expected a signal name like \"TERM\" or \"SIGHUP\", or a number from 1 to 31",
+            ),
+            (
+                "exit_codes = [0, 256]",
+                "sv.toml:3:18: programs.web.exit_codes[1]: found 256, expected an exit code from 0 to 255",
+            ),
+            (
+                "cpu_limit = 0",
+                "sv.toml:3:13: programs.web.cpu_limit: found 0, expected a number of CPUs above 0 like 0.5 (leave it out for no limit)",
+            ),
+            (
+                "cpu_limit = nan",
+                "sv.toml:3:13: programs.web.cpu_limit: found NaN, expected a number of CPUs above 0 like 0.5 (leave it out for no limit)",
+            ),
+            (
+                "pids_limit = 0",
+                "sv.toml:3:14: programs.web.pids_limit: found 0, expected a number of processes above 0 like 256 (leave it out for no limit)",
+            ),
+            (
+                "max_restarts = -1",
+                "sv.toml:3:16: programs.web.max_restarts: found -1, expected a number of restarts from 0 to 4294967295",
+            ),
+            (
+                "autostart = 1",
+                "sv.toml:3:13: programs.web.autostart: found 1, expected true or false",
+            ),
+        ];
+        for (line, want) in cases {
+            assert_eq!(one_error(&program_with(line)), want, "{line}");
+        }
+    }
+
+    #[test]
+    fn supervisor_values_are_checked() {
+        let cases = [
+            (
+                "socket_mode = \"rw\"",
+                "sv.toml:2:15: supervisor.socket_mode: found \"rw\", expected an octal mode like \"0600\"",
+            ),
+            (
+                "socket_mode = 600",
+                "sv.toml:2:15: supervisor.socket_mode: found 600, expected an octal mode like \"0600\"",
+            ),
+            (
+                "log_level = \"loud\"",
+                "sv.toml:2:13: supervisor.log_level: found \"loud\", expected one of \"off\", \"error\", \"warn\", \"info\", \"debug\", \"trace\"",
+            ),
+            (
+                "cgroup_path = \"\"",
+                "sv.toml:2:15: supervisor.cgroup_path: found \"\", expected a cgroup path like \"/supervisor\" or \"programs\", not the root and without \"..\"",
+            ),
+            (
+                "cgroup_path = \"/a/../b\"",
+                "sv.toml:2:15: supervisor.cgroup_path: found \"/a/../b\", expected a cgroup path like \"/supervisor\" or \"programs\", not the root and without \"..\"",
+            ),
+            (
+                "cgroups = \"maybe\"",
+                "sv.toml:2:11: supervisor.cgroups: found \"maybe\", expected one of \"auto\", \"required\", \"off\"",
+            ),
+            (
+                "allow_uids = [-1]",
+                "sv.toml:2:15: supervisor.allow_uids[0]: found -1, expected a uid from 0 to 4294967294",
+            ),
+            (
+                "logfile = 3",
+                "sv.toml:2:11: supervisor.logfile: found 3, expected \"stderr\" or a path",
+            ),
+        ];
+        for (line, want) in cases {
+            assert_eq!(one_error(&format!("[supervisor]\n{line}\n")), want, "{line}");
+        }
+        assert_eq!(ok("[supervisor]\nsocket_mode = 0o640\n").supervisor.socket_mode, 0o640);
+    }
+
+    #[test]
+    fn commands_are_split_or_refused() {
+        assert_eq!(
+            one_error("[programs.web]\ncommand = \"echo 'oops\"\n"),
+            "sv.toml:2:11: programs.web.command: found a ' without its closing ' in \"echo 'oops\", expected a command line split like a shell would, without running one (write [\"sh\", \"-c\", \"...\"] to run a shell)"
+        );
+        assert!(
+            one_error("[programs.web]\ncommand = \"a | b\"\n")
+                .contains("found the unquoted shell operator | in \"a | b\"")
+        );
+        assert!(
+            one_error("[programs.web]\ncommand = \"  \"\n")
+                .contains("programs.web.command: found \"  \", expected a command line that names a program")
+        );
+        assert!(
+            one_error("[programs.web]\ncommand = []\n").contains("programs.web.command: found [], expected an array")
+        );
+        assert!(
+            one_error("[programs.web]\ncommand = [\"\", \"x\"]\n")
+                .contains("sv.toml:2:12: programs.web.command[0]: found \"\", expected the program to run")
+        );
+        assert_eq!(
+            one_error("[programs.web]\nautostart = true\n"),
+            "sv.toml:1:11: programs.web: found no command, expected a command = \"...\" for every program"
+        );
+    }
+
+    #[test]
+    fn bad_program_names_are_refused() {
+        assert_eq!(
+            one_error("[programs.\"a b\"]\ncommand = \"x\"\n"),
+            "sv.toml:1:11: programs.\"a b\": found the program name \"a b\", expected a name of 1 to 64 letters, digits, '_', '.' or '-' (not \".\" or \"..\")"
+        );
+        assert_eq!(errors("[programs.\"..\"]\ncommand = \"x\"\n").len(), 1);
+    }
+
+    #[test]
+    fn dependencies_must_exist_and_not_form_a_cycle() {
+        assert_eq!(
+            one_error("[programs.a]\ncommand = \"x\"\ndepends_on = [\"b\"]\n"),
+            "sv.toml:3:15: programs.a.depends_on[0]: found \"b\", expected the name of a program in this file (a)"
+        );
+        assert!(one_error("[programs.a]\ncommand = \"x\"\ndepends_on = [\"a\"]\n").contains("cannot depend on itself"));
+        let text = "
+[programs.a]
+command = \"x\"
+depends_on = [\"b\"]
+[programs.b]
+command = \"x\"
+depends_on = [\"c\"]
+[programs.c]
+command = \"x\"
+depends_on = [\"a\"]
+[programs.d]
+command = \"x\"
+depends_on = [\"e\", \"a\"]
+[programs.e]
+command = \"x\"
+depends_on = [\"d\"]
+";
+        assert_eq!(
+            errors(text),
+            [
+                "sv.toml:4:15: programs.a.depends_on: found the dependency cycle a -> b -> c -> a, expected programs that do not depend on each other in a circle",
+                "sv.toml:13:15: programs.d.depends_on: found the dependency cycle d -> e -> d, expected programs that do not depend on each other in a circle",
+            ]
+        );
+        let c = ok("[programs.a]\ncommand = \"x\"\ndepends_on = [\"b\", \"b\"]\n[programs.b]\ncommand = \"x\"\n");
+        assert_eq!(c.programs[0].depends_on, ["b"]);
+    }
+
+    #[test]
+    fn all_errors_of_a_file_are_reported_at_once_in_file_order() {
+        let text = "
+[supervisor]
+cgroups = \"sometimes\"
+colour = \"red\"
+
+[programs.web]
+command = \"x\"
+stop_timeout = \"ten\"
+memory_limit = \"lots\"
+depends_on = [\"nope\"]
+
+[programs.worker]
+stop_signal = \"NOPE\"
+";
+        let e = errors(text);
+        assert_eq!(e.len(), 7, "{e:#?}");
+        let keys: Vec<&str> = e.iter().map(|l| l.split(": ").nth(1).unwrap_or("")).collect();
+        assert_eq!(
+            keys,
+            [
+                "supervisor.cgroups",
+                "supervisor.colour",
+                "programs.web.stop_timeout",
+                "programs.web.memory_limit",
+                "programs.web.depends_on[0]",
+                "programs.worker",
+                "programs.worker.stop_signal",
+            ],
+            "{e:#?}"
+        );
+        assert!(e[5].contains("no command"));
+    }
+
+    #[test]
+    fn syntax_errors_name_line_and_column() {
+        let e = errors("[programs.web]\ncommand = \"x\"\nautostart = yes\n");
+        assert!(e[0].starts_with("sv.toml:3:13: invalid TOML: "), "{e:#?}");
+    }
+
+    #[test]
+    fn line_col_counts_characters_from_one() {
+        let t = "ab\nçd\n";
+        assert_eq!(line_col(t, 0), (1, 1));
+        assert_eq!(line_col(t, 3), (2, 1));
+        assert_eq!(line_col(t, 5), (2, 2));
+        assert_eq!(line_col(t, 100), (3, 1));
+    }
+
+    #[test]
+    fn render_shows_every_resolved_value_and_reads_back_the_same() {
+        let text = "[programs.web]\ncommand = \"echo 'hi there'\"\nstdout = \"w.log\"\nstderr = \"w.log\"\nmemory_limit = \"30MB\"\n\
+                    [programs.remote]\ncommand = \"x\"\nagent = \"/run/a.sock\"\n";
+        let c = ok(text);
+        let r = render(&c);
+        for needle in [
+            "command = [\"echo\", \"hi there\"]",
+            "directory = \"/etc/holden\"",
+            "autorestart = \"on-failure\"",
+            "exit_codes = [0]",
+            "min_uptime = \"1s\"",
+            "max_restart_delay = \"30s\"",
+            "stop_signal = \"TERM\"",
+            "stop_timeout = \"10s\"",
+            "memory_limit = 30000000",
+            "# cpu_limit: not set (no limit)",
+            "stdout = \"/etc/holden/w.log\"",
+            "stderr = \"/etc/holden/w.log\"  # the same file",
+            "log_max_bytes = 50000000",
+            "log_backups = 10",
+            "log_timestamps = false",
+            "do not apply",
+            "socket_mode = \"0600\"",
+            "cgroups = \"auto\"",
+        ] {
+            assert!(r.contains(needle), "{needle:?} not in\n{r}");
+        }
+        let again = load_str(Path::new("/etc/holden/supervisor.toml"), &r).unwrap_or_else(|e| panic!("{e}\n{r}"));
+        assert_eq!(again.programs, c.programs);
+        assert_eq!(again.supervisor, c.supervisor);
+    }
 }
