@@ -273,7 +273,7 @@ class Holden:
             self.proc.wait()
         self.out.close()
         cg_left = remove_cgroup(self.cgroup_path) if self.cgroup_path else []
-        self.result = {"stop_s": stop_s, "exit_code": rc, "killed_after_stop": left,
+        self.result = {**self.result, "stop_s": stop_s, "exit_code": rc, "killed_after_stop": left,
                        "stop_clean": rc == 0 and left == 0 and not cg_left}
         if cg_left:
             self.result["cgroups_not_removed"] = cg_left
@@ -301,7 +301,10 @@ class Holden:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.check_alive()
-            if len(self.programs_up(exe_path)) >= n:
+            up = self.programs_up(exe_path)
+            if len(up) >= n:
+                if self.cgroup_path:
+                    self.result["program_in_cgroup"] = self.cgroup_path in (read_text(f"/proc/{up[0]}/cgroup") or "")
                 return
             time.sleep(0.02)
         raise TimeoutError(f"only {len(self.programs_up(exe_path))}/{n} programs up after {timeout}s")
@@ -436,6 +439,8 @@ def memory(b):
             out[f"rss_anon_kib_n{n}"] = status_field(h.proc.pid, "RssAnon")
             out[f"fds_n{n}"] = len(os.listdir(f"/proc/{h.proc.pid}/fd"))
         out[f"stop_clean_n{n}"] = h.result["stop_clean"]
+        if "program_in_cgroup" in h.result:
+            out["program_in_cgroup"] = h.result["program_in_cgroup"]
         out[f"stop_s_n{n}"] = h.result["stop_s"]
         b.done(w)
     out["stop_clean"] = out["stop_clean_n1"] and out["stop_clean_n200"]
@@ -596,6 +601,10 @@ def report(results, args):
     print(line(tuple("-" * w for w in widths)))
     for r in rows:
         print(line(r))
+    if args.cgroups:
+        seen = [r.get("program_in_cgroup") for rs in results.values() for r in rs if "program_in_cgroup" in r]
+        print(f"cgroups = \"auto\": programs found in their cgroup in {sum(map(bool, seen))} of {len(seen)} "
+              "runs checked" + ("" if seen and all(seen) else " (holden ran them without cgroups)"))
 
 
 # --- main ---------------------------------------------------------------------------------
