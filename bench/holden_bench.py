@@ -468,8 +468,35 @@ def startup(b):
     if len(stamps) < n:
         out["error"] = f"only {len(stamps)}/{n} programs started in {b.args.up_timeout}s"
     out.update(h.result)
+    out["floor"] = startup_floor(b, w, n)
     b.done(w)
     return out
+
+
+def startup_floor(b, w, n):
+    """The same 200 programs started by the harness itself, one posix_spawn after the other
+    (glibc's posix_spawn, like std's Command, returns once the child has exec'd)."""
+    sd = w / "floor-stamps"
+    sd.mkdir()
+    pids = []
+    t0 = time.monotonic_ns()
+    try:
+        for i in range(n):
+            f = str(sd / f"s{i:03d}")
+            pids.append(os.posix_spawn(b.helper, [b.helper, "hold", f], os.environ))
+        deadline = time.monotonic() + b.args.up_timeout
+        while time.monotonic() < deadline and sum(1 for _ in os.scandir(sd)) < n:
+            time.sleep(0.005)
+        time.sleep(0.05)
+        stamps = [v[0] for v in (read_stamps(e.path) for e in os.scandir(sd)) if v]
+    finally:
+        for p in pids:
+            os.kill(p, signal.SIGKILL)
+        for p in pids:
+            os.waitpid(p, 0)
+    if len(stamps) < n:
+        return {"error": f"only {len(stamps)}/{n} started"}
+    return {"first_ms": (min(stamps) - t0) / 1e6, "all_up_ms": (max(stamps) - t0) / 1e6}
 
 
 def status(b):
@@ -582,7 +609,9 @@ def report(results, args):
             None if r200 is None else r200 < 4 * 1024)
     if "startup" in results:
         row(f"start {args.startup_n} programs: all up", med("startup", "all_up_ms"), " ms",
-            f"first up {fmt(med('startup', 'first_ms'), ' ms')}", "(shown)", None)
+            f"floor {fmt(med('startup', 'floor', 'all_up_ms'), ' ms')} (posix_spawn loop)", "(shown)", None)
+        row("start: first program up", med("startup", "first_ms"), " ms",
+            f"floor {fmt(med('startup', 'floor', 'first_ms'), ' ms')}", "(shown)", None)
     if "status" in results:
         err = next((r.get("error") for r in results["status"] if r.get("error")), None)
         c50 = med("status", "cli_p50_ms")
