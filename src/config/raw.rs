@@ -333,8 +333,15 @@ pub fn segment(key: &str) -> String {
     if !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
         key.to_string()
     } else {
-        format!("{key:?}")
+        basic_string(key)
     }
+}
+
+/// `s` as a TOML basic string: JSON's escapes are TOML's, except that TOML also wants DEL escaped.
+pub fn basic_string(s: &str) -> String {
+    serde_json::to_string(s)
+        .unwrap_or_else(|_| format!("{s:?}"))
+        .replace('\u{7f}', "\\u007F")
 }
 
 fn wrong(path: &str, v: &Spanned<DeValue<'_>>, expected: &str) -> Problem {
@@ -495,13 +502,7 @@ fn environment(path: &str, v: &Spanned<DeValue<'_>>, p: &mut Vec<Problem>) -> Ve
         let var_path = format!("{path}.{}", segment(key.get_ref()));
         let expected = match value.get_ref() {
             DeValue::Integer(_) | DeValue::Float(_) | DeValue::Boolean(_) => {
-                format!(
-                    "a string (write \"{}\")",
-                    value
-                        .get_ref()
-                        .as_str()
-                        .map_or_else(|| describe(value.get_ref()), str::to_string)
-                )
+                format!("a string (write \"{}\")", describe(value.get_ref()))
             }
             _ => "a string".to_string(),
         };
@@ -681,6 +682,14 @@ environment = { PORT = 8080 }
         assert!(!p.is_empty());
         assert!(p[0].message.starts_with("invalid TOML: "), "{p:?}");
         assert_eq!(text[..p[0].span.start].lines().count(), 3, "{p:?}");
+    }
+
+    #[test]
+    fn keys_and_strings_are_quoted_as_toml_wants() {
+        assert_eq!(segment("web-1_a"), "web-1_a");
+        assert_eq!(segment("web.1"), "\"web.1\"");
+        assert_eq!(segment(""), "\"\"");
+        assert_eq!(basic_string("a\"b\\c\u{1b}\u{7f}"), r#""a\"b\\c\u001b\u007F""#);
     }
 
     #[test]

@@ -64,6 +64,7 @@ pub fn load_str(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let supervisor = supervisor(&raw.supervisor, &base, &mut problems);
     let mut programs: Vec<Program> = raw.programs.iter().map(|p| program(p, &base, &mut problems)).collect();
     dependencies(&raw.programs, &mut problems);
+    shared_log_files(&raw.programs, &programs, &mut problems);
     if !problems.is_empty() {
         return Err(located(problems));
     }
@@ -172,6 +173,7 @@ fn supervisor(raw: &RawSupervisor, base: &Path, p: &mut Vec<Problem>) -> Supervi
     let cgroup_path = match &raw.cgroup_path {
         Some(v) => {
             let s = v.get_ref();
+            // SPEC: "/" alone is refused too: the programs' cgroups need a parent of their own.
             let bad = s.trim_matches('/').is_empty() || s.contains('\0') || s.split('/').any(|c| c == "..");
             if bad {
                 p.push(Problem::found(
@@ -267,10 +269,12 @@ fn program(raw: &RawProgram, base: &Path, p: &mut Vec<Problem>) -> Program {
         }
     };
     let mut program = Program::with_defaults(&name, command.unwrap_or_default(), base);
-    if let Some(d) = &raw.directory {
-        if let Some(dir) = path_value(d, &key("directory"), base, "a directory", p) {
-            program.directory = dir;
-        }
+    if let Some(dir) = raw
+        .directory
+        .as_ref()
+        .and_then(|d| path_value(d, &key("directory"), base, "a directory", p))
+    {
+        program.directory = dir;
     }
     for (k, v) in &raw.environment {
         let var_key = format!("{}.{}", key("environment"), raw::segment(k.get_ref()));
@@ -431,10 +435,12 @@ fn program(raw: &RawProgram, base: &Path, p: &mut Vec<Problem>) -> Program {
     if matches!((&program.stdout, &program.stderr), (Output::File(a), Output::File(b)) if a == b) {
         program.stderr = Output::Stdout;
     }
-    if let Some(v) = &raw.log_max_bytes {
-        if let Some(n) = size(v, &key("log_max_bytes"), p) {
-            program.log_max_bytes = n;
-        }
+    if let Some(n) = raw
+        .log_max_bytes
+        .as_ref()
+        .and_then(|v| size(v, &key("log_max_bytes"), p))
+    {
+        program.log_max_bytes = n;
     }
     if let Some(v) = &raw.log_backups {
         match u32::try_from(*v.get_ref()) {
@@ -451,6 +457,7 @@ fn program(raw: &RawProgram, base: &Path, p: &mut Vec<Problem>) -> Program {
         program.log_timestamps = *v.get_ref();
     }
     for dep in raw.depends_on.iter().flatten() {
+        // SPEC: a name written twice counts once.
         if !program.depends_on.contains(dep.get_ref()) {
             program.depends_on.push(dep.get_ref().clone());
         }
@@ -459,6 +466,14 @@ fn program(raw: &RawProgram, base: &Path, p: &mut Vec<Problem>) -> Program {
         program.agent = path_value(v, &key("agent"), base, "the path of an agent socket", p);
     }
     program
+}
+
+/// `NAME=value` with NAME a shell variable name.
+fn is_assignment(word: &str) -> bool {
+    word.split_once('=').is_some_and(|(name, _)| {
+        name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
 }
 
 /// SPEC: a relative program path with a `/` in it (`bin/server`) is a path in the file, so it
@@ -475,6 +490,17 @@ fn argv_from(base: &Path, mut argv: Vec<String>) -> Vec<String> {
 fn command(c: &Spanned<RawCommand>, key: &str, base: &Path, p: &mut Vec<Problem>) -> Option<Vec<String>> {
     match c.get_ref() {
         RawCommand::Line(line) => match words::split(line) {
+            // SPEC: a shell would take a leading `NAME=value` as a variable for the command;
+            // holden runs no shell, so it says where variables go instead of running `NAME=value`.
+            Ok(argv) if argv.first().is_some_and(|w| is_assignment(w)) => {
+                p.push(Problem::found(
+                    c.span(),
+                    key,
+                    format!("the variable assignment {:?} in {line:?}", argv[0]),
+                    "a command line that starts with the program (set variables with environment = { NAME = \"value\" })",
+                ));
+                None
+            }
             Ok(argv) if argv.first().is_some_and(|w| !w.is_empty()) => Some(argv_from(base, argv)),
             Ok(_) => {
                 p.push(Problem::found(
@@ -531,6 +557,7 @@ fn id_name(v: Option<&Spanned<String>>, key: &str, expected: &str, p: &mut Vec<P
     Some(s.clone())
 }
 
+/// SPEC: a duration needs its unit; a bare `10` is refused (seconds? milliseconds?).
 fn duration(v: Option<&Spanned<String>>, key: &str, p: &mut Vec<Problem>) -> Option<Duration> {
     let v = v?;
     match humantime::parse_duration(v.get_ref().trim()) {
@@ -593,6 +620,32 @@ fn output(
             None
         }
         _ => path_value(v, key, base, expected, p).map(Output::File),
+    }
+}
+
+/// SPEC: two programs cannot write the same log file: each rotates its own files, and two
+/// rotating one file would lose lines. (One program's stdout and stderr may share one.)
+fn shared_log_files(raw: &[RawProgram], programs: &[Program], p: &mut Vec<Problem>) {
+    let mut owner: BTreeMap<&Path, &str> = BTreeMap::new();
+    for (r, prog) in raw.iter().zip(programs) {
+        let streams = [("stdout", &prog.stdout, &r.stdout), ("stderr", &prog.stderr, &r.stderr)];
+        for (stream, out, written) in streams {
+            let (Output::File(path), Some(written)) = (out, written) else {
+                continue;
+            };
+            match owner.get(path.as_path()) {
+                Some(other) if *other != prog.name => p.push(Problem::found(
+                    written.span(),
+                    &format!("programs.{}.{stream}", raw::segment(&prog.name)),
+                    format!("{:?}, the log file of {other}", written.get_ref()),
+                    "a file that no other program writes to",
+                )),
+                Some(_) => {}
+                None => {
+                    owner.insert(path, &prog.name);
+                }
+            }
+        }
     }
 }
 
@@ -821,9 +874,8 @@ fn output_text(o: &Output) -> String {
     }
 }
 
-/// A TOML basic string (JSON's escapes are TOML's).
 fn quote(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| format!("{s:?}"))
+    raw::basic_string(s)
 }
 
 #[cfg(test)]
@@ -1148,6 +1200,32 @@ agent = "/run/holden/agent.sock"
     }
 
     #[test]
+    fn a_leading_variable_assignment_in_a_command_is_refused() {
+        assert!(
+            one_error("[programs.web]\ncommand = \"PORT=80 server\"\n")
+                .contains("found the variable assignment \"PORT=80\" in \"PORT=80 server\", expected a command line that starts with the program")
+        );
+        assert_eq!(
+            ok("[programs.web]\ncommand = \"env PORT=80 server --x=1\"\n").programs[0].command,
+            ["env", "PORT=80", "server", "--x=1"]
+        );
+        assert_eq!(
+            ok("[programs.web]\ncommand = [\"./a=b\"]\n").programs[0].command,
+            ["/etc/holden/a=b"]
+        );
+    }
+
+    #[test]
+    fn two_programs_cannot_share_a_log_file() {
+        let text = "[programs.a]\ncommand = \"x\"\nstdout = \"logs/all.log\"\nstderr = \"logs/all.log\"\n\
+                    [programs.b]\ncommand = \"x\"\nstderr = \"./logs/all.log\"\n";
+        assert_eq!(
+            one_error(text),
+            "sv.toml:7:10: programs.b.stderr: found \"./logs/all.log\", the log file of a, expected a file that no other program writes to"
+        );
+    }
+
+    #[test]
     fn bad_program_names_are_refused() {
         assert_eq!(
             one_error("[programs.\"a b\"]\ncommand = \"x\"\n"),
@@ -1230,6 +1308,27 @@ stop_signal = \"NOPE\"
     fn syntax_errors_name_line_and_column() {
         let e = errors("[programs.web]\ncommand = \"x\"\nautostart = yes\n");
         assert!(e[0].starts_with("sv.toml:3:13: invalid TOML: "), "{e:#?}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn render_reads_back_any_command_environment_and_name(
+            name in "[A-Za-z0-9_.-]{1,20}",
+            argv in proptest::collection::vec("[^/\\x00]+", 1..4),
+            env in proptest::collection::btree_map("[A-Za-z_][A-Za-z0-9_. -]{0,8}", "[^\\x00]*", 0..3),
+        ) {
+            proptest::prop_assume!(super::super::valid_program_name(&name));
+            let mut program = Program::with_defaults(&name, argv, Path::new("/etc/holden"));
+            program.environment = env;
+            let config = Config {
+                path: PathBuf::from("/etc/holden/supervisor.toml"),
+                supervisor: ok("").supervisor,
+                programs: vec![program],
+            };
+            let text = render(&config);
+            let again = load_str(&config.path, &text).map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{e}\n{text}")))?;
+            proptest::prop_assert_eq!(again, config);
+        }
     }
 
     #[test]

@@ -143,9 +143,31 @@ mod tests {
             ("run #one\nnext", &["run", "next"]),
             ("tail\\", &["tail\\"]),
             ("python3 -m http.server 8080", &["python3", "-m", "http.server", "8080"]),
+            // The examples of docs/config.md.
+            (r#"printf "%s\n" x\ y"#, &["printf", "%s\\n", "x y"]),
+            (r#"grep "a b" file"#, &["grep", "a b", "file"]),
+            ("run ''", &["run", ""]),
         ];
         for (line, want) in table {
             assert_eq!(ok(line), *want, "split of {line:?}");
+        }
+    }
+
+    /// How `sh` users quote an arbitrary word: in single quotes, each `'` as `'\''`.
+    fn sh_quote(w: &str) -> String {
+        format!("'{}'", w.replace('\'', r"'\''"))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_words_quoted_for_sh_split_back_to_themselves(words in proptest::collection::vec(".*", 0..6)) {
+            let line = words.iter().map(|w| sh_quote(w)).collect::<Vec<_>>().join(" ");
+            proptest::prop_assert_eq!(split(&line), Ok(words));
+        }
+
+        #[test]
+        fn splitting_never_panics(line in ".*") {
+            let _ = split(&line);
         }
     }
 

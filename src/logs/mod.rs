@@ -1,1 +1,924 @@
-//! logs
+//! Log capture: the pipes between programs and their log files, and `holden logs`.
+//!
+//! Owns: one pipe per captured output stream of each spawn (the child gets the write end, the
+//! reactor watches the read end under `Kind::Output`), the open log files (one [`Sink`] per
+//! path, shared by every stream that writes there), rotation, timestamps, reopen, and the
+//! client side of `holden logs` ([`tail`], [`follow`]). Leaves to the supervisor: when to
+//! attach (before each spawn), when to drain (a death, before its transition line), routing
+//! SIGUSR1 / `holden reopen` to [`Logs::reopen`].
+//!
+//! Two paths move bytes:
+//!
+//! - **splice** (zero copy) when nothing has to change: a file written by exactly one stream,
+//!   no timestamps. `splice(pipe -> file)` with holden's own offset, because splice into an
+//!   `O_APPEND` file fails with EINVAL on 6.18 (KERNEL-NOTES section 6). If splice still says
+//!   EINVAL (a filesystem without splice_write) the file falls back to read + pwrite for good.
+//! - **lines** for "inherit" (`name | ` prefix), `log_timestamps`, and any file with more
+//!   than one writer (stdout and stderr into one file, or a grandchild of the last run still
+//!   writing when the next run starts): whole lines, one `write(2)` per batch of whole lines,
+//!   so lines never tear or interleave mid-line (see `capture.rs` for partial and overlong
+//!   lines). `stderr = "stdout"` gets its own pipe into the shared file, not the stdout pipe:
+//!   with one pipe, a program whose stdio buffers flush 4 KiB blocks would tear lines between
+//!   the streams; with two, each stream's order is kept and no line tears.
+//!
+//! **Rotation** happens between writes and never splits a line. On the line path, a batch of
+//! lines that would carry the file past `log_max_bytes` is preceded by a rotation (a single
+//! line longer than the limit gets a file of its own). On the splice path holden splices at
+//! most the room left; when the file is full it cuts it after its last newline (at most 64 KiB
+//! of unfinished line, read back with `pread`, moves to the fresh file), so files hold whole
+//! lines and never pass the limit.
+//!
+//! **Backpressure**: holden reads only what it writes at once (a 64 KiB buffer on the line path,
+//! the pipe itself on the splice path); when the disk is slower the pipe fills and the program
+//! blocks in `write`. Nothing is dropped and holden's memory stays bounded. Pipes are enlarged
+//! to 1 MiB (best effort) for throughput. The one exception is a failing disk (ENOSPC, EIO):
+//! the bytes are read and dropped with one warning per run of failures, so a full disk cannot
+//! stall the program forever.
+
+mod capture;
+mod rotate;
+mod sink;
+// Called by control::client for `holden logs` (not on main yet).
+#[allow(dead_code)]
+mod tail;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::SystemTime;
+
+use rustix::io::Errno;
+
+use crate::config::{Output, Program};
+use crate::reactor::{Interest, Kind, Reactor, Ready, Token};
+use capture::Lines;
+use sink::Sink;
+
+pub use capture::MAX_LINE;
+#[allow(unused_imports)]
+pub use tail::{follow, tail};
+
+/// Pipe capacity asked for (the default `/proc/sys/fs/pipe-max-size`).
+const PIPE_SIZE: usize = 1 << 20;
+/// Largest single splice.
+const SPLICE_CHUNK: usize = 1 << 20;
+/// Read buffer of the line path and the copy fallback.
+const READ_CHUNK: usize = 64 * 1024;
+/// Formatted lines are written once this much is batched.
+const OUT_CAP: usize = 64 * 1024;
+/// Most bytes moved for one stream per readiness, so one chatty program cannot starve the
+/// loop (epoll is level-triggered: the rest comes at the next wait).
+const BUDGET: usize = 4 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("cannot create an output pipe for {program}: {source}; raise the open files limit (ulimit -n)")]
+    Pipe {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot watch the output pipe of {program}: {source}; raise the open files limit (ulimit -n)")]
+    Register {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot create log folder {}: {source}; create it or fix its permissions", path.display())]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot open log file {}: {source}; check the permissions of the file and its folder", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot rotate log file {}: {source}; check the permissions of its folder and the free disk space", path.display())]
+    Rotate {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot write log file {}: {source}; free disk space or fix the file", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The child-side ends of one spawn's output, for `process::spawn`.
+#[derive(Debug)]
+pub struct ChildStdio {
+    pub stdout: Stdio,
+    pub stderr: Stdio,
+}
+
+/// Where a stream's bytes go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Dest {
+    File(PathBuf),
+    /// holden's own stderr, each line prefixed `name | `.
+    Stderr,
+}
+
+struct Stream {
+    program: String,
+    /// Read end, non-blocking, registered in the reactor under `Token{Output, id}`.
+    pipe: OwnedFd,
+    dest: Dest,
+    lines: Lines,
+}
+
+/// Every captured stream and every open log file.
+pub struct Logs {
+    streams: BTreeMap<u64, Stream>,
+    sinks: HashMap<PathBuf, Sink>,
+    next_id: u64,
+    /// Read buffer (line path, copy fallback) and rotation's cut bytes.
+    scratch: Vec<u8>,
+    /// Formatted lines waiting for their one write.
+    out: Vec<u8>,
+}
+
+impl Default for Logs {
+    fn default() -> Self {
+        Logs::new()
+    }
+}
+
+/// What one transfer ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Moved {
+    /// The pipe is empty for now (EAGAIN).
+    Empty,
+    /// Every writer closed the pipe and it is empty.
+    Eof,
+    /// The budget was used up; more may be waiting.
+    Budget,
+}
+
+impl Logs {
+    pub fn new() -> Logs {
+        Logs {
+            streams: BTreeMap::new(),
+            sinks: HashMap::new(),
+            next_id: 1,
+            scratch: Vec::with_capacity(READ_CHUNK),
+            out: Vec::with_capacity(OUT_CAP + MAX_LINE + 256),
+        }
+    }
+
+    /// Before each spawn of `program`: fresh pipes per its `stdout`/`stderr`, read ends
+    /// registered in `reactor`, files opened (parents created). Returns the child's ends.
+    pub fn attach(&mut self, program: &Program, reactor: &Reactor) -> Result<ChildStdio, LogError> {
+        let dest_of = |o: &Output| match o {
+            Output::File(p) => Some(Dest::File(p.clone())),
+            // `stdout = "stdout"` is refused by the config; holden's stderr is the safe reading.
+            Output::Inherit | Output::Stdout => Some(Dest::Stderr),
+            Output::Null => None,
+        };
+        let out_dest = dest_of(&program.stdout);
+        let err_dest = match &program.stderr {
+            Output::Stdout => out_dest.clone(),
+            other => dest_of(other),
+        };
+        let mut added = Vec::new();
+        let mut ends = Vec::new();
+        for dest in [out_dest, err_dest] {
+            match dest {
+                None => ends.push(Stdio::null()),
+                Some(dest) => match self.add_stream(program, dest, reactor) {
+                    Ok((id, child_end)) => {
+                        added.push(id);
+                        ends.push(Stdio::from(child_end));
+                    }
+                    Err(e) => {
+                        for id in added {
+                            self.remove(reactor, id);
+                        }
+                        return Err(e);
+                    }
+                },
+            }
+        }
+        let stderr = ends.pop().expect("two ends");
+        let stdout = ends.pop().expect("two ends");
+        Ok(ChildStdio { stdout, stderr })
+    }
+
+    fn add_stream(&mut self, program: &Program, dest: Dest, reactor: &Reactor) -> Result<(u64, OwnedFd), LogError> {
+        let pipe_err = |source: io::Error| LogError::Pipe {
+            program: program.name.clone(),
+            source,
+        };
+        // Both ends close-on-exec: std's dup2 onto fd 1/2 gives the child its copy, and no
+        // other child inherits either end (an inherited write end would hold off EOF forever).
+        let (read, write) =
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| pipe_err(e.into()))?;
+        rustix::io::ioctl_fionbio(&read, true).map_err(|e| pipe_err(e.into()))?;
+        // Best effort: an unprivileged user past pipe-user-pages-soft keeps the default size.
+        let _ = rustix::pipe::fcntl_setpipe_size(&read, PIPE_SIZE);
+        if let Dest::File(path) = &dest {
+            match self.sinks.get_mut(path) {
+                Some(sink) => {
+                    sink.max_bytes = program.log_max_bytes;
+                    sink.backups = program.log_backups;
+                }
+                None => {
+                    let sink = Sink::open(path, program.log_max_bytes, program.log_backups)?;
+                    self.sinks.insert(path.clone(), sink);
+                }
+            }
+        }
+        let id = self.next_id;
+        reactor
+            .add(read.as_fd(), Token::new(Kind::Output, id), Interest::Read)
+            .map_err(|source| {
+                if let Dest::File(path) = &dest {
+                    self.release_sink(&path.clone());
+                }
+                LogError::Register {
+                    program: program.name.clone(),
+                    source,
+                }
+            })?;
+        if let Dest::File(path) = &dest {
+            self.sinks.get_mut(path).expect("opened above").writers += 1;
+        }
+        let prefix = match dest {
+            Dest::Stderr => format!("{} | ", program.name).into_bytes(),
+            Dest::File(_) => Vec::new(),
+        };
+        self.next_id += 1;
+        self.streams.insert(
+            id,
+            Stream {
+                program: program.name.clone(),
+                pipe: read,
+                dest,
+                lines: Lines::new(prefix, program.log_timestamps),
+            },
+        );
+        Ok((id, write))
+    }
+
+    /// A `Kind::Output` readiness: move what is in the pipe to its destination; at EOF (every
+    /// writer, grandchildren included, closed it) deregister and drop the stream.
+    pub fn on_ready(&mut self, reactor: &Reactor, id: u64, _ready: &Ready) {
+        if !self.streams.contains_key(&id) {
+            return;
+        }
+        if self.transfer(id, BUDGET) == Moved::Eof {
+            self.remove(reactor, id);
+        }
+    }
+
+    /// `program` died: move everything now in its pipes (without waiting for EOF: a
+    /// grandchild may hold them) and write any held partial line, so its log holds all it
+    /// wrote before its death's transition line. Streams not at EOF stay registered.
+    pub fn drain(&mut self, reactor: &Reactor, program: &str) {
+        for id in self.ids_of(program) {
+            // What is in the pipe now; a grandchild writing on does not keep us here.
+            let queued = rustix::io::ioctl_fionread(&self.streams[&id].pipe).unwrap_or(0);
+            let moved = self.transfer(id, (queued as usize).max(1));
+            self.flush_held(id);
+            if moved == Moved::Eof {
+                self.remove(reactor, id);
+            }
+        }
+    }
+
+    /// Shutdown: drain every stream (every program is down), then close them all.
+    pub fn drain_all(&mut self, reactor: &Reactor) {
+        let ids: Vec<u64> = self.streams.keys().copied().collect();
+        for id in ids {
+            let queued = rustix::io::ioctl_fionread(&self.streams[&id].pipe).unwrap_or(0);
+            self.transfer(id, (queued as usize).max(1));
+            self.remove(reactor, id);
+        }
+    }
+
+    /// SIGUSR1 / `holden reopen`: close and reopen every log file (after an external `mv`).
+    pub fn reopen(&mut self) {
+        for sink in self.sinks.values_mut() {
+            match sink.reopen() {
+                Ok(()) => log::info!("reopened {}", sink.path.display()),
+                Err(e) => log::warn!("{e}; still writing to the file open before"),
+            }
+        }
+    }
+
+    /// `program` was removed (reload, `holden remove`): drain its streams and close them.
+    pub fn forget(&mut self, reactor: &Reactor, program: &str) {
+        self.drain(reactor, program);
+        for id in self.ids_of(program) {
+            self.remove(reactor, id);
+        }
+    }
+
+    #[cfg(test)]
+    /// Streams still open for `program` (a grandchild may hold a pipe after the main
+    /// process died).
+    pub fn open_streams(&self, program: &str) -> usize {
+        self.streams.values().filter(|s| s.program == program).count()
+    }
+
+    #[cfg(test)]
+    /// Bytes of buffer holden keeps for capture (held partial lines and its two buffers):
+    /// what a program without newlines can make it hold.
+    pub fn buffered_capacity(&self) -> usize {
+        self.scratch.capacity() + self.out.capacity() + self.streams.values().map(|s| s.lines.capacity()).sum::<usize>()
+    }
+
+    fn ids_of(&self, program: &str) -> Vec<u64> {
+        self.streams
+            .iter()
+            .filter(|(_, s)| s.program == program)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    fn remove(&mut self, reactor: &Reactor, id: u64) {
+        self.flush_held(id);
+        if let Some(stream) = self.streams.remove(&id) {
+            reactor.delete(stream.pipe.as_fd());
+            if let Dest::File(path) = &stream.dest {
+                self.release_sink(path);
+            }
+        }
+    }
+
+    /// One writer fewer; the file is closed with its last writer, so an external `mv`
+    /// between runs needs no reopen.
+    fn release_sink(&mut self, path: &PathBuf) {
+        if let Some(sink) = self.sinks.get_mut(path) {
+            sink.writers = sink.writers.saturating_sub(1);
+            if sink.writers == 0 {
+                self.sinks.remove(path);
+            }
+        }
+    }
+
+    /// Move up to `budget` bytes (at least one read) from stream `id`'s pipe.
+    fn transfer(&mut self, id: u64, budget: usize) -> Moved {
+        let Logs {
+            streams,
+            sinks,
+            scratch,
+            out,
+            ..
+        } = self;
+        let stream = streams.get_mut(&id).expect("known stream");
+        let sink = match &stream.dest {
+            Dest::File(path) => sinks.get_mut(path),
+            Dest::Stderr => None,
+        };
+        match sink {
+            Some(sink) => {
+                sink.sync_size();
+                if !stream.lines.transforms() && sink.writers == 1 && stream.lines.held() == 0 {
+                    move_raw(stream, sink, scratch, budget)
+                } else {
+                    move_lines(stream, Some(sink), scratch, out, budget)
+                }
+            }
+            None => move_lines(stream, None, scratch, out, budget),
+        }
+    }
+
+    fn flush_held(&mut self, id: u64) {
+        let Logs {
+            streams, sinks, out, ..
+        } = self;
+        let Some(stream) = streams.get_mut(&id) else {
+            return;
+        };
+        let mut sink = match &stream.dest {
+            Dest::File(path) => sinks.get_mut(path),
+            Dest::Stderr => None,
+        };
+        let mut scratch = Vec::new();
+        let mut w = LineWriter {
+            sink: sink.as_deref_mut(),
+            out,
+            scratch: &mut scratch,
+        };
+        let r = stream.lines.flush(&mut |parts| w.line(parts));
+        let r = r.and_then(|()| w.flush());
+        if let Some(sink) = sink {
+            sink.report(r, 0);
+        } else if let Err(e) = r {
+            log::debug!("cannot write to holden's stderr: {e}");
+        }
+    }
+}
+
+/// The splice path (and its copy fallback): bytes as they came, rotation at the room left.
+fn move_raw(stream: &mut Stream, sink: &mut Sink, scratch: &mut Vec<u8>, budget: usize) -> Moved {
+    let mut moved = 0;
+    while moved < budget {
+        if sink.room() == 0
+            && let Err(e) = sink.rotate(scratch)
+        {
+            log::warn!("{e}");
+            // Keep writing past the limit rather than losing output.
+            sink.max_bytes = 0;
+        }
+        let len = (sink.room().min(SPLICE_CHUNK as u64) as usize).min(budget - moved);
+        if sink.splice_ok {
+            match sink.splice_from(&stream.pipe, len) {
+                Ok(0) => return Moved::Eof,
+                Ok(n) => {
+                    moved += n;
+                    sink.report(Ok(()), 0);
+                    continue;
+                }
+                Err(Errno::AGAIN) => return Moved::Empty,
+                Err(Errno::INTR) => continue,
+                Err(Errno::INVAL) => {
+                    log::debug!("splice into {} refused; copying instead", sink.path.display());
+                    sink.splice_ok = false;
+                    continue;
+                }
+                // A failing file (ENOSPC, EIO...): the copy below reads the bytes out of the
+                // pipe either way, so the program is not stalled on a disk that cannot take them.
+                Err(_) => {}
+            }
+        }
+        scratch.resize(READ_CHUNK.min(len), 0);
+        match rustix::io::read(&stream.pipe, &mut scratch[..]) {
+            Ok(0) => return Moved::Eof,
+            Ok(n) => {
+                moved += n;
+                let r = sink.write_raw(&scratch[..n]);
+                sink.report(r, n);
+            }
+            Err(Errno::AGAIN) => return Moved::Empty,
+            Err(Errno::INTR) => {}
+            Err(e) => {
+                log::warn!("cannot read the output pipe of {}: {e}", stream.program);
+                return Moved::Eof;
+            }
+        }
+    }
+    Moved::Budget
+}
+
+/// The line path: read a chunk, cut it into lines, write batches of whole lines.
+fn move_lines(
+    stream: &mut Stream,
+    mut sink: Option<&mut Sink>,
+    scratch: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+    budget: usize,
+) -> Moved {
+    let mut moved = 0;
+    let mut cut = Vec::new();
+    let mut result = Moved::Budget;
+    while moved < budget {
+        scratch.resize(READ_CHUNK.min(budget - moved).max(1), 0);
+        let n = match rustix::io::read(&stream.pipe, &mut scratch[..]) {
+            Ok(0) => {
+                result = Moved::Eof;
+                break;
+            }
+            Ok(n) => n,
+            Err(Errno::AGAIN) => {
+                result = Moved::Empty;
+                break;
+            }
+            Err(Errno::INTR) => continue,
+            Err(e) => {
+                log::warn!("cannot read the output pipe of {}: {e}", stream.program);
+                result = Moved::Eof;
+                break;
+            }
+        };
+        moved += n;
+        let mut w = LineWriter {
+            sink: sink.as_deref_mut(),
+            out,
+            scratch: &mut cut,
+        };
+        let r = stream
+            .lines
+            .feed(&scratch[..n], SystemTime::now(), &mut |parts| w.line(parts))
+            .and_then(|()| w.flush());
+        match sink.as_deref_mut() {
+            Some(sink) => sink.report(r, n),
+            None => {
+                if let Err(e) = r {
+                    log::debug!("cannot write to holden's stderr: {e}");
+                }
+            }
+        }
+    }
+    result
+}
+
+/// Batches whole lines for one write, rotating the file between batches.
+struct LineWriter<'a> {
+    /// None: holden's stderr.
+    sink: Option<&'a mut Sink>,
+    out: &'a mut Vec<u8>,
+    scratch: &'a mut Vec<u8>,
+}
+
+impl LineWriter<'_> {
+    fn line(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        let n: usize = parts.iter().map(|p| p.len()).sum();
+        if !self.out.is_empty() && self.out.len() + n > OUT_CAP {
+            self.flush()?;
+        }
+        if let Some(sink) = self.sink.as_deref_mut()
+            && sink.must_rotate_before((self.out.len() + n) as u64)
+        {
+            if !self.out.is_empty() {
+                self.flush()?;
+            }
+            let sink = self.sink.as_deref_mut().expect("checked above");
+            if let Err(e) = sink.rotate(self.scratch) {
+                log::warn!("{e}");
+                sink.max_bytes = 0;
+            }
+        }
+        for p in parts {
+            self.out.extend_from_slice(p);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let r = match self.sink.as_deref_mut() {
+            Some(sink) => sink.write_lines(self.out),
+            None => io::stderr().lock().write_all(self.out),
+        };
+        self.out.clear();
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rotate::backup_name;
+    use super::*;
+    use std::os::fd::AsRawFd;
+    use std::path::Path;
+    use std::process::{Child, Command};
+    use std::time::{Duration, Instant};
+
+    fn program(dir: &Path, stdout: Output, stderr: Output) -> Program {
+        let mut p = Program::with_defaults("web", vec!["true".into()], dir);
+        p.stdout = stdout;
+        p.stderr = stderr;
+        p
+    }
+
+    /// Spawn `cmd` with its output attached, register its pidfd, and drive the reactor
+    /// until the program died and every stream reached EOF; `each` runs after every event.
+    fn capture(
+        logs: &mut Logs,
+        reactor: &mut Reactor,
+        p: &Program,
+        cmd: &mut Command,
+        mut each: impl FnMut(&mut Logs),
+    ) {
+        let mut child = spawn(logs, reactor, p, cmd);
+        drive(logs, reactor, &p.name, &mut child, &mut each);
+    }
+
+    fn spawn(logs: &mut Logs, reactor: &Reactor, p: &Program, cmd: &mut Command) -> Child {
+        let stdio = logs.attach(p, reactor).expect("attach");
+        cmd.stdout(stdio.stdout).stderr(stdio.stderr);
+        let child = cmd.spawn().expect("spawn the test writer");
+        // Our copies of the write ends live in `cmd`: without dropping them, no EOF.
+        *cmd = Command::new("true");
+        child
+    }
+
+    fn drive(logs: &mut Logs, reactor: &mut Reactor, name: &str, child: &mut Child, each: &mut dyn FnMut(&mut Logs)) {
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+        let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).expect("pidfd_open");
+        reactor
+            .add(pidfd.as_fd(), Token::new(Kind::Pidfd, 0), Interest::Read)
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut dead = false;
+        while !dead || logs.open_streams(name) > 0 {
+            assert!(Instant::now() < deadline, "capture did not finish in time");
+            for r in reactor.wait(Some(deadline)).unwrap() {
+                match r.token.kind {
+                    Kind::Output => logs.on_ready(reactor, r.token.id, &r),
+                    Kind::Pidfd if !dead => {
+                        let status = child.wait().unwrap();
+                        assert!(status.success(), "the writer failed: {status}");
+                        reactor.delete(pidfd.as_fd());
+                        logs.drain(reactor, name);
+                        dead = true;
+                    }
+                    other => panic!("unexpected readiness {other:?}"),
+                }
+                each(logs);
+            }
+        }
+    }
+
+    fn sh(script: &str) -> Command {
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(script);
+        c
+    }
+
+    /// The live file and its backups, oldest first.
+    fn files_of(path: &Path) -> Vec<Vec<u8>> {
+        let mut files = vec![std::fs::read(path).unwrap()];
+        let mut k = 1;
+        while let Ok(b) = std::fs::read(backup_name(path, k)) {
+            files.push(b);
+            k += 1;
+        }
+        files.reverse();
+        files
+    }
+
+    fn seq(n: u32) -> Vec<u8> {
+        (1..=n).map(|i| format!("{i}\n")).collect::<String>().into_bytes()
+    }
+
+    fn strip_stamp(line: &str) -> (std::time::SystemTime, &str) {
+        let (stamp, rest) = line.split_at(24);
+        let t = humantime::parse_rfc3339(stamp).unwrap_or_else(|e| panic!("{stamp:?} is not RFC 3339: {e}"));
+        (t, rest.strip_prefix(' ').expect("a space after the time"))
+    }
+
+    fn every_line_once_in_order_across_rotations(timestamps: bool) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs/web.log");
+        let mut p = program(dir.path(), Output::File(path.clone()), Output::Null);
+        p.log_max_bytes = 1_000_000;
+        p.log_backups = 1000;
+        p.log_timestamps = timestamps;
+        let (mut logs, mut reactor) = (Logs::new(), Reactor::new().unwrap());
+        capture(&mut logs, &mut reactor, &p, &mut sh("seq 1 1000000"), |_| {});
+        let files = files_of(&path);
+        assert!(files.len() >= 7, "expected rotations, got {} files", files.len());
+        for f in &files {
+            assert!(f.len() as u64 <= p.log_max_bytes, "a file passed the limit");
+            assert_eq!(f.last(), Some(&b'\n'), "a file ends in the middle of a line");
+        }
+        let all = files.concat();
+        if timestamps {
+            let text = String::from_utf8(all).unwrap();
+            let rest: String = text.lines().map(|l| format!("{}\n", strip_stamp(l).1)).collect();
+            assert_eq!(rest.into_bytes(), seq(1_000_000));
+        } else {
+            assert_eq!(all, seq(1_000_000));
+            assert!(logs.sinks.is_empty(), "the file stays open after EOF");
+        }
+    }
+
+    #[test]
+    fn every_line_arrives_once_and_in_order_across_rotations_by_splice() {
+        every_line_once_in_order_across_rotations(false);
+    }
+
+    #[test]
+    fn every_line_arrives_once_and_in_order_across_rotations_with_timestamps() {
+        every_line_once_in_order_across_rotations(true);
+    }
+
+    #[test]
+    fn stdout_and_stderr_into_one_file_keep_lines_whole_and_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("both.log");
+        let p = program(dir.path(), Output::File(path.clone()), Output::Stdout);
+        let (mut logs, mut reactor) = (Logs::new(), Reactor::new().unwrap());
+        // sed writes 4 KiB blocks to a pipe, cutting lines anywhere: only a line-aware
+        // merge keeps them whole.
+        let script = "seq 1 200000 | sed s/^/out/ & seq 1 200000 | sed s/^/err/ >&2; wait";
+        capture(&mut logs, &mut reactor, &p, &mut sh(script), |_| {});
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (mut out, mut err) = (0u32, 0u32);
+        for line in text.lines() {
+            let (counter, n) = match (line.strip_prefix("out"), line.strip_prefix("err")) {
+                (Some(n), None) => (&mut out, n),
+                (None, Some(n)) => (&mut err, n),
+                _ => panic!("torn line {line:?}"),
+            };
+            *counter += 1;
+            assert_eq!(n.parse::<u32>().ok(), Some(*counter), "torn or reordered: {line:?}");
+        }
+        assert_eq!((out, err), (200_000, 200_000));
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_and_never_go_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.log");
+        let mut p = program(dir.path(), Output::File(path.clone()), Output::Null);
+        p.log_timestamps = true;
+        let (mut logs, mut reactor) = (Logs::new(), Reactor::new().unwrap());
+        let script = "seq 1 5000; sleep 0.05; seq 5001 10000";
+        capture(&mut logs, &mut reactor, &p, &mut sh(script), |_| {});
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut last = std::time::UNIX_EPOCH;
+        let mut n = 0;
+        for line in text.lines() {
+            let (t, rest) = strip_stamp(line);
+            assert!(t >= last, "time went back at {line:?}");
+            n += 1;
+            assert_eq!(rest, n.to_string());
+            last = t;
+        }
+        assert_eq!(n, 10_000);
+        let first = strip_stamp(text.lines().next().unwrap()).0;
+        assert!(last.duration_since(first).unwrap() >= Duration::from_millis(50));
+    }
+
+    #[test]
+    fn a_10_mb_line_without_newline_keeps_memory_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("long.log");
+        let mut p = program(dir.path(), Output::File(path.clone()), Output::Null);
+        p.log_timestamps = true;
+        let (mut logs, mut reactor) = (Logs::new(), Reactor::new().unwrap());
+        let mut most = 0;
+        let script = "head -c 10000000 /dev/zero | tr '\\0' x";
+        capture(&mut logs, &mut reactor, &p, &mut sh(script), |l| {
+            most = most.max(l.buffered_capacity());
+        });
+        // The read buffer, the batch of formatted lines, one held line: a constant.
+        assert!(most <= 4 * MAX_LINE + 1024, "holden held {most} bytes");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut total = 0;
+        for line in text.lines() {
+            let rest = strip_stamp(line).1;
+            assert!(rest.len() <= MAX_LINE && rest.bytes().all(|b| b == b'x'));
+            total += rest.len();
+        }
+        assert_eq!(total, 10_000_000);
+    }
+
+    #[test]
+    fn reopen_after_an_external_mv_writes_to_a_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.log");
+        let moved = dir.path().join("web.log.old");
+        let p = program(dir.path(), Output::File(path.clone()), Output::Null);
+        let (mut logs, mut reactor) = (Logs::new(), Reactor::new().unwrap());
+        let mut cmd = sh("echo one; read x; echo two");
+        cmd.stdin(Stdio::piped());
+        let mut child = spawn(&mut logs, &reactor, &p, &mut cmd);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::read_to_string(&path).unwrap() != "one\n" {
+            assert!(Instant::now() < deadline, "the first line never came");
+            for r in reactor.wait(Some(deadline)).unwrap() {
+                logs.on_ready(&reactor, r.token.id, &r);
+            }
+        }
+        std::fs::rename(&path, &moved).unwrap();
+        logs.reopen();
+        assert!(path.exists(), "reopen creates the file again");
+        use std::io::Write as _;
+        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        drive(&mut logs, &mut reactor, "web", &mut child, &mut |_| {});
+        assert_eq!(std::fs::read_to_string(&moved).unwrap(), "one\n");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two\n");
+    }
+
+    #[test]
+    fn drain_at_death_moves_everything_while_a_grandchild_holds_the_pipe() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.log");
+        let pidfile = dir.path().join("grandchild.pid");
+        let mut p = program(dir.path(), Output::File(path.clone()), Output::Null);
+        p.log_timestamps = false;
+        let (mut logs, reactor) = (Logs::new(), Reactor::new().unwrap());
+        let script = format!(
+            "head -c 1000000 /dev/zero | tr '\\0' y; printf 'partial'; sleep 30 & echo $! > {}",
+            pidfile.display()
+        );
+        let mut child = spawn(&mut logs, &reactor, &p, &mut sh(&script));
+        // Nobody reads until the program is dead: it all sits in the 1 MiB pipe.
+        assert!(child.wait().unwrap().success());
+        let grandchild: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        logs.drain(&reactor, "web");
+        let got = std::fs::read(&path).unwrap();
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(grandchild).unwrap(),
+            rustix::process::Signal::KILL,
+        );
+        assert_eq!(got.len(), 1_000_000 + "partial".len());
+        assert!(got.ends_with(b"yyypartial"));
+        assert_eq!(logs.open_streams("web"), 1, "the grandchild still holds the pipe");
+        logs.forget(&reactor, "web");
+        assert_eq!(logs.open_streams("web"), 0);
+        assert!(logs.sinks.is_empty());
+    }
+
+    #[test]
+    fn null_gets_no_pipe_and_a_bad_folder_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut logs, reactor) = (Logs::new(), Reactor::new().unwrap());
+        let p = program(dir.path(), Output::Null, Output::Null);
+        logs.attach(&p, &reactor).unwrap();
+        assert_eq!(logs.open_streams("web"), 0);
+        std::fs::write(dir.path().join("file"), "").unwrap();
+        let bad = dir.path().join("file/web.log");
+        let p = program(dir.path(), Output::File(bad), Output::Null);
+        let e = logs.attach(&p, &reactor).unwrap_err().to_string();
+        assert!(e.contains(&dir.path().join("file").display().to_string()), "{e}");
+        assert_eq!(logs.open_streams("web"), 0);
+        let _ = reactor.as_fd().as_raw_fd();
+    }
+
+    /// `bench/log_throughput`: 512 MiB of 128-byte lines from one program, captured, against
+    /// the same writer with stdout opened straight on a file. Prints figures, asserts only
+    /// that every byte arrived. Run it in release: `bench/log_throughput`.
+    #[test]
+    #[ignore = "a benchmark: run bench/log_throughput"]
+    fn bench_capture_throughput() {
+        const TOTAL: u64 = 512 << 20;
+        // One process, 64 KiB writes of 512 lines of 128 bytes.
+        let writer = || {
+            let mut c = Command::new("perl");
+            c.arg("-e").arg(
+                "$l = ('x' x 127) . qq(\\n); $b = $l x 512; \
+                 for (1..8192) { $o = 0; while ($o < length $b) { $o += syswrite(STDOUT, $b, length($b) - $o, $o) or die } }",
+            );
+            c
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let cpu = || {
+            let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+            Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+        };
+        let runs = 3;
+        let mut direct = Duration::MAX;
+        for _ in 0..runs {
+            let path = dir.path().join("direct.log");
+            let file = std::fs::File::create(&path).unwrap();
+            let t0 = Instant::now();
+            let status = writer().stdout(file).status().unwrap();
+            let took = t0.elapsed();
+            assert!(status.success());
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), TOTAL);
+            std::fs::remove_file(&path).unwrap();
+            direct = direct.min(took);
+        }
+        let rate = |d: Duration| TOTAL as f64 / (1 << 20) as f64 / d.as_secs_f64();
+        println!(
+            "direct to file:        {:>7.3} s  {:>7.0} MiB/s",
+            direct.as_secs_f64(),
+            rate(direct)
+        );
+        let cases: [(&str, bool, u64); 3] = [
+            ("holden, splice", false, 0),
+            ("holden, splice+rotate", false, 50_000_000),
+            ("holden, timestamps", true, 0),
+        ];
+        for (what, timestamps, max) in cases {
+            let mut best = (Duration::MAX, Duration::ZERO);
+            for _ in 0..runs {
+                let path = dir.path().join("web.log");
+                let mut p = program(dir.path(), Output::File(path.clone()), Output::Null);
+                p.log_timestamps = timestamps;
+                p.log_max_bytes = max;
+                p.log_backups = 20;
+                let (mut logs, mut reactor) = (Logs::new(), Reactor::new().unwrap());
+                let (t0, c0) = (Instant::now(), cpu());
+                capture(&mut logs, &mut reactor, &p, &mut writer(), |_| {});
+                let (took, used) = (t0.elapsed(), cpu() - c0);
+                let bytes: u64 = std::fs::read_dir(dir.path())
+                    .unwrap()
+                    .map(|e| e.unwrap().metadata().unwrap().len())
+                    .sum();
+                let lines = bytes / if timestamps { 128 + 25 } else { 128 };
+                assert_eq!(lines, TOTAL / 128, "lines lost");
+                for entry in std::fs::read_dir(dir.path()).unwrap() {
+                    std::fs::remove_file(entry.unwrap().path()).unwrap();
+                }
+                if took < best.0 {
+                    best = (took, used);
+                }
+            }
+            println!(
+                "{what:<22} {:>7.3} s  {:>7.0} MiB/s  {:>5.1}% of direct  holden CPU {:.3} s ({:.0}% of a core)",
+                best.0.as_secs_f64(),
+                rate(best.0),
+                100.0 * direct.as_secs_f64() / best.0.as_secs_f64(),
+                best.1.as_secs_f64(),
+                100.0 * best.1.as_secs_f64() / best.0.as_secs_f64()
+            );
+        }
+    }
+}

@@ -15,18 +15,22 @@
 
 pub mod logger;
 mod ops;
+mod remote;
+mod requests;
 pub mod state;
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Instant, SystemTime};
 
 use rustix::process::Pid;
 
 use crate::Failure;
-use crate::config::{self, Config, Output, Program};
+use crate::cgroup::{Cgroups, ProgramCgroup};
+use crate::config::{self, Config, Program};
+use crate::control::protocol::Event as ControlEvent;
+use crate::control::server::Server;
 use crate::process;
 use crate::reactor::{Kind, Reactor, Ready, Signals, Token};
 use state::{Effect, Event, Machine, Policy, State, Transition};
@@ -46,14 +50,21 @@ pub fn check(path: Option<&Path>) -> Result<u8, Failure> {
             print!("{}", config::resolve::render(&cfg));
             Ok(0)
         }
-        Err(e) => Err(Failure::usage(e.to_string())),
+        Err(e) => Err(config_failure(e)),
     }
+}
+
+/// Config errors are printed as they are, one `file:line:col: key: ...` per line, with no
+/// `holden:` prefix in front of the first.
+fn config_failure(e: config::ConfigError) -> Failure {
+    eprintln!("{e}");
+    Failure::usage("")
 }
 
 /// `holden run`: load the config, start the programs, serve until a graceful shutdown.
 pub fn run(path: Option<&Path>) -> Result<u8, Failure> {
     let path = config::config_path(path);
-    let config = config::load(&path).map_err(|e| Failure::usage(e.to_string()))?;
+    let config = config::load(&path).map_err(config_failure)?;
     logger::init(&config.supervisor).map_err(Failure::usage)?;
     let mut sup = Supervisor::new(config).map_err(|e| Failure::runtime(e.to_string()))?;
     sup.run().map_err(|e| Failure::runtime(e.to_string()))?;
@@ -67,6 +78,10 @@ pub enum SupervisorError {
     Setup(#[source] std::io::Error),
     #[error("the event loop failed: {0}")]
     Loop(#[source] std::io::Error),
+    #[error("{0}")]
+    Cgroups(#[from] crate::cgroup::CgroupError),
+    #[error("{0}")]
+    Control(#[from] crate::control::server::ControlError),
 }
 
 /// One program under supervision.
@@ -89,6 +104,23 @@ struct Slot {
     then: Then,
     /// Added with `holden add`: not in the file, left alone by reload.
     transient: bool,
+    /// The program's cgroup(s), from its first spawn on.
+    cgroup: Option<ProgramCgroup>,
+    /// Its v2 `cgroup.events`, registered for EPOLLPRI.
+    events: Option<std::fs::File>,
+    /// The OOM-kill counter at the last spawn: a SIGKILL with a grown counter is an OOM kill.
+    oom_before: Option<u64>,
+    /// Limits in force (memory bytes, CPUs, pids): the config's, or a live `constrain`'s.
+    limits: (Option<u64>, Option<f64>, Option<u64>),
+    /// An agent's program ended: its exit status is being read from its pidfd.
+    exit_wait: Option<ExitWait>,
+}
+
+/// Reading an agent-spawned process's exit status, which appears once its agent reaped it.
+#[derive(Debug, Clone, Copy)]
+struct ExitWait {
+    since: Instant,
+    next: Instant,
 }
 
 /// What follows a stop once the program is down.
@@ -111,6 +143,13 @@ pub struct Supervisor {
     by_pid: HashMap<i32, usize>,
     /// SIGTERM/SIGINT seen: stopping everything, then exit.
     shutting_down: bool,
+    cgroups: Option<Cgroups>,
+    /// The control socket (None only where it could not matter: never, once running).
+    control: Option<Server>,
+    /// Watch events produced during this turn of the loop, pushed to watchers at its end.
+    events: Vec<ControlEvent>,
+    /// Output pipes and log files of every program.
+    logs: crate::logs::Logs,
 }
 
 impl Supervisor {
@@ -138,9 +177,32 @@ impl Supervisor {
                     pending_stop: false,
                     then: Then::Nothing,
                     transient: false,
+                    cgroup: None,
+                    events: None,
+                    oom_before: None,
+                    limits: (p.memory_limit, p.cpu_limit, p.pids_limit),
+                    exit_wait: None,
                 })
             })
             .collect();
+        // SPEC: a program with limits where cgroups cannot be used stops holden with the reason.
+        let mut mode = config.supervisor.cgroups;
+        if mode == config::CgroupMode::Auto && config.programs.iter().any(|p| p.has_limits() && p.agent.is_none()) {
+            mode = config::CgroupMode::Required;
+        }
+        // The socket first: a second holden on the same config stops here, before it could
+        // start any program a second time.
+        let settings = &config.supervisor;
+        let control = Server::bind(&settings.socket, settings.socket_mode, &settings.allow_uids, &reactor)?;
+        log::info!("control socket: {}", settings.socket.display());
+        let cgroups = Cgroups::setup(mode, &config.supervisor.cgroup_path)?;
+        if let Some(c) = &cgroups {
+            log::info!(
+                "cgroups: {} layout, programs below {}",
+                c.layout(),
+                c.parent_path().display()
+            );
+        }
         Ok(Supervisor {
             config,
             reactor,
@@ -148,6 +210,10 @@ impl Supervisor {
             slots,
             by_pid: HashMap::new(),
             shutting_down: false,
+            cgroups,
+            control: Some(control),
+            events: Vec::new(),
+            logs: crate::logs::Logs::new(),
         })
     }
 
@@ -166,27 +232,52 @@ impl Supervisor {
         self.settle();
         loop {
             if self.shutting_down && self.slots.iter().flatten().all(|s| s.machine.state.is_down()) {
+                self.logs.drain_all(&self.reactor);
                 log::info!("every program stopped; exiting");
+                // Processes killed through cgroup.kill leave their cgroup before they are
+                // reaped: reap what is left so no zombie outlives holden.
+                self.reap();
+                if let Some(c) = &self.cgroups {
+                    c.cleanup();
+                }
                 return Ok(());
             }
             let deadline = self.next_deadline();
             let ready = self.reactor.wait(deadline).map_err(SupervisorError::Loop)?;
+            let now = Instant::now();
             let mut reap = false;
             for r in &ready {
                 match r.token.kind {
                     Kind::Signal => reap |= self.on_signals(),
-                    Kind::Pidfd => reap = true,
-                    Kind::Output | Kind::ControlListener | Kind::ControlConn | Kind::CgroupEvents => {
-                        self.on_other(r);
+                    Kind::Pidfd => {
+                        reap = true;
+                        self.on_pidfd(r.token.id as usize, now);
                     }
+                    Kind::ControlListener | Kind::ControlConn => {
+                        let requests = match &mut self.control {
+                            Some(server) => server.on_ready(&self.reactor, r, now),
+                            None => Vec::new(),
+                        };
+                        for (conn, request) in requests {
+                            self.on_request(conn, request);
+                        }
+                    }
+                    Kind::Output => self.logs.on_ready(&self.reactor, r.token.id, r),
+                    Kind::CgroupEvents => self.on_other(r),
                     Kind::AgentListener | Kind::AgentConn => {}
                 }
             }
             if reap {
                 self.reap();
             }
+            if let Some(server) = &mut self.control
+                && server.next_deadline().is_some_and(|d| d <= now)
+            {
+                server.on_deadline(&self.reactor, now);
+            }
             self.fire_deadlines();
             self.settle();
+            self.flush_events();
         }
     }
 
@@ -205,11 +296,33 @@ impl Supervisor {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        self.slots
-            .iter()
-            .flatten()
-            .filter_map(|s| s.machine.state.deadline(s.policy.min_uptime))
+        let programs = self.slots.iter().flatten().filter_map(|s| {
+            let state = s.machine.state.deadline(s.policy.min_uptime);
+            // An agent's program whose exit status is still being read.
+            let exit_wait = s.exit_wait.map(|w| w.next);
+            state.into_iter().chain(exit_wait).min()
+        });
+        programs
+            .chain(self.control.as_ref().and_then(Server::next_deadline))
             .min()
+    }
+
+    /// Push this turn's events to the watchers.
+    fn flush_events(&mut self) {
+        if self.events.is_empty() {
+            return;
+        }
+        let events = std::mem::take(&mut self.events);
+        if let Some(server) = &mut self.control {
+            for event in &events {
+                server.broadcast(&self.reactor, event);
+            }
+        }
+    }
+
+    fn reopen_logs(&mut self) {
+        log::info!("reopening log files");
+        self.logs.reopen();
     }
 
     /// Returns true when a SIGCHLD asks for a reap.
@@ -222,9 +335,7 @@ impl Supervisor {
                 signal_hook::consts::SIGHUP => {
                     log::warn!("SIGHUP: reload is not available yet; ignored")
                 }
-                signal_hook::consts::SIGUSR1 => {
-                    log::info!("SIGUSR1: log files are reopened at every write")
-                }
+                signal_hook::consts::SIGUSR1 => self.reopen_logs(),
                 other => log::debug!("signal {other} ignored"),
             }
         }
@@ -237,29 +348,44 @@ impl Supervisor {
             log::warn!("second SIG{name}: killing every program now");
             let now = Instant::now();
             for i in 0..self.slots.len() {
-                if self.slots[i].as_ref().is_some_and(|s| s.machine.state.is_alive()) {
-                    self.perform(i, Effect::KillAll, now);
-                    let slot = self.slot_mut(i);
-                    if let State::Stopping { pid, .. } = slot.machine.state {
-                        slot.machine.state = State::Stopping {
-                            pid,
-                            deadline: now + std::time::Duration::from_secs(5),
-                            killed: true,
-                        };
-                    }
+                if let Some(slot) = self.slots[i].as_mut() {
+                    slot.pending_stop = false;
+                    self.apply(i, Event::Kill, now);
                 }
             }
             return;
         }
-        log::info!("SIG{name}: shutting down");
+        self.begin_shutdown(&format!("SIG{name}"));
+    }
+
+    /// Graceful shutdown: every program is stopped (dependents first), then holden exits.
+    fn begin_shutdown(&mut self, why: &str) {
+        if self.shutting_down {
+            return;
+        }
+        log::info!("{why}: shutting down");
         self.shutting_down = true;
         for slot in self.slots.iter_mut().flatten() {
             slot.pending_start = false;
             slot.pending_stop = true;
+            slot.then = Then::Nothing;
         }
     }
 
     fn on_other(&mut self, r: &Ready) {
+        if r.token.kind == Kind::CgroupEvents {
+            let i = r.token.id as usize;
+            let Some(slot) = self.slots.get(i).and_then(|s| s.as_ref()) else {
+                return;
+            };
+            // Re-read it whatever the state: a kernfs file stays ready until read.
+            let empty = slot.events.as_ref().and_then(ProgramCgroup::events_populated) == Some(false);
+            let waiting = matches!(slot.machine.state, State::Stopping { pid: None, .. });
+            if empty && waiting && self.tree_empty(i) {
+                self.apply(i, Event::Emptied, Instant::now());
+            }
+            return;
+        }
         log::debug!("unhandled readiness {:?}", r.token);
     }
 
@@ -274,6 +400,16 @@ impl Supervisor {
                     if let Some(fd) = self.slot_mut(i).pidfd.take() {
                         self.reactor.delete(fd.as_fd());
                     }
+                    // Everything it wrote goes to its log before its death's transition line.
+                    let name = self.slot(i).program.name.clone();
+                    self.logs.drain(&self.reactor, &name);
+                    let slot = self.slot(i);
+                    let exit = match (exit, &slot.cgroup) {
+                        (process::reap::ExitKind::Signal(SIGKILL), Some(cg)) if cg.oom_kills() > slot.oom_before => {
+                            process::reap::ExitKind::Oom
+                        }
+                        _ => exit,
+                    };
                     self.apply(i, Event::Exited(exit), now);
                 }
                 None => log::debug!("reaped orphan {pid} ({})", exit.describe()),
@@ -297,6 +433,13 @@ impl Supervisor {
     fn fire_deadlines(&mut self) {
         let now = Instant::now();
         for i in 0..self.slots.len() {
+            if self.slots[i]
+                .as_ref()
+                .and_then(|s| s.exit_wait)
+                .is_some_and(|w| w.next <= now)
+            {
+                self.poll_remote_exit(i, now);
+            }
             let due = self.slots[i]
                 .as_ref()
                 .and_then(|s| s.machine.state.deadline(s.policy.min_uptime))
@@ -377,6 +520,9 @@ impl Supervisor {
             if let Some(t) = transition {
                 slot.since_wall = SystemTime::now();
                 self.log_transition(i, &t);
+                if t.from != t.to {
+                    self.push_transition(i, t.from, t.to, t.reason);
+                }
             }
             for effect in effects {
                 if let Some(next) = self.perform(i, effect, now) {
@@ -423,13 +569,23 @@ impl Supervisor {
 
     fn spawn(&mut self, i: usize) -> Event {
         let program = self.slot(i).program.clone();
-        let (stdout, stderr) = match open_output(&program) {
-            Ok(s) => s,
-            Err(reason) => {
-                return Event::SpawnFailed { reason, retry: false };
+        if let Some(socket) = &program.agent {
+            return self.spawn_remote(i, socket);
+        }
+        let (stdout, stderr) = match self.logs.attach(&program, &self.reactor) {
+            Ok(s) => (s.stdout, s.stderr),
+            Err(e) => {
+                return Event::SpawnFailed {
+                    reason: e.to_string(),
+                    retry: false,
+                };
             }
         };
-        match process::spawn(&program, stdout, stderr, Vec::new()) {
+        let procs = match self.prepare_cgroup(i) {
+            Ok(procs) => procs,
+            Err(reason) => return Event::SpawnFailed { reason, retry: false },
+        };
+        match process::spawn(&program, stdout, stderr, procs) {
             Ok(spawned) => {
                 let token = Token::new(Kind::Pidfd, i as u64);
                 if let Err(e) = self
@@ -452,11 +608,80 @@ impl Supervisor {
         }
     }
 
+    /// Program `i`'s cgroup, created (with its limits) at its first spawn and after a reload
+    /// changed it; returns the cgroup.procs files the child joins before exec. Limits are not
+    /// rewritten at each restart, so a live `constrain` lasts until a reload changes the program.
+    fn prepare_cgroup(&mut self, i: usize) -> Result<Vec<OwnedFd>, String> {
+        let Some(cgroups) = &self.cgroups else {
+            return Ok(Vec::new());
+        };
+        let slot = self.slot(i);
+        if slot.program.agent.is_some() {
+            return Ok(Vec::new());
+        }
+        let cg = match &slot.cgroup {
+            Some(cg) => cg.clone(),
+            None => {
+                let program = &slot.program;
+                let (cg, leftovers) = cgroups.program(&program.name).map_err(|e| e.to_string())?;
+                if leftovers > 0 {
+                    log::warn!(
+                        "{}: killed {leftovers} leftover process(es) of an earlier run in {}",
+                        program.name,
+                        cg.path().display()
+                    );
+                }
+                cg.set_limits(slot.limits.0, slot.limits.1, slot.limits.2)
+                    .map_err(|e| e.to_string())?;
+                if program.has_limits() {
+                    log::info!("{}: limits applied in {}", program.name, cg.path().display());
+                }
+                cg
+            }
+        };
+        let procs = cg.procs_files().map_err(|e| e.to_string())?;
+        let name = slot.program.name.clone();
+        let slot = self.slot_mut(i);
+        slot.oom_before = cg.oom_kills();
+        if slot.events.is_none()
+            && let Some(f) = cg.events_file()
+        {
+            let token = Token::new(Kind::CgroupEvents, i as u64);
+            match self.reactor.add(f.as_fd(), token, crate::reactor::Interest::Priority) {
+                Ok(()) => self.slot_mut(i).events = Some(f),
+                Err(e) => log::warn!("{name}: cannot watch cgroup.events: {e}"),
+            }
+        }
+        self.slot_mut(i).cgroup = Some(cg);
+        Ok(procs)
+    }
+
     /// Send `sig` to every process of program `i`: its process group (the program runs in
     /// its own session, so the group is its main process's pid, and outlives it while any
     /// member lives).
     fn signal_tree(&self, i: usize, sig: i32) {
         let slot = self.slot(i);
+        if slot.program.agent.is_some() {
+            // Only the main process is known: signal it through its pidfd.
+            if let (Some(fd), Some(sig)) = (&slot.pidfd, rustix::process::Signal::from_named_raw(sig))
+                && slot.exit_wait.is_none()
+                && let Err(e) = rustix::process::pidfd_send_signal(fd, sig)
+                && e != rustix::io::Errno::SRCH
+            {
+                log::warn!("{}: cannot signal it through its pidfd: {e}", slot.program.name);
+            }
+            return;
+        }
+        if let Some(cg) = &slot.cgroup {
+            if sig == SIGKILL {
+                if let Err(e) = cg.kill_all() {
+                    log::warn!("{}: {e}", slot.program.name);
+                }
+            } else {
+                cg.signal_all(sig);
+            }
+            return;
+        }
         let (Some(sig), Some(pgid)) = (rustix::process::Signal::from_named_raw(sig), slot.pgid) else {
             return;
         };
@@ -470,6 +695,9 @@ impl Supervisor {
 
     /// Are all processes of program `i` gone?
     fn tree_empty(&self, i: usize) -> bool {
+        if let Some(cg) = &self.slot(i).cgroup {
+            return !cg.populated();
+        }
         match self.slot(i).pgid.and_then(Pid::from_raw) {
             Some(p) => rustix::process::test_kill_process_group(p) == Err(rustix::io::Errno::SRCH),
             None => true,
@@ -478,38 +706,3 @@ impl Supervisor {
 }
 
 const SIGKILL: i32 = 9;
-
-/// Interim output: files opened for append and handed to the child as they are.
-fn open_output(program: &Program) -> Result<(Stdio, Stdio), String> {
-    fn open(path: &Path) -> Result<std::fs::File, String> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {}", dir.display(), process::spawn::io_text(&e)))?;
-        }
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| format!("cannot open {}: {}", path.display(), process::spawn::io_text(&e)))
-    }
-    let stdout_file = match &program.stdout {
-        Output::File(p) => Some(open(p)?),
-        _ => None,
-    };
-    let stdout = match (&program.stdout, &stdout_file) {
-        (Output::File(_), Some(f)) => Stdio::from(f.try_clone().map_err(|e| e.to_string())?),
-        (Output::Null, _) => Stdio::null(),
-        _ => Stdio::inherit(),
-    };
-    let stderr = match &program.stderr {
-        Output::File(p) => Stdio::from(open(p)?),
-        Output::Null => Stdio::null(),
-        Output::Stdout => match &stdout_file {
-            Some(f) => Stdio::from(f.try_clone().map_err(|e| e.to_string())?),
-            None if program.stdout == Output::Null => Stdio::null(),
-            None => Stdio::inherit(),
-        },
-        Output::Inherit => Stdio::inherit(),
-    };
-    Ok((stdout, stderr))
-}

@@ -2,20 +2,14 @@
 //! stop, restart, signal, add, remove, reload. Each is a request on the programs' machines;
 //! the loop carries it out, honouring `depends_on` in both directions.
 
+use std::os::fd::AsFd;
 use std::time::{Instant, SystemTime};
 
 use crate::config::{self, Program, Signal};
+use crate::control::protocol::{Event, ReloadSummary};
 
 use super::state::{Machine, Policy, State};
 use super::{Slot, Supervisor, Then};
-
-/// What a reload changed, for its reply and holden's log.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct ReloadSummary {
-    pub added: Vec<String>,
-    pub removed: Vec<String>,
-    pub changed: Vec<String>,
-}
 
 /// A request about a program that cannot be carried out, as one sentence.
 #[derive(Debug, thiserror::Error)]
@@ -185,6 +179,7 @@ impl Supervisor {
         }
         for name in &summary.added {
             let program = new.program(name).expect("listed above").clone();
+            self.events.push(Event::Added { name: name.clone() });
             let i = self.insert_slot(program, false);
             if self.slot(i).program.autostart {
                 self.request_start(i);
@@ -216,6 +211,7 @@ impl Supervisor {
     }
 
     pub(super) fn insert_slot(&mut self, program: Program, transient: bool) -> usize {
+        let program_limits = (program.memory_limit, program.cpu_limit, program.pids_limit);
         let slot = Slot {
             policy: Policy::of(&program),
             program,
@@ -227,6 +223,11 @@ impl Supervisor {
             pending_stop: false,
             then: Then::Nothing,
             transient,
+            limits: (program_limits.0, program_limits.1, program_limits.2),
+            exit_wait: None,
+            cgroup: None,
+            events: None,
+            oom_before: None,
         };
         match self.slots.iter().position(Option::is_none) {
             Some(i) => {
@@ -254,14 +255,32 @@ impl Supervisor {
                 let slot = self.slot_mut(i);
                 slot.policy = Policy::of(&program);
                 slot.program = *program;
+                // Its cgroup is set up again, with the new limits, at the next spawn; a
+                // constrain ends here.
+                slot.cgroup = None;
+                slot.limits = (
+                    slot.program.memory_limit,
+                    slot.program.cpu_limit,
+                    slot.program.pids_limit,
+                );
                 if slot.program.autostart && !self.shutting_down {
                     self.request_start(i);
                 }
             }
             Then::Remove => {
-                let name = self.slot(i).program.name.clone();
-                self.slots[i] = None;
+                let slot = self.slots[i].take().expect("live slot");
+                let name = slot.program.name;
+                self.logs.forget(&self.reactor, &name);
+                if let Some(events) = &slot.events {
+                    self.reactor.delete(events.as_fd());
+                }
+                if let Some(cg) = &slot.cgroup
+                    && let Err(e) = cg.remove()
+                {
+                    log::warn!("{name}: {e}");
+                }
                 log::info!("{name}: removed");
+                self.events.push(Event::Removed { name });
             }
         }
     }

@@ -98,6 +98,8 @@ pub enum Event {
     Start,
     /// Stop requested (`holden stop`, shutdown, reload removed it).
     Stop,
+    /// Stop at once with SIGKILL (a second SIGTERM during shutdown).
+    Kill,
     /// The supervisor spawned the main process asked for by `Effect::Spawn`.
     Spawned { pid: i32 },
     /// `Effect::Spawn` failed; `retry` when a later try could succeed (an agent down, EAGAIN).
@@ -230,6 +232,27 @@ impl Machine {
                 Some(format!("sent SIG{}", policy.stop_signal.name())),
             ),
             (S::Stopping { .. }, E::Stop) => (None, vec![], None),
+
+            (S::Stopped | S::Exited | S::Fatal, E::Kill) => (None, vec![], None),
+            (S::Backoff { .. }, E::Kill) => (Some(S::Stopped), vec![], Some("killed".into())),
+            (S::Starting { pid, .. } | S::Running { pid, .. }, E::Kill) => (
+                Some(S::Stopping {
+                    pid: Some(*pid),
+                    deadline: now + KILL_GRACE,
+                    killed: true,
+                }),
+                vec![Effect::KillAll],
+                Some("sent SIGKILL".into()),
+            ),
+            (S::Stopping { pid, .. }, E::Kill) => (
+                Some(S::Stopping {
+                    pid: *pid,
+                    deadline: now + KILL_GRACE,
+                    killed: true,
+                }),
+                vec![Effect::KillAll],
+                Some("sent SIGKILL".into()),
+            ),
 
             (S::Stopped | S::Exited | S::Fatal | S::Backoff { .. }, E::Spawned { pid }) => (
                 Some(S::Starting { pid, since: now }),
@@ -617,6 +640,31 @@ mod tests {
                 // A stopped program stays stopped.
                 (14.0, Deadline, "STOPPED", &[]),
                 (14.0, Exited(ExitKind::Code(0)), "STOPPED", &[]),
+            ],
+        );
+    }
+
+    #[test]
+    fn kill_skips_the_stop_signal_and_the_timeout() {
+        let p = policy(RestartPolicy::Always);
+        table(
+            &p,
+            &[
+                (0.0, Start, "STOPPED", &[Spawn]),
+                (0.0, Spawned { pid: 10 }, "STARTING", &[]),
+                (0.5, Kill, "STOPPING", &[KillAll]),
+                (0.6, Exited(ExitKind::Signal(9)), "STOPPING", &[]),
+                (0.6, Emptied, "STOPPED", &[]),
+                (0.7, Kill, "STOPPED", &[]),
+            ],
+        );
+        table(
+            &p,
+            &[
+                (0.0, Start, "STOPPED", &[Spawn]),
+                (0.0, Spawned { pid: 10 }, "STARTING", &[]),
+                (0.5, Stop, "STOPPING", &[Effect::Signal(Signal(15))]),
+                (0.6, Kill, "STOPPING", &[KillAll]),
             ],
         );
     }

@@ -2,3 +2,5 @@
 //! Every block carries a `// SAFETY:` comment; every unsafe fn a `# Safety` section.
 
 pub mod exec;
+pub mod peer;
+pub mod pidfd;

@@ -148,6 +148,24 @@ impl Supervisor {
         sup.spawn()
     }
 
+    /// Wait until holden listens on its control socket (it binds it before starting any
+    /// program), or has exited.
+    fn ready(mut self) -> Supervisor {
+        let socket = self.socket.clone();
+        let child = self.child.as_mut().expect("holden was started");
+        wait_for(Duration::from_secs(10), "holden to bind its control socket", || {
+            // Connectable, not just there: a killed holden leaves a stale socket file behind.
+            if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+                return Ok(());
+            }
+            match child.try_wait() {
+                Ok(Some(st)) => Ok(eprintln!("holden exited before binding its socket: {st}")),
+                _ => Err(format!("no {}", socket.display())),
+            }
+        });
+        self
+    }
+
     /// Write the config without starting holden.
     pub fn prepare(supervisor_extra: &str, programs: &str) -> Supervisor {
         let dir = tempdir();
@@ -197,7 +215,7 @@ impl Supervisor {
         let child = cmd.spawn().expect("spawn holden run");
         self.pid = child.id();
         self.child = Some(child);
-        self
+        self.ready()
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {

@@ -1,0 +1,258 @@
+//! `holden spawn`: run one command through an agent and supervise it from outside, by its pidfd.
+//!
+//! This process is not the command's parent (the agent is), so it cannot `waitid` it. It waits
+//! for the pidfd to turn readable (the process ended), then reads the exit status through
+//! PIDFD_GET_INFO. The kernel records that status only when the parent reaps the process, a
+//! moment after the pidfd turned readable, so the status is asked again for a short bounded
+//! time; when it never comes (older kernels) the status is reported as unknown, never guessed.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rustix::io::Errno;
+use rustix::process::Signal;
+
+use super::client::{self, AgentError};
+use crate::Failure;
+use crate::config::RestartPolicy;
+use crate::reactor::{Interest, Kind, Reactor, Signals, Token};
+use crate::sys::pidfd::{self, ExitInfo};
+
+const FIRST_DELAY: Duration = Duration::from_secs(1);
+const MAX_DELAY: Duration = Duration::from_secs(30);
+/// A run at least this long resets the delay to `FIRST_DELAY`.
+const RESET_AFTER: Duration = Duration::from_secs(1);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait for the agent to reap an ended process before calling its status unknown.
+const EXIT_INFO_WAIT: Duration = Duration::from_millis(500);
+
+/// How one run ended, as far as this process can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Known(ExitInfo),
+    Unknown,
+}
+
+impl Ended {
+    fn success(self) -> bool {
+        self == Ended::Known(ExitInfo::Exited(0))
+    }
+}
+
+/// What `holden spawn` exits with: the code, 128 + the signal, or 1 (with a sentence) when
+/// the status is unknown.
+fn exit_code(ended: Ended, command: &str) -> Result<u8, Failure> {
+    match ended {
+        Ended::Known(info) => Ok(info.shell_status().clamp(0, 255) as u8),
+        Ended::Unknown => Err(Failure::runtime(format!(
+            "{command} ended, but this kernel cannot tell its exit status (PIDFD_INFO_EXIT needs Linux 6.15)"
+        ))),
+    }
+}
+
+fn describe(ended: Ended) -> String {
+    match ended {
+        Ended::Known(info) => info.to_string(),
+        Ended::Unknown => "exit status unknown".into(),
+    }
+}
+
+/// Restart decision by the policy.
+fn restarts(policy: RestartPolicy, ended: Ended) -> bool {
+    match policy {
+        RestartPolicy::Never => false,
+        RestartPolicy::OnFailure => !ended.success(),
+        RestartPolicy::Always => true,
+    }
+}
+
+/// The delay before the next start, and the one after it.
+fn next_delay(current: Duration, ran: Duration) -> (Duration, Duration) {
+    let now = if ran >= RESET_AFTER { FIRST_DELAY } else { current };
+    (now, (now * 2).min(MAX_DELAY))
+}
+
+pub fn run(socket: &Path, policy: RestartPolicy, command: &[String]) -> Result<u8, Failure> {
+    let name = command[0].clone();
+    let loop_err = |e: std::io::Error| Failure::runtime(format!("holden spawn's event loop failed: {e}"));
+    let mut reactor = Reactor::new().map_err(loop_err)?;
+    let signals =
+        Signals::install(&reactor, &[signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]).map_err(loop_err)?;
+    let mut delay = FIRST_DELAY;
+    let mut last: Option<Ended> = None;
+    loop {
+        let started = Instant::now();
+        let pidfd = match client::start_process(socket, command, &[], None, REQUEST_TIMEOUT) {
+            Ok((_, pidfd)) => pidfd,
+            Err(e) => {
+                // The first start tells the user at once; a restart keeps trying while the
+                // agent is down, and gives up when the command cannot be spawned at all.
+                if last.is_none() || !e.retryable() {
+                    return Err(start_failure(e));
+                }
+                eprintln!("holden: {e}; trying again in {}", humantime::format_duration(delay));
+                let (now, next) = next_delay(delay, Duration::ZERO);
+                delay = next;
+                if backoff(&mut reactor, &signals, now).map_err(loop_err)? {
+                    return exit_code(last.unwrap_or(Ended::Unknown), &name);
+                }
+                continue;
+            }
+        };
+        let (ended, stopped) = supervise(&mut reactor, &signals, &pidfd).map_err(loop_err)?;
+        last = Some(ended);
+        if stopped || !restarts(policy, ended) {
+            return exit_code(ended, &name);
+        }
+        let (now, next) = next_delay(delay, started.elapsed());
+        delay = next;
+        eprintln!(
+            "holden: {name} ended ({}); restarting in {}",
+            describe(ended),
+            humantime::format_duration(now)
+        );
+        if backoff(&mut reactor, &signals, now).map_err(loop_err)? {
+            return exit_code(ended, &name);
+        }
+    }
+}
+
+fn start_failure(e: AgentError) -> Failure {
+    // Like a shell: 127 when the command is not found, 126 when it cannot be executed.
+    let code = match e.errno().map(Errno::from_raw_os_error) {
+        Some(Errno::NOENT) => 127,
+        Some(Errno::ACCESS) | Some(Errno::NOEXEC) | Some(Errno::PERM) => 126,
+        _ => 1,
+    };
+    Failure {
+        code,
+        message: e.to_string(),
+    }
+}
+
+/// Wait until the process of `pidfd` ends, forwarding SIGINT and SIGTERM to it. Returns how
+/// it ended and whether a signal was forwarded (then it is not restarted).
+fn supervise(reactor: &mut Reactor, signals: &Signals, pidfd: &OwnedFd) -> std::io::Result<(Ended, bool)> {
+    let token = Token::new(Kind::Pidfd, 0);
+    reactor.add(pidfd.as_fd(), token, Interest::Read)?;
+    let mut stopped = false;
+    let mut ended = false;
+    while !ended {
+        for ready in reactor.wait(None)? {
+            match ready.token.kind {
+                Kind::Signal => stopped |= forward(signals, pidfd),
+                Kind::Pidfd => ended = true,
+                Kind::Output
+                | Kind::ControlListener
+                | Kind::ControlConn
+                | Kind::CgroupEvents
+                | Kind::AgentListener
+                | Kind::AgentConn => {}
+            }
+        }
+    }
+    // Level-triggered: a readable pidfd stays readable; it must leave before the waits below.
+    reactor.delete(pidfd.as_fd());
+    // The exit status appears once the agent has reaped the process, usually within
+    // microseconds: ask again on a short, growing interval, up to EXIT_INFO_WAIT.
+    let deadline = Instant::now() + EXIT_INFO_WAIT;
+    let mut pause = Duration::from_micros(200);
+    loop {
+        match pidfd::exit_info(pidfd.as_fd()) {
+            Ok(Some(info)) => return Ok((Ended::Known(info), stopped)),
+            Ok(None) => {}
+            Err(e) if pidfd::is_unsupported(&e) => return Ok((Ended::Unknown, stopped)),
+            Err(e) => {
+                eprintln!("holden: cannot read the exit status: {e}");
+                return Ok((Ended::Unknown, stopped));
+            }
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok((Ended::Unknown, stopped));
+        }
+        let until = (now + pause).min(deadline);
+        pause = (pause * 2).min(Duration::from_millis(50));
+        for ready in reactor.wait(Some(until))? {
+            if ready.token.kind == Kind::Signal {
+                stopped |= forward(signals, pidfd);
+            }
+        }
+    }
+}
+
+/// Forward the SIGINT/SIGTERM that arrived to the process; true when there was one.
+fn forward(signals: &Signals, pidfd: &OwnedFd) -> bool {
+    let mut any = false;
+    for sig in signals.drain() {
+        any = true;
+        let Some(signal) = Signal::from_named_raw(sig) else {
+            continue;
+        };
+        match rustix::process::pidfd_send_signal(pidfd, signal) {
+            // ESRCH: it has already ended (and been reaped).
+            Ok(()) | Err(Errno::SRCH) => {}
+            Err(e) => eprintln!("holden: cannot forward signal {sig}: {e}"),
+        }
+    }
+    any
+}
+
+/// Wait `delay` before a restart. True when SIGINT or SIGTERM arrived meanwhile: do not restart.
+fn backoff(reactor: &mut Reactor, signals: &Signals, delay: Duration) -> std::io::Result<bool> {
+    let deadline = Instant::now() + delay;
+    while Instant::now() < deadline {
+        for ready in reactor.wait(Some(deadline))? {
+            if ready.token.kind == Kind::Signal && !signals.drain().is_empty() {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_shell() {
+        let k = |i| exit_code(Ended::Known(i), "x").unwrap();
+        assert_eq!(k(ExitInfo::Exited(3)), 3);
+        assert_eq!(k(ExitInfo::Killed(15)), 143);
+        let e = exit_code(Ended::Unknown, "x").unwrap_err();
+        assert_eq!(e.code, 1);
+    }
+
+    #[test]
+    fn policies_decide_restarts() {
+        let ok = Ended::Known(ExitInfo::Exited(0));
+        let bad = Ended::Known(ExitInfo::Exited(1));
+        let table = [
+            (RestartPolicy::Never, ok, false),
+            (RestartPolicy::Never, bad, false),
+            (RestartPolicy::OnFailure, ok, false),
+            (RestartPolicy::OnFailure, bad, true),
+            (RestartPolicy::OnFailure, Ended::Unknown, true),
+            (RestartPolicy::Always, ok, true),
+            (RestartPolicy::Always, Ended::Unknown, true),
+        ];
+        for (policy, ended, want) in table {
+            assert_eq!(restarts(policy, ended), want, "{policy:?} {ended:?}");
+        }
+    }
+
+    #[test]
+    fn the_delay_doubles_to_the_cap_and_a_long_run_resets_it() {
+        let quick = Duration::from_millis(10);
+        let (now, next) = next_delay(FIRST_DELAY, quick);
+        assert_eq!((now, next), (FIRST_DELAY, 2 * FIRST_DELAY));
+        let (now, next) = next_delay(Duration::from_secs(16), quick);
+        assert_eq!((now, next), (Duration::from_secs(16), MAX_DELAY));
+        let (now, _) = next_delay(MAX_DELAY, quick);
+        assert_eq!(now, MAX_DELAY);
+        let (now, next) = next_delay(MAX_DELAY, Duration::from_secs(5));
+        assert_eq!((now, next), (FIRST_DELAY, 2 * FIRST_DELAY));
+    }
+}

@@ -1,0 +1,992 @@
+//! The control protocol: what travels over the control socket, as serde types.
+//!
+//! Newline-delimited JSON. A client writes one request per line and gets one response per
+//! line, in order. A connection that asked to `watch` also receives events (state changes),
+//! one per line, interleaved with its responses: an event has an `"event"` key, a response an
+//! `"ok"` key, so a reader never confuses them. `docs/control-protocol.md` is the reference
+//! for users; this file is the reference for the code.
+//!
+//! Versioning: a request may carry `"v": 1`; absent means 1. A request for a version this
+//! holden does not speak is refused with `unsupported_version` rather than half understood.
+//! Within a version, fields are only ever added to responses and events (readers ignore
+//! unknown keys), while requests are strict (an unknown key is `bad_request`), so that a newer
+//! client never silently loses an argument to an older holden.
+//!
+//! Parsing is split in steps so that each failure gets its own stable code: not UTF-8 or not
+//! JSON (`bad_request`), an unknown `cmd` (`unknown_command`), the wrong version
+//! (`unsupported_version`), wrong fields (`bad_request`), values that cannot be right whatever
+//! the supervisor holds (`invalid_argument`). Whether a named program exists is the
+//! supervisor's to say (`unknown_program`).
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::de::{self, Deserializer};
+use serde::ser::Serializer;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{self, RestartPolicy};
+use crate::process::ExitKind;
+
+/// The protocol version this holden speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The longest request line accepted, newline excluded. Requests are small (the largest is
+/// `add` with its argv); anything longer is a mistake or an attack and gets `too_large`.
+pub const MAX_REQUEST_LINE: usize = 64 * 1024;
+
+/// Every `cmd` this version knows, in the order of [`Request`].
+pub const COMMANDS: &[&str] = &[
+    "status",
+    "start",
+    "stop",
+    "restart",
+    "signal",
+    "constrain",
+    "add",
+    "remove",
+    "reopen",
+    "reload",
+    "shutdown",
+    "watch",
+    "log_paths",
+];
+
+/// A request, as the line `{"cmd": "...", ...}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// The status of the named programs, or of every program for an empty list.
+    Status {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        names: Vec<String>,
+    },
+    /// Start the named programs (or every program with `all`). Answered at once; the client
+    /// follows the programs through `watch` events.
+    Start {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        names: Vec<String>,
+        #[serde(default, skip_serializing_if = "is_false")]
+        all: bool,
+    },
+    Stop {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        names: Vec<String>,
+        #[serde(default, skip_serializing_if = "is_false")]
+        all: bool,
+    },
+    Restart {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        names: Vec<String>,
+        #[serde(default, skip_serializing_if = "is_false")]
+        all: bool,
+    },
+    /// Send `signal` (`HUP`, `SIGHUP` or a number) to each program's main process.
+    Signal { signal: String, names: Vec<String> },
+    /// Change limits of a running program, live. Absent: unchanged; `"max"`: lifted.
+    Constrain {
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        memory: Option<Limit<u64>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cpu: Option<Limit<f64>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pids: Option<Limit<u64>>,
+    },
+    /// Supervise a transient program that is not in the config file.
+    Add {
+        name: String,
+        command: Vec<String>,
+        #[serde(default = "default_restart")]
+        restart: RestartPolicy,
+        /// Bytes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        memory: Option<u64>,
+        /// CPUs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cpu: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pids: Option<u64>,
+        /// Log file for stdout and stderr (absolute); absent: holden's own stderr.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stdout: Option<PathBuf>,
+        /// Working directory (absolute): the client's own.
+        directory: PathBuf,
+    },
+    /// Stop a transient program and forget it.
+    Remove { name: String },
+    /// Close and reopen every log file.
+    Reopen,
+    /// Re-read the config file and apply the difference.
+    Reload,
+    /// Graceful shutdown of the supervisor.
+    Shutdown,
+    /// Answered with the status of every program; from then on this connection also
+    /// receives every [`Event`].
+    Watch,
+    /// Where a program's output is written, for `holden logs`.
+    LogPaths { name: String },
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn default_restart() -> RestartPolicy {
+    RestartPolicy::OnFailure
+}
+
+impl Request {
+    /// The `cmd` string of this request.
+    pub fn command(&self) -> &'static str {
+        match self {
+            Request::Status { .. } => "status",
+            Request::Start { .. } => "start",
+            Request::Stop { .. } => "stop",
+            Request::Restart { .. } => "restart",
+            Request::Signal { .. } => "signal",
+            Request::Constrain { .. } => "constrain",
+            Request::Add { .. } => "add",
+            Request::Remove { .. } => "remove",
+            Request::Reopen => "reopen",
+            Request::Reload => "reload",
+            Request::Shutdown => "shutdown",
+            Request::Watch => "watch",
+            Request::LogPaths { .. } => "log_paths",
+        }
+    }
+
+    /// Checks that need no knowledge of the running programs.
+    pub fn validate(&self) -> Result<(), ErrorBody> {
+        let invalid = |m: String| Err(ErrorBody::new(ErrorCode::InvalidArgument, m));
+        match self {
+            Request::Status { .. } | Request::Reopen | Request::Reload | Request::Shutdown | Request::Watch => Ok(()),
+            Request::Start { names, all } | Request::Stop { names, all } | Request::Restart { names, all } => {
+                match (names.is_empty(), *all) {
+                    (true, false) => invalid(format!("{} needs program names or \"all\": true", self.command())),
+                    (false, true) => invalid(format!(
+                        "{} takes program names or \"all\": true, not both",
+                        self.command()
+                    )),
+                    (false, false) | (true, true) => Ok(()),
+                }
+            }
+            Request::Signal { signal, names } => {
+                if config::Signal::parse(signal).is_none() {
+                    return invalid(format!(
+                        "{signal:?} is not a signal; use a name like HUP or a number from 1 to 64"
+                    ));
+                }
+                if names.is_empty() {
+                    return invalid("signal needs program names".to_string());
+                }
+                Ok(())
+            }
+            Request::Constrain {
+                name,
+                memory,
+                cpu,
+                pids,
+            } => {
+                if memory.is_none() && cpu.is_none() && pids.is_none() {
+                    return invalid(format!("constrain {name}: give at least one of memory, cpu, pids"));
+                }
+                if let Some(Limit::Value(0)) = memory {
+                    return invalid("a memory limit of 0 bytes would kill the program; use \"max\" to lift it".into());
+                }
+                if let Some(Limit::Value(c)) = cpu
+                    && !(c.is_finite() && *c > 0.0)
+                {
+                    return invalid(format!("a cpu limit must be a number of CPUs above 0, not {c}"));
+                }
+                if let Some(Limit::Value(0)) = pids {
+                    return invalid(
+                        "a pids limit of 0 would forbid the program any task; use \"max\" to lift it".into(),
+                    );
+                }
+                Ok(())
+            }
+            Request::Add {
+                name,
+                command,
+                memory,
+                cpu,
+                pids,
+                stdout,
+                directory,
+                ..
+            } => {
+                if !config::valid_program_name(name) {
+                    return invalid(format!(
+                        "{name:?} is not a program name: use 1 to 64 of A-Za-z0-9_.- (not . or ..)"
+                    ));
+                }
+                if command.is_empty() || command[0].is_empty() {
+                    return invalid(format!("add {name}: the command is empty"));
+                }
+                if *memory == Some(0) || *pids == Some(0) {
+                    return invalid(format!("add {name}: a limit of 0 would stop the program from running"));
+                }
+                if let Some(c) = cpu
+                    && !(c.is_finite() && *c > 0.0)
+                {
+                    return invalid(format!(
+                        "add {name}: a cpu limit must be a number of CPUs above 0, not {c}"
+                    ));
+                }
+                if !directory.is_absolute() {
+                    return invalid(format!("add {name}: directory {} is not absolute", directory.display()));
+                }
+                if let Some(p) = stdout
+                    && !p.is_absolute()
+                {
+                    return invalid(format!("add {name}: stdout {} is not absolute", p.display()));
+                }
+                Ok(())
+            }
+            Request::Remove { name } | Request::LogPaths { name } => {
+                if name.is_empty() {
+                    return invalid(format!("{} needs a program name", self.command()));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The request as one line, newline included.
+    pub fn to_line(&self) -> String {
+        let mut s = serde_json::to_string(self).expect("a request always serializes");
+        s.push('\n');
+        s
+    }
+}
+
+/// Parse one request line (without its newline). Every failure is an error response to send
+/// back, with the stable code that says what was wrong.
+pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
+    let bad = |m: String| ErrorBody::new(ErrorCode::BadRequest, m);
+    if line.len() > MAX_REQUEST_LINE {
+        return Err(ErrorBody::too_large());
+    }
+    let text = std::str::from_utf8(line).map_err(|_| bad("the request is not UTF-8 text".into()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| bad(format!("the request is not JSON ({e})")))?;
+    let serde_json::Value::Object(mut map) = value else {
+        return Err(bad("the request is not a JSON object like {\"cmd\":\"status\"}".into()));
+    };
+    if let Some(v) = map.remove("v") {
+        match v.as_u64() {
+            Some(n) if n == u64::from(PROTOCOL_VERSION) => {}
+            Some(_) | None => {
+                return Err(ErrorBody::new(
+                    ErrorCode::UnsupportedVersion,
+                    format!("protocol version {v} is not supported; this holden speaks version {PROTOCOL_VERSION}"),
+                ));
+            }
+        }
+    }
+    let cmd = match map.get("cmd") {
+        Some(serde_json::Value::String(c)) => c.clone(),
+        Some(_) => return Err(bad("\"cmd\" must be a string".into())),
+        None => return Err(bad("the request has no \"cmd\"".into())),
+    };
+    if !COMMANDS.contains(&cmd.as_str()) {
+        return Err(ErrorBody::new(
+            ErrorCode::UnknownCommand,
+            format!("unknown command {cmd:?}; known: {}", COMMANDS.join(", ")),
+        ));
+    }
+    // serde ignores extra keys beside the tag of a unit variant; strictness must not depend
+    // on which command it is.
+    if matches!(cmd.as_str(), "reopen" | "reload" | "shutdown" | "watch")
+        && let Some(extra) = map.keys().find(|k| *k != "cmd")
+    {
+        return Err(bad(format!(
+            "bad {cmd} request: unknown field `{extra}`, {cmd} takes none"
+        )));
+    }
+    let request: Request =
+        serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| bad(format!("bad {cmd} request: {e}")))?;
+    request.validate()?;
+    Ok(request)
+}
+
+/// A limit that can be set to a value or lifted: `500000000` or `"max"` on the wire.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Limit<T> {
+    Value(T),
+    Max,
+}
+
+impl<T: Serialize> Serialize for Limit<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Limit::Value(v) => v.serialize(s),
+            Limit::Max => s.serialize_str("max"),
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Limit<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Wire<T> {
+            Text(String),
+            Value(T),
+        }
+        match Wire::<T>::deserialize(d)? {
+            Wire::Text(t) if t == "max" => Ok(Limit::Max),
+            Wire::Text(t) => Err(de::Error::custom(format!("expected a number or \"max\", found {t:?}"))),
+            Wire::Value(v) => Ok(Limit::Value(v)),
+        }
+    }
+}
+
+impl<T: fmt::Display> fmt::Display for Limit<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Limit::Value(v) => v.fmt(f),
+            Limit::Max => f.write_str("max"),
+        }
+    }
+}
+
+/// One program, as `status` and `watch` report it: exactly SPEC's "Status fields".
+/// Unknown values are null.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProgramStatus {
+    pub name: String,
+    /// SPEC's state names: STOPPED, STARTING, RUNNING, BACKOFF, STOPPING, EXITED, FATAL.
+    pub state: String,
+    /// The main process, while there is one.
+    pub pid: Option<i32>,
+    /// Unix time of the last transition (see [`unix_time`]).
+    pub since: f64,
+    /// Restarts since holden started.
+    pub restarts: u32,
+    pub last_exit: Option<LastExit>,
+    pub memory_bytes: Option<u64>,
+    pub memory_limit: Option<u64>,
+    pub cpu_usage_usec: Option<u64>,
+    /// CPUs.
+    pub cpu_limit: Option<f64>,
+    pub pids_limit: Option<u64>,
+    /// The program's cgroup path (from the root of the hierarchy), when it has one.
+    pub cgroup: Option<String>,
+    /// Added with `holden add`.
+    pub transient: bool,
+}
+
+/// How the last run ended. `{"code": 1, "signal": null, "oom_killed": false}`; a signal by
+/// name (`"KILL"`, or the number as text for signals without one); an OOM kill is signal
+/// `KILL` with `oom_killed`; all null and false when the kernel could not tell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastExit {
+    pub code: Option<i32>,
+    pub signal: Option<String>,
+    pub oom_killed: bool,
+}
+
+impl From<ExitKind> for LastExit {
+    fn from(exit: ExitKind) -> LastExit {
+        match exit {
+            ExitKind::Code(c) => LastExit {
+                code: Some(c),
+                signal: None,
+                oom_killed: false,
+            },
+            ExitKind::Signal(s) => LastExit {
+                code: None,
+                signal: Some(config::Signal(s).name()),
+                oom_killed: false,
+            },
+            ExitKind::Oom => LastExit {
+                code: None,
+                signal: Some(config::Signal(9).name()),
+                oom_killed: true,
+            },
+            ExitKind::Unknown => LastExit {
+                code: None,
+                signal: None,
+                oom_killed: false,
+            },
+        }
+    }
+}
+
+impl LastExit {
+    /// Short form for tables: `exit 1`, `signal KILL`, `oom-killed`, `unknown`.
+    pub fn short(&self) -> String {
+        match (self.code, &self.signal, self.oom_killed) {
+            (_, _, true) => "oom-killed".to_string(),
+            (Some(c), _, false) => format!("exit {c}"),
+            (None, Some(s), false) => format!("signal {s}"),
+            (None, None, false) => "unknown".to_string(),
+        }
+    }
+}
+
+/// Unix time as a float, for `since`.
+pub fn unix_time(t: SystemTime) -> f64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs_f64(),
+        Err(e) => -e.duration().as_secs_f64(),
+    }
+}
+
+/// What `reload` changed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReloadSummary {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+}
+
+/// Where a program's output goes: absolute file paths, or null when that stream is not
+/// written to a file (`inherit`, `null`). With `stderr = "stdout"` both are the same path.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogPaths {
+    pub stdout: Option<PathBuf>,
+    pub stderr: Option<PathBuf>,
+}
+
+/// The payload of a successful response, by request:
+///
+/// | request | reply |
+/// |---|---|
+/// | status, watch | `Status` |
+/// | start, stop, restart, signal | `Targets` (the programs acted on) or `Done` |
+/// | reload | `Reload` |
+/// | log_paths | `LogPaths` |
+/// | constrain, add, remove, reopen, shutdown | `Done` |
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Reply {
+    Status { programs: Vec<ProgramStatus> },
+    Targets { targets: Vec<String> },
+    Reload(ReloadSummary),
+    LogPaths { logs: LogPaths },
+    Done {},
+}
+
+/// One response line: `{"ok":true, ...reply}` or `{"ok":false,"error":{"code","message"}}`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Response {
+    Ok(Reply),
+    Err(ErrorBody),
+}
+
+impl Response {
+    pub fn done() -> Response {
+        Response::Ok(Reply::Done {})
+    }
+
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Response {
+        Response::Err(ErrorBody::new(code, message))
+    }
+
+    /// The response as one line, newline included.
+    pub fn to_line(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec(self).expect("a response always serializes");
+        v.push(b'\n');
+        v
+    }
+}
+
+impl Serialize for Response {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct OkWire<'a> {
+            ok: bool,
+            #[serde(flatten)]
+            reply: &'a Reply,
+        }
+        #[derive(Serialize)]
+        struct ErrWire<'a> {
+            ok: bool,
+            error: &'a ErrorBody,
+        }
+        match self {
+            Response::Ok(reply) => OkWire { ok: true, reply }.serialize(s),
+            Response::Err(error) => ErrWire { ok: false, error }.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Response {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let serde_json::Value::Object(mut map) = serde_json::Value::deserialize(d)? else {
+            return Err(de::Error::custom("a response is a JSON object"));
+        };
+        let ok = map
+            .remove("ok")
+            .and_then(|v| v.as_bool())
+            .ok_or_else(|| de::Error::custom("a response has \"ok\": true or false"))?;
+        let value = serde_json::Value::Object(map);
+        let reply = |v: serde_json::Value| -> Result<Reply, serde_json::Error> {
+            #[derive(Deserialize)]
+            struct Status {
+                programs: Vec<ProgramStatus>,
+            }
+            #[derive(Deserialize)]
+            struct Targets {
+                targets: Vec<String>,
+            }
+            #[derive(Deserialize)]
+            struct Logs {
+                logs: LogPaths,
+            }
+            let has = |k: &str| v.get(k).is_some();
+            if has("programs") {
+                Ok(Reply::Status {
+                    programs: serde_json::from_value::<Status>(v)?.programs,
+                })
+            } else if has("targets") {
+                Ok(Reply::Targets {
+                    targets: serde_json::from_value::<Targets>(v)?.targets,
+                })
+            } else if has("added") {
+                Ok(Reply::Reload(serde_json::from_value(v)?))
+            } else if has("logs") {
+                Ok(Reply::LogPaths {
+                    logs: serde_json::from_value::<Logs>(v)?.logs,
+                })
+            } else {
+                Ok(Reply::Done {})
+            }
+        };
+        if ok {
+            reply(value).map(Response::Ok).map_err(de::Error::custom)
+        } else {
+            #[derive(Deserialize)]
+            struct ErrWire {
+                error: ErrorBody,
+            }
+            serde_json::from_value::<ErrWire>(value)
+                .map(|w| Response::Err(w.error))
+                .map_err(de::Error::custom)
+        }
+    }
+}
+
+/// An error response's body: a stable code for programs, a sentence for people.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ErrorBody {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ErrorBody {
+        ErrorBody {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn too_large() -> ErrorBody {
+        ErrorBody::new(
+            ErrorCode::TooLarge,
+            format!("the request is longer than {MAX_REQUEST_LINE} bytes; closing the connection"),
+        )
+    }
+}
+
+impl fmt::Display for ErrorBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Stable error codes. New codes may appear in later versions; a client reads one it does
+/// not know as `Other` and shows the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not UTF-8, not JSON, not an object, no `cmd`, wrong or unknown fields.
+    BadRequest,
+    /// A `cmd` this version does not know.
+    UnknownCommand,
+    /// A `v` other than [`PROTOCOL_VERSION`].
+    UnsupportedVersion,
+    /// A request line over [`MAX_REQUEST_LINE`] bytes; the connection is closed.
+    TooLarge,
+    /// The peer's uid is not root, holden's own, or in `allow_uids`; the connection is closed.
+    NotPermitted,
+    /// Too many connections at once; the connection is closed.
+    Busy,
+    /// No complete request within the idle timeout; the connection is closed.
+    Timeout,
+    /// A value that cannot be right: a bad signal, name, limit or path.
+    InvalidArgument,
+    /// No program by that name.
+    UnknownProgram,
+    /// `add` of a name that exists.
+    AlreadyExists,
+    /// `remove` of a program from the config file.
+    NotTransient,
+    /// `signal` or `constrain` of a program that has no running process.
+    NotRunning,
+    /// `reload` of a file that does not parse or validate; nothing was changed.
+    InvalidConfig,
+    /// Limits were asked for where cgroups cannot be used.
+    CgroupsUnavailable,
+    /// holden is shutting down and takes no new work.
+    ShuttingDown,
+    /// The request was valid but carrying it out failed (a cgroup write, a log reopen).
+    Failed,
+    /// A code from a newer holden.
+    #[serde(other)]
+    Other,
+}
+
+/// A state change, pushed to every connection that asked to `watch`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// `{"event":"transition","name":"web","from":"STARTING","to":"RUNNING","reason":null,
+    /// "since":1763884860.12,"pid":4242}`: the same change as holden's log line.
+    Transition {
+        name: String,
+        from: String,
+        to: String,
+        reason: Option<String>,
+        /// Unix time of the transition.
+        since: f64,
+        /// The main process after the transition, if any.
+        pid: Option<i32>,
+    },
+    /// A program was added (`holden add`, reload).
+    Added { name: String },
+    /// A program was forgotten (`holden remove`, reload).
+    Removed { name: String },
+}
+
+impl Event {
+    /// The event as one line, newline included.
+    pub fn to_line(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec(self).expect("an event always serializes");
+        v.push(b'\n');
+        v
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Event::Transition { name, .. } | Event::Added { name } | Event::Removed { name } => name,
+        }
+    }
+}
+
+/// One line read by a client: a response to its request, or an event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    Response(Response),
+    Event(Event),
+}
+
+impl Incoming {
+    pub fn parse(line: &str) -> Result<Incoming, serde_json::Error> {
+        let value: serde_json::Value = serde_json::from_str(line)?;
+        if value.get("event").is_some() {
+            serde_json::from_value(value).map(Incoming::Event)
+        } else {
+            serde_json::from_value(value).map(Incoming::Response)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn every_request() -> Vec<Request> {
+        vec![
+            Request::Status { names: vec![] },
+            Request::Status {
+                names: vec!["web".into(), "db".into()],
+            },
+            Request::Start {
+                names: vec!["web".into()],
+                all: false,
+            },
+            Request::Start {
+                names: vec![],
+                all: true,
+            },
+            Request::Stop {
+                names: vec!["web".into()],
+                all: false,
+            },
+            Request::Restart {
+                names: vec![],
+                all: true,
+            },
+            Request::Signal {
+                signal: "HUP".into(),
+                names: vec!["web".into()],
+            },
+            Request::Constrain {
+                name: "web".into(),
+                memory: Some(Limit::Value(500_000_000)),
+                cpu: Some(Limit::Max),
+                pids: None,
+            },
+            Request::Constrain {
+                name: "web".into(),
+                memory: Some(Limit::Max),
+                cpu: Some(Limit::Value(0.5)),
+                pids: Some(Limit::Value(64)),
+            },
+            Request::Add {
+                name: "job".into(),
+                command: vec!["/bin/sleep".into(), "100".into()],
+                restart: RestartPolicy::Never,
+                memory: Some(1 << 20),
+                cpu: Some(1.5),
+                pids: Some(10),
+                stdout: Some("/tmp/job.log".into()),
+                directory: "/tmp".into(),
+            },
+            Request::Add {
+                name: "job".into(),
+                command: vec!["true".into()],
+                restart: RestartPolicy::OnFailure,
+                memory: None,
+                cpu: None,
+                pids: None,
+                stdout: None,
+                directory: "/".into(),
+            },
+            Request::Remove { name: "job".into() },
+            Request::Reopen,
+            Request::Reload,
+            Request::Shutdown,
+            Request::Watch,
+            Request::LogPaths { name: "web".into() },
+        ]
+    }
+
+    #[test]
+    fn every_request_round_trips_through_one_line() {
+        let mut seen = std::collections::BTreeSet::new();
+        for req in every_request() {
+            let line = req.to_line();
+            assert!(line.ends_with('\n') && !line[..line.len() - 1].contains('\n'), "{line}");
+            let back = parse_request(line.trim_end().as_bytes()).unwrap_or_else(|e| panic!("{line}: {e:?}"));
+            assert_eq!(back, req, "{line}");
+            seen.insert(req.command());
+        }
+        let all: std::collections::BTreeSet<_> = COMMANDS.iter().copied().collect();
+        assert_eq!(
+            seen, all,
+            "every command is covered by the round trip and listed in COMMANDS"
+        );
+    }
+
+    #[test]
+    fn requests_look_as_documented() {
+        assert_eq!(Request::Status { names: vec![] }.to_line(), "{\"cmd\":\"status\"}\n");
+        assert_eq!(
+            Request::Constrain {
+                name: "web".into(),
+                memory: Some(Limit::Value(500_000_000)),
+                cpu: Some(Limit::Max),
+                pids: None
+            }
+            .to_line(),
+            "{\"cmd\":\"constrain\",\"name\":\"web\",\"memory\":500000000,\"cpu\":\"max\"}\n"
+        );
+        assert_eq!(
+            parse_request(br#"{"v":1,"cmd":"log_paths","name":"web"}"#),
+            Ok(Request::LogPaths { name: "web".into() })
+        );
+    }
+
+    fn code_of(line: &[u8]) -> ErrorCode {
+        match parse_request(line) {
+            Ok(r) => panic!("{} parsed as {r:?}", String::from_utf8_lossy(line)),
+            Err(e) => e.code,
+        }
+    }
+
+    #[test]
+    fn malformed_lines_get_the_right_error_codes() {
+        use ErrorCode::*;
+        let cases: &[(&[u8], ErrorCode)] = &[
+            (b"", BadRequest),
+            (b"hello", BadRequest),
+            (b"\xff\xfe{}", BadRequest),
+            (b"[1,2]", BadRequest),
+            (b"{}", BadRequest),
+            (b"{\"cmd\":7}", BadRequest),
+            (b"{\"cmd\":\"status\"", BadRequest),
+            (b"{\"cmd\":\"launch\"}", UnknownCommand),
+            (b"{\"cmd\":\"Status\"}", UnknownCommand),
+            (b"{\"v\":2,\"cmd\":\"status\"}", UnsupportedVersion),
+            (b"{\"v\":\"1\",\"cmd\":\"status\"}", UnsupportedVersion),
+            (b"{\"cmd\":\"status\",\"names\":\"web\"}", BadRequest),
+            (b"{\"cmd\":\"status\",\"name\":[\"web\"]}", BadRequest),
+            (b"{\"cmd\":\"remove\"}", BadRequest),
+            (b"{\"cmd\":\"reload\",\"force\":true}", BadRequest),
+            (b"{\"cmd\":\"start\"}", InvalidArgument),
+            (b"{\"cmd\":\"stop\",\"names\":[\"a\"],\"all\":true}", InvalidArgument),
+            (b"{\"cmd\":\"signal\",\"signal\":\"NOPE\",\"names\":[\"a\"]}", InvalidArgument),
+            (b"{\"cmd\":\"signal\",\"signal\":\"HUP\",\"names\":[]}", InvalidArgument),
+            (b"{\"cmd\":\"constrain\",\"name\":\"a\"}", InvalidArgument),
+            (b"{\"cmd\":\"constrain\",\"name\":\"a\",\"memory\":\"lots\"}", BadRequest),
+            (b"{\"cmd\":\"constrain\",\"name\":\"a\",\"cpu\":0}", InvalidArgument),
+            (b"{\"cmd\":\"constrain\",\"name\":\"a\",\"cpu\":-1.5}", InvalidArgument),
+            (b"{\"cmd\":\"constrain\",\"name\":\"a\",\"memory\":-5}", BadRequest),
+            (b"{\"cmd\":\"add\",\"name\":\"../x\",\"command\":[\"true\"],\"directory\":\"/\"}", InvalidArgument),
+            (b"{\"cmd\":\"add\",\"name\":\"x\",\"command\":[],\"directory\":\"/\"}", InvalidArgument),
+            (b"{\"cmd\":\"add\",\"name\":\"x\",\"command\":[\"true\"],\"directory\":\"tmp\"}", InvalidArgument),
+            (b"{\"cmd\":\"add\",\"name\":\"x\",\"command\":[\"true\"],\"directory\":\"/\",\"restart\":\"sometimes\"}", BadRequest),
+        ];
+        for (line, code) in cases {
+            assert_eq!(code_of(line), *code, "{}", String::from_utf8_lossy(line));
+        }
+        let long = vec![b' '; MAX_REQUEST_LINE + 1];
+        assert_eq!(code_of(&long), TooLarge);
+    }
+
+    #[test]
+    fn responses_serialize_flat_with_ok_and_parse_back() {
+        let status = Response::Ok(Reply::Status {
+            programs: vec![ProgramStatus {
+                name: "web".into(),
+                state: "RUNNING".into(),
+                pid: Some(42),
+                since: 1_763_884_860.5,
+                restarts: 2,
+                last_exit: Some(ExitKind::Oom.into()),
+                memory_bytes: Some(1024),
+                memory_limit: None,
+                cpu_usage_usec: Some(7),
+                cpu_limit: Some(0.5),
+                pids_limit: None,
+                cgroup: Some("/supervisor/web".into()),
+                transient: false,
+            }],
+        });
+        let cases = vec![
+            (Response::done(), "{\"ok\":true}"),
+            (
+                Response::error(ErrorCode::UnknownProgram, "no program named \"x\""),
+                "{\"ok\":false,\"error\":{\"code\":\"unknown_program\",\"message\":\"no program named \\\"x\\\"\"}}",
+            ),
+            (
+                Response::Ok(Reply::Targets {
+                    targets: vec!["a".into()],
+                }),
+                "{\"ok\":true,\"targets\":[\"a\"]}",
+            ),
+            (
+                Response::Ok(Reply::Reload(ReloadSummary {
+                    added: vec!["n".into()],
+                    removed: vec![],
+                    changed: vec!["c".into()],
+                })),
+                "{\"ok\":true,\"added\":[\"n\"],\"removed\":[],\"changed\":[\"c\"]}",
+            ),
+            (
+                Response::Ok(Reply::LogPaths {
+                    logs: LogPaths {
+                        stdout: Some("/l/web.log".into()),
+                        stderr: None,
+                    },
+                }),
+                "{\"ok\":true,\"logs\":{\"stdout\":\"/l/web.log\",\"stderr\":null}}",
+            ),
+        ];
+        for (resp, wire) in cases {
+            let line = resp.to_line();
+            assert_eq!(std::str::from_utf8(&line).unwrap(), format!("{wire}\n"));
+            assert_eq!(Incoming::parse(wire).unwrap(), Incoming::Response(resp));
+        }
+        let line = String::from_utf8(status.to_line()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let p = &v["programs"][0];
+        let keys: Vec<&str> = p.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut expected = vec![
+            "name",
+            "state",
+            "pid",
+            "since",
+            "restarts",
+            "last_exit",
+            "memory_bytes",
+            "memory_limit",
+            "cpu_usage_usec",
+            "cpu_limit",
+            "pids_limit",
+            "cgroup",
+            "transient",
+        ];
+        let mut keys_sorted = keys.clone();
+        keys_sorted.sort();
+        expected.sort();
+        assert_eq!(keys_sorted, expected, "exactly SPEC's status fields");
+        assert_eq!(
+            p["last_exit"],
+            serde_json::json!({"code": null, "signal": "KILL", "oom_killed": true})
+        );
+        assert_eq!(Incoming::parse(&line).unwrap(), Incoming::Response(status));
+    }
+
+    #[test]
+    fn unknown_error_codes_from_a_newer_holden_are_read_as_other() {
+        let r = Incoming::parse("{\"ok\":false,\"error\":{\"code\":\"quota_exceeded\",\"message\":\"m\"}}").unwrap();
+        assert_eq!(r, Incoming::Response(Response::error(ErrorCode::Other, "m")));
+    }
+
+    #[test]
+    fn events_are_told_apart_from_responses() {
+        let ev = Event::Transition {
+            name: "web".into(),
+            from: "STARTING".into(),
+            to: "RUNNING".into(),
+            reason: None,
+            since: 12.25,
+            pid: Some(4242),
+        };
+        let line = String::from_utf8(ev.to_line()).unwrap();
+        assert_eq!(
+            line,
+            "{\"event\":\"transition\",\"name\":\"web\",\"from\":\"STARTING\",\"to\":\"RUNNING\",\"reason\":null,\"since\":12.25,\"pid\":4242}\n"
+        );
+        assert_eq!(Incoming::parse(&line).unwrap(), Incoming::Event(ev));
+        let removed = Event::Removed { name: "job".into() };
+        assert_eq!(
+            Incoming::parse(std::str::from_utf8(&removed.to_line()).unwrap()).unwrap(),
+            Incoming::Event(removed)
+        );
+    }
+
+    #[test]
+    fn last_exit_says_how_a_run_ended() {
+        assert_eq!(LastExit::from(ExitKind::Code(3)).short(), "exit 3");
+        assert_eq!(LastExit::from(ExitKind::Signal(15)).short(), "signal TERM");
+        assert_eq!(LastExit::from(ExitKind::Oom).short(), "oom-killed");
+        assert_eq!(LastExit::from(ExitKind::Unknown).short(), "unknown");
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic_the_parser(line in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = parse_request(&line);
+        }
+
+        #[test]
+        fn random_json_objects_never_panic_the_parser(
+            cmd in prop_oneof![Just("status".to_string()), Just("add".to_string()), Just("constrain".to_string()), "[a-z_]{0,10}"],
+            key in "[a-z_]{1,8}",
+            val in prop_oneof![Just("null".to_string()), Just("\"max\"".to_string()), Just("-1".to_string()), Just("1e400".to_string()), Just("[\"x\"]".to_string()), "\"[ -~]{0,12}\""],
+        ) {
+            let line = format!("{{\"cmd\":\"{cmd}\",\"{key}\":{val},\"name\":\"web\"}}");
+            let _ = parse_request(line.as_bytes());
+        }
+    }
+}

@@ -1,0 +1,1150 @@
+//! The control socket's server side, driven by the supervisor's loop.
+//!
+//! Owns the listening socket and every connection: accepting (with the peer's uid checked by
+//! SO_PEERCRED), reading and splitting lines, parsing requests, answering malformed ones
+//! itself, buffering responses and events, idle timeouts, and the socket file's life (a stale
+//! one from a dead holden replaced, a live one refused, ours removed at the end). Leaves to the
+//! supervisor what each well-formed request means: `on_ready` hands them over, `reply`
+//! carries the answers back.
+//!
+//! Nothing here blocks. Sockets are non-blocking and level-triggered; each wakeup reads at
+//! most one chunk per connection and parses at most [`Limits::batch`] requests, so one busy
+//! client cannot starve the others or the loop. Memory is bounded per connection: a request
+//! line over [`Limits::max_line`] gets `too_large` and the connection is closed; a client that
+//! does not read its responses stops being read (backpressure) and a watcher that falls
+//! [`Limits::watch_buffer`] behind is dropped. A half-written request simply waits, and an
+//! idle connection is closed after [`Limits::idle_timeout`] (watchers excepted).
+//!
+//! Responses go out in request order even though malformed requests are answered here and
+//! well-formed ones by the supervisor: each parsed line takes a slot in the connection's
+//! queue, and only the filled slots at its head are written.
+//!
+//! Kernel facts that shaped it: writes use MSG_NOSIGNAL so a vanished client is EPIPE, not a
+//! SIGPIPE; a Unix socket closed with unread data still lets its peer read what was sent
+//! before (the peer sees ECONNRESET only after that), so a refusal or `too_large` reply is
+//! read by a client that is still writing; accept can fail with EMFILE, which a
+//! level-triggered listener would report again at once, so accepting pauses briefly instead.
+
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rustix::io::Errno;
+use rustix::net::{self, AddressFamily, RecvFlags, SendFlags, SocketAddrUnix, SocketFlags, SocketType};
+
+use super::protocol::{ErrorBody, ErrorCode, Event, MAX_REQUEST_LINE, Request, Response, parse_request};
+use crate::reactor::{Interest, Kind, Reactor, Ready, Token};
+
+/// A connection, as the supervisor sees it: where to send the reply. Ids are never reused, so
+/// a reply to a connection that closed meanwhile goes nowhere instead of to a newcomer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId(pub u64);
+
+/// Bounds that keep one client from costing holden more than its share.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Longest request line, newline excluded.
+    pub max_line: usize,
+    /// A connection that neither sends a complete request nor reads for this long is closed.
+    pub idle_timeout: Duration,
+    /// Connections served at once; more are answered `busy` and closed.
+    pub max_connections: usize,
+    /// Requests parsed per connection per wakeup.
+    pub batch: usize,
+    /// A client with this much unread output is not read until it catches up.
+    pub soft_output: usize,
+    /// A client with this much unread output is dropped.
+    pub max_output: usize,
+    /// A watcher with this much unread output is dropped.
+    pub watch_buffer: usize,
+    /// How long accepting pauses after EMFILE/ENFILE.
+    pub accept_pause: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_line: MAX_REQUEST_LINE,
+            idle_timeout: Duration::from_secs(30),
+            max_connections: 1000,
+            batch: 32,
+            soft_output: 256 * 1024,
+            max_output: 16 * 1024 * 1024,
+            watch_buffer: 1024 * 1024,
+            accept_pause: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Why the control socket cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("cannot create {}: {}; run as root or set [supervisor] socket to a path you may write", .path.display(), io_text(.source))]
+    CreateDir { path: PathBuf, source: std::io::Error },
+    #[error("the control socket path {} is too long for a Unix socket (at most 107 bytes); set a shorter [supervisor] socket", .path.display())]
+    PathTooLong { path: PathBuf },
+    #[error("another holden is running on {}; stop it first, or set another [supervisor] socket", .path.display())]
+    AlreadyRunning { path: PathBuf },
+    #[error("{} exists and is not a socket; remove it, or set another [supervisor] socket", .path.display())]
+    NotASocket { path: PathBuf },
+    #[error("cannot create the control socket {}: {}; run as root or set [supervisor] socket to a path you may write", .path.display(), io_text(.source))]
+    Bind { path: PathBuf, source: std::io::Error },
+    #[error("cannot set mode {mode:04o} on the control socket {}: {}", .path.display(), io_text(.source))]
+    Chmod {
+        path: PathBuf,
+        mode: u32,
+        source: std::io::Error,
+    },
+    #[error("cannot watch the control socket {}: {}", .path.display(), io_text(.source))]
+    Register { path: PathBuf, source: std::io::Error },
+}
+
+/// An io error as words, without Rust's "(os error N)".
+fn io_text(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
+        _ => {
+            let s = e.to_string();
+            match s.find(" (os error") {
+                Some(i) => s[..i].to_lowercase(),
+                None => s,
+            }
+        }
+    }
+}
+
+/// May a peer with `uid` use the socket: root, holden's own uid, or listed in `allow_uids`.
+pub fn permitted(uid: u32, own_uid: u32, allow_uids: &[u32]) -> bool {
+    uid == 0 || uid == own_uid || allow_uids.contains(&uid)
+}
+
+struct Conn {
+    fd: OwnedFd,
+    /// Bytes read and not yet parsed.
+    inbuf: Vec<u8>,
+    /// Bytes ready to write; `out[out_pos..]` is unwritten.
+    out: Vec<u8>,
+    out_pos: usize,
+    /// Lines waiting for their turn: `None` is a request the supervisor has not answered yet.
+    queue: VecDeque<Option<Vec<u8>>>,
+    queued_bytes: usize,
+    watcher: bool,
+    /// The peer shut down its writing side: answer what was asked, read nothing more.
+    eof: bool,
+    /// Close once everything queued is written (refused, too large, busy).
+    closing: bool,
+    last_active: Instant,
+    registered: Option<Interest>,
+}
+
+impl Conn {
+    fn unwritten(&self) -> usize {
+        self.out.len() - self.out_pos
+    }
+
+    fn buffered(&self) -> usize {
+        self.unwritten() + self.queued_bytes
+    }
+
+    fn awaiting(&self) -> bool {
+        self.queue.iter().any(Option::is_none)
+    }
+
+    /// A complete line (or, after EOF, a last unterminated one) waits to be parsed.
+    fn has_pending_line(&self) -> bool {
+        !self.closing && (self.inbuf.contains(&b'\n') || (self.eof && !self.inbuf.is_empty()))
+    }
+
+    fn push_line(&mut self, line: Vec<u8>) {
+        self.queued_bytes += line.len();
+        self.queue.push_back(Some(line));
+        self.move_ready();
+    }
+
+    /// Move the filled slots at the head of the queue to the output buffer.
+    fn move_ready(&mut self) {
+        while let Some(Some(_)) = self.queue.front() {
+            let Some(Some(line)) = self.queue.pop_front() else {
+                unreachable!("checked above")
+            };
+            self.queued_bytes -= line.len();
+            if self.out_pos > 0 && self.out_pos == self.out.len() {
+                self.out.clear();
+                self.out_pos = 0;
+            }
+            self.out.extend_from_slice(&line);
+        }
+    }
+
+    /// Write what can be written now. Err: the peer is gone.
+    fn flush(&mut self, now: Instant) -> Result<(), Errno> {
+        while self.out_pos < self.out.len() {
+            match net::send(
+                &self.fd,
+                &self.out[self.out_pos..],
+                SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
+            ) {
+                Ok(0) => return Err(Errno::PIPE),
+                Ok(n) => {
+                    self.out_pos += n;
+                    self.last_active = now;
+                }
+                Err(Errno::AGAIN) => break,
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        if self.out_pos == self.out.len() {
+            self.out.clear();
+            self.out_pos = 0;
+        } else if self.out_pos > 64 * 1024 && self.out_pos * 2 > self.out.len() {
+            self.out.drain(..self.out_pos);
+            self.out_pos = 0;
+        }
+        Ok(())
+    }
+}
+
+/// What became of a connection after it was handled.
+enum Fate {
+    Keep,
+    Close(&'static str),
+}
+
+pub struct Server {
+    path: PathBuf,
+    listener: OwnedFd,
+    /// Device and inode of the socket file we created: only that file is removed at the end.
+    ident: Option<(u64, u64)>,
+    own_uid: u32,
+    allow_uids: Vec<u32>,
+    limits: Limits,
+    conns: HashMap<u64, Conn>,
+    next_id: u64,
+    /// Accepting paused after EMFILE until then (the listener is out of the reactor).
+    accept_paused_until: Option<Instant>,
+}
+
+const LISTENER: Token = Token {
+    kind: Kind::ControlListener,
+    id: 0,
+};
+
+impl Server {
+    /// Create the socket at `path` (parent folders created) with permission bits `mode`, and
+    /// register it with `reactor`. A stale socket file from a dead holden (connecting is
+    /// refused) is replaced; a live one is refused with [`ControlError::AlreadyRunning`].
+    pub fn bind(path: &Path, mode: u32, allow_uids: &[u32], reactor: &Reactor) -> Result<Server, ControlError> {
+        Server::bind_with(path, mode, allow_uids, reactor, Limits::default())
+    }
+
+    /// [`Server::bind`] with other bounds (tests use a short idle timeout).
+    pub fn bind_with(
+        path: &Path,
+        mode: u32,
+        allow_uids: &[u32],
+        reactor: &Reactor,
+        limits: Limits,
+    ) -> Result<Server, ControlError> {
+        let path = path.to_path_buf();
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|source| ControlError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let addr = SocketAddrUnix::new(&path).map_err(|_| ControlError::PathTooLong { path: path.clone() })?;
+        let bind_err = |e: Errno| ControlError::Bind {
+            path: path.clone(),
+            source: e.into(),
+        };
+        let listener = new_socket().map_err(bind_err)?;
+        match net::bind(&listener, &addr) {
+            Ok(()) => {}
+            Err(Errno::ADDRINUSE) => {
+                replace_stale(&path, &addr)?;
+                net::bind(&listener, &addr).map_err(|e| match e {
+                    // Another holden won the race for the path we just cleared.
+                    Errno::ADDRINUSE => ControlError::AlreadyRunning { path: path.clone() },
+                    e => bind_err(e),
+                })?;
+            }
+            Err(e) => return Err(bind_err(e)),
+        }
+        let meta = std::fs::symlink_metadata(&path);
+        let ident = meta.as_ref().ok().map(|m| (m.dev(), m.ino()));
+        let server = Server {
+            path: path.clone(),
+            listener,
+            ident,
+            own_uid: rustix::process::geteuid().as_raw(),
+            allow_uids: allow_uids.to_vec(),
+            limits,
+            conns: HashMap::new(),
+            next_id: 1,
+            accept_paused_until: None,
+        };
+        // From here on, dropping `server` removes the file again.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
+            ControlError::Chmod {
+                path: path.clone(),
+                mode,
+                source,
+            }
+        })?;
+        net::listen(&server.listener, 256).map_err(bind_err)?;
+        reactor
+            .add(server.listener.as_fd(), LISTENER, Interest::Read)
+            .map_err(|source| ControlError::Register {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(server)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Connections open now (watchers included).
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Handle a `Kind::ControlListener` or `Kind::ControlConn` readiness: accept, read, split
+    /// lines, parse. Malformed requests are answered here; the well-formed ones are returned,
+    /// in order, for the supervisor to answer with [`Server::reply`].
+    pub fn on_ready(&mut self, reactor: &Reactor, ready: &Ready, now: Instant) -> Vec<(ConnId, Request)> {
+        let mut requests = Vec::new();
+        match ready.token.kind {
+            Kind::ControlListener => self.accept(reactor, now),
+            Kind::ControlConn => {
+                let id = ready.token.id;
+                let fate = match self.conns.get_mut(&id) {
+                    Some(conn) => handle(conn, id, ready, now, &self.limits, &mut requests),
+                    None => Fate::Keep,
+                };
+                self.settle(reactor, id, fate);
+            }
+            Kind::Signal | Kind::Pidfd | Kind::Output | Kind::CgroupEvents | Kind::AgentListener | Kind::AgentConn => {
+                log::debug!("control: readiness for {:?} is not ours", ready.token);
+            }
+        }
+        requests
+    }
+
+    /// Send the response to the oldest unanswered request of `conn`. Never blocks: what the
+    /// socket does not take now is buffered and written when it turns writable.
+    pub fn reply(&mut self, reactor: &Reactor, conn: ConnId, response: &Response) {
+        let Some(c) = self.conns.get_mut(&conn.0) else {
+            return;
+        };
+        let line = response.to_line();
+        c.queued_bytes += line.len();
+        match c.queue.iter_mut().find(|slot| slot.is_none()) {
+            Some(slot) => *slot = Some(line),
+            None => {
+                log::debug!("control: a reply to connection {} that asked nothing", conn.0);
+                c.queue.push_back(Some(line));
+            }
+        }
+        c.move_ready();
+        let fate = if c.buffered() > self.limits.max_output {
+            Fate::Close("its unread output passed the bound")
+        } else {
+            match c.flush(Instant::now()) {
+                Ok(()) => Fate::Keep,
+                Err(_) => Fate::Close("it went away"),
+            }
+        };
+        self.settle(reactor, conn.0, fate);
+    }
+
+    /// Make `conn` a watcher: it receives every broadcast event from now on, and is exempt
+    /// from the idle timeout. The supervisor calls this for `Request::Watch`, after replying
+    /// with the snapshot.
+    pub fn watch(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn.0) {
+            c.watcher = true;
+        }
+    }
+
+    /// Send `event` to every watcher. A watcher too slow to keep up is dropped.
+    pub fn broadcast(&mut self, reactor: &Reactor, event: &Event) {
+        let line = event.to_line();
+        let now = Instant::now();
+        let ids: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.watcher)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let Some(c) = self.conns.get_mut(&id) else {
+                continue;
+            };
+            c.push_line(line.clone());
+            let fate = if c.buffered() > self.limits.watch_buffer {
+                Fate::Close("a watcher fell too far behind")
+            } else {
+                match c.flush(now) {
+                    Ok(()) => Fate::Keep,
+                    Err(_) => Fate::Close("it went away"),
+                }
+            };
+            self.settle(reactor, id, fate);
+        }
+    }
+
+    /// Are there watchers (so that the supervisor can skip building events nobody reads)?
+    pub fn has_watchers(&self) -> bool {
+        self.conns.values().any(|c| c.watcher)
+    }
+
+    /// The nearest idle timeout or end of an accept pause, for the loop's epoll timeout.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let idle = self
+            .conns
+            .values()
+            .filter(|c| !c.watcher)
+            .map(|c| c.last_active + self.limits.idle_timeout)
+            .min();
+        match (idle, self.accept_paused_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Close the connections idle past their timeout; resume accepting after a pause.
+    pub fn on_deadline(&mut self, reactor: &Reactor, now: Instant) {
+        if let Some(until) = self.accept_paused_until
+            && until <= now
+        {
+            self.accept_paused_until = None;
+            if let Err(e) = reactor.add(self.listener.as_fd(), LISTENER, Interest::Read) {
+                log::warn!("control: cannot resume accepting on {}: {e}", self.path.display());
+            }
+        }
+        let timeout = self.limits.idle_timeout;
+        let idle: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.watcher && c.last_active + timeout <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in idle {
+            if let Some(c) = self.conns.get_mut(&id)
+                && c.buffered() == 0
+            {
+                // Best effort: a client with a half-written request learns why it was cut off.
+                let line = Response::error(
+                    ErrorCode::Timeout,
+                    format!(
+                        "no complete request within {}; closing the connection",
+                        humantime::format_duration(timeout)
+                    ),
+                )
+                .to_line();
+                let _ = net::send(&c.fd, &line, SendFlags::NOSIGNAL | SendFlags::DONTWAIT);
+            }
+            self.settle(reactor, id, Fate::Close("it was idle too long"));
+        }
+    }
+
+    /// Close every connection and remove the socket file (only if it is still the one we
+    /// created). Dropping the server does the same.
+    pub fn close(self) {}
+
+    fn accept(&mut self, reactor: &Reactor, now: Instant) {
+        // A bounded batch per wakeup: the listener is level-triggered and reports the rest.
+        for _ in 0..64 {
+            let fd = match net::accept_with(&self.listener, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC) {
+                Ok(fd) => fd,
+                Err(Errno::AGAIN) => return,
+                Err(Errno::INTR) | Err(Errno::CONNABORTED) => continue,
+                Err(e @ (Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM)) => {
+                    log::warn!(
+                        "control: cannot accept a connection on {}: {e}; pausing for {}",
+                        self.path.display(),
+                        humantime::format_duration(self.limits.accept_pause)
+                    );
+                    reactor.delete(self.listener.as_fd());
+                    self.accept_paused_until = Some(now + self.limits.accept_pause);
+                    return;
+                }
+                Err(e) => {
+                    log::warn!("control: cannot accept a connection on {}: {e}", self.path.display());
+                    return;
+                }
+            };
+            let id = self.next_id;
+            self.next_id += 1;
+            let mut conn = Conn {
+                fd,
+                inbuf: Vec::new(),
+                out: Vec::new(),
+                out_pos: 0,
+                queue: VecDeque::new(),
+                queued_bytes: 0,
+                watcher: false,
+                eof: false,
+                closing: false,
+                last_active: now,
+                registered: None,
+            };
+            match net::sockopt::socket_peercred(&conn.fd) {
+                Ok(cred) if permitted(cred.uid.as_raw(), self.own_uid, &self.allow_uids) => {
+                    if self.conns.len() >= self.limits.max_connections {
+                        log::warn!(
+                            "control: {} connections already open; refusing one more",
+                            self.conns.len()
+                        );
+                        refuse(
+                            &mut conn,
+                            ErrorCode::Busy,
+                            "holden is serving too many connections; try again".into(),
+                        );
+                    }
+                }
+                Ok(cred) => {
+                    let uid = cred.uid.as_raw();
+                    log::warn!(
+                        "control: refused a connection from uid {uid} (pid {}): not root, not holden's uid, not in allow_uids",
+                        cred.pid.as_raw_nonzero()
+                    );
+                    refuse(
+                        &mut conn,
+                        ErrorCode::NotPermitted,
+                        format!("uid {uid} may not use this socket; run as root or ask for uid {uid} in allow_uids"),
+                    );
+                }
+                Err(e) => {
+                    log::warn!("control: cannot read a peer's credentials ({e}); refusing it");
+                    refuse(
+                        &mut conn,
+                        ErrorCode::NotPermitted,
+                        "holden cannot tell who you are; refusing".into(),
+                    );
+                }
+            }
+            let fate = match conn.flush(now) {
+                Ok(()) => Fate::Keep,
+                Err(_) => Fate::Close("it went away"),
+            };
+            self.conns.insert(id, conn);
+            self.settle(reactor, id, fate);
+        }
+    }
+
+    /// Bring a connection's registration in line with what it needs, or close it.
+    fn settle(&mut self, reactor: &Reactor, id: u64, fate: Fate) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let done = match fate {
+            Fate::Close(why) => Some(why),
+            Fate::Keep => {
+                let drained = c.buffered() == 0 && !c.awaiting();
+                if c.closing && drained {
+                    Some("refused or too large")
+                } else if c.eof && !c.watcher && drained && !c.has_pending_line() {
+                    Some("the client finished")
+                } else {
+                    None
+                }
+            }
+        };
+        if let Some(why) = done {
+            log::debug!("control: closing connection {id}: {why}");
+            let c = self.conns.remove(&id).expect("present above");
+            if c.registered.is_some() {
+                reactor.delete(c.fd.as_fd());
+            }
+            if c.closing {
+                // Let the client read what it was told before it sees the end.
+                let _ = net::shutdown(&c.fd, net::Shutdown::Write);
+            }
+            return;
+        }
+        let room = c.buffered() < self.limits.soft_output;
+        let pending = c.has_pending_line();
+        let want_read = !c.eof && !c.closing && room && !pending;
+        let want_write = c.unwritten() > 0 || (pending && room);
+        let interest = match (want_read, want_write) {
+            (true, true) => Some(Interest::ReadWrite),
+            (true, false) => Some(Interest::Read),
+            (false, true) => Some(Interest::Write),
+            (false, false) => None,
+        };
+        if interest == c.registered {
+            return;
+        }
+        let token = Token::new(Kind::ControlConn, id);
+        let result = match (c.registered, interest) {
+            (None, Some(i)) => reactor.add(c.fd.as_fd(), token, i),
+            (Some(_), Some(i)) => reactor.modify(c.fd.as_fd(), token, i),
+            (Some(_), None) => {
+                reactor.delete(c.fd.as_fd());
+                Ok(())
+            }
+            (None, None) => Ok(()),
+        };
+        match result {
+            Ok(()) => c.registered = interest,
+            Err(e) => {
+                log::warn!("control: cannot watch connection {id}: {e}; closing it");
+                let c = self.conns.remove(&id).expect("present above");
+                reactor.delete(c.fd.as_fd());
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // The connections close with their fds. The file goes only if it is still ours: a
+        // newer holden may have replaced it after we were declared dead.
+        if let (Some(ident), Ok(meta)) = (self.ident, std::fs::symlink_metadata(&self.path))
+            && (meta.dev(), meta.ino()) == ident
+            && let Err(e) = std::fs::remove_file(&self.path)
+        {
+            log::warn!(
+                "cannot remove the control socket {}: {}",
+                self.path.display(),
+                io_text(&e)
+            );
+        }
+    }
+}
+
+fn new_socket() -> Result<OwnedFd, Errno> {
+    net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )
+}
+
+/// `path` is taken: remove it if it is a socket nobody listens on; refuse otherwise.
+fn replace_stale(path: &Path, addr: &SocketAddrUnix) -> Result<(), ControlError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => {}
+        Ok(_) => {
+            return Err(ControlError::NotASocket {
+                path: path.to_path_buf(),
+            });
+        }
+        // Gone meanwhile: nothing to replace.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(ControlError::Bind {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    }
+    let probe = new_socket().map_err(|e| ControlError::Bind {
+        path: path.to_path_buf(),
+        source: e.into(),
+    })?;
+    match net::connect(&probe, addr) {
+        // Someone accepts (or would, once its backlog drains): a live holden.
+        Ok(()) | Err(Errno::AGAIN) | Err(Errno::INPROGRESS) => Err(ControlError::AlreadyRunning {
+            path: path.to_path_buf(),
+        }),
+        Err(Errno::CONNREFUSED) | Err(Errno::NOENT) => {
+            log::info!(
+                "replacing the stale control socket {} of a holden that is gone",
+                path.display()
+            );
+            match std::fs::remove_file(path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(source) => Err(ControlError::Bind {
+                    path: path.to_path_buf(),
+                    source,
+                }),
+            }
+        }
+        Err(e) => Err(ControlError::Bind {
+            path: path.to_path_buf(),
+            source: e.into(),
+        }),
+    }
+}
+
+/// Queue one error line and close after it is written.
+fn refuse(conn: &mut Conn, code: ErrorCode, message: String) {
+    conn.push_line(Response::Err(ErrorBody::new(code, message)).to_line());
+    conn.closing = true;
+}
+
+/// One readiness of one connection: write, read a chunk, parse lines.
+fn handle(
+    conn: &mut Conn,
+    id: u64,
+    ready: &Ready,
+    now: Instant,
+    limits: &Limits,
+    requests: &mut Vec<(ConnId, Request)>,
+) -> Fate {
+    if conn.unwritten() > 0 && conn.flush(now).is_err() {
+        return Fate::Close("it went away");
+    }
+    let reading = !conn.eof && !conn.closing && conn.buffered() < limits.soft_output && !conn.has_pending_line();
+    if reading && (ready.readable || ready.hangup) {
+        // Read at most one chunk: past the line bound there is nothing more to learn.
+        let want = (limits.max_line + 1)
+            .saturating_sub(conn.inbuf.len())
+            .clamp(1, 64 * 1024);
+        let start = conn.inbuf.len();
+        conn.inbuf.resize(start + want, 0);
+        match net::recv(&conn.fd, &mut conn.inbuf[start..], RecvFlags::DONTWAIT) {
+            Ok((0, _)) => {
+                conn.inbuf.truncate(start);
+                conn.eof = true;
+            }
+            Ok((n, _)) => {
+                conn.inbuf.truncate(start + n);
+                conn.last_active = now;
+            }
+            Err(Errno::AGAIN) | Err(Errno::INTR) => conn.inbuf.truncate(start),
+            Err(_) => return Fate::Close("it went away"),
+        }
+    }
+    parse_lines(conn, id, limits, requests);
+    if conn.unwritten() > 0 && conn.flush(now).is_err() {
+        return Fate::Close("it went away");
+    }
+    Fate::Keep
+}
+
+/// Parse up to `limits.batch` complete lines of `conn`'s input.
+fn parse_lines(conn: &mut Conn, id: u64, limits: &Limits, requests: &mut Vec<(ConnId, Request)>) {
+    for _ in 0..limits.batch {
+        if conn.closing {
+            return;
+        }
+        let line: Vec<u8> = match conn.inbuf.iter().position(|&b| b == b'\n') {
+            Some(pos) if pos > limits.max_line => {
+                too_large(conn, limits);
+                return;
+            }
+            Some(pos) => {
+                let mut line: Vec<u8> = conn.inbuf.drain(..=pos).collect();
+                line.pop();
+                line
+            }
+            None if conn.inbuf.len() > limits.max_line => {
+                too_large(conn, limits);
+                return;
+            }
+            None if conn.eof && !conn.inbuf.is_empty() => std::mem::take(&mut conn.inbuf),
+            None => return,
+        };
+        let line = line.strip_suffix(b"\r").unwrap_or(&line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match parse_request(line) {
+            Ok(request) => {
+                conn.queue.push_back(None);
+                requests.push((ConnId(id), request));
+            }
+            Err(body) => conn.push_line(Response::Err(body).to_line()),
+        }
+    }
+}
+
+fn too_large(conn: &mut Conn, limits: &Limits) {
+    conn.inbuf = Vec::new();
+    let body = ErrorBody::new(
+        ErrorCode::TooLarge,
+        format!(
+            "the request is longer than {} bytes; closing the connection",
+            limits.max_line
+        ),
+    );
+    refuse(conn, body.code, body.message);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::TestServer;
+    use super::*;
+    use crate::control::protocol::{ProgramStatus, Reply};
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn peers_are_served_when_root_own_uid_or_allowed() {
+        assert!(permitted(0, 1000, &[]));
+        assert!(permitted(1000, 1000, &[]));
+        assert!(permitted(65534, 0, &[65534]));
+        assert!(!permitted(65534, 0, &[]));
+        assert!(!permitted(65534, 1000, &[1001]));
+    }
+
+    /// A server answering `status` with one fake program, `watch` with the same plus a
+    /// subscription, `shutdown` by broadcasting an event to watchers, and `reopen` by
+    /// broadcasting a hundred.
+    struct Harness(TestServer);
+
+    fn fake_status() -> Response {
+        Response::Ok(Reply::Status {
+            programs: vec![ProgramStatus {
+                name: "web".into(),
+                state: "RUNNING".into(),
+                pid: Some(1),
+                since: 0.0,
+                restarts: 0,
+                last_exit: None,
+                memory_bytes: None,
+                memory_limit: None,
+                cpu_usage_usec: None,
+                cpu_limit: None,
+                pids_limit: None,
+                cgroup: None,
+                transient: false,
+            }],
+        })
+    }
+
+    impl Harness {
+        fn start(limits: Limits) -> Harness {
+            Harness(TestServer::start(limits, |server, reactor, conn, req| match req {
+                Request::Status { .. } => server.reply(reactor, conn, &fake_status()),
+                Request::Watch => {
+                    server.reply(reactor, conn, &fake_status());
+                    server.watch(conn);
+                }
+                Request::Reopen => {
+                    server.reply(reactor, conn, &Response::done());
+                    for _ in 0..100 {
+                        server.broadcast(reactor, &Event::Removed { name: "web".into() });
+                    }
+                }
+                Request::Shutdown => {
+                    server.reply(reactor, conn, &Response::done());
+                    server.broadcast(reactor, &Event::Removed { name: "web".into() });
+                }
+                other => server.reply(
+                    reactor,
+                    conn,
+                    &Response::error(ErrorCode::Failed, format!("test has no {}", other.command())),
+                ),
+            }))
+        }
+
+        fn connect(&self) -> UnixStream {
+            let s = UnixStream::connect(&self.0.path).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s
+        }
+    }
+
+    fn read_line(r: &mut BufReader<UnixStream>) -> String {
+        let mut s = String::new();
+        r.read_line(&mut s).expect("a line within the timeout");
+        s
+    }
+
+    fn ask(h: &Harness, line: &[u8]) -> String {
+        let mut s = h.connect();
+        s.write_all(line).unwrap();
+        read_line(&mut BufReader::new(s))
+    }
+
+    fn assert_serving(h: &Harness) {
+        let l = ask(h, b"{\"cmd\":\"status\"}\n");
+        assert!(l.starts_with("{\"ok\":true,\"programs\":[{\"name\":\"web\""), "{l}");
+    }
+
+    #[test]
+    fn serves_root_and_answers_in_request_order() {
+        let h = Harness::start(Limits::default());
+        let s = h.connect();
+        let mut w = s.try_clone().unwrap();
+        // Good and bad requests pipelined in one write: answers come back in order.
+        w.write_all(
+            b"{\"cmd\":\"status\"}\nnot json\n{\"cmd\":\"fly\"}\n\n{\"cmd\":\"reload\"}\r\n{\"cmd\":\"status\"}\n",
+        )
+        .unwrap();
+        let mut r = BufReader::new(s);
+        let lines: Vec<String> = (0..5).map(|_| read_line(&mut r)).collect();
+        assert!(lines[0].contains("\"programs\""), "{lines:?}");
+        assert!(lines[1].contains("\"bad_request\""), "{lines:?}");
+        assert!(lines[2].contains("\"unknown_command\""), "{lines:?}");
+        assert!(lines[3].contains("test has no reload"), "{lines:?}");
+        assert!(lines[4].contains("\"programs\""), "{lines:?}");
+    }
+
+    #[test]
+    fn a_request_without_newline_is_answered_when_the_client_shuts_down_writing() {
+        let h = Harness::start(Limits::default());
+        let s = h.connect();
+        (&s).write_all(b"{\"cmd\":\"status\"}").unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut all = String::new();
+        (&s).read_to_string(&mut all).unwrap();
+        assert!(all.starts_with("{\"ok\":true,\"programs\""), "{all}");
+        assert_eq!(
+            all.matches('\n').count(),
+            1,
+            "one answer, then the server closes: {all}"
+        );
+    }
+
+    #[test]
+    fn garbage_and_a_ten_mib_line_leave_it_serving_others() {
+        let h = Harness::start(Limits::default());
+        let l = ask(&h, b"\x00\x01\x02garbage\xff\n");
+        assert!(l.contains("\"bad_request\""), "{l}");
+
+        let big = h.connect();
+        let writer = {
+            let mut w = big.try_clone().unwrap();
+            std::thread::spawn(move || {
+                let chunk = vec![b'x'; 1024 * 1024];
+                // The server stops reading and closes after its answer: writing fails then.
+                for _ in 0..10 {
+                    if w.write_all(&chunk).is_err() {
+                        return;
+                    }
+                }
+                let _ = w.write_all(b"\n");
+            })
+        };
+        let mut r = BufReader::new(big);
+        let l = read_line(&mut r);
+        assert!(l.contains("\"too_large\""), "{l}");
+        writer.join().unwrap();
+        assert_serving(&h);
+    }
+
+    #[test]
+    fn a_half_written_request_waits_and_others_are_served_meanwhile() {
+        let h = Harness::start(Limits::default());
+        let slow = h.connect();
+        (&slow).write_all(b"{\"cmd\":\"sta").unwrap();
+        assert_serving(&h);
+        (&slow).write_all(b"tus\"}\n").unwrap();
+        let l = read_line(&mut BufReader::new(slow));
+        assert!(l.contains("\"programs\""), "{l}");
+    }
+
+    #[test]
+    fn idle_connections_time_out_and_watchers_do_not() {
+        let h = Harness::start(Limits {
+            idle_timeout: Duration::from_millis(200),
+            ..Limits::default()
+        });
+        let idle = h.connect();
+        (&idle).write_all(b"{\"cmd\":").unwrap();
+        let watcher = h.connect();
+        (&watcher).write_all(b"{\"cmd\":\"watch\"}\n").unwrap();
+        let mut wr = BufReader::new(watcher.try_clone().unwrap());
+        assert!(read_line(&mut wr).contains("\"programs\""));
+        // The idle one is told and closed (read returns the error line, then EOF).
+        let mut all = String::new();
+        (&idle).read_to_string(&mut all).unwrap();
+        assert!(all.contains("\"timeout\""), "{all}");
+        // The watcher outlived that timeout and still receives events.
+        let l = ask(&h, b"{\"cmd\":\"shutdown\"}\n");
+        assert_eq!(l, "{\"ok\":true}\n");
+        assert_eq!(read_line(&mut wr), "{\"event\":\"removed\",\"name\":\"web\"}\n");
+    }
+
+    #[test]
+    fn two_hundred_idle_connections_leave_it_serving_others() {
+        let h = Harness::start(Limits::default());
+        let idle: Vec<UnixStream> = (0..200).map(|_| h.connect()).collect();
+        for (i, s) in idle.iter().enumerate() {
+            if i % 2 == 0 {
+                let mut s = s;
+                s.write_all(b"{\"cmd\"").unwrap();
+            }
+        }
+        for _ in 0..5 {
+            assert_serving(&h);
+        }
+        // Each idle one is still connected and served once it completes its request.
+        let mut last = idle.into_iter().last().unwrap();
+        last.write_all(b"{\"cmd\":\"status\"}\n").unwrap();
+        assert!(read_line(&mut BufReader::new(last)).contains("\"programs\""));
+    }
+
+    #[test]
+    fn a_client_that_never_reads_does_not_stall_others() {
+        let h = Harness::start(Limits::default());
+        let hog = h.connect();
+        let mut w = hog.try_clone().unwrap();
+        w.set_write_timeout(Some(Duration::from_millis(500))).unwrap();
+        // Thousands of status requests, never reading an answer: the server stops reading
+        // it once its unread output passes the bound, so our writes eventually stall.
+        let line = b"{\"cmd\":\"status\"}\n".repeat(1000);
+        let mut stalled = false;
+        for _ in 0..1000 {
+            if w.write_all(&line).is_err() {
+                stalled = true;
+                break;
+            }
+        }
+        assert!(stalled, "the server kept reading a client that never reads");
+        assert_serving(&h);
+    }
+
+    #[test]
+    fn a_stale_socket_is_replaced_and_a_live_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("holden.sock");
+        let reactor = Reactor::new().unwrap();
+        {
+            // A socket file nobody listens on: what a killed holden leaves.
+            let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+            drop(l);
+        }
+        assert!(path.exists());
+        let first = Server::bind(&path, 0o600, &[], &reactor).expect("stale socket replaced");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777, 0o600);
+        match Server::bind(&path, 0o600, &[], &reactor) {
+            Err(e @ ControlError::AlreadyRunning { .. }) => {
+                assert_eq!(
+                    e.to_string(),
+                    format!(
+                        "another holden is running on {}; stop it first, or set another [supervisor] socket",
+                        path.display()
+                    )
+                );
+            }
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("a live socket was taken over"),
+        }
+        // The refused attempt did not remove the live socket.
+        assert!(UnixStream::connect(&path).is_ok());
+        first.close();
+        assert!(!path.exists(), "close removes the socket file");
+
+        std::fs::write(&path, "not a socket").unwrap();
+        assert!(matches!(
+            Server::bind(&path, 0o600, &[], &reactor),
+            Err(ControlError::NotASocket { .. })
+        ));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "not a socket");
+    }
+
+    #[test]
+    fn close_leaves_a_socket_file_that_is_not_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("holden.sock");
+        let reactor = Reactor::new().unwrap();
+        let server = Server::bind(&path, 0o660, &[], &reactor).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let newer = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        server.close();
+        assert!(path.exists(), "a newer holden's socket was removed");
+        drop(newer);
+    }
+
+    #[test]
+    fn a_watcher_that_does_not_read_is_dropped_and_others_keep_events() {
+        let h = Harness::start(Limits {
+            watch_buffer: 4096,
+            ..Limits::default()
+        });
+        let slow = h.connect();
+        (&slow).write_all(b"{\"cmd\":\"watch\"}\n").unwrap();
+        let good = h.connect();
+        (&good).write_all(b"{\"cmd\":\"watch\"}\n").unwrap();
+        let mut gr = BufReader::new(good.try_clone().unwrap());
+        assert!(read_line(&mut gr).contains("\"programs\""));
+        let mut sr = BufReader::new(slow.try_clone().unwrap());
+        assert!(read_line(&mut sr).contains("\"programs\""));
+        // Enough events to fill the socket buffers and the 4 KiB bound many times over.
+        let mut ctl = h.connect();
+        let mut cr = BufReader::new(ctl.try_clone().unwrap());
+        for _ in 0..200 {
+            ctl.write_all(b"{\"cmd\":\"reopen\"}\n").unwrap();
+            assert_eq!(read_line(&mut cr), "{\"ok\":true}\n");
+            for _ in 0..100 {
+                assert_eq!(read_line(&mut gr), "{\"event\":\"removed\",\"name\":\"web\"}\n");
+            }
+        }
+        // The slow one was cut off: reading it to the end finishes (EOF) instead of blocking.
+        let mut rest = Vec::new();
+        sr.read_to_end(&mut rest).expect("the slow watcher was closed");
+        assert!(rest.len() < 20_000 * 36, "the slow watcher got every event");
+    }
+}
+
+/// A server on a temp socket, driven by a reactor loop in a thread, answering with `handler`:
+/// for tests of the server and of the client against a real socket.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+    use std::os::unix::net::UnixStream;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, mpsc};
+
+    pub(crate) struct TestServer {
+        _dir: tempfile::TempDir,
+        pub(crate) path: PathBuf,
+        stop: Arc<AtomicBool>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl TestServer {
+        pub(crate) fn start(
+            limits: Limits,
+            mut handler: impl FnMut(&mut Server, &Reactor, ConnId, Request) + Send + 'static,
+        ) -> TestServer {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("sub/holden.sock");
+            let (tx, rx) = mpsc::channel();
+            let stop = Arc::new(AtomicBool::new(false));
+            let stop2 = stop.clone();
+            let p = path.clone();
+            let thread = std::thread::spawn(move || {
+                let mut reactor = Reactor::new().unwrap();
+                let mut server = Server::bind_with(&p, 0o600, &[], &reactor, limits).unwrap();
+                tx.send(()).unwrap();
+                while !stop2.load(Ordering::Relaxed) {
+                    let ready = reactor.wait(server.next_deadline()).unwrap();
+                    for r in &ready {
+                        for (conn, req) in server.on_ready(&reactor, r, Instant::now()) {
+                            handler(&mut server, &reactor, conn, req);
+                        }
+                    }
+                    server.on_deadline(&reactor, Instant::now());
+                }
+                server.close();
+            });
+            rx.recv_timeout(Duration::from_secs(10)).expect("server bound");
+            TestServer {
+                _dir: dir,
+                path,
+                stop,
+                thread: Some(thread),
+            }
+        }
+    }
+
+    impl Drop for TestServer {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            // A new connection wakes the loop so that it sees `stop`.
+            let _ = UnixStream::connect(&self.path);
+            if let Some(t) = self.thread.take() {
+                t.join().unwrap();
+            }
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! One open log file, shared by every stream that writes to its path.
+//!
+//! The file is opened read-write **without** `O_APPEND`: splice into an `O_APPEND` file fails
+//! with EINVAL on Linux 6.18 (KERNEL-NOTES section 6). holden keeps its own end-of-file
+//! offset instead and writes with `pwrite`/`splice(off_out)`. An external truncation
+//! (`logrotate copytruncate`, `: > web.log`) is noticed by an `fstat` before each batch, so the
+//! next write lands at the new end instead of leaving a hole.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::LogError;
+use super::rotate;
+
+/// Largest unfinished line moved to the next file when a full file is cut.
+pub const CARRY_WINDOW: usize = 64 * 1024;
+
+/// What holden knows about the last byte of the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tail {
+    /// Empty, or ends with a newline (holden wrote whole lines last).
+    LineStart,
+    /// Bytes were spliced or copied as they came: look before assuming a line start.
+    Unknown,
+}
+
+pub struct Sink {
+    pub path: PathBuf,
+    file: File,
+    /// Where the next byte goes: the end of the file as holden knows it.
+    offset: u64,
+    pub max_bytes: u64,
+    pub backups: u32,
+    tail: Tail,
+    /// Streams currently writing here. More than one: every writer goes through the line
+    /// path so that lines never tear.
+    pub writers: usize,
+    /// splice into this file works (cleared on the first EINVAL: odd filesystems).
+    pub splice_ok: bool,
+    /// A write failed and was reported; reset by the next success, so a full disk is one
+    /// warning, not one per chunk.
+    failing: bool,
+}
+
+impl Sink {
+    pub fn open(path: &Path, max_bytes: u64, backups: u32) -> Result<Sink, LogError> {
+        let (file, offset) = open_at_end(path)?;
+        Ok(Sink {
+            path: path.to_path_buf(),
+            file,
+            offset,
+            max_bytes,
+            backups,
+            tail: if offset == 0 { Tail::LineStart } else { Tail::Unknown },
+            writers: 0,
+            splice_ok: true,
+            failing: false,
+        })
+    }
+
+    /// Pick up an external truncation before writing.
+    pub fn sync_size(&mut self) {
+        if let Ok(st) = rustix::fs::fstat(&self.file) {
+            let size = st.st_size as u64;
+            if size < self.offset {
+                self.offset = size;
+                self.tail = Tail::Unknown;
+            }
+        }
+    }
+
+    /// Close the file and open the path again (after an external `mv`). On failure the old
+    /// file is kept, so nothing is lost, and the error is returned for a warning.
+    pub fn reopen(&mut self) -> Result<(), LogError> {
+        let (file, offset) = open_at_end(&self.path)?;
+        self.file = file;
+        self.offset = offset;
+        self.tail = if offset == 0 { Tail::LineStart } else { Tail::Unknown };
+        Ok(())
+    }
+
+    /// Bytes that may still be written before the file is full; `u64::MAX` without a limit.
+    pub fn room(&self) -> u64 {
+        match self.max_bytes {
+            0 => u64::MAX,
+            max => max.saturating_sub(self.offset),
+        }
+    }
+
+    /// Would `n` more bytes of whole lines carry the file past its limit?
+    pub fn must_rotate_before(&self, n: u64) -> bool {
+        rotate::must_rotate_before(self.offset, n, self.max_bytes)
+    }
+
+    /// `splice` from `pipe` into the file at holden's offset. Returns what the syscall says.
+    pub fn splice_from(&mut self, pipe: &std::os::fd::OwnedFd, len: usize) -> rustix::io::Result<usize> {
+        let n = rustix::pipe::splice(
+            pipe,
+            None,
+            &self.file,
+            Some(&mut self.offset),
+            len,
+            rustix::pipe::SpliceFlags::NONBLOCK | rustix::pipe::SpliceFlags::MOVE,
+        )?;
+        self.tail = Tail::Unknown;
+        Ok(n)
+    }
+
+    /// Write bytes as they came (the copy fallback of splice).
+    pub fn write_raw(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.pwrite_all(buf)?;
+        self.tail = Tail::Unknown;
+        Ok(())
+    }
+
+    /// Write whole lines. If a raw writer left the file in the middle of a line, a newline
+    /// goes first, so that these lines start at a line start.
+    pub fn write_lines(&mut self, buf: &[u8]) -> io::Result<()> {
+        if self.tail == Tail::Unknown && self.offset > 0 {
+            let mut last = [0u8; 1];
+            let n = rustix::io::pread(&self.file, &mut last, self.offset - 1)?;
+            if n == 1 && last[0] != b'\n' {
+                self.pwrite_all(b"\n")?;
+            }
+        }
+        self.pwrite_all(buf)?;
+        self.tail = Tail::LineStart;
+        Ok(())
+    }
+
+    fn pwrite_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match rustix::io::pwrite(&self.file, buf, self.offset) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.offset += n as u64;
+                    buf = &buf[n..];
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Rotate now: cut the file after its last newline (the unfinished line at its end moves
+    /// to the fresh file), shift the backups, open a fresh file. `scratch` holds the cut bytes.
+    pub fn rotate(&mut self, scratch: &mut Vec<u8>) -> Result<(), LogError> {
+        let path = self.path.clone();
+        let err = |source: io::Error| LogError::Rotate {
+            path: path.clone(),
+            source,
+        };
+        scratch.clear();
+        if self.tail == Tail::Unknown && self.offset > 0 {
+            let window = (self.offset as usize).min(CARRY_WINDOW);
+            scratch.resize(window, 0);
+            let start = self.offset - window as u64;
+            let n = rustix::io::pread(&self.file, &mut scratch[..], start).map_err(|e| err(e.into()))?;
+            scratch.truncate(n);
+            let carry = rotate::carry_len(scratch);
+            scratch.drain(..scratch.len() - carry);
+            if carry > 0 {
+                let end = self.offset - carry as u64;
+                rustix::fs::ftruncate(&self.file, end).map_err(|e| err(e.into()))?;
+                self.offset = end;
+            }
+        }
+        if self.backups == 0 {
+            rustix::fs::ftruncate(&self.file, 0).map_err(|e| err(e.into()))?;
+            self.offset = 0;
+        } else {
+            rotate::shift_backups(&self.path, self.backups, &self.file).map_err(err)?;
+            let (file, offset) = open_at_end(&self.path)?;
+            self.file = file;
+            self.offset = offset;
+        }
+        self.tail = if self.offset == 0 {
+            Tail::LineStart
+        } else {
+            Tail::Unknown
+        };
+        if !scratch.is_empty() {
+            self.pwrite_all(scratch).map_err(err)?;
+            self.tail = Tail::Unknown;
+        }
+        log::debug!("rotated {}", self.path.display());
+        Ok(())
+    }
+
+    /// Report a failed write once per run of failures.
+    pub fn report(&mut self, result: io::Result<()>, dropped: usize) {
+        match result {
+            Ok(()) => self.failing = false,
+            Err(source) => {
+                if !self.failing {
+                    let e = LogError::Write {
+                        path: self.path.clone(),
+                        source,
+                    };
+                    log::warn!("{e} ({dropped} bytes of output lost)");
+                }
+                self.failing = true;
+            }
+        }
+    }
+}
+
+fn open_at_end(path: &Path) -> Result<(File, u64), LogError> {
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|source| LogError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    let open_err = |source| LogError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(open_err)?;
+    let len = file.metadata().map_err(open_err)?.len();
+    Ok((file, len))
+}

@@ -1,0 +1,251 @@
+//! Answering the control socket: each well-formed request (the server already refused what is
+//! malformed, oversized or from a stranger) becomes one of the supervisor's operations and one
+//! response. Requests are answered at once; clients that wait (`start`, `stop`) follow the
+//! programs through `watch` events, so nothing here ever blocks the loop.
+
+use std::time::SystemTime;
+
+use crate::config::{self, Output, Program, RestartPolicy};
+use crate::control::protocol::{
+    ErrorBody, ErrorCode, Event, LastExit, Limit, LogPaths, ProgramStatus, Reply, Request, Response, unix_time,
+};
+use crate::control::server::ConnId;
+
+use super::ops::OpError;
+use super::{Slot, Supervisor};
+
+impl Supervisor {
+    /// Answer one request from connection `conn`.
+    pub(super) fn on_request(&mut self, conn: ConnId, request: Request) {
+        let watch = matches!(request, Request::Watch);
+        let response = match self.answer(request) {
+            Ok(reply) => Response::Ok(reply),
+            Err(e) => Response::Err(e),
+        };
+        if let Some(server) = &mut self.control {
+            server.reply(&self.reactor, conn, &response);
+            if watch {
+                server.watch(conn);
+            }
+        }
+    }
+
+    fn answer(&mut self, request: Request) -> Result<Reply, ErrorBody> {
+        match request {
+            Request::Status { names } => {
+                let targets = self.resolve_names(&names)?;
+                Ok(Reply::Status {
+                    programs: targets.iter().map(|&i| self.status_of(i)).collect(),
+                })
+            }
+            Request::Watch => {
+                let targets = self.resolve_names(&[])?;
+                Ok(Reply::Status {
+                    programs: targets.iter().map(|&i| self.status_of(i)).collect(),
+                })
+            }
+            Request::Start { names, all } => {
+                let targets = self.resolve_names(if all { &[] } else { &names })?;
+                self.op_start(&targets)?;
+                Ok(self.targets_reply(&targets))
+            }
+            Request::Stop { names, all } => {
+                let targets = self.resolve_names(if all { &[] } else { &names })?;
+                self.op_stop(&targets);
+                Ok(self.targets_reply(&targets))
+            }
+            Request::Restart { names, all } => {
+                let targets = self.resolve_names(if all { &[] } else { &names })?;
+                self.op_restart(&targets)?;
+                Ok(self.targets_reply(&targets))
+            }
+            Request::Signal { signal, names } => {
+                let sig = config::Signal::parse(&signal).ok_or_else(|| {
+                    ErrorBody::new(
+                        ErrorCode::InvalidArgument,
+                        format!("{signal:?} is not a signal name or number"),
+                    )
+                })?;
+                let targets = self.resolve_names(&names)?;
+                self.op_signal(&targets, sig)?;
+                Ok(self.targets_reply(&targets))
+            }
+            Request::Constrain {
+                name,
+                memory,
+                cpu,
+                pids,
+            } => {
+                let i = self.resolve_names(std::slice::from_ref(&name))?[0];
+                self.op_constrain(i, memory, cpu, pids)?;
+                Ok(Reply::Done {})
+            }
+            Request::Add {
+                name,
+                command,
+                restart,
+                memory,
+                cpu,
+                pids,
+                stdout,
+                directory,
+            } => {
+                if (memory.is_some() || cpu.is_some() || pids.is_some()) && self.cgroups.is_none() {
+                    return Err(ErrorBody::new(
+                        ErrorCode::CgroupsUnavailable,
+                        "limits need cgroups, which this holden does not use (see its log for why)",
+                    ));
+                }
+                let mut program = Program::with_defaults(&name, command, &directory);
+                program.autorestart = restart;
+                program.memory_limit = memory;
+                program.cpu_limit = cpu;
+                program.pids_limit = pids;
+                if let Some(path) = stdout {
+                    program.stdout = Output::File(path);
+                    program.stderr = Output::Stdout;
+                }
+                if restart == RestartPolicy::Never {
+                    program.max_restarts = 0;
+                }
+                self.op_add(program)?;
+                self.events.push(Event::Added { name });
+                Ok(Reply::Done {})
+            }
+            Request::Remove { name } => {
+                self.op_remove(&name)?;
+                Ok(Reply::Done {})
+            }
+            Request::Reopen => {
+                self.reopen_logs();
+                Ok(Reply::Done {})
+            }
+            Request::Reload => {
+                let summary = self.op_reload()?;
+                Ok(Reply::Reload(summary))
+            }
+            Request::Shutdown => {
+                self.begin_shutdown("holden shutdown");
+                Ok(Reply::Done {})
+            }
+            Request::LogPaths { name } => {
+                let i = self.resolve_names(std::slice::from_ref(&name))?[0];
+                let p = &self.slot(i).program;
+                let file = |o: &Output| match o {
+                    Output::File(path) => Some(path.clone()),
+                    Output::Inherit | Output::Null | Output::Stdout => None,
+                };
+                let stdout = file(&p.stdout);
+                let stderr = match &p.stderr {
+                    Output::Stdout => stdout.clone(),
+                    other => file(other),
+                };
+                Ok(Reply::LogPaths {
+                    logs: LogPaths { stdout, stderr },
+                })
+            }
+        }
+    }
+
+    fn targets_reply(&self, targets: &[usize]) -> Reply {
+        Reply::Targets {
+            targets: targets.iter().map(|&i| self.slot(i).program.name.clone()).collect(),
+        }
+    }
+
+    /// Change the live limits of program `i` through its cgroup; kept (also across restarts)
+    /// until a reload changes the program.
+    fn op_constrain(
+        &mut self,
+        i: usize,
+        memory: Option<Limit<u64>>,
+        cpu: Option<Limit<f64>>,
+        pids: Option<Limit<u64>>,
+    ) -> Result<(), ErrorBody> {
+        let name = self.slot(i).program.name.clone();
+        if self.cgroups.is_none() || self.slot(i).program.agent.is_some() {
+            return Err(ErrorBody::new(
+                ErrorCode::CgroupsUnavailable,
+                format!("{name} has no cgroup: limits need cgroups (and a program not spawned through an agent)"),
+            ));
+        }
+        let pick = |l: Option<Limit<u64>>, cur: Option<u64>| match l {
+            None => cur,
+            Some(Limit::Max) => None,
+            Some(Limit::Value(v)) => Some(v),
+        };
+        let slot = self.slot(i);
+        let memory = pick(memory, slot.limits.0);
+        let cpu = match cpu {
+            None => slot.limits.1,
+            Some(Limit::Max) => None,
+            Some(Limit::Value(v)) => Some(v),
+        };
+        let pids = pick(pids, slot.limits.2);
+        if let Some(cg) = &slot.cgroup {
+            cg.set_limits(memory, cpu, pids)
+                .map_err(|e| ErrorBody::new(ErrorCode::Failed, e.to_string()))?;
+        }
+        let show = |v: Option<String>| v.unwrap_or_else(|| "max".into());
+        log::info!(
+            "{name}: constrained: memory {}, cpu {}, pids {}",
+            show(memory.map(|m| m.to_string())),
+            show(cpu.map(|c| c.to_string())),
+            show(pids.map(|p| p.to_string()))
+        );
+        self.slot_mut(i).limits = (memory, cpu, pids);
+        Ok(())
+    }
+
+    /// SPEC's "Status fields" for program `i`. Usage is read from the cgroup now, on demand.
+    pub(super) fn status_of(&self, i: usize) -> ProgramStatus {
+        let slot: &Slot = self.slot(i);
+        let usage = slot.cgroup.as_ref().map(|cg| cg.usage());
+        ProgramStatus {
+            name: slot.program.name.clone(),
+            state: slot.machine.state.name().to_string(),
+            pid: slot.machine.state.pid(),
+            since: unix_time(slot.since_wall),
+            restarts: slot.machine.restarts,
+            last_exit: slot.machine.last_exit.map(LastExit::from),
+            memory_bytes: usage.and_then(|u| u.memory_bytes),
+            memory_limit: slot.limits.0,
+            cpu_usage_usec: usage.and_then(|u| u.cpu_usage_usec),
+            cpu_limit: slot.limits.1,
+            pids_limit: slot.limits.2,
+            cgroup: slot.cgroup.as_ref().map(|cg| cg.path().display().to_string()),
+            transient: slot.transient,
+        }
+    }
+
+    /// Queue the watch event for a transition of program `i`.
+    pub(super) fn push_transition(&mut self, i: usize, from: &str, to: &str, reason: Option<String>) {
+        if self.control.as_ref().is_none_or(|c| !c.has_watchers()) {
+            return;
+        }
+        let slot = self.slot(i);
+        self.events.push(Event::Transition {
+            name: slot.program.name.clone(),
+            from: from.to_string(),
+            to: to.to_string(),
+            reason,
+            since: unix_time(SystemTime::now()),
+            pid: slot.machine.state.pid(),
+        });
+    }
+}
+
+impl From<OpError> for ErrorBody {
+    fn from(e: OpError) -> ErrorBody {
+        let code = match &e {
+            OpError::UnknownProgram(_) => ErrorCode::UnknownProgram,
+            OpError::AlreadyExists(_) => ErrorCode::AlreadyExists,
+            OpError::NotTransient(_) => ErrorCode::NotTransient,
+            OpError::NotRunning { .. } => ErrorCode::NotRunning,
+            OpError::Signal { .. } => ErrorCode::Failed,
+            OpError::ShuttingDown => ErrorCode::ShuttingDown,
+            OpError::InvalidConfig(_) => ErrorCode::InvalidConfig,
+        };
+        ErrorBody::new(code, e.to_string())
+    }
+}
