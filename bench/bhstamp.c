@@ -3,8 +3,10 @@
  *
  *   bhstamp stamp FILE           append "<CLOCK_MONOTONIC ns>\n" to FILE and exit 0 at once
  *   bhstamp hold FILE            write "<ns> <pid>\n" to FILE, then sleep until killed
- *   bhstamp floor N FILE         the floor of a restart: N times fork + exec(self, stamp FILE)
- *                                + waitpid, one after the other, as bare as a supervisor could be
+ *   bhstamp live MS FILE         append "S <ns>\n", sleep MS ms, append "E <ns>\n", exit 0
+ *   bhstamp floor N FILE [MS]    the floor of a restart: N times fork + exec(self, stamp FILE)
+ *                                + waitpid, one after the other, as bare as a supervisor could be;
+ *                                with MS the children run `live MS FILE` instead
  *
  * CLOCK_MONOTONIC is the clock of Python's time.monotonic_ns(), so stamps compare with the
  * harness's own readings.
@@ -18,6 +20,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <errno.h>
 
 static long long now_ns(void) {
     struct timespec ts;
@@ -44,9 +48,23 @@ int main(int argc, char **argv) {
         append_stamp(argv[2], 1);
         for (;;) pause();
     }
-    if (argc == 4 && strcmp(argv[1], "floor") == 0) {
+    if (argc == 4 && strcmp(argv[1], "live") == 0) {
+        char buf[64];
+        int n = snprintf(buf, sizeof buf, "S %lld\n", now_ns());
+        int fd = open(argv[3], O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd < 0 || write(fd, buf, (size_t)n) != n) { perror(argv[3]); return 2; }
+        long ms = atol(argv[2]);
+        struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+        n = snprintf(buf, sizeof buf, "E %lld\n", now_ns());
+        if (write(fd, buf, (size_t)n) != n) { perror(argv[3]); return 2; }
+        return 0;
+    }
+    if ((argc == 4 || argc == 5) && strcmp(argv[1], "floor") == 0) {
         long n = atol(argv[2]);
-        char *child_argv[] = { argv[0], "stamp", argv[3], NULL };
+        char *stamp_argv[] = { argv[0], "stamp", argv[3], NULL };
+        char *live_argv[] = { argv[0], "live", argc == 5 ? argv[4] : "0", argv[3], NULL };
+        char **child_argv = argc == 5 ? live_argv : stamp_argv;
         for (long i = 0; i < n; i++) {
             pid_t pid = fork();
             if (pid < 0) { perror("fork"); return 3; }
@@ -62,6 +80,6 @@ int main(int argc, char **argv) {
         }
         return 0;
     }
-    fprintf(stderr, "usage: bhstamp stamp FILE | hold FILE | floor N FILE\n");
+    fprintf(stderr, "usage: bhstamp stamp FILE | hold FILE | live MS FILE | floor N FILE [MS]\n");
     return 64;
 }

@@ -39,7 +39,7 @@ REPO = HERE.parent
 MiB = 1 << 20
 PR_SET_CHILD_SUBREAPER = 36
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-SCENARIOS = ("restart", "idle", "memory", "startup", "status")
+SCENARIOS = ("restart", "respawn", "idle", "memory", "startup", "status")
 
 
 # --- /proc --------------------------------------------------------------------------------
@@ -214,6 +214,7 @@ class Bench:
         self.seq += 1
         d = self.root / f"{self.seq:03d}-{tag}"
         (d / "stamps").mkdir(parents=True)
+        (d / "logs").mkdir()
         return d
 
     def done(self, d):
@@ -224,8 +225,9 @@ class Bench:
 class Holden:
     """One `holden run` on a config of `programs` ({name: argv}); always stopped and swept."""
 
-    def __init__(self, bench, workdir, programs, restart=False):
+    def __init__(self, bench, workdir, programs, restart=False, min_uptime="0s"):
         self.b, self.w, self.programs, self.restart = bench, workdir, programs, restart
+        self.min_uptime = min_uptime
         self.cgroup_path = f"/holden-bench-{os.getpid()}-{bench.seq}" if bench.args.cgroups else None
         self.config = workdir / "holden.toml"
         self.socket = workdir / "holden.sock"
@@ -241,10 +243,14 @@ class Holden:
             lines.append('cgroups = "off"')
         lines.append("")
         for name, argv in self.programs.items():
-            lines += [f"[programs.{name}]", "command = [" + ", ".join(toml_str(a) for a in argv) + "]",
-                      'stdout = "null"', 'stderr = "null"']
+            lines += [f"[programs.{name}]", "command = [" + ", ".join(toml_str(a) for a in argv) + "]"]
+            if self.b.args.capture:
+                lines += [f"stdout = {toml_str(self.w / 'logs' / (name + '.log'))}", 'stderr = "stdout"',
+                          'log_max_bytes = "0"']
+            else:
+                lines += ['stdout = "null"', 'stderr = "null"']
             if self.restart:
-                lines += ['autorestart = "always"', 'restart_delay = "0s"', 'min_uptime = "0s"',
+                lines += ['autorestart = "always"', 'restart_delay = "0s"', f"min_uptime = {toml_str(self.min_uptime)}",
                           "max_restarts = 1000000000"]
             lines.append("")
         self.config.write_text("\n".join(lines))
@@ -372,6 +378,40 @@ def restart(b):
     for _ in range(n + 1):
         os.waitpid(os.posix_spawn(b.helper, argv, os.environ), 0)
     out["posix_spawn"] = gap_figures(gaps_ms(read_stamps(st)))
+    b.done(w)
+    return out
+
+
+def live_gaps_ms(path):
+    """From each run's exit stamp ("E ns") to the next run's start stamp ("S ns"), in ms."""
+    ev = []
+    for line in (read_text(path) or "").splitlines():
+        k, v = line.split()
+        ev.append((k, int(v)))
+    return [(b[1] - a[1]) / 1e6 for a, b in zip(ev, ev[1:]) if a[0] == "E" and b[0] == "S"]
+
+
+def respawn(b):
+    """Death -> restart of a program that was RUNNING (lived past min_uptime = 0.5 s): from its
+    own last stamp before exiting to the next run's first stamp."""
+    n, live_ms = b.args.respawns, 600
+    w = b.workdir("respawn")
+    st = w / "stamps" / "v0"
+    with Holden(b, w, {"v0": [b.helper, "live", str(live_ms), str(st)]}, restart=True, min_uptime="500ms") as h:
+        deadline = time.monotonic() + n * (live_ms / 1000 + 1) + 5
+        while time.monotonic() < deadline and len(live_gaps_ms(st)) < n:
+            h.check_alive()
+            time.sleep(0.05)
+        gaps = live_gaps_ms(st)[:n]
+    out = gap_figures(gaps)
+    out.update(h.result)
+    if len(gaps) < n:
+        out["error"] = f"only {len(gaps)} respawns seen (wanted {n})"
+    # the floor: the harness respawning the same program, living as long, posix_spawn + waitpid
+    st = w / "stamps" / "floor"
+    for _ in range(n + 1):
+        os.waitpid(os.posix_spawn(b.helper, [b.helper, "live", str(live_ms), str(st)], os.environ), 0)
+    out["floor"] = gap_figures(live_gaps_ms(st))
     b.done(w)
     return out
 
@@ -607,6 +647,11 @@ def report(results, args):
             None if ratio is None else ratio <= 1.5)
         row("restart gap p50 / floor p50", ratio, "x", "", "<= 1.5x", None if ratio is None else ratio <= 1.5)
         row("restart gap p99", p99, " ms", f"floor {fmt(f99, ' ms')}", "(shown)", None)
+    if "respawn" in results:
+        p50, f50 = med("respawn", "p50_ms"), med("respawn", "floor", "p50_ms")
+        row(f"respawn of a RUNNING program p50 ({args.respawns})", p50, " ms",
+            f"floor {fmt(f50, ' ms')}, p99 {fmt(med('respawn', 'p99_ms'), ' ms')}", "<= 1.5x floor",
+            None if not (p50 and f50) else p50 / f50 <= 1.5)
     if "idle" in results:
         wk = med("idle", "wakeups_per_s")
         row(f"idle wakeups/s ({args.idle_n} sleepers)", wk, "", "vol+invol, /proc/PID/status", "0",
@@ -663,9 +708,12 @@ def parse_args(argv):
     p.add_argument("--build", action="store_true", help="run `cargo build --release` first")
     p.add_argument("--cgroups", action="store_true",
                    help='run with cgroups = "auto" and a unique cgroup_path, removed afterwards (root only)')
+    p.add_argument("--capture", action="store_true",
+                   help='capture every program\'s output to a log file (default: stdout = stderr = "null")')
     p.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}")
     p.add_argument("--reps", type=int, default=1, help="repetitions of each scenario (medians reported)")
     p.add_argument("--restarts", type=int, default=500, help="restarts timed (at least 200 is meaningful)")
+    p.add_argument("--respawns", type=int, default=10, help="deaths of a RUNNING program timed")
     p.add_argument("--restart-window", type=float, default=60.0, help="give up on restarts after this (s)")
     p.add_argument("--idle-n", type=int, default=100)
     p.add_argument("--idle-secs", type=float, default=10.0)
@@ -700,9 +748,10 @@ def main(argv=None):
     b.build_helper()
     version = subprocess.run([args.holden, "--version"], capture_output=True, text=True).stdout.strip()
     print(f"# {version or 'holden'} ({args.holden}); cgroups = {'auto' if args.cgroups else 'off'}; "
+          f"output {'captured to files' if args.capture else 'to /dev/null'}; "
           f"{os.cpu_count()} CPUs, kernel {platform.release()}, load {os.getloadavg()[0]:.2f}",
           file=sys.stderr)
-    funcs = {"restart": restart, "idle": idle, "memory": memory, "startup": startup, "status": status}
+    funcs = {"restart": restart, "respawn": respawn, "idle": idle, "memory": memory, "startup": startup, "status": status}
     results = {}
     failed = False
     try:
