@@ -15,6 +15,7 @@ pub const FREEZER_STATE: &str = "freezer.state";
 
 /// At or above this, `memory.limit_in_bytes` means "no limit" (the kernel shows
 /// PAGE_COUNTER_MAX pages, 9223372036854771712 with 4 KiB pages).
+#[cfg(test)]
 const UNLIMITED_FROM: u64 = 1 << 62;
 
 /// `memory.limit_in_bytes`: bytes, or -1 for none.
@@ -33,10 +34,12 @@ pub fn cfs_quota(cpus: Option<f64>) -> String {
     }
 }
 
+#[cfg(test)]
 pub fn parse_memory_limit(text: &str) -> Option<u64> {
     text.trim().parse().ok().filter(|n| *n < UNLIMITED_FROM)
 }
 
+#[cfg(test)]
 pub fn parse_cpu(quota: &str, period: &str) -> Option<f64> {
     let quota: i64 = quota.trim().parse().ok()?;
     let period: i64 = period.trim().parse().ok()?;

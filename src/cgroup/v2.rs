@@ -35,11 +35,13 @@ pub fn cpu_max(cpus: Option<f64>) -> String {
 }
 
 /// Read back `memory.max` / `pids.max`.
+#[cfg(test)]
 pub fn parse_max(text: &str) -> Option<u64> {
     text.trim().parse().ok()
 }
 
 /// Read back `cpu.max` as CPUs.
+#[cfg(test)]
 pub fn parse_cpu_max(text: &str) -> Option<f64> {
     let mut it = text.split_whitespace();
     let quota: u64 = it.next()?.parse().ok()?;

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use resolve::{ConfigError, load, load_str};
+pub use resolve::{ConfigError, load};
 
 /// A whole, valid configuration file.
 #[derive(Debug, Clone, PartialEq)]

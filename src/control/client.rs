@@ -662,11 +662,14 @@ fn monitor(args: &ClientArgs, interval: &str) -> Result<u8, Failure> {
         let body = table::monitor_table(&programs, sample, elapsed, now_unix());
         let stamp = humantime::format_rfc3339_seconds(SystemTime::now());
         let frame = if tty {
-            format!(
-                "\x1b[H\x1b[2J{stamp}  holden monitor on {}, every {} (Ctrl-C to quit)\n\n{body}",
+            // Home, then each line cleared to its end and the rest of the screen below: the
+            // table is redrawn in place without the flicker of clearing the whole screen.
+            let text = format!(
+                "{stamp}  holden monitor on {}, every {} (Ctrl-C to quit)\n\n{body}",
                 path.display(),
                 humantime::format_duration(interval)
-            )
+            );
+            format!("\x1b[H{}\x1b[J", text.replace('\n', "\x1b[K\n"))
         } else {
             format!("{stamp}\n{body}\n")
         };

@@ -14,9 +14,3 @@ pub mod client;
 pub mod protocol;
 pub mod server;
 pub mod table;
-
-pub use protocol::{
-    ErrorBody, ErrorCode, Event, LastExit, Limit, LogPaths, PROTOCOL_VERSION, ProgramStatus, ReloadSummary, Reply,
-    Request, Response, unix_time,
-};
-pub use server::{ConnId, ControlError, Limits, Server};

@@ -479,10 +479,6 @@ pub enum Response {
 }
 
 impl Response {
-    pub fn done() -> Response {
-        Response::Ok(Reply::Done {})
-    }
-
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Response {
         Response::Err(ErrorBody::new(code, message))
     }
@@ -872,7 +868,7 @@ mod tests {
             }],
         });
         let cases = vec![
-            (Response::done(), "{\"ok\":true}"),
+            (Response::Ok(Reply::Done {}), "{\"ok\":true}"),
             (
                 Response::error(ErrorCode::UnknownProgram, "no program named \"x\""),
                 "{\"ok\":false,\"error\":{\"code\":\"unknown_program\",\"message\":\"no program named \\\"x\\\"\"}}",

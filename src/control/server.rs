@@ -214,6 +214,8 @@ enum Fate {
     Close(&'static str),
 }
 
+/// The control socket. Dropping it closes every connection and removes the socket file, if
+/// that file is still the one it created.
 pub struct Server {
     path: PathBuf,
     listener: OwnedFd,
@@ -306,15 +308,6 @@ impl Server {
                 source,
             })?;
         Ok(server)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Connections open now (watchers included).
-    pub fn connections(&self) -> usize {
-        self.conns.len()
     }
 
     /// Handle a `Kind::ControlListener` or `Kind::ControlConn` readiness: accept, read, split
@@ -456,10 +449,6 @@ impl Server {
             self.settle(reactor, id, Fate::Close("it was idle too long"));
         }
     }
-
-    /// Close every connection and remove the socket file (only if it is still the one we
-    /// created). Dropping the server does the same.
-    pub fn close(self) {}
 
     fn accept(&mut self, reactor: &Reactor, now: Instant) {
         // A bounded batch per wakeup: the listener is level-triggered and reports the rest.
@@ -826,13 +815,13 @@ mod tests {
                     server.watch(conn);
                 }
                 Request::Reopen => {
-                    server.reply(reactor, conn, &Response::done());
+                    server.reply(reactor, conn, &Response::Ok(Reply::Done {}));
                     for _ in 0..100 {
                         server.broadcast(reactor, &Event::Removed { name: "web".into() });
                     }
                 }
                 Request::Shutdown => {
-                    server.reply(reactor, conn, &Response::done());
+                    server.reply(reactor, conn, &Response::Ok(Reply::Done {}));
                     server.broadcast(reactor, &Event::Removed { name: "web".into() });
                 }
                 other => server.reply(
@@ -982,6 +971,38 @@ mod tests {
     }
 
     #[test]
+    fn connections_past_the_bound_are_told_busy_and_closed() {
+        let h = Harness::start(Limits {
+            max_connections: 3,
+            ..Limits::default()
+        });
+        // The harness keeps none open; these two plus one fill the bound.
+        let _a = h.connect();
+        let _b = h.connect();
+        let c = h.connect();
+        (&c).write_all(b"{\"cmd\":\"status\"}\n").unwrap();
+        assert!(read_line(&mut BufReader::new(c.try_clone().unwrap())).contains("\"programs\""));
+        let d = h.connect();
+        let mut all = String::new();
+        (&d).read_to_string(&mut all).unwrap();
+        assert!(all.contains("\"code\":\"busy\""), "{all}");
+        drop(_a);
+        // A freed place is served again (the close may take a wakeup to be noticed).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let e = h.connect();
+            (&e).write_all(b"{\"cmd\":\"status\"}\n").unwrap();
+            if read_line(&mut BufReader::new(e)).contains("\"programs\"") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never served again after a connection closed"
+            );
+        }
+    }
+
+    #[test]
     fn a_client_that_never_reads_does_not_stall_others() {
         let h = Harness::start(Limits::default());
         let hog = h.connect();
@@ -1030,7 +1051,7 @@ mod tests {
         }
         // The refused attempt did not remove the live socket.
         assert!(UnixStream::connect(&path).is_ok());
-        first.close();
+        drop(first);
         assert!(!path.exists(), "close removes the socket file");
 
         std::fs::write(&path, "not a socket").unwrap();
@@ -1049,7 +1070,7 @@ mod tests {
         let server = Server::bind(&path, 0o660, &[], &reactor).unwrap();
         std::fs::remove_file(&path).unwrap();
         let newer = std::os::unix::net::UnixListener::bind(&path).unwrap();
-        server.close();
+        drop(server);
         assert!(path.exists(), "a newer holden's socket was removed");
         drop(newer);
     }
@@ -1125,7 +1146,7 @@ pub(crate) mod test_support {
                     }
                     server.on_deadline(&reactor, Instant::now());
                 }
-                server.close();
+                drop(server);
             });
             rx.recv_timeout(Duration::from_secs(10)).expect("server bound");
             TestServer {

@@ -3,9 +3,13 @@
 //! `write(2)`.
 //!
 //! A partial line is held until its newline comes, up to `MAX_LINE` bytes: a longer line is
-//! written in `MAX_LINE` pieces, each ended with a newline, so a program writing 10 MB without
-//! a newline costs holden at most `MAX_LINE` of memory. At a program's death (or at EOF) the
-//! held bytes are written as a line of their own.
+//! written in `MAX_LINE` pieces, so a program writing 10 MB without a newline costs holden at
+//! most `MAX_LINE` of memory. At a program's death (or at EOF) the held bytes are written.
+//!
+//! A stream that transforms its lines (prefix, timestamp) ends each piece of an overlong line
+//! and the held bytes at death with a newline: each is a line of its own, with its own prefix.
+//! A stream that does not (a plain file) writes the bytes exactly as they came: pieces and
+//! held bytes without an added newline; the file's writer knows the file then ends mid-line.
 
 use std::io::{self, Write};
 use std::time::SystemTime;
@@ -85,6 +89,22 @@ impl Lines {
         self.timestamps || !self.prefix.is_empty()
     }
 
+    /// The held start of a line.
+    pub fn held_bytes(&self) -> &[u8] {
+        &self.held
+    }
+
+    /// Forget the held bytes (the caller wrote them as they are).
+    pub fn clear_held(&mut self) {
+        self.held.clear();
+        self.held_at = None;
+    }
+
+    /// What ends an overlong piece or the held bytes at death.
+    fn cut_ending(&self) -> &'static [u8] {
+        if self.transforms() { b"\n" } else { b"" }
+    }
+
     #[cfg(test)]
     /// Memory the held line occupies.
     pub fn capacity(&self) -> usize {
@@ -111,7 +131,7 @@ impl Lines {
             let window = &data[..data.len().min(room + 1)];
             let (content, ending, used): (&[u8], &[u8], usize) = match find_newline(window) {
                 Some(i) => (&window[..=i], b"", i + 1),
-                None if window.len() > room => (&window[..room], b"\n", room),
+                None if window.len() > room => (&window[..room], self.cut_ending(), room),
                 None => {
                     if self.held.is_empty() && self.timestamps {
                         self.held_at = Some(*now_stamp.get_or_insert_with(|| Stamp::at(now)));
@@ -139,15 +159,15 @@ impl Lines {
         Ok(())
     }
 
-    /// Write the held partial line, if any, as a line of its own (the program died or closed
-    /// its output; a grandchild that goes on writing starts a new line).
+    /// Write the held partial line, if any (the program died or closed its output), ended
+    /// with a newline when this stream transforms its lines.
     pub fn flush(&mut self, emit: &mut dyn FnMut(&[&[u8]]) -> io::Result<()>) -> io::Result<()> {
         if self.held.is_empty() {
             return Ok(());
         }
         let stamp = self.held_at.take();
         let stamp_bytes = stamp.as_ref().map(Stamp::as_bytes).unwrap_or_default();
-        let r = emit(&[&self.prefix, stamp_bytes, &self.held, b"\n"]);
+        let r = emit(&[&self.prefix, stamp_bytes, &self.held, self.cut_ending()]);
         self.held.clear();
         r
     }
@@ -204,15 +224,18 @@ mod tests {
 
     #[test]
     fn a_line_longer_than_the_bound_is_cut_and_memory_stays_bounded() {
-        let mut l = Lines::new(Vec::new(), false);
+        let mut l = Lines::new(b"p | ".to_vec(), false);
         let big = vec![b'x'; 3 * MAX_LINE + 10];
         let mut out = Vec::new();
         for chunk in big.chunks(4096) {
             out.extend(collect(&mut l, &[chunk], UNIX_EPOCH));
-            assert!(l.held() <= MAX_LINE && l.capacity() <= MAX_LINE);
+            assert!(l.held() <= MAX_LINE && l.capacity() <= MAX_LINE + 4);
         }
         assert_eq!(out.len(), 3);
-        assert!(out.iter().all(|line| line.len() == MAX_LINE + 1));
+        assert!(
+            out.iter()
+                .all(|line| line.len() == 4 + MAX_LINE + 1 && line.ends_with(b"x\n"))
+        );
         assert_eq!(l.held(), 10);
         let mut rest = Vec::new();
         l.flush(&mut |p| {
@@ -220,7 +243,21 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        assert_eq!(rest, vec![[vec![b'x'; 10], b"\n".to_vec()].concat()]);
+        assert_eq!(rest, vec![[b"p | ".to_vec(), vec![b'x'; 10], b"\n".to_vec()].concat()]);
+    }
+
+    #[test]
+    fn a_plain_stream_cuts_an_overlong_line_without_adding_newlines() {
+        let mut l = Lines::new(Vec::new(), false);
+        let big = vec![b'x'; 2 * MAX_LINE + 10];
+        let mut out = collect(&mut l, &[&big], UNIX_EPOCH);
+        l.flush(&mut |p| {
+            out.push(p.concat());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(out.len(), 3);
+        assert_eq!(out.concat(), big);
     }
 
     #[test]
@@ -271,10 +308,8 @@ mod tests {
             let mut tail = Vec::new();
             pieces.flush(&mut |p| { tail.push(p.concat()); Ok(()) }).unwrap();
             expected.extend(tail);
-            let joined: Vec<u8> = expected.concat();
-            let mut want = data.clone();
-            if !want.is_empty() && *want.last().unwrap() != b'\n' { want.push(b'\n'); }
-            proptest::prop_assert_eq!(joined, want);
+            // A plain stream gives back exactly what came in.
+            proptest::prop_assert_eq!(expected.concat(), data);
         }
     }
 }

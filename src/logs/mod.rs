@@ -13,20 +13,23 @@
 //!   no timestamps. `splice(pipe -> file)` with holden's own offset, because splice into an
 //!   `O_APPEND` file fails with EINVAL on 6.18 (KERNEL-NOTES section 6). If splice still says
 //!   EINVAL (a filesystem without splice_write) the file falls back to read + pwrite for good.
-//! - **lines** for "inherit" (`name | ` prefix), `log_timestamps`, and any file with more
-//!   than one writer (stdout and stderr into one file, or a grandchild of the last run still
-//!   writing when the next run starts): whole lines, one `write(2)` per batch of whole lines,
-//!   so lines never tear or interleave mid-line (see `capture.rs` for partial and overlong
-//!   lines). `stderr = "stdout"` gets its own pipe into the shared file, not the stdout pipe:
+//! - **lines** for "inherit" (`name | ` prefix), `log_timestamps`, any file with more than
+//!   one writer (stdout and stderr into one file, or a grandchild of the last run still
+//!   writing when the next run starts), and the last 64 KiB before a rotation: whole lines,
+//!   one `write(2)` per batch of whole lines, so lines never tear or interleave mid-line (see
+//!   `capture.rs` for partial and overlong lines). A plain file gets its bytes unchanged on
+//!   this path too. `stderr = "stdout"` gets its own pipe into the shared file, not the stdout pipe:
 //!   with one pipe, a program whose stdio buffers flush 4 KiB blocks would tear lines between
 //!   the streams; with two, each stream's order is kept and no line tears.
 //!
-//! **Rotation** happens between writes and never splits a line. On the line path, a batch of
-//! lines that would carry the file past `log_max_bytes` is preceded by a rotation (a single
-//! line longer than the limit gets a file of its own). On the splice path holden splices at
-//! most the room left; when the file is full it cuts it after its last newline (at most 64 KiB
-//! of unfinished line, read back with `pread`, moves to the fresh file), so files hold whole
-//! lines and never pass the limit.
+//! **Rotation** happens between two lines, never inside one, and never rewrites what was
+//! written (a `holden logs -f` reading along sees every byte once). The line path rotates
+//! before a line that would carry the file past `log_max_bytes` (a single line longer than the
+//! limit gets a file of its own). The splice path cannot see line ends, so it splices only up
+//! to `NEAR_LIMIT` (64 KiB) before the limit; the last bytes go through the line path, which
+//! finishes the line splice began, rotates before the first line that does not fit, and hands
+//! back to splice in the fresh file. Files hold whole lines and stay within the limit, except
+//! that a line longer than 64 KiB that crosses the limit ends in the file it began in.
 //!
 //! **Backpressure**: holden reads only what it writes at once (a 64 KiB buffer on the line path,
 //! the pipe itself on the splice path); when the disk is slower the pipe fills and the program
@@ -38,8 +41,6 @@
 mod capture;
 mod rotate;
 mod sink;
-// Called by control::client for `holden logs` (not on main yet).
-#[allow(dead_code)]
 mod tail;
 
 use std::collections::{BTreeMap, HashMap};
@@ -57,7 +58,6 @@ use capture::Lines;
 use sink::Sink;
 
 pub use capture::MAX_LINE;
-#[allow(unused_imports)]
 pub use tail::{follow, tail};
 
 /// Pipe capacity asked for (the default `/proc/sys/fs/pipe-max-size`).
@@ -68,48 +68,66 @@ const SPLICE_CHUNK: usize = 1 << 20;
 const READ_CHUNK: usize = 64 * 1024;
 /// Formatted lines are written once this much is batched.
 const OUT_CAP: usize = 64 * 1024;
+/// A plain stream's last bytes before its file's limit go through the line path, so that the
+/// rotation falls between two lines.
+const NEAR_LIMIT: u64 = 64 * 1024;
 /// Most bytes moved for one stream per readiness, so one chatty program cannot starve the
 /// loop (epoll is level-triggered: the rest comes at the next wait).
 const BUDGET: usize = 4 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
-    #[error("cannot create an output pipe for {program}: {source}; raise the open files limit (ulimit -n)")]
+    #[error(
+        "cannot create an output pipe for {program}: {}; raise the open files limit (ulimit -n)",
+        io_text(source)
+    )]
     Pipe {
         program: String,
         #[source]
         source: io::Error,
     },
-    #[error("cannot watch the output pipe of {program}: {source}; raise the open files limit (ulimit -n)")]
+    #[error(
+        "cannot watch the output pipe of {program}: {}; raise the open files limit (ulimit -n)",
+        io_text(source)
+    )]
     Register {
         program: String,
         #[source]
         source: io::Error,
     },
-    #[error("cannot create log folder {}: {source}; create it or fix its permissions", path.display())]
+    #[error("cannot create log folder {}: {}; create it or fix its permissions", path.display(), io_text(source))]
     CreateDir {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("cannot open log file {}: {source}; check the permissions of the file and its folder", path.display())]
+    #[error("cannot open log file {}: {}; check the permissions of the file and its folder", path.display(), io_text(source))]
     Open {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("cannot rotate log file {}: {source}; check the permissions of its folder and the free disk space", path.display())]
+    #[error("cannot rotate log file {}: {}; check the permissions of its folder and the free disk space", path.display(), io_text(source))]
     Rotate {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("cannot write log file {}: {source}; free disk space or fix the file", path.display())]
+    #[error("cannot write log file {}: {}; free disk space or fix the file", path.display(), io_text(source))]
     Write {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
+}
+
+/// An OS error as a sentence part: "Permission denied", without "(os error 13)".
+fn io_text(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
 }
 
 /// The child-side ends of one spawn's output, for `process::spawn`.
@@ -140,7 +158,7 @@ pub struct Logs {
     streams: BTreeMap<u64, Stream>,
     sinks: HashMap<PathBuf, Sink>,
     next_id: u64,
-    /// Read buffer (line path, copy fallback) and rotation's cut bytes.
+    /// Read buffer of the line path and the copy fallback.
     scratch: Vec<u8>,
     /// Formatted lines waiting for their one write.
     out: Vec<u8>,
@@ -161,6 +179,10 @@ enum Moved {
     Eof,
     /// The budget was used up; more may be waiting.
     Budget,
+    /// (splice path) The file is within `NEAR_LIMIT` of its limit: take the line path.
+    NearLimit,
+    /// (line path of a plain stream) A rotation made room: splice again.
+    FarFromLimit,
 }
 
 impl Logs {
@@ -375,20 +397,37 @@ impl Logs {
             ..
         } = self;
         let stream = streams.get_mut(&id).expect("known stream");
-        let sink = match &stream.dest {
+        let mut sink = match &stream.dest {
             Dest::File(path) => sinks.get_mut(path),
             Dest::Stderr => None,
         };
-        match sink {
-            Some(sink) => {
-                sink.sync_size();
-                if !stream.lines.transforms() && sink.writers == 1 && stream.lines.held() == 0 {
-                    move_raw(stream, sink, scratch, budget)
-                } else {
-                    move_lines(stream, Some(sink), scratch, out, budget)
+        if let Some(s) = sink.as_deref_mut() {
+            s.sync_size();
+        }
+        let mut moved = 0;
+        loop {
+            let raw = match sink.as_deref_mut() {
+                Some(s) => !stream.lines.transforms() && s.writers == 1,
+                None => false,
+            };
+            if raw {
+                let s = sink.as_deref_mut().expect("raw needs a file");
+                // Back from the line path: the held start of a line goes as it is, the pipe
+                // carries the rest.
+                if !stream.lines.held_bytes().is_empty() {
+                    let r = s.write_raw(stream.lines.held_bytes(), id);
+                    s.report(r, stream.lines.held());
+                    stream.lines.clear_held();
+                }
+                match move_raw(id, stream, s, scratch, budget, &mut moved) {
+                    Moved::NearLimit => {}
+                    other => return other,
                 }
             }
-            None => move_lines(stream, None, scratch, out, budget),
+            match move_lines(id, stream, sink.as_deref_mut(), scratch, out, budget, &mut moved, raw) {
+                Moved::FarFromLimit => continue,
+                other => return other,
+            }
         }
     }
 
@@ -403,11 +442,10 @@ impl Logs {
             Dest::File(path) => sinks.get_mut(path),
             Dest::Stderr => None,
         };
-        let mut scratch = Vec::new();
         let mut w = LineWriter {
+            id,
             sink: sink.as_deref_mut(),
             out,
-            scratch: &mut scratch,
         };
         let r = stream.lines.flush(&mut |parts| w.line(parts));
         let r = r.and_then(|()| w.flush());
@@ -419,23 +457,28 @@ impl Logs {
     }
 }
 
-/// The splice path (and its copy fallback): bytes as they came, rotation at the room left.
-fn move_raw(stream: &mut Stream, sink: &mut Sink, scratch: &mut Vec<u8>, budget: usize) -> Moved {
-    let mut moved = 0;
-    while moved < budget {
-        if sink.room() == 0
-            && let Err(e) = sink.rotate(scratch)
-        {
-            log::warn!("{e}");
-            // Keep writing past the limit rather than losing output.
-            sink.max_bytes = 0;
+/// The splice path (and its copy fallback): bytes as they came, while the file is far from
+/// its limit. Returns `NearLimit` when the last `NEAR_LIMIT` bytes before the limit are
+/// reached: those go through the line path, which rotates between two lines.
+fn move_raw(
+    id: u64,
+    stream: &mut Stream,
+    sink: &mut Sink,
+    scratch: &mut Vec<u8>,
+    budget: usize,
+    moved: &mut usize,
+) -> Moved {
+    while *moved < budget {
+        let room = sink.room();
+        if room <= NEAR_LIMIT {
+            return Moved::NearLimit;
         }
-        let len = (sink.room().min(SPLICE_CHUNK as u64) as usize).min(budget - moved);
+        let len = ((room - NEAR_LIMIT).min(SPLICE_CHUNK as u64) as usize).min(budget - *moved);
         if sink.splice_ok {
-            match sink.splice_from(&stream.pipe, len) {
+            match sink.splice_from(&stream.pipe, len, id) {
                 Ok(0) => return Moved::Eof,
                 Ok(n) => {
-                    moved += n;
+                    *moved += n;
                     sink.report(Ok(()), 0);
                     continue;
                 }
@@ -455,8 +498,8 @@ fn move_raw(stream: &mut Stream, sink: &mut Sink, scratch: &mut Vec<u8>, budget:
         match rustix::io::read(&stream.pipe, &mut scratch[..]) {
             Ok(0) => return Moved::Eof,
             Ok(n) => {
-                moved += n;
-                let r = sink.write_raw(&scratch[..n]);
+                *moved += n;
+                let r = sink.write_raw(&scratch[..n], id);
                 sink.report(r, n);
             }
             Err(Errno::AGAIN) => return Moved::Empty,
@@ -470,41 +513,40 @@ fn move_raw(stream: &mut Stream, sink: &mut Sink, scratch: &mut Vec<u8>, budget:
     Moved::Budget
 }
 
-/// The line path: read a chunk, cut it into lines, write batches of whole lines.
+/// The line path: read a chunk, cut it into lines, write batches of whole lines. With
+/// `back_to_raw` (a plain stream near its file's limit) it returns `FarFromLimit` as soon as
+/// a rotation made room again, so that splice takes over.
+#[allow(clippy::too_many_arguments)]
 fn move_lines(
+    id: u64,
     stream: &mut Stream,
     mut sink: Option<&mut Sink>,
     scratch: &mut Vec<u8>,
     out: &mut Vec<u8>,
     budget: usize,
+    moved: &mut usize,
+    back_to_raw: bool,
 ) -> Moved {
-    let mut moved = 0;
-    let mut cut = Vec::new();
-    let mut result = Moved::Budget;
-    while moved < budget {
-        scratch.resize(READ_CHUNK.min(budget - moved).max(1), 0);
+    while *moved < budget {
+        if back_to_raw && sink.as_deref().is_some_and(|s| s.room() > NEAR_LIMIT) {
+            return Moved::FarFromLimit;
+        }
+        scratch.resize(READ_CHUNK.min(budget - *moved).max(1), 0);
         let n = match rustix::io::read(&stream.pipe, &mut scratch[..]) {
-            Ok(0) => {
-                result = Moved::Eof;
-                break;
-            }
+            Ok(0) => return Moved::Eof,
             Ok(n) => n,
-            Err(Errno::AGAIN) => {
-                result = Moved::Empty;
-                break;
-            }
+            Err(Errno::AGAIN) => return Moved::Empty,
             Err(Errno::INTR) => continue,
             Err(e) => {
                 log::warn!("cannot read the output pipe of {}: {e}", stream.program);
-                result = Moved::Eof;
-                break;
+                return Moved::Eof;
             }
         };
-        moved += n;
+        *moved += n;
         let mut w = LineWriter {
+            id,
             sink: sink.as_deref_mut(),
             out,
-            scratch: &mut cut,
         };
         let r = stream
             .lines
@@ -519,15 +561,15 @@ fn move_lines(
             }
         }
     }
-    result
+    Moved::Budget
 }
 
-/// Batches whole lines for one write, rotating the file between batches.
+/// Batches lines of stream `id` for one write, rotating the file between two lines.
 struct LineWriter<'a> {
+    id: u64,
     /// None: holden's stderr.
     sink: Option<&'a mut Sink>,
     out: &'a mut Vec<u8>,
-    scratch: &'a mut Vec<u8>,
 }
 
 impl LineWriter<'_> {
@@ -536,16 +578,20 @@ impl LineWriter<'_> {
         if !self.out.is_empty() && self.out.len() + n > OUT_CAP {
             self.flush()?;
         }
-        if let Some(sink) = self.sink.as_deref_mut()
-            && sink.must_rotate_before((self.out.len() + n) as u64)
-        {
-            if !self.out.is_empty() {
+        if let Some(sink) = self.sink.as_deref_mut() {
+            // The rest of a line already begun in the file stays in that file.
+            let continues = match self.out.last() {
+                None => sink.continues(self.id),
+                Some(&last) => last != b'\n',
+            };
+            if !continues && sink.must_rotate_before((self.out.len() + n) as u64) {
                 self.flush()?;
-            }
-            let sink = self.sink.as_deref_mut().expect("checked above");
-            if let Err(e) = sink.rotate(self.scratch) {
-                log::warn!("{e}");
-                sink.max_bytes = 0;
+                let sink = self.sink.as_deref_mut().expect("checked above");
+                if let Err(e) = sink.rotate() {
+                    log::warn!("{e}");
+                    // Keep writing past the limit rather than losing output.
+                    sink.max_bytes = 0;
+                }
             }
         }
         for p in parts {
@@ -559,7 +605,7 @@ impl LineWriter<'_> {
             return Ok(());
         }
         let r = match self.sink.as_deref_mut() {
-            Some(sink) => sink.write_lines(self.out),
+            Some(sink) => sink.write_lines(self.out, self.id),
             None => io::stderr().lock().write_all(self.out),
         };
         self.out.clear();
@@ -825,6 +871,71 @@ mod tests {
         assert!(logs.sinks.is_empty());
     }
 
+    /// Collects what `follow` prints; fails (so that `follow` returns) once it saw `last`.
+    struct Until {
+        seen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+        last: &'static [u8],
+    }
+
+    impl Write for Until {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let mut seen = self.seen.lock().unwrap();
+            if seen.ends_with(self.last) {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            seen.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            match self.seen.lock().unwrap().ends_with(self.last) {
+                true => Err(io::ErrorKind::BrokenPipe.into()),
+                false => Ok(()),
+            }
+        }
+    }
+
+    #[test]
+    fn follow_sees_every_line_once_while_capture_rotates_fast() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fast.log");
+        let mut p = program(dir.path(), Output::File(path.clone()), Output::Null);
+        p.log_max_bytes = 100_000;
+        p.log_backups = 1000;
+        std::fs::write(&path, "0\n").unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut out = Until {
+            seen: seen.clone(),
+            last: b"\n300000\n",
+        };
+        let p2 = path.clone();
+        let follower = std::thread::spawn(move || follow(&p2, 1, &mut out));
+        // The tail printed: follow is watching before the program writes.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while *seen.lock().unwrap() != b"0\n" {
+            assert!(Instant::now() < deadline, "follow did not print the tail");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let (mut logs, mut reactor) = (Logs::new(), Reactor::new().unwrap());
+        capture(&mut logs, &mut reactor, &p, &mut sh("seq 1 300000"), |_| {});
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !seen.lock().unwrap().ends_with(b"\n300000\n") {
+            assert!(Instant::now() < deadline, "follow did not reach the last line");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::fs::write(dir.path().join("poke"), "").unwrap();
+        assert_eq!(follower.join().unwrap().unwrap_err().kind(), io::ErrorKind::BrokenPipe);
+        assert!(files_of(&path).len() > 10, "the test meant to rotate");
+        let seen = seen.lock().unwrap();
+        let mut want = b"0\n".to_vec();
+        want.extend(seq(300_000));
+        assert!(
+            *seen == want,
+            "follow printed {} bytes, expected {}",
+            seen.len(),
+            want.len()
+        );
+    }
+
     #[test]
     fn null_gets_no_pipe_and_a_bad_folder_is_an_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
@@ -837,6 +948,7 @@ mod tests {
         let p = program(dir.path(), Output::File(bad), Output::Null);
         let e = logs.attach(&p, &reactor).unwrap_err().to_string();
         assert!(e.contains(&dir.path().join("file").display().to_string()), "{e}");
+        assert!(!e.contains("os error"), "{e}");
         assert_eq!(logs.open_streams("web"), 0);
         let _ = reactor.as_fd().as_raw_fd();
     }

@@ -1,5 +1,4 @@
-//! Rotation by size: the names of the backups, where a full file may be cut so that no line
-//! is split, and the rename chain itself.
+//! Rotation by size: the names of the backups, when to rotate, and the rename chain itself.
 //!
 //! `web.log` is the live file, `web.log.1` the newest backup, `web.log.N` the oldest
 //! (`log_backups = N`). A rotation renames `web.log.{N-1}` to `web.log.N` (replacing it), ...,
@@ -19,17 +18,6 @@ pub fn backup_name(path: &Path, n: u32) -> PathBuf {
     let mut s = path.as_os_str().to_os_string();
     s.push(format!(".{n}"));
     PathBuf::from(s)
-}
-
-/// Where to cut a full file so that it holds whole lines only, given its last bytes `tail`
-/// (the file's final `tail.len()` bytes): the number of bytes at the end that belong to an
-/// unfinished line and move to the next file. 0 when the file ends with a newline; also 0
-/// when `tail` holds no newline at all (a line longer than the window is cut where it is).
-pub fn carry_len(tail: &[u8]) -> usize {
-    match tail.iter().rposition(|&b| b == b'\n') {
-        Some(i) => tail.len() - i - 1,
-        None => 0,
-    }
 }
 
 /// Would writing `n` more bytes to a file of `size` bytes carry it past `max` (0: never)?
@@ -85,15 +73,6 @@ mod tests {
             PathBuf::from("/var/log/web.log.1")
         );
         assert_eq!(backup_name(Path::new("out"), 10), PathBuf::from("out.10"));
-    }
-
-    #[test]
-    fn a_full_file_is_cut_after_its_last_newline() {
-        assert_eq!(carry_len(b"one\ntwo\n"), 0);
-        assert_eq!(carry_len(b"one\ntwo\nthr"), 3);
-        assert_eq!(carry_len(b"\nx"), 1);
-        assert_eq!(carry_len(b"no newline at all"), 0);
-        assert_eq!(carry_len(b""), 0);
     }
 
     #[test]

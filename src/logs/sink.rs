@@ -13,16 +13,15 @@ use std::path::{Path, PathBuf};
 use super::LogError;
 use super::rotate;
 
-/// Largest unfinished line moved to the next file when a full file is cut.
-pub const CARRY_WINDOW: usize = 64 * 1024;
-
-/// What holden knows about the last byte of the file.
+/// What holden knows about the end of the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tail {
-    /// Empty, or ends with a newline (holden wrote whole lines last).
+    /// Empty, or ends with a newline.
     LineStart,
-    /// Bytes were spliced or copied as they came: look before assuming a line start.
-    Unknown,
+    /// May end in the middle of a line, written by this stream (None: by someone before
+    /// holden opened it). The same stream continues its line; another one looks at the last
+    /// byte first.
+    MidLine(Option<u64>),
 }
 
 pub struct Sink {
@@ -52,7 +51,11 @@ impl Sink {
             offset,
             max_bytes,
             backups,
-            tail: if offset == 0 { Tail::LineStart } else { Tail::Unknown },
+            tail: if offset == 0 {
+                Tail::LineStart
+            } else {
+                Tail::MidLine(None)
+            },
             writers: 0,
             splice_ok: true,
             failing: false,
@@ -65,7 +68,11 @@ impl Sink {
             let size = st.st_size as u64;
             if size < self.offset {
                 self.offset = size;
-                self.tail = Tail::Unknown;
+                self.tail = if size == 0 {
+                    Tail::LineStart
+                } else {
+                    Tail::MidLine(None)
+                };
             }
         }
     }
@@ -76,7 +83,11 @@ impl Sink {
         let (file, offset) = open_at_end(&self.path)?;
         self.file = file;
         self.offset = offset;
-        self.tail = if offset == 0 { Tail::LineStart } else { Tail::Unknown };
+        self.tail = if offset == 0 {
+            Tail::LineStart
+        } else {
+            Tail::MidLine(None)
+        };
         Ok(())
     }
 
@@ -93,8 +104,13 @@ impl Sink {
         rotate::must_rotate_before(self.offset, n, self.max_bytes)
     }
 
-    /// `splice` from `pipe` into the file at holden's offset. Returns what the syscall says.
-    pub fn splice_from(&mut self, pipe: &std::os::fd::OwnedFd, len: usize) -> rustix::io::Result<usize> {
+    /// Does the file (maybe) end in the middle of a line that stream `id` is writing?
+    pub fn continues(&self, id: u64) -> bool {
+        self.tail == Tail::MidLine(Some(id))
+    }
+
+    /// `splice` from `pipe` into the file at holden's offset, for stream `id`.
+    pub fn splice_from(&mut self, pipe: &std::os::fd::OwnedFd, len: usize, id: u64) -> rustix::io::Result<usize> {
         let n = rustix::pipe::splice(
             pipe,
             None,
@@ -103,21 +119,26 @@ impl Sink {
             len,
             rustix::pipe::SpliceFlags::NONBLOCK | rustix::pipe::SpliceFlags::MOVE,
         )?;
-        self.tail = Tail::Unknown;
+        // Where the lines end is not seen: assume mid-line.
+        self.tail = Tail::MidLine(Some(id));
         Ok(n)
     }
 
-    /// Write bytes as they came (the copy fallback of splice).
-    pub fn write_raw(&mut self, buf: &[u8]) -> io::Result<()> {
+    /// Write bytes of stream `id` as they came (the copy fallback of splice).
+    pub fn write_raw(&mut self, buf: &[u8], id: u64) -> io::Result<()> {
         self.pwrite_all(buf)?;
-        self.tail = Tail::Unknown;
+        self.note_end(buf, id);
         Ok(())
     }
 
-    /// Write whole lines. If a raw writer left the file in the middle of a line, a newline
-    /// goes first, so that these lines start at a line start.
-    pub fn write_lines(&mut self, buf: &[u8]) -> io::Result<()> {
-        if self.tail == Tail::Unknown && self.offset > 0 {
+    /// Write lines of stream `id` (whole, except that the last may be a piece of an overlong
+    /// line). If another writer left the file in the middle of a line, a newline goes first,
+    /// so that these lines start at a line start.
+    pub fn write_lines(&mut self, buf: &[u8], id: u64) -> io::Result<()> {
+        if let Tail::MidLine(by) = self.tail
+            && by != Some(id)
+            && self.offset > 0
+        {
             let mut last = [0u8; 1];
             let n = rustix::io::pread(&self.file, &mut last, self.offset - 1)?;
             if n == 1 && last[0] != b'\n' {
@@ -125,8 +146,16 @@ impl Sink {
             }
         }
         self.pwrite_all(buf)?;
-        self.tail = Tail::LineStart;
+        self.note_end(buf, id);
         Ok(())
+    }
+
+    fn note_end(&mut self, buf: &[u8], id: u64) {
+        match buf.last() {
+            Some(b'\n') => self.tail = Tail::LineStart,
+            Some(_) => self.tail = Tail::MidLine(Some(id)),
+            None => {}
+        }
     }
 
     fn pwrite_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
@@ -144,29 +173,13 @@ impl Sink {
         Ok(())
     }
 
-    /// Rotate now: cut the file after its last newline (the unfinished line at its end moves
-    /// to the fresh file), shift the backups, open a fresh file. `scratch` holds the cut bytes.
-    pub fn rotate(&mut self, scratch: &mut Vec<u8>) -> Result<(), LogError> {
-        let path = self.path.clone();
+    /// Rotate now (between two lines): shift the backups and open a fresh file, or truncate
+    /// in place with `log_backups = 0`.
+    pub fn rotate(&mut self) -> Result<(), LogError> {
         let err = |source: io::Error| LogError::Rotate {
-            path: path.clone(),
+            path: self.path.clone(),
             source,
         };
-        scratch.clear();
-        if self.tail == Tail::Unknown && self.offset > 0 {
-            let window = (self.offset as usize).min(CARRY_WINDOW);
-            scratch.resize(window, 0);
-            let start = self.offset - window as u64;
-            let n = rustix::io::pread(&self.file, &mut scratch[..], start).map_err(|e| err(e.into()))?;
-            scratch.truncate(n);
-            let carry = rotate::carry_len(scratch);
-            scratch.drain(..scratch.len() - carry);
-            if carry > 0 {
-                let end = self.offset - carry as u64;
-                rustix::fs::ftruncate(&self.file, end).map_err(|e| err(e.into()))?;
-                self.offset = end;
-            }
-        }
         if self.backups == 0 {
             rustix::fs::ftruncate(&self.file, 0).map_err(|e| err(e.into()))?;
             self.offset = 0;
@@ -179,12 +192,8 @@ impl Sink {
         self.tail = if self.offset == 0 {
             Tail::LineStart
         } else {
-            Tail::Unknown
+            Tail::MidLine(None)
         };
-        if !scratch.is_empty() {
-            self.pwrite_all(scratch).map_err(err)?;
-            self.tail = Tail::Unknown;
-        }
         log::debug!("rotated {}", self.path.display());
         Ok(())
     }

@@ -146,10 +146,22 @@ fn is_backup_of(path: &Path, ours: &File) -> io::Result<bool> {
 
 /// Print the tail; return the live file and where printing stopped in it.
 fn print_tail(path: &Path, lines: usize, out: &mut dyn Write) -> io::Result<Option<Reading>> {
-    let live = File::open(path)?;
-    let live_len = live.metadata()?.len();
+    // Between a rotation's rename and the next write the live file may be missing: the
+    // backups still answer.
+    let live = match File::open(path) {
+        Ok(f) => Some(f),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && backup_name(path, 1).exists() => None,
+        Err(e) => return Err(e),
+    };
+    let live_len = match &live {
+        Some(f) => f.metadata()?.len(),
+        None => 0,
+    };
     let mut parts = vec![];
-    let (start, mut found) = last_lines(&live, live_len, lines)?;
+    let (start, mut found) = match &live {
+        Some(f) => last_lines(f, live_len, lines)?,
+        None => (0, 0),
+    };
     let mut k = 1;
     while found < lines && k <= MAX_BACKUPS {
         let backup = match File::open(backup_name(path, k)) {
@@ -167,6 +179,9 @@ fn print_tail(path: &Path, lines: usize, out: &mut dyn Write) -> io::Result<Opti
         let mut pos = *s;
         copy_range(file, *s, *len, out, &mut pos)?;
     }
+    let Some(live) = live else {
+        return Ok(None);
+    };
     let mut pos = start;
     copy_range(&live, start, live_len, out, &mut pos)?;
     Ok(Some(Reading { file: live, pos }))
@@ -284,6 +299,14 @@ mod tests {
         assert_eq!(tail_of(&p, 3), "line 49997\nline 49998\nline 49999\n");
         let all = tail_of(&p, 50_000);
         assert_eq!(all, body);
+    }
+
+    #[test]
+    fn tail_between_a_rotation_and_the_next_write_reads_the_backups() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("web.log");
+        std::fs::write(backup_name(&p, 1), "1\n2\n").unwrap();
+        assert_eq!(tail_of(&p, 1), "2\n");
     }
 
     #[test]

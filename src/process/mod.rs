@@ -6,4 +6,4 @@ pub mod spawn;
 pub mod users;
 
 pub use reap::{ExitKind, reap_all};
-pub use spawn::{SpawnError, Spawned, spawn};
+pub use spawn::spawn;

@@ -62,12 +62,12 @@ pub fn resolve_in(etc: &Path, user: Option<&str>, group: Option<&str>) -> Result
     let mut supplementary = vec![Gid::from_raw(gid)];
     for line in groups_file.lines() {
         let f: Vec<&str> = line.split(':').collect();
-        if f.len() == 4 && f[3].split(',').any(|m| m == name) {
-            if let Ok(id) = f[2].parse::<u32>() {
-                if !supplementary.iter().any(|g| g.as_raw() == id) {
-                    supplementary.push(Gid::from_raw(id));
-                }
-            }
+        if f.len() == 4
+            && f[3].split(',').any(|m| m == name)
+            && let Ok(id) = f[2].parse::<u32>()
+            && !supplementary.iter().any(|g| g.as_raw() == id)
+        {
+            supplementary.push(Gid::from_raw(id));
         }
     }
     Ok(Some(Identity {

@@ -102,7 +102,6 @@ impl Interest {
 pub struct Ready {
     pub token: Token,
     pub readable: bool,
-    pub writable: bool,
     /// Peer closed, error, or hang-up: read until EOF, then drop the fd.
     pub hangup: bool,
     pub priority: bool,
@@ -181,7 +180,6 @@ impl Reactor {
                 out.push(Ready {
                     token,
                     readable: flags.intersects(F::IN),
-                    writable: flags.intersects(F::OUT),
                     hangup: flags.intersects(F::HUP | F::ERR | F::RDHUP),
                     priority: flags.intersects(F::PRI),
                 });
@@ -237,11 +235,6 @@ impl Signals {
             .map(|(s, _)| *s)
             .collect()
     }
-}
-
-/// Time until `deadline`, for log messages.
-pub fn until(deadline: Instant) -> Duration {
-    deadline.saturating_duration_since(Instant::now())
 }
 
 #[cfg(test)]

@@ -198,9 +198,10 @@ impl Supervisor {
         let cgroups = Cgroups::setup(mode, &config.supervisor.cgroup_path)?;
         if let Some(c) = &cgroups {
             log::info!(
-                "cgroups: {} layout, programs below {}",
+                "cgroups: {} layout, programs below {} (controllers: {})",
                 c.layout(),
-                c.parent_path().display()
+                c.parent_path().display(),
+                c.controllers().join(", ")
             );
         }
         Ok(Supervisor {
@@ -373,7 +374,8 @@ impl Supervisor {
     }
 
     fn on_other(&mut self, r: &Ready) {
-        if r.token.kind == Kind::CgroupEvents {
+        // EPOLLPRI is how kernfs says cgroup.events changed.
+        if r.token.kind == Kind::CgroupEvents && r.priority {
             let i = r.token.id as usize;
             let Some(slot) = self.slots.get(i).and_then(|s| s.as_ref()) else {
                 return;

@@ -35,13 +35,14 @@ impl Supervisor {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let name = program.name.clone();
-        match crate::agent::client::start_process(
-            socket,
-            &program.command,
-            &env,
-            Some(&program.directory),
-            AGENT_TIMEOUT,
-        ) {
+        // SPEC: the default `directory` (the config file's folder) is a path of this host,
+        // which seldom exists where the agent runs: only an explicit one is passed on, else
+        // the program starts in the agent's own working directory.
+        let config_dir = std::path::absolute(&self.config.path)
+            .ok()
+            .and_then(|p| p.parent().map(|d| d.to_path_buf()));
+        let cwd = (Some(&program.directory) != config_dir.as_ref()).then_some(program.directory.as_path());
+        match crate::agent::client::start_process(socket, &program.command, &env, cwd, AGENT_TIMEOUT) {
             Ok((pid, pidfd)) => {
                 let token = crate::reactor::Token::new(crate::reactor::Kind::Pidfd, i as u64);
                 if let Err(e) = self.reactor.add(pidfd.as_fd(), token, crate::reactor::Interest::Read) {

@@ -77,14 +77,6 @@ impl State {
         }
     }
 
-    /// Are processes of this program (possibly) alive?
-    pub fn is_alive(&self) -> bool {
-        matches!(
-            self,
-            State::Starting { .. } | State::Running { .. } | State::Stopping { .. }
-        )
-    }
-
     /// At rest: nothing will happen to it without a request.
     pub fn is_down(&self) -> bool {
         matches!(self, State::Stopped | State::Exited | State::Fatal)

@@ -947,7 +947,102 @@ fn podman_agent_container_spawns_into_its_pid_namespace_for_a_host_caller() {
         "the inner agent exits 0 on the forwarded SIGTERM"
     );
     std::mem::forget(agent_like); // pid 0: nothing of its own to kill
+
+    // holden run on the host supervises a program in the container through its agent. The
+    // program's directory must exist in the container: "/" does in any image.
+    let mut sup = Supervisor::start(&format!(
+        "[programs.boxed]\ncommand = \"/holden agent --socket /run/holden/boxed.sock\"\n\
+         agent = \"{sock}\"\ndirectory = \"/\"\nautorestart = \"always\"\n\
+         restart_delay = \"100ms\"\nmin_uptime = \"100ms\"\n"
+    ));
+    supervise_through_agent(&mut sup, "boxed");
+    drop(sup);
     drop(container);
     let images = podman_ok(&["images", "-q", &image]);
     assert!(images.trim().is_empty(), "the image is removed");
+}
+
+// ---- `holden run` programs with `agent = "PATH"` ----
+
+/// The pid and restart count of `name` once it is RUNNING with a pid other than `not`.
+fn running_pid(sup: &Supervisor, name: &str, not: Option<u64>) -> (u64, u64) {
+    wait_for(Duration::from_secs(20), &format!("{name} RUNNING"), || {
+        let p = sup.program_status(name);
+        match (p["state"].as_str(), p["pid"].as_u64()) {
+            (Some("RUNNING"), Some(pid)) if Some(pid) != not => Ok((pid, p["restarts"].as_u64().unwrap_or(0))),
+            _ => Err(p.to_string()),
+        }
+    })
+}
+
+/// RUNNING in the agent's PID namespace, restarted through the agent when killed, stopped by
+/// shutdown; `pid` in status is the pid as holden sees it.
+fn supervise_through_agent(sup: &mut Supervisor, name: &str) {
+    let (pid, _) = running_pid(sup, name, None);
+    let ns = nspid(pid as u32);
+    assert_eq!(ns.len(), 2, "NSpid of {pid}: {ns:?}");
+    assert_eq!(ns[0], pid as u32, "status shows the pid from holden's namespace");
+    assert_ne!(ns[0], ns[1]);
+    signal(pid as u32, Signal::KILL);
+    let (pid2, restarts) = running_pid(sup, name, Some(pid));
+    assert!(restarts >= 1, "restarts {restarts}");
+    assert_eq!(nspid(pid2 as u32).len(), 2);
+    let last = &sup.program_status(name)["last_exit"];
+    assert_eq!(last["signal"], "KILL", "last_exit {last}");
+    sup.signal(15);
+    assert_eq!(sup.wait_exit(Duration::from_secs(20)).code(), Some(0));
+    wait_for(T, "the program to be gone", || {
+        if alive(pid2 as u32) {
+            Err(format!("{pid2} still alive"))
+        } else {
+            Ok(())
+        }
+    });
+}
+
+#[test]
+fn a_program_with_agent_runs_in_the_agents_pid_namespace_and_is_restarted_and_stopped() {
+    let agent = Agent::in_pid_namespace();
+    agent.wait_ready();
+    let mut sup = Supervisor::start(&format!(
+        "[programs.inside]\ncommand = \"sleep 1000\"\nagent = \"{}\"\nautorestart = \"always\"\n\
+         restart_delay = \"100ms\"\nmin_uptime = \"100ms\"\n",
+        agent.sock()
+    ));
+    supervise_through_agent(&mut sup, "inside");
+}
+
+#[test]
+fn a_program_whose_agent_is_down_backs_off_and_starts_once_it_is_up() {
+    let dir = tempdir();
+    let socket = dir.path().join("late.sock");
+    let sup = Supervisor::start(&format!(
+        "[programs.late]\ncommand = \"sleep 1000\"\nagent = \"{}\"\nrestart_delay = \"100ms\"\n\
+         max_restart_delay = \"200ms\"\nmax_restarts = 1000\n",
+        socket.display()
+    ));
+    wait_for(T, "late in BACKOFF", || {
+        let p = sup.program_status("late");
+        if p["state"] == "BACKOFF" {
+            Ok(())
+        } else {
+            Err(p.to_string())
+        }
+    });
+    let child = Command::new(HOLDEN)
+        .args(["agent", "--socket"])
+        .arg(&socket)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _agent = Agent {
+        pid: child.id(),
+        child: Some(child),
+        socket,
+        dir,
+    };
+    running_pid(&sup, "late", None);
+    assert!(sup.log_text().contains("no agent is listening there"));
 }

@@ -159,7 +159,10 @@ impl Supervisor {
                 return Ok(());
             }
             match child.try_wait() {
-                Ok(Some(st)) => Ok(eprintln!("holden exited before binding its socket: {st}")),
+                Ok(Some(st)) => {
+                    eprintln!("holden exited before binding its socket: {st}");
+                    Ok(())
+                }
                 _ => Err(format!("no {}", socket.display())),
             }
         });
@@ -360,10 +363,10 @@ pub fn descendants(root: u32) -> Vec<u32> {
     let mut parent_of = Vec::new();
     if let Ok(rd) = fs::read_dir("/proc") {
         for e in rd.flatten() {
-            if let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) {
-                if let Some(pp) = ppid(pid) {
-                    parent_of.push((pid, pp));
-                }
+            if let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok())
+                && let Some(pp) = ppid(pid)
+            {
+                parent_of.push((pid, pp));
             }
         }
     }

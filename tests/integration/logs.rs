@@ -41,6 +41,19 @@ fn split_stamp(line: &str) -> (SystemTime, &str) {
     (t, rest)
 }
 
+/// Wait until program `name` went to EXITED (from STARTING or RUNNING: a slow machine may
+/// take longer than `min_uptime`). Returns holden's log.
+fn wait_exited(sup: &Supervisor, name: &str) -> String {
+    let needle = format!(" {name}: ");
+    wait_for(T, &format!("{name} to exit"), || {
+        let log = sup.log_text();
+        match log.lines().any(|l| l.contains(&needle) && l.contains(" -> EXITED")) {
+            true => Ok(log),
+            false => Err(format!("\n{log}")),
+        }
+    })
+}
+
 fn vm_hwm_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
@@ -49,7 +62,7 @@ fn vm_hwm_kib(pid: u32) -> u64 {
 
 #[test]
 fn two_million_lines_with_1mb_rotation_are_all_logged_once_in_order() {
-    let mut sup = Supervisor::start(
+    let sup = Supervisor::start(
         r#"
 [programs.counter]
 command = "seq 1 2000000"
@@ -60,7 +73,7 @@ log_max_bytes = "1MB"
 log_backups = 100
 "#,
     );
-    sup.wait_log("counter: STARTING -> EXITED", T);
+    wait_exited(&sup, "counter");
     let path = sup.path("logs/counter.log");
     let files = files_of(&path);
     assert!(files.len() >= 15, "expected 15 files of 1 MB, found {}", files.len());
@@ -78,7 +91,7 @@ log_backups = 100
 
 #[test]
 fn stdout_and_stderr_in_one_rotated_file_keep_every_line_whole_and_in_order() {
-    let mut sup = Supervisor::start(
+    let sup = Supervisor::start(
         r#"
 [programs.both]
 # sed writes 4 KiB blocks, cutting lines anywhere: only a line-aware merge keeps them whole.
@@ -90,7 +103,7 @@ log_max_bytes = "1MB"
 log_backups = 100
 "#,
     );
-    sup.wait_log("both: STARTING -> EXITED", T);
+    wait_exited(&sup, "both");
     let files = files_of(&sup.path("both.log"));
     assert!(files.len() >= 8, "expected rotations, found {} files", files.len());
     let all = String::from_utf8(files.concat()).unwrap();
@@ -109,7 +122,7 @@ log_backups = 100
 
 #[test]
 fn a_program_that_writes_1mb_and_exits_at_once_has_all_of_it_logged_before_its_exit_line() {
-    let mut sup = Supervisor::start(
+    let sup = Supervisor::start(
         r#"
 [programs.burst]
 command = ["sh", "-c", "head -c 1000000 /dev/zero | tr '\\0' y"]
@@ -117,7 +130,7 @@ autorestart = "never"
 stdout = "burst.log"
 "#,
     );
-    sup.wait_log("burst: STARTING -> EXITED (exit status 0)", T);
+    wait_exited(&sup, "burst");
     // Read at once: the transition line is written only after the pipe was drained.
     let got = std::fs::read(sup.path("burst.log")).unwrap();
     assert_eq!(got.len(), 1_000_000);
@@ -126,14 +139,14 @@ stdout = "burst.log"
 
 #[test]
 fn inherit_prefixes_each_line_with_the_program_name_on_holdens_stderr() {
-    let mut sup = Supervisor::start(
+    let sup = Supervisor::start(
         r#"
 [programs.web]
 command = ["sh", "-c", "echo hello; echo oops >&2; printf 'no newline'"]
 autorestart = "never"
 "#,
     );
-    sup.wait_log("web: STARTING -> EXITED", T);
+    wait_exited(&sup, "web");
     let stderr = std::fs::read_to_string(sup.path("holden.stderr")).unwrap();
     for want in ["web | hello\n", "web | oops\n", "web | no newline\n"] {
         assert!(
@@ -145,7 +158,7 @@ autorestart = "never"
 
 #[test]
 fn timestamps_are_rfc3339_with_milliseconds_and_monotonic() {
-    let mut sup = Supervisor::start(
+    let sup = Supervisor::start(
         r#"
 [programs.stamped]
 command = ["sh", "-c", "seq 1 20000; sleep 0.1; seq 20001 40000"]
@@ -154,7 +167,7 @@ stdout = "stamped.log"
 log_timestamps = true
 "#,
     );
-    sup.wait_log("stamped: STARTING -> EXITED", T);
+    wait_exited(&sup, "stamped");
     let text = std::fs::read_to_string(sup.path("stamped.log")).unwrap();
     let mut last = SystemTime::UNIX_EPOCH;
     let mut n = 0;
@@ -177,8 +190,23 @@ log_timestamps = true
     );
 }
 
+/// How a reopen is asked for.
+enum Reopen {
+    Signal,
+    Command,
+}
+
 #[test]
 fn sigusr1_after_an_external_mv_makes_holden_write_to_a_new_file() {
+    reopen_after_mv(Reopen::Signal);
+}
+
+#[test]
+fn holden_reopen_after_an_external_mv_makes_holden_write_to_a_new_file() {
+    reopen_after_mv(Reopen::Command);
+}
+
+fn reopen_after_mv(how: Reopen) {
     let mut sup = Supervisor::start(
         r#"
 [programs.ticker]
@@ -194,7 +222,17 @@ stdout = "ticker.log"
     });
     std::fs::rename(&path, &moved).unwrap();
     // Until the reopen, holden goes on writing to the moved file.
-    sup.signal(libc_sigusr1());
+    match how {
+        Reopen::Signal => sup.signal(libc_sigusr1()),
+        Reopen::Command => {
+            let out = sup.ctl(&["reopen"]);
+            assert!(
+                out.status.success(),
+                "holden reopen: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
     wait_for(T, "lines in a new ticker.log", || {
         let n = std::fs::read_to_string(&path).unwrap_or_default().lines().count();
         if n >= 5 { Ok(()) } else { Err(format!("{n} lines")) }
@@ -301,4 +339,29 @@ log_backups = 1000
     assert!(lines == expected, "lines out of order");
     let files = files_of(&sup.path("fast.log"));
     assert!(files.len() > 10, "the test meant to rotate: {} files", files.len());
+}
+
+#[test]
+fn logs_prints_the_last_lines_reaching_back_into_rotated_files() {
+    let sup = Supervisor::start(
+        r#"
+[programs.counter]
+command = "seq 1 50000"
+autorestart = "never"
+stdout = "counter.log"
+log_max_bytes = "100KB"
+log_backups = 100
+"#,
+    );
+    wait_exited(&sup, "counter");
+    assert!(files_of(&sup.path("counter.log")).len() > 2, "the test meant to rotate");
+    let out = sup.ctl(&["logs", "counter", "-n", "30000"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), seq(20_001, 50_000));
+    let out = sup.ctl(&["logs", "counter"]);
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        seq(49_991, 50_000),
+        "10 lines by default"
+    );
 }
