@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""holden's own benchmark: restart latency against the fork+exec floor, idle cost, memory,
+"""holden's own benchmark: restart and respawn latency against the fork+exec floor, idle cost, memory,
 start-up time and the control socket's round trip, each printed beside its target.
 
     python3 bench/holden_bench.py                 # everything, cgroups = "off"
@@ -278,14 +278,16 @@ class Holden:
         if self.proc.returncode is None:
             self.proc.wait()
         self.out.close()
-        cg_left = remove_cgroup(self.cgroup_path) if self.cgroup_path else []
+        cg_found, cg_left = remove_cgroup(self.cgroup_path) if self.cgroup_path else ([], [])
         self.result = {**self.result, "stop_s": stop_s, "exit_code": rc, "killed_after_stop": left,
-                       "stop_clean": rc == 0 and left == 0 and not cg_left}
+                       "stop_clean": rc == 0 and left == 0 and not cg_found}
+        if cg_found:
+            self.result["cgroups_left_by_holden"] = cg_found
         if cg_left:
             self.result["cgroups_not_removed"] = cg_left
         if not self.result["stop_clean"]:
             self.b.problems.append(f"{self.w.name}: holden exit {rc}, {left} process(es) killed after "
-                                   f"the stop, cgroups left: {cg_left or 'none'}; see {self.tail()!r}")
+                                   f"the stop, cgroups left: {cg_found or 'none'}; see {self.tail()!r}")
         return False
 
     def tail(self):
@@ -322,15 +324,16 @@ class Holden:
 
 def remove_cgroup(path):
     """Remove `path` (our unique cgroup_path) from every hierarchy, children first; returns the
-    directories that could not be removed."""
-    left = []
+    directories found (holden should have removed them) and those that could not be removed."""
+    found, left = [], []
     if not CGROUP_ROOT.is_dir():
-        return left
+        return found, left
     for hier in sorted(CGROUP_ROOT.iterdir()):
         top = hier / path.lstrip("/")
         if hier.is_symlink() or not top.is_dir():
             continue
         dirs = [Path(d) for d, _, _ in os.walk(top)]
+        found += [str(d) for d in dirs]
         for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
             for attempt in range(50):
                 try:
@@ -347,7 +350,7 @@ def remove_cgroup(path):
                     time.sleep(0.02)
             else:
                 left.append(str(d))
-    return left
+    return found, left
 
 
 # --- scenarios ----------------------------------------------------------------------------
