@@ -789,38 +789,6 @@ fn podman_usable() -> Result<(), String> {
     }
 }
 
-/// A static holden (the image has no libc): built into target/static, debug profile, the same
-/// sources as the holden under test.
-fn static_holden() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let target_dir = root.join("target/static");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let child = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "--bin",
-            "holden",
-            "--target",
-            "x86_64-unknown-linux-gnu",
-        ])
-        .current_dir(root)
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run cargo");
-    let out = wait_output(child, Duration::from_secs(900), "cargo build (static holden)");
-    assert!(
-        out.status.success(),
-        "static build failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    target_dir.join("x86_64-unknown-linux-gnu/debug/holden")
-}
-
 /// The pid of the process behind `fd` in this process's PID namespace (`Pid:` of fdinfo).
 fn pidfd_pid(fd: &OwnedFd) -> u32 {
     use std::os::fd::AsRawFd;

@@ -101,33 +101,6 @@ fn podman_usable() -> Result<(), String> {
     }
 }
 
-/// A static holden (a FROM-scratch image has no libc), built into target/static like the agent
-/// tests' one: the same sources as the holden under test.
-fn static_holden() -> PathBuf {
-    let target_dir = repo().join("target/static");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let child = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "--bin",
-            "holden",
-            "--target",
-            "x86_64-unknown-linux-gnu",
-        ])
-        .current_dir(repo())
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run cargo");
-    let out = wait_output(child, Duration::from_secs(900), "cargo build (static holden)");
-    assert!(out.status.success(), "static build failed: {}", text(&out.stderr));
-    target_dir.join("x86_64-unknown-linux-gnu/debug/holden")
-}
-
 /// A static busybox (Debian's busybox-static) to mount into the image as the programs' tools.
 fn static_busybox() -> Option<PathBuf> {
     ["/usr/bin/busybox", "/bin/busybox"]

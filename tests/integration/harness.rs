@@ -432,3 +432,41 @@ pub fn skip_unless_root(test: &str) -> bool {
     eprintln!("SKIP {test}: needs root (cgroups, setpriv)");
     true
 }
+
+/// A static holden, for FROM-scratch images (no libc in them): `$HOLDEN_STATIC_BIN` when
+/// test.sh has built one already (the VM suite uses the same binary), else built here into
+/// target/static from the same sources as the holden under test.
+pub fn static_holden() -> PathBuf {
+    if let Some(bin) = std::env::var_os("HOLDEN_STATIC_BIN").map(PathBuf::from)
+        && bin.is_file()
+    {
+        return bin;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target_dir = root.join("target/static");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let child = Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "--bin",
+            "holden",
+            "--target",
+            "x86_64-unknown-linux-gnu",
+        ])
+        .current_dir(root)
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run cargo");
+    let out = wait_output(child, Duration::from_secs(900), "cargo build (static holden)");
+    assert!(
+        out.status.success(),
+        "static build failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    target_dir.join("x86_64-unknown-linux-gnu/debug/holden")
+}

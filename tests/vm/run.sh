@@ -21,12 +21,14 @@ cache=${HOLDEN_VM_CACHE:-$repo/target/vm-cache}
 target_dir=$repo/target/vm
 triple=x86_64-unknown-linux-gnu
 build=1
+build_only=0
 verbose=0
-while getopts kv opt; do
+while getopts bkv opt; do
     case $opt in
+    b) build_only=1 ;;  # install what is needed, build the static binaries, stop
     k) build=0 ;;
     v) verbose=1 ;;
-    *) echo "usage: $0 [-k] [-v] [SCENARIO...]" >&2; exit 2 ;;
+    *) echo "usage: $0 [-b] [-k] [-v] [SCENARIO...]" >&2; exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))
@@ -76,6 +78,7 @@ if [ $build = 1 ]; then
         die "the static build failed (above; also in $cache/build.log)"
     fi
 fi
+[ $build_only = 1 ] && exit 0
 bin_dir=${HOLDEN_VM_BIN_DIR:-$target_dir/$triple/release}
 holden=$bin_dir/holden
 memhog=$bin_dir/examples/memhog
