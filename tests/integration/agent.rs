@@ -226,16 +226,6 @@ fn start_request(argv: &[&str]) -> StartProcess {
     }
 }
 
-/// `NSpid:` of /proc/PID/status: the pid in each namespace, outermost first.
-fn nspid(pid: u32) -> Vec<u32> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("NSpid:"))
-        .map(|r| r.split_whitespace().filter_map(|p| p.parse().ok()).collect())
-        .unwrap_or_default()
-}
-
 fn signal(pid: u32, sig: Signal) {
     let _ = rustix::process::kill_process(Pid::from_raw(pid as i32).unwrap(), sig);
 }
@@ -731,61 +721,6 @@ impl Drop for Container {
     fn drop(&mut self) {
         let _ = podman(&["rm", "-f", "-t", "0", &self.name]);
         let _ = podman(&["rmi", "-f", &format!("localhost/{}", self.name)]);
-    }
-}
-
-fn podman(args: &[&str]) -> std::process::Output {
-    let child = Command::new("podman")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run podman");
-    wait_output(child, Duration::from_secs(120), &format!("podman {args:?}"))
-}
-
-fn podman_ok(args: &[&str]) -> String {
-    let out = podman(args);
-    assert!(
-        out.status.success(),
-        "podman {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Whether podman can run here, after `.ci/setup-podman.sh`; the reason when it cannot.
-fn podman_usable() -> Result<(), String> {
-    if !is_root() {
-        return Err("needs root (rootful podman)".into());
-    }
-    let setup = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/setup-podman.sh");
-    let out = wait_output(
-        Command::new("bash")
-            .arg(&setup)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", setup.display()))?,
-        Duration::from_secs(300),
-        "setup-podman.sh",
-    );
-    if !out.status.success() {
-        return Err(format!(
-            "{} failed: {}",
-            setup.display(),
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    match Command::new("podman")
-        .args(["info", "--format", "{{.Host.OCIRuntime.Name}}"])
-        .output()
-    {
-        Ok(o) if o.status.success() => Ok(()),
-        Ok(o) => Err(format!("podman info failed: {}", String::from_utf8_lossy(&o.stderr))),
-        Err(e) => Err(format!("podman is not installed: {e}")),
     }
 }
 

@@ -13,7 +13,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
@@ -55,51 +55,6 @@ fn check_ok(config: &Path) -> String {
 }
 
 // ---- PID 1 of a container (podman) ----
-
-fn podman(args: &[&str]) -> Output {
-    let child = Command::new("podman")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run podman");
-    wait_output(child, Duration::from_secs(120), &format!("podman {args:?}"))
-}
-
-fn podman_ok(args: &[&str]) -> String {
-    let out = podman(args);
-    assert!(out.status.success(), "podman {args:?} failed: {}", text(&out.stderr));
-    text(&out.stdout)
-}
-
-/// Whether podman can run here (after `.ci/setup-podman.sh`, as the agent tests do); the
-/// reason when it cannot.
-fn podman_usable() -> Result<(), String> {
-    if !is_root() {
-        return Err("needs root (rootful podman)".into());
-    }
-    let setup = repo().join(".ci/setup-podman.sh");
-    let child = Command::new("bash")
-        .arg(&setup)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", setup.display()))?;
-    let out = wait_output(child, Duration::from_secs(300), "setup-podman.sh");
-    if !out.status.success() {
-        return Err(format!("{} failed: {}", setup.display(), text(&out.stderr)));
-    }
-    match Command::new("podman")
-        .args(["info", "--format", "{{.Host.OCIRuntime.Name}}"])
-        .output()
-    {
-        Ok(o) if o.status.success() => Ok(()),
-        Ok(o) => Err(format!("podman info failed: {}", text(&o.stderr))),
-        Err(e) => Err(format!("podman is not installed: {e}")),
-    }
-}
 
 /// A static busybox (Debian's busybox-static) to mount into the image as the programs' tools.
 fn static_busybox() -> Option<PathBuf> {
@@ -271,16 +226,6 @@ fn podman_the_example_image_runs_its_config_answers_the_pods_liveness_probe_and_
     let log = container_log(&c);
     assert!(log.contains("agent: RUNNING -> STOPPING"), "{log}");
     assert!(log.contains("STOPPING -> STOPPED"), "{log}");
-}
-
-/// `NSpid:` of /proc/PID/status: the pid in each namespace, outermost first.
-fn nspid(pid: u32) -> Vec<u32> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("NSpid:"))
-        .map(|r| r.split_whitespace().filter_map(|p| p.parse().ok()).collect())
-        .unwrap_or_default()
 }
 
 /// The config of the PID 1 test: two long-running programs (one traps SIGTERM and says so),

@@ -470,3 +470,68 @@ pub fn static_holden() -> PathBuf {
     );
     target_dir.join("x86_64-unknown-linux-gnu/debug/holden")
 }
+
+/// `NSpid:` of /proc/PID/status: the pid in each namespace, outermost first.
+pub fn nspid(pid: u32) -> Vec<u32> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .map(|r| r.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// Run `podman ARGS` with a deadline.
+pub fn podman(args: &[&str]) -> Output {
+    let child = Command::new("podman")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run podman");
+    wait_output(child, Duration::from_secs(120), &format!("podman {args:?}"))
+}
+
+/// `podman ARGS`, which must succeed; its stdout.
+pub fn podman_ok(args: &[&str]) -> String {
+    let out = podman(args);
+    assert!(
+        out.status.success(),
+        "podman {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Whether podman can run here, after `.ci/setup-podman.sh` (which installs and configures
+/// it); the reason when it cannot.
+pub fn podman_usable() -> Result<(), String> {
+    if !is_root() {
+        return Err("needs root (rootful podman)".into());
+    }
+    let setup = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/setup-podman.sh");
+    let child = Command::new("bash")
+        .arg(&setup)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", setup.display()))?;
+    let out = wait_output(child, Duration::from_secs(300), "setup-podman.sh");
+    if !out.status.success() {
+        return Err(format!(
+            "{} failed: {}",
+            setup.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    match Command::new("podman")
+        .args(["info", "--format", "{{.Host.OCIRuntime.Name}}"])
+        .output()
+    {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(format!("podman info failed: {}", String::from_utf8_lossy(&o.stderr))),
+        Err(e) => Err(format!("podman is not installed: {e}")),
+    }
+}
