@@ -3,7 +3,55 @@
 
 use std::io::Write;
 
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
 use crate::config::{LogFile, SupervisorSettings};
+
+/// The `logfile` and its path, shared by the logger and `reopen`.
+static LOGFILE: OnceLock<Mutex<(PathBuf, std::fs::File)>> = OnceLock::new();
+
+fn open(path: &Path) -> Result<std::fs::File, String> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| {
+            format!(
+                "cannot open logfile {}: {}",
+                path.display(),
+                crate::process::spawn::io_text(&e)
+            )
+        })
+}
+
+/// The logger's writer: every record goes to the current `logfile`, which `reopen` can swap.
+struct SharedFile(&'static Mutex<(PathBuf, std::fs::File)>);
+
+impl Write for SharedFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        guard.1.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// SIGUSR1 / `holden reopen`: open the `logfile` path again (after an external `mv`), so
+/// logrotate's `create` works for holden's own log as for the programs'.
+pub fn reopen() {
+    let Some(shared) = LOGFILE.get() else { return };
+    let mut guard = shared.lock().unwrap_or_else(|e| e.into_inner());
+    match open(&guard.0) {
+        Ok(file) => guard.1 = file,
+        Err(e) => {
+            drop(guard);
+            log::warn!("{e}; still writing to the old one");
+        }
+    }
+}
 
 pub fn init(settings: &SupervisorSettings) -> Result<(), String> {
     let mut builder = env_logger::Builder::new();
@@ -24,18 +72,9 @@ pub fn init(settings: &SupervisorSettings) -> Result<(), String> {
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| {
-                format!(
-                    "cannot open logfile {}: {}",
-                    path.display(),
-                    crate::process::spawn::io_text(&e)
-                )
-            })?;
-        builder.target(env_logger::Target::Pipe(Box::new(file)));
+        let file = open(path)?;
+        let shared = LOGFILE.get_or_init(|| Mutex::new((path.clone(), file)));
+        builder.target(env_logger::Target::Pipe(Box::new(SharedFile(shared))));
     }
     // A second init (tests, reload) keeps the first logger.
     let _ = builder.try_init();

@@ -331,6 +331,7 @@ impl Supervisor {
 
     fn reopen_logs(&mut self) {
         log::info!("reopening log files");
+        logger::reopen();
         self.logs.reopen();
     }
 

@@ -365,3 +365,36 @@ log_backups = 100
         "10 lines by default"
     );
 }
+
+#[test]
+fn sigusr1_after_an_external_mv_reopens_holdens_own_logfile_too() {
+    let mut sup = Supervisor::start(
+        r#"
+[programs.idle]
+command = "sleep 600"
+min_uptime = "0s"
+"#,
+    );
+    sup.wait_log("idle: STARTING -> RUNNING", T);
+    let moved = sup.path("holden.log.1");
+    std::fs::rename(&sup.log, &moved).unwrap();
+    sup.signal(libc::SIGUSR1);
+    // The reopen itself is logged before the swap: it lands in the moved file.
+    wait_for(T, "the reopen in the moved log", || {
+        let t = std::fs::read_to_string(&moved).unwrap_or_default();
+        if t.contains("reopening log files") {
+            Ok(())
+        } else {
+            Err(t)
+        }
+    });
+    let out = sup.ctl(&["stop", "idle"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let fresh = std::fs::read_to_string(&sup.log).expect("holden created its logfile again");
+    assert!(fresh.contains("idle: RUNNING -> STOPPING"), "{fresh}");
+    assert!(
+        !std::fs::read_to_string(&moved)
+            .unwrap()
+            .contains("idle: RUNNING -> STOPPING")
+    );
+}
