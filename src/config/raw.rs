@@ -448,8 +448,16 @@ fn integer(path: &str, v: &Spanned<DeValue<'_>>, expected: &str, p: &mut Vec<Pro
     }
 }
 
-/// An array of integers. Each wrong element is reported; the array is kept only when all are right.
-fn integers(path: &str, v: &Spanned<DeValue<'_>>, expected: &str, p: &mut Vec<Problem>) -> Option<Vec<Spanned<i64>>> {
+/// An array whose elements `element` reads (`element_expected` names one). Each wrong element
+/// is reported; the array is kept only when all are right.
+fn array_of<T>(
+    path: &str,
+    v: &Spanned<DeValue<'_>>,
+    expected: &str,
+    element_expected: &str,
+    element: fn(&str, &Spanned<DeValue<'_>>, &str, &mut Vec<Problem>) -> Option<T>,
+    p: &mut Vec<Problem>,
+) -> Option<Vec<T>> {
     let DeValue::Array(items) = v.get_ref() else {
         p.push(wrong(path, v, expected));
         return None;
@@ -458,23 +466,17 @@ fn integers(path: &str, v: &Spanned<DeValue<'_>>, expected: &str, p: &mut Vec<Pr
     let out: Vec<_> = items
         .iter()
         .enumerate()
-        .filter_map(|(i, item)| integer(&format!("{path}[{i}]"), item, "an integer", p))
+        .filter_map(|(i, item)| element(&format!("{path}[{i}]"), item, element_expected, p))
         .collect();
     (p.len() == before).then_some(out)
 }
 
+fn integers(path: &str, v: &Spanned<DeValue<'_>>, expected: &str, p: &mut Vec<Problem>) -> Option<Vec<Spanned<i64>>> {
+    array_of(path, v, expected, "an integer", integer, p)
+}
+
 fn strings(path: &str, v: &Spanned<DeValue<'_>>, expected: &str, p: &mut Vec<Problem>) -> Option<Vec<Spanned<String>>> {
-    let DeValue::Array(items) = v.get_ref() else {
-        p.push(wrong(path, v, expected));
-        return None;
-    };
-    let before = p.len();
-    let out: Vec<_> = items
-        .iter()
-        .enumerate()
-        .filter_map(|(i, item)| string(&format!("{path}[{i}]"), item, "a string", p))
-        .collect();
-    (p.len() == before).then_some(out)
+    array_of(path, v, expected, "a string", string, p)
 }
 
 fn command(path: &str, v: &Spanned<DeValue<'_>>, p: &mut Vec<Problem>) -> Option<Spanned<RawCommand>> {

@@ -312,26 +312,7 @@ struct RelativeDirs(Vec<PathBuf>);
 
 impl RelativeDirs {
     fn of(rel: &str) -> RelativeDirs {
-        let me = fs::read_to_string("/proc/self/cgroup").unwrap();
-        let mut dirs = Vec::new();
-        for line in me.lines() {
-            let mut parts = line.splitn(3, ':');
-            let (Some(_), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
-                continue;
-            };
-            let used = ["memory", "cpu", "cpuacct", "pids"];
-            let root = match ctrls {
-                "" if Path::new("/sys/fs/cgroup/unified").is_dir() => PathBuf::from("/sys/fs/cgroup/unified"),
-                "" => PathBuf::from("/sys/fs/cgroup"),
-                // Only the hierarchies holden puts programs in.
-                c if c.split(',').any(|c| used.contains(&c)) && Path::new("/sys/fs/cgroup").join(c).is_dir() => {
-                    Path::new("/sys/fs/cgroup").join(c)
-                }
-                _ => continue,
-            };
-            dirs.push(root.join(path.trim_start_matches('/')).join(rel));
-        }
-        RelativeDirs(dirs)
+        RelativeDirs(own_cgroup_dirs().into_iter().map(|(_, dir)| dir.join(rel)).collect())
     }
 }
 

@@ -518,24 +518,10 @@ struct ServiceCgroup {
 impl ServiceCgroup {
     fn create() -> ServiceCgroup {
         let name = format!("{}-svc", unique_cgroup_path().trim_start_matches('/'));
-        let me = fs::read_to_string("/proc/self/cgroup").unwrap();
-        let mut dirs = Vec::new();
-        for line in me.lines() {
-            let mut parts = line.splitn(3, ':');
-            let (Some(_), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
-                continue;
-            };
-            let used = ["memory", "cpu", "cpuacct", "pids"];
-            let root = match ctrls {
-                "" if Path::new("/sys/fs/cgroup/unified").is_dir() => PathBuf::from("/sys/fs/cgroup/unified"),
-                "" => PathBuf::from("/sys/fs/cgroup"),
-                c if c.split(',').any(|c| used.contains(&c)) && Path::new("/sys/fs/cgroup").join(c).is_dir() => {
-                    Path::new("/sys/fs/cgroup").join(c)
-                }
-                _ => continue,
-            };
-            dirs.push((ctrls.to_string(), root.join(path.trim_start_matches('/')).join(&name)));
-        }
+        let dirs = own_cgroup_dirs()
+            .into_iter()
+            .map(|(ctrls, dir)| (ctrls, dir.join(&name)))
+            .collect();
         let svc = ServiceCgroup { dirs };
         for (_, d) in &svc.dirs {
             fs::create_dir(d).unwrap_or_else(|e| panic!("create {}: {e}", d.display()));

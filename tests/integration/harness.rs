@@ -535,3 +535,29 @@ pub fn podman_usable() -> Result<(), String> {
         Err(e) => Err(format!("podman is not installed: {e}")),
     }
 }
+
+/// This test process's own cgroup in every hierarchy holden puts programs in (memory, cpu,
+/// cpuacct, pids, and the cgroup2 one): (the hierarchy's controllers, "" for cgroup2; the
+/// directory). A holden started by the test inherits these, so a relative `cgroup_path` lands
+/// below them.
+pub fn own_cgroup_dirs() -> Vec<(String, PathBuf)> {
+    let me = fs::read_to_string("/proc/self/cgroup").unwrap();
+    let used = ["memory", "cpu", "cpuacct", "pids"];
+    let mut dirs = Vec::new();
+    for line in me.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let root = match ctrls {
+            "" if Path::new("/sys/fs/cgroup/unified").is_dir() => PathBuf::from("/sys/fs/cgroup/unified"),
+            "" => PathBuf::from("/sys/fs/cgroup"),
+            c if c.split(',').any(|c| used.contains(&c)) && Path::new("/sys/fs/cgroup").join(c).is_dir() => {
+                Path::new("/sys/fs/cgroup").join(c)
+            }
+            _ => continue,
+        };
+        dirs.push((ctrls.to_string(), root.join(path.trim_start_matches('/'))));
+    }
+    dirs
+}
