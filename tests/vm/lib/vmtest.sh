@@ -67,6 +67,20 @@ json_get() {
 state_is() { [ "$(json_get "$(status_json "$1")" state)" = "$2" ]; }
 
 # procs_of CGROUP: the pids in a cgroup (relative to /sys/fs/cgroup), one a line.
+# memory, cpu and pids are enabled in the cgroup.subtree_control of each given cgroup (paths
+# below /sys/fs/cgroup, "" for the root): the controllers programs' cgroups need.
+expect_controllers_enabled() {
+    for parent in "$@"; do
+        for c in memory cpu pids; do
+            case " $(cat /sys/fs/cgroup$parent/cgroup.subtree_control 2>/dev/null) " in
+            *" $c "*) pass "$c is enabled in the cgroup.subtree_control of ${parent:-/}" ;;
+            *) fail "$c is enabled in the cgroup.subtree_control of ${parent:-/}" \
+                "found '$(cat /sys/fs/cgroup$parent/cgroup.subtree_control 2>&1)'" ;;
+            esac
+        done
+    done
+}
+
 procs_of() { cat "/sys/fs/cgroup/$1/cgroup.procs" 2>/dev/null; }
 
 # stat_field PID N: field N of /proc/PID/stat (3 = state, 4 = ppid, 6 = session).

@@ -9,15 +9,7 @@ case "$(cat /proc/1/cgroup)" in
 *) fail "holden sits in the real root or in the leaf /holden" "$(cat /proc/1/cgroup)" ;;
 esac
 
-for c in memory cpu pids; do
-    for parent in "" /supervisor; do
-        case " $(cat $cg$parent/cgroup.subtree_control 2>/dev/null) " in
-        *" $c "*) pass "$c is enabled in the cgroup.subtree_control of ${parent:-/}" ;;
-        *) fail "$c is enabled in the cgroup.subtree_control of ${parent:-/}" \
-            "found '$(cat $cg$parent/cgroup.subtree_control 2>&1)'" ;;
-        esac
-    done
-done
+expect_controllers_enabled "" /supervisor
 
 if wait_for 10 test -n "$(procs_of supervisor/limited)"; then
     pid=$(procs_of supervisor/limited | head -n1)
