@@ -169,19 +169,10 @@ impl Supervisor {
                 format!("{name} has no cgroup: limits need cgroups (and a program not spawned through an agent)"),
             ));
         }
-        let pick = |l: Option<Limit<u64>>, cur: Option<u64>| match l {
-            None => cur,
-            Some(Limit::Max) => None,
-            Some(Limit::Value(v)) => Some(v),
-        };
         let slot = self.slot(i);
-        let memory = pick(memory, slot.limits.0);
-        let cpu = match cpu {
-            None => slot.limits.1,
-            Some(Limit::Max) => None,
-            Some(Limit::Value(v)) => Some(v),
-        };
-        let pids = pick(pids, slot.limits.2);
+        let memory = apply_limit(memory, slot.limits.0);
+        let cpu = apply_limit(cpu, slot.limits.1);
+        let pids = apply_limit(pids, slot.limits.2);
         if let Some(cg) = &slot.cgroup {
             cg.set_limits(memory, cpu, pids)
                 .map_err(|e| ErrorBody::new(ErrorCode::Failed, e.to_string()))?;
@@ -232,6 +223,15 @@ impl Supervisor {
             since: unix_time(SystemTime::now()),
             pid: slot.machine.state.pid(),
         });
+    }
+}
+
+/// A limit after a `constrain`: unchanged when absent, lifted by `max`, else the new value.
+fn apply_limit<T>(change: Option<Limit<T>>, current: Option<T>) -> Option<T> {
+    match change {
+        None => current,
+        Some(Limit::Max) => None,
+        Some(Limit::Value(v)) => Some(v),
     }
 }
 
