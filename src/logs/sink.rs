@@ -8,6 +8,7 @@
 
 use std::fs::File;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use super::LogError;
@@ -22,6 +23,52 @@ enum Tail {
     /// holden opened it). The same stream continues its line; another one looks at the last
     /// byte first.
     MidLine(Option<u64>),
+}
+
+/// holden's own pipe between a program's pipe and its file on the splice path. Splicing the
+/// program's pipe straight into a file holds that pipe's lock for the whole file write, so
+/// the program cannot write meanwhile; moving the pages into this pipe first (no copy, a
+/// short lock) lets it write on while holden copies into the page cache. Empty between
+/// transfers.
+pub struct Stage {
+    read: OwnedFd,
+    write: OwnedFd,
+    /// What one fill may move.
+    pub capacity: usize,
+}
+
+impl Stage {
+    pub fn new(size: usize) -> io::Result<Stage> {
+        use rustix::pipe::{PipeFlags, fcntl_setpipe_size, pipe_with};
+        let (read, write) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
+        // Best effort, as for the programs' pipes: the default size only means smaller moves.
+        let capacity = fcntl_setpipe_size(&read, size).unwrap_or(64 * 1024);
+        Ok(Stage { read, write, capacity })
+    }
+
+    /// Move up to `len` bytes from `pipe` into the stage (pages change hands, nothing is
+    /// copied). `Ok(0)`: `pipe` is at EOF; `EAGAIN`: it is empty.
+    pub fn fill_from(&self, pipe: &OwnedFd, len: usize) -> rustix::io::Result<usize> {
+        rustix::pipe::splice(
+            pipe,
+            None,
+            &self.write,
+            None,
+            len.min(self.capacity),
+            rustix::pipe::SpliceFlags::NONBLOCK,
+        )
+    }
+
+    /// Bytes waiting in the stage (0 between transfers).
+    pub fn queued(&self) -> usize {
+        rustix::io::ioctl_fionread(&self.read).map_or(0, |n| n as usize)
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Bytes this thread spliced into files: shows a test which path its bytes took.
+    pub static SPLICED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 pub struct Sink {
@@ -109,19 +156,65 @@ impl Sink {
         self.tail == Tail::MidLine(Some(id))
     }
 
-    /// `splice` from `pipe` into the file at holden's offset, for stream `id`.
-    pub fn splice_from(&mut self, pipe: &std::os::fd::OwnedFd, len: usize, id: u64) -> rustix::io::Result<usize> {
-        let n = rustix::pipe::splice(
-            pipe,
-            None,
-            &self.file,
-            Some(&mut self.offset),
-            len,
-            rustix::pipe::SpliceFlags::NONBLOCK | rustix::pipe::SpliceFlags::MOVE,
-        )?;
-        // Where the lines end is not seen: assume mid-line.
-        self.tail = Tail::MidLine(Some(id));
-        Ok(n)
+    /// Move the `len` bytes of stream `id` that wait in `stage` into the file at holden's
+    /// offset: `splice` while the file takes it, else read + `pwrite` through `scratch`.
+    /// Returns with `stage` empty whatever happens; a failed write returns its error with the
+    /// number of bytes dropped (a failing disk must not stall the program).
+    pub fn splice_staged(
+        &mut self,
+        stage: &Stage,
+        mut len: usize,
+        id: u64,
+        scratch: &mut Vec<u8>,
+    ) -> (io::Result<()>, usize) {
+        let mut failed = None;
+        let mut dropped = 0;
+        while len > 0 {
+            if self.splice_ok && failed.is_none() {
+                match rustix::pipe::splice(
+                    &stage.read,
+                    None,
+                    &self.file,
+                    Some(&mut self.offset),
+                    len,
+                    rustix::pipe::SpliceFlags::NONBLOCK,
+                ) {
+                    Ok(n) if n > 0 => {
+                        len -= n;
+                        #[cfg(test)]
+                        SPLICED.with(|c| c.set(c.get() + n));
+                        // Where the lines end is not seen: assume mid-line.
+                        self.tail = Tail::MidLine(Some(id));
+                        continue;
+                    }
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(rustix::io::Errno::INVAL) => {
+                        log::debug!("splice into {} refused; copying instead", self.path.display());
+                        self.splice_ok = false;
+                        continue;
+                    }
+                    // A failing file (ENOSPC, EIO...): the copy below tries once more and
+                    // empties the stage either way.
+                    Ok(_) => failed = Some(io::Error::from(io::ErrorKind::WriteZero)),
+                    Err(e) => failed = Some(e.into()),
+                }
+            }
+            scratch.resize(super::READ_CHUNK.min(len), 0);
+            let n = match rustix::io::read(&stage.read, &mut scratch[..]) {
+                Ok(n) if n > 0 => n,
+                Err(rustix::io::Errno::INTR) => continue,
+                // The stage holds less than it was given: nothing is left to move.
+                _ => break,
+            };
+            len -= n;
+            if failed.is_some() {
+                dropped += n;
+            } else if let Err(e) = self.write_raw(&scratch[..n], id) {
+                dropped += n;
+                failed = Some(e);
+            }
+        }
+        (failed.map_or(Ok(()), Err), dropped)
     }
 
     /// Write bytes of stream `id` as they came (the copy fallback of splice).
@@ -238,4 +331,68 @@ fn open_at_end(path: &Path) -> Result<(File, u64), LogError> {
         .map_err(open_err)?;
     let len = file.metadata().map_err(open_err)?.len();
     Ok((file, len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pipe holding `data` (at most its capacity), write end closed.
+    fn pipe_with(data: &[u8]) -> OwnedFd {
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        rustix::pipe::fcntl_setpipe_size(&r, 1 << 20).unwrap();
+        let mut left = data;
+        while !left.is_empty() {
+            left = &left[rustix::io::write(&w, left).unwrap()..];
+        }
+        r
+    }
+
+    #[test]
+    fn staged_bytes_land_in_the_file_at_holden_offset_and_the_stage_empties() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.log");
+        std::fs::write(&path, b"before\n").unwrap();
+        let mut sink = Sink::open(&path, 0, 0).unwrap();
+        let data: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
+        let pipe = pipe_with(&data);
+        let stage = Stage::new(1 << 20).unwrap();
+        let mut scratch = Vec::new();
+        let mut moved = 0;
+        while moved < data.len() {
+            let n = stage.fill_from(&pipe, data.len() - moved).unwrap();
+            assert!(n > 0);
+            let (r, dropped) = sink.splice_staged(&stage, n, 7, &mut scratch);
+            r.unwrap();
+            assert_eq!((dropped, stage.queued()), (0, 0));
+            moved += n;
+        }
+        assert_eq!(stage.fill_from(&pipe, 1), Ok(0), "the pipe is at EOF");
+        let file = std::fs::read(&path).unwrap();
+        assert_eq!(&file[..7], b"before\n");
+        assert!(file[7..] == data[..], "the bytes differ");
+        assert!(sink.continues(7), "spliced bytes may end mid-line");
+    }
+
+    #[test]
+    fn a_failing_file_drops_the_staged_bytes_and_says_how_many() {
+        // /dev/full takes no splice (EINVAL: the copy takes over) and fails every write.
+        let mut sink = Sink::open(Path::new("/dev/full"), 0, 0).unwrap();
+        let pipe = pipe_with(&[b'x'; 200_000]);
+        let stage = Stage::new(1 << 20).unwrap();
+        let n = stage.fill_from(&pipe, 200_000).unwrap();
+        assert_eq!(n, 200_000);
+        let (r, dropped) = sink.splice_staged(&stage, n, 1, &mut Vec::new());
+        assert_eq!(
+            r.unwrap_err().raw_os_error(),
+            Some(rustix::io::Errno::NOSPC.raw_os_error())
+        );
+        assert_eq!(dropped, n);
+        assert_eq!(
+            stage.queued(),
+            0,
+            "nothing stays in the stage to stall the next transfer"
+        );
+        assert!(!sink.splice_ok);
+    }
 }
