@@ -623,8 +623,10 @@ fn output(
     }
 }
 
-/// SPEC: two programs cannot write the same log file: each rotates its own files, and two
-/// rotating one file would lose lines. (One program's stdout and stderr may share one.)
+/// Two programs cannot write the same log file: each rotates its own files, and two
+/// rotating one file would lose lines. (One program's stdout and stderr may share one.) A path
+/// that is not a regular file (`/dev/stdout` in a container, a FIFO) is never rotated, and
+/// any number of programs may write there, each line whole.
 fn shared_log_files(raw: &[RawProgram], programs: &[Program], p: &mut Vec<Problem>) {
     let mut owner: BTreeMap<&Path, &str> = BTreeMap::new();
     for (r, prog) in raw.iter().zip(programs) {
@@ -633,6 +635,9 @@ fn shared_log_files(raw: &[RawProgram], programs: &[Program], p: &mut Vec<Proble
             let (Output::File(path), Some(written)) = (out, written) else {
                 continue;
             };
+            if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+                continue;
+            }
             match owner.get(path.as_path()) {
                 Some(other) if *other != prog.name => p.push(Problem::found(
                     written.span(),
@@ -1223,6 +1228,14 @@ agent = "/run/holden/agent.sock"
             one_error(text),
             "sv.toml:7:10: programs.b.stderr: found \"./logs/all.log\", the log file of a, expected a file that no other program writes to"
         );
+    }
+
+    #[test]
+    fn programs_may_share_a_path_that_is_not_a_regular_file() {
+        // /dev/null stands for /dev/stdout here: a test's stdout may be a regular file.
+        let text = "[programs.a]\ncommand = \"x\"\nstdout = \"/dev/null\"\n\
+                    [programs.b]\ncommand = \"x\"\nstdout = \"/dev/null\"\nstderr = \"/dev/null\"\n";
+        assert_eq!(ok(text).programs.len(), 2);
     }
 
     #[test]

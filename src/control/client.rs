@@ -696,6 +696,12 @@ fn logs(args: &ClientArgs, name: &str, follow: bool, lines: usize, stderr: bool)
             "{name}'s {stream} is not written to a file (it goes to holden's own stderr or nowhere); set {stream} = \"PATH\" in [programs.{name}]"
         )));
     };
+    if std::fs::metadata(&path).is_ok_and(|m| !m.is_file()) {
+        return Err(Failure::runtime(format!(
+            "{name}'s {stream} goes to {}, which is not a regular file: there is no log to read here",
+            path.display()
+        )));
+    }
     let mut o = io::stdout().lock();
     match print_log(&path, lines, follow, &mut o) {
         Ok(()) => Ok(0),

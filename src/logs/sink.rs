@@ -5,10 +5,15 @@
 //! offset instead and writes with `pwrite`/`splice(off_out)`. An external truncation
 //! (`logrotate copytruncate`, `: > web.log`) is noticed by an `fstat` before each batch, so the
 //! next write lands at the new end instead of leaving a hole.
+//!
+//! A path that is not a regular file (a pipe, terminal, FIFO or device: `/dev/stdout` in a
+//! container, as supervisord users write `stdout_logfile=/dev/stdout`) is opened write-only and
+//! written in order with `write(2)`: no offset, no splice, never rotated.
 
 use std::fs::File;
 use std::io;
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::LogError;
@@ -76,6 +81,8 @@ pub struct Sink {
     file: File,
     /// Where the next byte goes: the end of the file as holden knows it.
     offset: u64,
+    /// A regular file (offsets, splice, rotation); false for a pipe, terminal or device.
+    seekable: bool,
     pub max_bytes: u64,
     pub backups: u32,
     tail: Tail,
@@ -91,11 +98,12 @@ pub struct Sink {
 
 impl Sink {
     pub fn open(path: &Path, max_bytes: u64, backups: u32) -> Result<Sink, LogError> {
-        let (file, offset) = open_at_end(path)?;
+        let (file, offset, seekable) = open_at_end(path)?;
         Ok(Sink {
             path: path.to_path_buf(),
             file,
             offset,
+            seekable,
             max_bytes,
             backups,
             tail: if offset == 0 {
@@ -104,13 +112,16 @@ impl Sink {
                 Tail::MidLine(None)
             },
             writers: 0,
-            splice_ok: true,
+            splice_ok: seekable,
             failing: false,
         })
     }
 
     /// Pick up an external truncation before writing.
     pub fn sync_size(&mut self) {
+        if !self.seekable {
+            return;
+        }
         if let Ok(st) = rustix::fs::fstat(&self.file) {
             let size = st.st_size as u64;
             if size < self.offset {
@@ -127,9 +138,11 @@ impl Sink {
     /// Close the file and open the path again (after an external `mv`). On failure the old
     /// file is kept, so nothing is lost, and the error is returned for a warning.
     pub fn reopen(&mut self) -> Result<(), LogError> {
-        let (file, offset) = open_at_end(&self.path)?;
+        let (file, offset, seekable) = open_at_end(&self.path)?;
         self.file = file;
         self.offset = offset;
+        self.seekable = seekable;
+        self.splice_ok = seekable;
         self.tail = if offset == 0 {
             Tail::LineStart
         } else {
@@ -141,6 +154,7 @@ impl Sink {
     /// Bytes that may still be written before the file is full; `u64::MAX` without a limit.
     pub fn room(&self) -> u64 {
         match self.max_bytes {
+            _ if !self.seekable => u64::MAX,
             0 => u64::MAX,
             max => max.saturating_sub(self.offset),
         }
@@ -148,7 +162,7 @@ impl Sink {
 
     /// Would `n` more bytes of whole lines carry the file past its limit?
     pub fn must_rotate_before(&self, n: u64) -> bool {
-        rotate::must_rotate_before(self.offset, n, self.max_bytes)
+        self.seekable && rotate::must_rotate_before(self.offset, n, self.max_bytes)
     }
 
     /// Does the file (maybe) end in the middle of a line that stream `id` is writing?
@@ -230,11 +244,15 @@ impl Sink {
     pub fn write_lines(&mut self, buf: &[u8], id: u64) -> io::Result<()> {
         if let Tail::MidLine(by) = self.tail
             && by != Some(id)
-            && self.offset > 0
         {
-            let mut last = [0u8; 1];
-            let n = rustix::io::pread(&self.file, &mut last, self.offset - 1)?;
-            if n == 1 && last[0] != b'\n' {
+            let unfinished = if self.seekable {
+                let mut last = [0u8; 1];
+                self.offset > 0 && rustix::io::pread(&self.file, &mut last, self.offset - 1)? == 1 && last[0] != b'\n'
+            } else {
+                // What a pipe holds cannot be read back: only what holden wrote is known.
+                by.is_some()
+            };
+            if unfinished {
                 self.pwrite_all(b"\n")?;
             }
         }
@@ -253,7 +271,12 @@ impl Sink {
 
     fn pwrite_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
         while !buf.is_empty() {
-            match rustix::io::pwrite(&self.file, buf, self.offset) {
+            let written = if self.seekable {
+                rustix::io::pwrite(&self.file, buf, self.offset)
+            } else {
+                rustix::io::write(&self.file, buf)
+            };
+            match written {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     self.offset += n as u64;
@@ -278,7 +301,7 @@ impl Sink {
             self.offset = 0;
         } else {
             rotate::shift_backups(&self.path, self.backups, &self.file).map_err(err)?;
-            let (file, offset) = open_at_end(&self.path)?;
+            let (file, offset, _) = open_at_end(&self.path)?;
             self.file = file;
             self.offset = offset;
         }
@@ -309,7 +332,8 @@ impl Sink {
     }
 }
 
-fn open_at_end(path: &Path) -> Result<(File, u64), LogError> {
+/// The file at `path`, its length, and whether it is a regular file.
+fn open_at_end(path: &Path) -> Result<(File, u64, bool), LogError> {
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
     {
@@ -322,6 +346,19 @@ fn open_at_end(path: &Path) -> Result<(File, u64), LogError> {
         path: path.to_path_buf(),
         source,
     };
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        // Write-only: holding a read end of a pipe would keep holden from ever seeing its
+        // reader go away.
+        // O_NONBLOCK for the open only: a FIFO without a reader fails with ENXIO instead of
+        // hanging holden; writes then block, for backpressure, as to any file.
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(path)
+            .map_err(open_err)?;
+        rustix::io::ioctl_fionbio(&file, false).map_err(|e| open_err(e.into()))?;
+        return Ok((file, 0, false));
+    }
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -330,7 +367,7 @@ fn open_at_end(path: &Path) -> Result<(File, u64), LogError> {
         .open(path)
         .map_err(open_err)?;
     let len = file.metadata().map_err(open_err)?.len();
-    Ok((file, len))
+    Ok((file, len, true))
 }
 
 #[cfg(test)]

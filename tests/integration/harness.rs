@@ -201,14 +201,19 @@ impl Supervisor {
         }
     }
 
-    pub fn spawn(mut self) -> Supervisor {
+    pub fn spawn(self) -> Supervisor {
+        self.spawn_with_stdout(Stdio::null())
+    }
+
+    /// `spawn`, with holden's stdout on `stdout` (`Stdio::piped()`: take it from `child`).
+    pub fn spawn_with_stdout(mut self, stdout: Stdio) -> Supervisor {
         let mut cmd = Command::new(HOLDEN);
         cmd.arg("run")
             .arg("-c")
             .arg(&self.config)
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(fs::File::create(self.dir.path().join("holden.stderr")).unwrap())
             .env_remove("HOLDEN_CONFIG")
             .env_remove("HOLDEN_CONTROL_SOCKET")

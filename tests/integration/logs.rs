@@ -398,3 +398,57 @@ min_uptime = "0s"
             .contains("idle: RUNNING -> STOPPING")
     );
 }
+
+/// supervisord users' `stdout_logfile=/dev/stdout`: holden's stdout is a pipe here, as under a
+/// container runtime. Two programs share it: every line arrives once, whole, in each program's
+/// order; a pipe is never rotated (no rename of /dev/stdout), and `holden logs` says there is
+/// no file to read instead of reading its own stdout.
+#[test]
+fn dev_stdout_as_a_log_path_goes_to_holdens_stdout_pipe_whole_and_unrotated() {
+    let mut sup = Supervisor::prepare(
+        "cgroups = \"off\"\n",
+        r#"
+[programs.a]
+command = ["sh", "-c", "seq 1 100000 | sed s/^/a/"]
+autorestart = "never"
+stdout = "/dev/stdout"
+log_max_bytes = "100KB"
+
+[programs.b]
+command = ["sh", "-c", "seq 1 100000 | sed s/^/b/"]
+autorestart = "never"
+stdout = "/dev/stdout"
+log_max_bytes = "100KB"
+"#,
+    )
+    .spawn_with_stdout(std::process::Stdio::piped());
+    let mut pipe = sup.child.as_mut().unwrap().stdout.take().unwrap();
+    // Read along, so holden never blocks on a full pipe; the text is complete at holden's exit.
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut pipe, &mut text).unwrap();
+        text
+    });
+    wait_exited(&sup, "a");
+    let log = wait_exited(&sup, "b");
+    let refused = sup.ctl(&["logs", "a"]);
+    sup.signal(15);
+    assert!(sup.wait_exit(T).success());
+    let text = reader.join().unwrap();
+
+    for (prefix, name) in [('a', "a"), ('b', "b")] {
+        let got: Vec<&str> = text.lines().filter(|l| l.starts_with(prefix)).collect();
+        let want: Vec<String> = (1..=100_000).map(|i| format!("{prefix}{i}")).collect();
+        assert!(got == want, "{name}: {} lines, not 1..100000 in order", got.len());
+    }
+    assert_eq!(text.lines().count(), 200_000, "a torn or foreign line");
+    assert!(!log.contains("cannot write"), "{log}");
+    assert!(!Path::new("/dev/stdout.1").exists(), "holden rotated /dev/stdout");
+
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("/dev/stdout") && err.contains("not a regular file"),
+        "{err}"
+    );
+}
