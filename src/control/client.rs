@@ -696,7 +696,9 @@ fn logs(args: &ClientArgs, name: &str, follow: bool, lines: usize, stderr: bool)
             "{name}'s {stream} is not written to a file (it goes to holden's own stderr or nowhere); set {stream} = \"PATH\" in [programs.{name}]"
         )));
     };
-    if std::fs::metadata(&path).is_ok_and(|m| !m.is_file()) {
+    // /dev/stdout and the like name this client's own stdout here, not the program's: never
+    // read them (`holden logs -f web > out.txt` would follow its own output).
+    if path.starts_with("/dev") || path.starts_with("/proc") || std::fs::metadata(&path).is_ok_and(|m| !m.is_file()) {
         return Err(Failure::runtime(format!(
             "{name}'s {stream} goes to {}, which is not a regular file: there is no log to read here",
             path.display()
