@@ -107,7 +107,7 @@ pub enum LogError {
         #[source]
         source: io::Error,
     },
-    #[error("cannot open log file {}: {}; check the permissions of the file and its folder", path.display(), io_text(source))]
+    #[error("cannot open log file {}: {}; {}", path.display(), io_text(source), open_hint(source))]
     Open {
         path: PathBuf,
         #[source]
@@ -125,6 +125,16 @@ pub enum LogError {
         #[source]
         source: io::Error,
     },
+}
+
+/// What to do about a log file that cannot be opened.
+fn open_hint(e: &io::Error) -> &'static str {
+    match Errno::from_io_error(e) {
+        // O_NONBLOCK open of a FIFO (sink.rs) that nobody reads.
+        Some(Errno::NXIO) => "start its reader first (a FIFO that no process reads)",
+        Some(Errno::ISDIR) => "name a file, not a folder",
+        _ => "check the permissions of the file and its folder",
+    }
 }
 
 /// An OS error as a sentence part: "Permission denied", without "(os error 13)".

@@ -412,6 +412,23 @@ mod tests {
     }
 
     #[test]
+    fn a_fifo_without_a_reader_is_an_error_that_says_so_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fifo");
+        let fifo = rustix::fs::FileType::Fifo;
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &path,
+            fifo,
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+            0,
+        )
+        .unwrap();
+        let e = Sink::open(&path, 0, 0).err().expect("no reader: refused").to_string();
+        assert!(e.contains("a FIFO that no process reads"), "{e}");
+    }
+
+    #[test]
     fn a_failing_file_drops_the_staged_bytes_and_says_how_many() {
         // /dev/full takes no splice (EINVAL: the copy takes over) and fails every write.
         let mut sink = Sink::open(Path::new("/dev/full"), 0, 0).unwrap();
