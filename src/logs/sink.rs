@@ -160,9 +160,10 @@ impl Sink {
         }
     }
 
-    /// Would `n` more bytes of whole lines carry the file past its limit?
-    pub fn must_rotate_before(&self, n: u64) -> bool {
-        self.seekable && rotate::must_rotate_before(self.offset, n, self.max_bytes)
+    /// Would a line of `n` bytes, after `pending` bytes batched for this file but not yet
+    /// written, carry the file past its limit?
+    pub fn must_rotate_before(&self, pending: u64, n: u64) -> bool {
+        self.seekable && rotate::must_rotate_before(self.offset + pending, n, self.max_bytes)
     }
 
     /// Does the file (maybe) end in the middle of a line that stream `id` is writing?
