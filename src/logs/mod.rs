@@ -770,28 +770,34 @@ mod tests {
         (t, rest.strip_prefix(' ').expect("a space after the time"))
     }
 
-    fn every_line_once_in_order_across_rotations(timestamps: bool) {
+    /// `seq 1 LINES` captured with `log_max_bytes = MAX`: at least `min_files` files, each
+    /// within the limit and ending with a whole line, every line once and in order.
+    fn every_line_once_in_order_across_rotations(timestamps: bool, max: u64, lines: u32, min_files: usize) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("logs/web.log");
         let mut p = program(dir.path(), Output::File(path.clone()), Output::Null);
-        p.log_max_bytes = 1_000_000;
-        p.log_backups = 1000;
+        p.log_max_bytes = max;
+        p.log_backups = 100_000;
         p.log_timestamps = timestamps;
         let (mut logs, mut reactor) = (Logs::new(), Reactor::new().unwrap());
-        capture(&mut logs, &mut reactor, &p, &mut sh("seq 1 1000000"), |_| {});
+        capture(&mut logs, &mut reactor, &p, &mut sh(&format!("seq 1 {lines}")), |_| {});
         let files = files_of(&path);
-        assert!(files.len() >= 7, "expected rotations, got {} files", files.len());
+        assert!(
+            files.len() >= min_files,
+            "expected rotations, got {} files",
+            files.len()
+        );
         for f in &files {
-            assert!(f.len() as u64 <= p.log_max_bytes, "a file passed the limit");
+            assert!(f.len() as u64 <= max, "a file of {} bytes passed the limit", f.len());
             assert_eq!(f.last(), Some(&b'\n'), "a file ends in the middle of a line");
         }
         let all = files.concat();
         if timestamps {
             let text = String::from_utf8(all).unwrap();
             let rest: String = text.lines().map(|l| format!("{}\n", strip_stamp(l).1)).collect();
-            assert_eq!(rest.into_bytes(), seq(1_000_000));
+            assert_eq!(rest.into_bytes(), seq(lines));
         } else {
-            assert_eq!(all, seq(1_000_000));
+            assert_eq!(all, seq(lines));
             assert!(logs.sinks.is_empty(), "the file stays open after EOF");
         }
     }
@@ -800,37 +806,18 @@ mod tests {
     /// fresh file is not filled past the limit before its first write.
     #[test]
     fn a_limit_below_one_batch_holds_for_every_file() {
-        for timestamps in [false, true] {
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("web.log");
-            let mut p = program(dir.path(), Output::File(path.clone()), Output::Null);
-            p.log_max_bytes = 10_000;
-            p.log_backups = 10_000;
-            p.log_timestamps = timestamps;
-            let (mut logs, mut reactor) = (Logs::new(), Reactor::new().unwrap());
-            capture(&mut logs, &mut reactor, &p, &mut sh("seq 1 100000"), |_| {});
-            let files = files_of(&path);
-            assert!(files.len() > 50, "expected rotations, got {} files", files.len());
-            for f in &files {
-                assert!(f.len() <= 10_000, "a file of {} bytes passed the limit", f.len());
-            }
-            let text = String::from_utf8(files.concat()).unwrap();
-            let rest: String = text
-                .lines()
-                .map(|l| format!("{}\n", if timestamps { strip_stamp(l).1 } else { l }))
-                .collect();
-            assert_eq!(rest.into_bytes(), seq(100_000));
-        }
+        every_line_once_in_order_across_rotations(false, 10_000, 100_000, 51);
+        every_line_once_in_order_across_rotations(true, 10_000, 100_000, 51);
     }
 
     #[test]
     fn every_line_arrives_once_and_in_order_across_rotations_by_splice() {
-        every_line_once_in_order_across_rotations(false);
+        every_line_once_in_order_across_rotations(false, 1_000_000, 1_000_000, 7);
     }
 
     #[test]
     fn every_line_arrives_once_and_in_order_across_rotations_with_timestamps() {
-        every_line_once_in_order_across_rotations(true);
+        every_line_once_in_order_across_rotations(true, 1_000_000, 1_000_000, 7);
     }
 
     #[test]
