@@ -624,9 +624,9 @@ fn output(
 }
 
 /// Two programs cannot write the same log file: each rotates its own files, and two
-/// rotating one file would lose lines. (One program's stdout and stderr may share one.) A path
-/// that is not a regular file (`/dev/stdout` in a container, a FIFO) is never rotated, and
-/// any number of programs may write there, each line whole.
+/// rotating one file would lose lines. (One program's stdout and stderr may share one.) A
+/// stream (`/dev/stdout` in a container, a FIFO: `logs::is_stream`) is never rotated, and any
+/// number of programs may write there, each line whole.
 fn shared_log_files(raw: &[RawProgram], programs: &[Program], p: &mut Vec<Problem>) {
     let mut owner: BTreeMap<&Path, &str> = BTreeMap::new();
     for (r, prog) in raw.iter().zip(programs) {
@@ -635,7 +635,7 @@ fn shared_log_files(raw: &[RawProgram], programs: &[Program], p: &mut Vec<Proble
             let (Output::File(path), Some(written)) = (out, written) else {
                 continue;
             };
-            if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+            if crate::logs::is_stream(path) {
                 continue;
             }
             match owner.get(path.as_path()) {

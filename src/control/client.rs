@@ -698,9 +698,9 @@ fn logs(args: &ClientArgs, name: &str, follow: bool, lines: usize, stderr: bool)
     };
     // /dev/stdout and the like name this client's own stdout here, not the program's: never
     // read them (`holden logs -f web > out.txt` would follow its own output).
-    if path.starts_with("/dev") || path.starts_with("/proc") || std::fs::metadata(&path).is_ok_and(|m| !m.is_file()) {
+    if crate::logs::is_stream(&path) {
         return Err(Failure::runtime(format!(
-            "{name}'s {stream} goes to {}, which is not a regular file: there is no log to read here",
+            "{name}'s {stream} goes to {}, a stream and not a log file: there is no log to read here",
             path.display()
         )));
     }

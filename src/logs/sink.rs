@@ -6,9 +6,10 @@
 //! (`logrotate copytruncate`, `: > web.log`) is noticed by an `fstat` before each batch, so the
 //! next write lands at the new end instead of leaving a hole.
 //!
-//! A path that is not a regular file (a pipe, terminal, FIFO or device: `/dev/stdout` in a
-//! container, as supervisord users write `stdout_logfile=/dev/stdout`) is opened write-only and
-//! written in order with `write(2)`: no offset, no splice, never rotated.
+//! A stream ([`is_stream`]: a pipe, terminal, FIFO or device, or a path below /dev or /proc:
+//! `/dev/stdout` in a container, as supervisord users write `stdout_logfile=/dev/stdout`) is
+//! opened write-only for appending and written in order with `write(2)`: no offset, no
+//! splice, never rotated.
 
 use std::fs::File;
 use std::io;
@@ -333,7 +334,17 @@ impl Sink {
     }
 }
 
-/// The file at `path`, its length, and whether it is a regular file.
+/// Is `path` a stream rather than a log file of holden's own: a pipe, terminal, FIFO or device,
+/// or anything below /dev or /proc (`/dev/stdout` names whatever holden's stdout is, a
+/// regular file included, and must never be rotated, that is renamed)? Such a path is
+/// appended to in order, never spliced or rotated, may be shared by programs, and has no log
+/// for `holden logs` to read.
+pub fn is_stream(path: &Path) -> bool {
+    path.starts_with("/dev") || path.starts_with("/proc") || std::fs::metadata(path).is_ok_and(|m| !m.is_file())
+}
+
+/// The file at `path`, its length, and whether it is a log file of holden's own (not a
+/// stream: [`is_stream`]).
 fn open_at_end(path: &Path) -> Result<(File, u64, bool), LogError> {
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
@@ -347,13 +358,14 @@ fn open_at_end(path: &Path) -> Result<(File, u64, bool), LogError> {
         path: path.to_path_buf(),
         source,
     };
-    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+    if is_stream(path) {
         // Write-only: holding a read end of a pipe would keep holden from ever seeing its
-        // reader go away.
-        // O_NONBLOCK for the open only: a FIFO without a reader fails with ENXIO instead of
-        // hanging holden; writes then block, for backpressure, as to any file.
+        // reader go away. O_APPEND: a regular file behind /dev/stdout is added to, not
+        // overwritten from its start. O_NONBLOCK for the open only: a FIFO without a reader
+        // fails with ENXIO instead of hanging holden; writes then block, for backpressure, as
+        // to any file.
         let file = std::fs::OpenOptions::new()
-            .write(true)
+            .append(true)
             .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
             .open(path)
             .map_err(open_err)?;

@@ -447,8 +447,38 @@ log_max_bytes = "100KB"
 
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
-    assert!(
-        err.contains("/dev/stdout") && err.contains("not a regular file"),
-        "{err}"
+    assert!(err.contains("/dev/stdout") && err.contains("not a log file"), "{err}");
+}
+
+/// holden's stdout a regular file (systemd's `StandardOutput=file:`), and a program's stdout
+/// "/dev/stdout" with a small limit: appended after what the file held, never rotated (that
+/// would rename /dev/stdout itself).
+#[test]
+fn dev_stdout_on_a_regular_file_is_appended_to_and_never_rotated() {
+    let sup = Supervisor::prepare(
+        "cgroups = \"off\"\n",
+        r#"
+[programs.a]
+command = ["seq", "1", "20000"]
+autorestart = "never"
+stdout = "/dev/stdout"
+log_max_bytes = "10KB"
+"#,
     );
+    let out_path = sup.path("holden.stdout");
+    std::fs::write(&out_path, "before\n").unwrap();
+    let out = std::fs::OpenOptions::new().append(true).open(&out_path).unwrap();
+    let mut sup = sup.spawn_with_stdout(out.into());
+    let log = wait_exited(&sup, "a");
+    sup.signal(15);
+    assert!(sup.wait_exit(T).success());
+    let text = std::fs::read_to_string(&out_path).unwrap();
+    assert_eq!(text, format!("before\n{}", seq(1, 20_000)), "{log}");
+    assert!(
+        std::fs::symlink_metadata("/dev/stdout")
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(!Path::new("/dev/stdout.1").exists(), "holden rotated /dev/stdout");
 }
