@@ -37,7 +37,7 @@
 //! back to splice in the fresh file. Files hold whole lines and stay within the limit, except
 //! that a line longer than 64 KiB that crosses the limit ends in the file it began in.
 //!
-//! **Backpressure**: holden reads only what it writes at once (a 64 KiB buffer on the line path,
+//! **Backpressure**: holden reads only what it writes at once (a 256 KiB buffer on the line path,
 //! the pipe itself on the splice path); when the disk is slower the pipe fills and the program
 //! blocks in `write`. Nothing is dropped and holden's memory stays bounded. Pipes are enlarged
 //! to 1 MiB (best effort) for throughput. The one exception is a failing disk (ENOSPC, EIO):
