@@ -6,8 +6,8 @@
 //! (`logrotate copytruncate`, `: > web.log`) is noticed by an `fstat` before each batch, so the
 //! next write lands at the new end instead of leaving a hole.
 //!
-//! A stream ([`is_stream`]: a pipe, terminal, FIFO or device, or a path below /dev or /proc:
-//! `/dev/stdout` in a container, as supervisord users write `stdout_logfile=/dev/stdout`) is
+//! A stream ([`is_stream`]: a pipe, terminal, FIFO or device, or a name of one of holden's own
+//! descriptors: `/dev/stdout` in a container, as supervisord users write `stdout_logfile=/dev/stdout`) is
 //! opened write-only for appending and written in order with `write(2)`: no offset, no
 //! splice, never rotated.
 
@@ -335,12 +335,16 @@ impl Sink {
 }
 
 /// Is `path` a stream rather than a log file of holden's own: a pipe, terminal, FIFO or device,
-/// or anything below /dev or /proc (`/dev/stdout` names whatever holden's stdout is, a
-/// regular file included, and must never be rotated, that is renamed)? Such a path is
-/// appended to in order, never spliced or rotated, may be shared by programs, and has no log
-/// for `holden logs` to read.
+/// or a name of one of holden's own descriptors (`/dev/stdout`, `/dev/stderr`, `/dev/fd/N`,
+/// anything below /proc), which names whatever that descriptor is, a regular file included,
+/// and must never be rotated, that is renamed? Such a path is appended to in order, never
+/// spliced or rotated, may be shared by programs, and has no log for `holden logs` to read.
+/// (A log file below /dev/shm is a log file.)
 pub fn is_stream(path: &Path) -> bool {
-    path.starts_with("/dev") || path.starts_with("/proc") || std::fs::metadata(path).is_ok_and(|m| !m.is_file())
+    ["/dev/stdout", "/dev/stderr", "/dev/fd", "/proc"]
+        .iter()
+        .any(|p| path.starts_with(p))
+        || std::fs::metadata(path).is_ok_and(|m| !m.is_file())
 }
 
 /// The file at `path`, its length, and whether it is a log file of holden's own (not a
@@ -422,6 +426,32 @@ mod tests {
         assert_eq!(&file[..7], b"before\n");
         assert!(file[7..] == data[..], "the bytes differ");
         assert!(sink.continues(7), "spliced bytes may end mid-line");
+    }
+
+    #[test]
+    fn streams_are_devices_fifos_and_names_of_holdens_own_descriptors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("web.log");
+        std::fs::write(&file, "").unwrap();
+        let fifo = dir.path().join("fifo");
+        let mode = rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR;
+        rustix::fs::mknodat(rustix::fs::CWD, &fifo, rustix::fs::FileType::Fifo, mode, 0).unwrap();
+        for stream in [
+            "/dev/stdout",
+            "/dev/stderr",
+            "/dev/fd/1",
+            "/proc/self/fd/2",
+            "/dev/null",
+        ] {
+            assert!(is_stream(Path::new(stream)), "{stream}");
+        }
+        assert!(is_stream(&fifo));
+        assert!(!is_stream(&file), "a regular file is a log file");
+        assert!(!is_stream(&dir.path().join("new.log")), "so is one not made yet");
+        assert!(
+            !is_stream(Path::new("/dev/shm/holden-test-web.log")),
+            "a log in /dev/shm too"
+        );
     }
 
     #[test]
