@@ -176,6 +176,25 @@ struct Stream {
     lines: Lines,
 }
 
+impl Stream {
+    /// Read what the pipe holds, up to `buf.len()` bytes; `Err` says why nothing came: the
+    /// pipe is empty for now, or at its end (EOF, or an error, which is logged).
+    fn read(&self, buf: &mut [u8]) -> Result<usize, Moved> {
+        loop {
+            return match rustix::io::read(&self.pipe, &mut *buf) {
+                Ok(0) => Err(Moved::Eof),
+                Ok(n) => Ok(n),
+                Err(Errno::AGAIN) => Err(Moved::Empty),
+                Err(Errno::INTR) => continue,
+                Err(e) => {
+                    log::warn!("cannot read the output pipe of {}: {e}", self.program);
+                    Err(Moved::Eof)
+                }
+            };
+        }
+    }
+}
+
 /// Every captured stream and every open log file.
 pub struct Logs {
     streams: BTreeMap<u64, Stream>,
@@ -523,15 +542,9 @@ fn move_raw(
         };
         let want = FIRST_READ.min(len);
         scratch.resize(want, 0);
-        let n = match rustix::io::read(&stream.pipe, &mut scratch[..]) {
-            Ok(0) => return Moved::Eof,
+        let n = match stream.read(scratch) {
             Ok(n) => n,
-            Err(Errno::AGAIN) => return Moved::Empty,
-            Err(Errno::INTR) => continue,
-            Err(e) => {
-                log::warn!("cannot read the output pipe of {}: {e}", stream.program);
-                return Moved::Eof;
-            }
+            Err(end) => return end,
         };
         *moved += n;
         let r = sink.write_raw(&scratch[..n], id);
@@ -597,15 +610,9 @@ fn move_lines(
             return Moved::FarFromLimit;
         }
         scratch.resize(READ_CHUNK.min(budget - *moved).max(1), 0);
-        let n = match rustix::io::read(&stream.pipe, &mut scratch[..]) {
-            Ok(0) => return Moved::Eof,
+        let n = match stream.read(scratch) {
             Ok(n) => n,
-            Err(Errno::AGAIN) => return Moved::Empty,
-            Err(Errno::INTR) => continue,
-            Err(e) => {
-                log::warn!("cannot read the output pipe of {}: {e}", stream.program);
-                return Moved::Eof;
-            }
+            Err(end) => return end,
         };
         *moved += n;
         let mut w = LineWriter {
