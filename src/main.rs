@@ -19,6 +19,10 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 
+/// `0.1.0 (1a2b3c4)`: the package version and, when built in a git checkout, the commit
+/// (see build.rs).
+pub const VERSION: &str = env!("HOLDEN_VERSION");
+
 /// What a command reports when it did not succeed: the exit code and one sentence for stderr.
 #[derive(Debug)]
 pub struct Failure {
@@ -56,6 +60,8 @@ fn main() -> ExitCode {
             command,
         } => agent::spawn_main(agent, &restart, command),
         Command::Ping { agent } => agent::ping_main(agent),
+        Command::Completions { shell } => cli::completions(shell),
+        Command::Man => cli::man(),
         client => control::client::main(client),
     };
     match result {

@@ -528,6 +528,8 @@ fn path_of(layout: Layout, dirs: &Dirs) -> PathBuf {
 pub struct Usage {
     pub memory_bytes: Option<u64>,
     pub cpu_usage_usec: Option<u64>,
+    /// Tasks in the cgroup (`pids.current`), where the pids controller is there.
+    pub pids_current: Option<u64>,
 }
 
 // Reading limits back is for the tests that check what holden wrote; status reports the
@@ -540,6 +542,9 @@ pub struct Limits {
     pub cpu: Option<f64>,
     pub pids: Option<u64>,
 }
+
+/// Tasks in a cgroup: the same file name in v2 and in v1's pids hierarchy.
+const PIDS_CURRENT: &str = "pids.current";
 
 /// How CPU time is read: the first file that exists of v2 `cpu.stat` (in every cgroup2
 /// directory, controllers or not, so also on hybrid) and v1 `cpuacct.usage`.
@@ -593,6 +598,8 @@ impl UsageFile {
 struct UsageFiles {
     memory: Option<UsageFile>,
     cpu: Option<(UsageFile, CpuSource)>,
+    /// Read by path: it is for `monitor`, and must not cost every program a third fd.
+    pids: Option<UsageFile>,
 }
 
 impl UsageFiles {
@@ -612,9 +619,14 @@ impl UsageFiles {
         let cpu = path(dirs.unified.as_deref(), v2::CPU_STAT)
             .map(|p| (p, CpuSource::V2Stat))
             .or_else(|| path(dirs.v1_dir("cpuacct"), v1::CPUACCT_USAGE).map(|p| (p, CpuSource::V1AcctNs)));
+        let pids = match layout {
+            Layout::V2 => path(dirs.unified.as_deref(), PIDS_CURRENT),
+            Layout::Hybrid | Layout::V1 => path(dirs.v1_dir("pids"), PIDS_CURRENT),
+        };
         UsageFiles {
             memory: memory.map(|p| UsageFile::open(p, fd_budget)),
             cpu: cpu.map(|(p, source)| (UsageFile::open(p, fd_budget), source)),
+            pids: pids.map(UsageFile::ByPath),
         }
     }
 
@@ -624,9 +636,11 @@ impl UsageFiles {
             CpuSource::V2Stat => f.read(|t| v2::keyed(t, "usage_usec")),
             CpuSource::V1AcctNs => f.read(|t| t.trim().parse::<u64>().ok()).map(|ns| ns / 1000),
         });
+        let pids_current = self.pids.as_ref().and_then(|f| f.read(|t| t.trim().parse().ok()));
         Usage {
             memory_bytes,
             cpu_usage_usec,
+            pids_current,
         }
     }
 

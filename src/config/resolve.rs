@@ -826,7 +826,7 @@ fn render_program(out: &mut String, p: &Program) {
         out,
         "memory_limit",
         p.memory_limit
-            .map(|b| format!("{b}  # {}", bytesize::ByteSize::b(b).display().si())),
+            .map(|b| format!("{b}  # {}", crate::control::table::limit_size(b))),
         "no limit",
     );
     optional(out, "cpu_limit", p.cpu_limit.map(|c| format!("{c:?}")), "no limit");
@@ -848,7 +848,7 @@ fn render_program(out: &mut String, p: &Program) {
             out,
             "log_max_bytes = {}  # {}",
             p.log_max_bytes,
-            bytesize::ByteSize::b(p.log_max_bytes).display().si()
+            crate::control::table::limit_size(p.log_max_bytes)
         );
     }
     let _ = writeln!(out, "log_backups = {}", p.log_backups);

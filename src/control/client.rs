@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::protocol::{
     ErrorBody, ErrorCode, Event, Incoming, Limit, LogPaths, ProgramStatus, ReloadSummary, Reply, Request, Response,
-    unix_time,
+    SpecStatus, unix_time,
 };
 use super::table;
 use crate::Failure;
@@ -31,6 +31,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `start`/`stop`/`restart`/`shutdown` wait for programs to get there. Generous: a
 /// stop may take `stop_timeout` per dependency level, a start `min_uptime` per level.
 const WAIT_TIMEOUT: Duration = Duration::from_secs(300);
+/// The gap between `monitor`'s two first snapshots, from which its first frame's CPU rates are
+/// taken (the interval if shorter).
+const FIRST_SAMPLE: Duration = Duration::from_millis(250);
 /// The longest line the client accepts from holden (a status of thousands of programs fits).
 const MAX_RESPONSE_LINE: u64 = 64 * 1024 * 1024;
 
@@ -64,9 +67,10 @@ pub fn main(command: Command) -> Result<u8, Failure> {
             cpu,
             pids,
             stdout,
+            no_wait,
             command,
             client,
-        } => add(&client, name, &restart, memory, cpu, pids, stdout, command),
+        } => add(&client, name, &restart, (memory, cpu, pids), stdout, !no_wait, command),
         Command::Remove { name, client } => simple(
             &client,
             Request::Remove { name: name.clone() },
@@ -79,7 +83,9 @@ pub fn main(command: Command) -> Result<u8, Failure> {
         | Command::Check { .. }
         | Command::Agent { .. }
         | Command::Spawn { .. }
-        | Command::Ping { .. } => Err(Failure::usage("this command is not a control client command")),
+        | Command::Ping { .. }
+        | Command::Completions { .. }
+        | Command::Man => Err(Failure::usage("this command is not a control client command")),
     }
 }
 
@@ -321,17 +327,25 @@ fn status(args: &ClientArgs, names: Vec<String>, json: bool) -> Result<u8, Failu
     let mut c = connect(args)?;
     let programs = expect_status(c.call(&Request::Status { names })?)?;
     if json {
-        #[derive(serde::Serialize)]
-        struct Doc<'a> {
-            programs: &'a [ProgramStatus],
-        }
-        let mut text = serde_json::to_string_pretty(&Doc { programs: &programs }).expect("status serializes");
-        text.push('\n');
-        out(&text)?;
+        out(&status_json(&programs))?;
     } else {
         out(&table::status_table(&programs, now_unix()))?;
     }
     Ok(0)
+}
+
+/// `status --json`: `{"programs":[...]}` with exactly SPEC's status fields.
+fn status_json(programs: &[ProgramStatus]) -> String {
+    #[derive(serde::Serialize)]
+    struct Doc<'a> {
+        programs: Vec<SpecStatus<'a>>,
+    }
+    let doc = Doc {
+        programs: programs.iter().map(SpecStatus).collect(),
+    };
+    let mut text = serde_json::to_string_pretty(&doc).expect("status serializes");
+    text.push('\n');
+    text
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -450,6 +464,17 @@ fn act(action: Action, targets: Targets) -> Result<u8, Failure> {
             p.apply(action, e);
         }
     }
+    follow(&mut c, action, &names, &mut known)
+}
+
+/// Follow the events on `c` until every one of `names` got where `action` sends it or failed,
+/// then report.
+fn follow(
+    c: &mut Connection,
+    action: Action,
+    names: &[String],
+    known: &mut HashMap<String, Progress>,
+) -> Result<u8, Failure> {
     let deadline = Instant::now() + WAIT_TIMEOUT;
     loop {
         let verdicts: Vec<(String, Verdict)> = names
@@ -462,7 +487,7 @@ fn act(action: Action, targets: Targets) -> Result<u8, Failure> {
             })
             .collect();
         if verdicts.iter().all(|(_, v)| *v != Verdict::Waiting) {
-            return report(action, &names, &known, &verdicts);
+            return report(action, names, known, &verdicts);
         }
         match c.next(deadline) {
             Ok(Some(Incoming::Event(e))) => {
@@ -615,7 +640,7 @@ fn constrain(
     let mut parts = Vec::new();
     if let Some(m) = memory {
         parts.push(match m {
-            Limit::Value(b) => format!("memory {}", table::bytes(b)),
+            Limit::Value(b) => format!("memory {}", table::limit_size(b)),
             Limit::Max => "memory max".to_string(),
         });
     }
@@ -654,7 +679,18 @@ fn monitor(args: &ClientArgs, interval: &str) -> Result<u8, Failure> {
                 p
             }
         };
-        let taken = Instant::now();
+        let mut taken = Instant::now();
+        // The first frame too shows CPU as a rate: a second snapshot shortly after the first.
+        let programs = if previous.is_none() {
+            previous = Some((table::CpuSample::of(&programs), taken));
+            std::thread::sleep(interval.min(FIRST_SAMPLE));
+            let c = conn.as_mut().expect("connected above");
+            let again = expect_status(c.call(&Request::Status { names: vec![] })?)?;
+            taken = Instant::now();
+            again
+        } else {
+            programs
+        };
         let (sample, elapsed) = match &previous {
             Some((s, at)) => (Some(s), taken.duration_since(*at)),
             None => (None, Duration::ZERO),
@@ -685,17 +721,29 @@ fn logs(args: &ClientArgs, name: &str, follow: bool, lines: usize, stderr: bool)
         Reply::LogPaths { logs } => logs,
         Reply::Status { .. } | Reply::Targets { .. } | Reply::Reload(_) | Reply::Done {} => LogPaths::default(),
     };
-    drop(c);
     let (stream, path) = if stderr {
         ("stderr", paths.stderr)
     } else {
         ("stdout", paths.stdout)
     };
     let Some(path) = path else {
+        // A program added with `holden add` has no section in the file to point at.
+        let transient = match c.call(&Request::Status {
+            names: vec![name.to_string()],
+        }) {
+            Ok(Reply::Status { programs }) => programs.iter().any(|p| p.name == name && p.transient),
+            Ok(_) | Err(_) => false,
+        };
+        let fix = if transient {
+            format!("add it again with `holden add {name} --stdout PATH -- ...` (after `holden remove {name}`)")
+        } else {
+            format!("set {stream} = \"PATH\" in [programs.{name}]")
+        };
         return Err(Failure::runtime(format!(
-            "{name}'s {stream} is not written to a file (it goes to holden's own stderr or nowhere); set {stream} = \"PATH\" in [programs.{name}]"
+            "{name}'s {stream} is not written to a file (it goes to holden's own stderr or nowhere); {fix}"
         )));
     };
+    drop(c);
     // /dev/stdout and the like name this client's own stdout here, not the program's: never
     // read them (`holden logs -f web > out.txt` would follow its own output).
     if crate::logs::is_stream(&path) {
@@ -729,15 +777,15 @@ fn print_log(path: &Path, lines: usize, follow: bool, out: &mut dyn Write) -> io
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// `holden add`: like `start`, it waits until the program is RUNNING or failed (exit 0 or 1),
+/// unless `wait` is false.
 fn add(
     args: &ClientArgs,
     name: String,
     restart: &str,
-    memory: Option<String>,
-    cpu: Option<String>,
-    pids: Option<String>,
+    (memory, cpu, pids): (Option<String>, Option<String>, Option<String>),
     stdout: Option<PathBuf>,
+    wait: bool,
     command: Vec<String>,
 ) -> Result<u8, Failure> {
     if !config::valid_program_name(&name) {
@@ -757,7 +805,7 @@ fn add(
         .map_err(|e| Failure::runtime(format!("cannot tell the current folder: {}", io_text(&e))))?;
     let stdout = stdout.map(|p| if p.is_absolute() { p } else { directory.join(p) });
     let mut c = connect(args)?;
-    c.call(&Request::Add {
+    let request = Request::Add {
         name: name.clone(),
         command,
         restart,
@@ -766,9 +814,24 @@ fn add(
         pids,
         stdout,
         directory,
-    })?;
+    };
+    if !wait {
+        c.call(&request)?;
+        out(&format!("{name}: added\n"))?;
+        return Ok(0);
+    }
+    // Watch first, as `start` does, so that no transition slips between the add and the
+    // subscription.
+    expect_status(c.call(&Request::Watch)?)?;
+    let mut early = Vec::new();
+    c.call_with(&request, REQUEST_TIMEOUT, &mut |e| early.push(e))?;
     out(&format!("{name}: added\n"))?;
-    Ok(0)
+    let mut progress = Progress::new("STOPPED", None);
+    for e in early.iter().filter(|e| e.name() == name) {
+        progress.apply(Action::Start, e);
+    }
+    let mut known = HashMap::from([(name.clone(), progress)]);
+    follow(&mut c, Action::Start, &[name], &mut known)
 }
 
 fn simple(args: &ClientArgs, request: Request, done: &str) -> Result<u8, Failure> {
@@ -955,6 +1018,8 @@ mod tests {
             pids_limit: None,
             cgroup: None,
             transient: false,
+            started: None,
+            pids_current: None,
         }
     }
 
@@ -1040,6 +1105,40 @@ mod tests {
         let e = simple(&args, Request::Remove { name: "x".into() }, "removed").unwrap_err();
         assert_eq!((e.code, e.message.as_str()), (1, "no remove"));
         assert_eq!(status(&args, vec![], true).unwrap(), 0);
+    }
+
+    #[test]
+    fn status_json_has_exactly_specs_fields() {
+        let mut p = status_of("web", "RUNNING", Some(3));
+        p.started = Some(5.0);
+        p.pids_current = Some(2);
+        let v: serde_json::Value = serde_json::from_str(&status_json(&[p])).unwrap();
+        let keys: Vec<&str> = v["programs"][0]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let spec = vec![
+            "name",
+            "state",
+            "pid",
+            "since",
+            "restarts",
+            "last_exit",
+            "memory_bytes",
+            "memory_limit",
+            "cpu_usage_usec",
+            "cpu_limit",
+            "pids_limit",
+            "cgroup",
+            "transient",
+        ];
+        assert_eq!(keys.len(), spec.len(), "{keys:?}");
+        assert!(spec.iter().all(|k| keys.contains(k)), "{keys:?}");
+        // In SPEC's order on the page.
+        let text = status_json(&[status_of("web", "RUNNING", Some(3))]);
+        assert!(text.find("\"name\"") < text.find("\"transient\""), "{text}");
     }
 
     #[test]

@@ -353,7 +353,9 @@ impl<T: fmt::Display> fmt::Display for Limit<T> {
     }
 }
 
-/// One program, as `status` and `watch` report it: exactly SPEC's "Status fields".
+/// One program, as `status` and `watch` report it: SPEC's "Status fields", plus `started` and
+/// `pids_current` for the tables of `status` and `monitor` (a client of an older holden reads
+/// them as null). `holden status --json` prints exactly SPEC's fields: see [`SpecStatus`].
 /// Unknown values are null.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProgramStatus {
@@ -377,6 +379,38 @@ pub struct ProgramStatus {
     pub cgroup: Option<String>,
     /// Added with `holden add`.
     pub transient: bool,
+    /// Unix time the current main process was spawned (STARTING, RUNNING, STOPPING), for uptime.
+    #[serde(default)]
+    pub started: Option<f64>,
+    /// Tasks in the program's cgroup now (`pids.current`).
+    #[serde(default)]
+    pub pids_current: Option<u64>,
+}
+
+/// A [`ProgramStatus`] as `holden status --json` prints it: exactly SPEC's status fields, in
+/// SPEC's order.
+pub struct SpecStatus<'a>(pub &'a ProgramStatus);
+
+impl Serialize for SpecStatus<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let p = self.0;
+        let mut st = s.serialize_struct("ProgramStatus", 13)?;
+        st.serialize_field("name", &p.name)?;
+        st.serialize_field("state", &p.state)?;
+        st.serialize_field("pid", &p.pid)?;
+        st.serialize_field("since", &p.since)?;
+        st.serialize_field("restarts", &p.restarts)?;
+        st.serialize_field("last_exit", &p.last_exit)?;
+        st.serialize_field("memory_bytes", &p.memory_bytes)?;
+        st.serialize_field("memory_limit", &p.memory_limit)?;
+        st.serialize_field("cpu_usage_usec", &p.cpu_usage_usec)?;
+        st.serialize_field("cpu_limit", &p.cpu_limit)?;
+        st.serialize_field("pids_limit", &p.pids_limit)?;
+        st.serialize_field("cgroup", &p.cgroup)?;
+        st.serialize_field("transient", &p.transient)?;
+        st.end()
+    }
 }
 
 /// How the last run ended. `{"code": 1, "signal": null, "oom_killed": false}`; a signal by
@@ -857,6 +891,8 @@ mod tests {
                 pids_limit: None,
                 cgroup: Some("/supervisor/web".into()),
                 transient: false,
+                started: None,
+                pids_current: None,
             }],
         });
         let cases = vec![
@@ -912,11 +948,13 @@ mod tests {
             "pids_limit",
             "cgroup",
             "transient",
+            "started",
+            "pids_current",
         ];
         let mut keys_sorted = keys.clone();
         keys_sorted.sort();
         expected.sort();
-        assert_eq!(keys_sorted, expected, "exactly SPEC's status fields");
+        assert_eq!(keys_sorted, expected, "SPEC's status fields and the two for the tables");
         assert_eq!(
             p["last_exit"],
             serde_json::json!({"code": null, "signal": "KILL", "oom_killed": true})

@@ -805,6 +805,8 @@ mod tests {
                 pids_limit: None,
                 cgroup: None,
                 transient: false,
+                started: None,
+                pids_current: None,
             }],
         })
     }

@@ -1,5 +1,5 @@
 //! How `holden status` and `holden monitor` show programs to people: aligned columns, short
-//! durations, sizes in IEC units, CPU as time (status) or as a share of one CPU between two
+//! durations, sizes in the unit family of their limit (see [`Family`]), CPU as time (status) or as a share of one CPU between two
 //! snapshots (monitor). Pure functions of the status records and the clock, so they are
 //! tested without a running holden.
 
@@ -37,19 +37,75 @@ pub fn cpu_time(usec: u64) -> String {
     }
 }
 
-/// Bytes in IEC units with one decimal: `512 B`, `12.3 MiB`.
-pub fn bytes(n: u64) -> String {
-    const UNITS: &[&str] = &["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    if n < 1024 {
-        return format!("{n} B");
+/// A family of size units. Limits are shown in the family they are exact in (`30MB` as
+/// `30 MB`, `1GiB` as `1 GiB`), and a program's use in its limit's family, so the two read
+/// alike; use without a limit is in IEC units, like `free -h` and `systemctl status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// kB, MB, GB, ... (powers of 1000).
+    Si,
+    /// KiB, MiB, GiB, ... (powers of 1024).
+    Iec,
+}
+
+impl Family {
+    fn base(self) -> u64 {
+        match self {
+            Family::Si => 1000,
+            Family::Iec => 1024,
+        }
     }
-    let mut v = n as f64 / 1024.0;
+
+    fn units(self) -> &'static [&'static str] {
+        match self {
+            Family::Si => &["B", "kB", "MB", "GB", "TB", "PB", "EB"],
+            Family::Iec => &["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"],
+        }
+    }
+
+    /// The family in which `n` is written with the smallest whole number of its largest
+    /// exact unit: 30000000 is 30 MB, 1073741824 is 1 GiB; IEC on a tie.
+    pub fn of(n: u64) -> Family {
+        let exact = |f: Family| {
+            let mut m = n;
+            while m != 0 && m.is_multiple_of(f.base()) {
+                m /= f.base();
+            }
+            m
+        };
+        if exact(Family::Si) < exact(Family::Iec) {
+            Family::Si
+        } else {
+            Family::Iec
+        }
+    }
+}
+
+/// `n` bytes in `family`'s largest unit not above it, with at most `decimals` decimals and
+/// no trailing zeros: `512 B`, `30 MB`, `12.3 MiB`, `1.5 GB`.
+pub fn size(n: u64, family: Family, decimals: usize) -> String {
+    let units = family.units();
+    let mut v = n as f64;
     let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
+    while v >= family.base() as f64 && unit + 1 < units.len() {
+        v /= family.base() as f64;
         unit += 1;
     }
-    format!("{v:.1} {}", UNITS[unit])
+    if unit == 0 {
+        return format!("{n} B");
+    }
+    let text = format!("{v:.decimals$}");
+    let text = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &text
+    };
+    format!("{text} {}", units[unit])
+}
+
+/// A limit, in the family it is exact in: `30 MB`, `1 GiB`, `1.5 GB`.
+pub fn limit_size(n: u64) -> String {
+    size(n, Family::of(n), 3)
 }
 
 /// `1.5` CPUs without trailing zeros.
@@ -58,17 +114,35 @@ fn cpus(c: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
+/// States without a process: what the cgroup still holds (page cache) is no use of the program.
+fn is_down(state: &str) -> bool {
+    matches!(state, "STOPPED" | "EXITED" | "FATAL" | "BACKOFF")
+}
+
 fn memory_cell(p: &ProgramStatus) -> String {
-    match (p.memory_bytes, p.memory_limit) {
+    let current = p.memory_bytes.filter(|_| !is_down(&p.state));
+    let family = p.memory_limit.map_or(Family::Iec, Family::of);
+    let now = |n: u64| size(n, family, 1);
+    match (current, p.memory_limit) {
         (Some(cur), Some(max)) if max > 0 => format!(
             "{} / {} ({:.0}%)",
-            bytes(cur),
-            bytes(max),
+            now(cur),
+            limit_size(max),
             cur as f64 * 100.0 / max as f64
         ),
-        (Some(cur), Some(max)) => format!("{} / {}", bytes(cur), bytes(max)),
-        (Some(cur), None) => bytes(cur),
-        (None, Some(max)) => format!("- / {}", bytes(max)),
+        (Some(cur), Some(max)) => format!("{} / {}", now(cur), limit_size(max)),
+        (Some(cur), None) => now(cur),
+        (None, Some(max)) => format!("- / {}", limit_size(max)),
+        (None, None) => "-".to_string(),
+    }
+}
+
+fn pids_cell(p: &ProgramStatus) -> String {
+    let current = p.pids_current.filter(|_| !is_down(&p.state));
+    match (current, p.pids_limit) {
+        (Some(cur), Some(max)) => format!("{cur} / {max}"),
+        (Some(cur), None) => cur.to_string(),
+        (None, Some(max)) => format!("- / {max}"),
         (None, None) => "-".to_string(),
     }
 }
@@ -85,9 +159,11 @@ fn pid_cell(p: &ProgramStatus) -> String {
     p.pid.map_or_else(|| "-".to_string(), |pid| pid.to_string())
 }
 
+/// Time since the main process was spawned (`since` is the last transition: a RUNNING
+/// program would show the time since it became ready).
 fn uptime_cell(p: &ProgramStatus, now: f64) -> String {
     if has_uptime(&p.state) && p.pid.is_some() {
-        short_duration(now - p.since)
+        short_duration(now - p.started.unwrap_or(p.since))
     } else {
         "-".to_string()
     }
@@ -225,7 +301,7 @@ pub fn monitor_table(programs: &[ProgramStatus], previous: Option<&CpuSample>, e
                 uptime_cell(p, now),
                 cpu,
                 memory_cell(p),
-                p.pids_limit.map_or_else(|| "-".to_string(), |n| format!("max {n}")),
+                pids_cell(p),
             ]
         })
         .collect();
@@ -254,6 +330,8 @@ mod tests {
             pids_limit: None,
             cgroup: None,
             transient: false,
+            started: None,
+            pids_current: None,
         }
     }
 
@@ -265,9 +343,10 @@ mod tests {
         assert_eq!(short_duration(7500.0), "2h05m");
         assert_eq!(short_duration(3.0 * 86_400.0 + 4.0 * 3600.0), "3d04h");
         assert_eq!(short_duration(-5.0), "0s");
-        assert_eq!(bytes(512), "512 B");
-        assert_eq!(bytes(12 * 1024 * 1024 + 300 * 1024), "12.3 MiB");
-        assert_eq!(bytes(500_000_000), "476.8 MiB");
+        assert_eq!(size(512, Family::Iec, 1), "512 B");
+        assert_eq!(size(12 * 1024 * 1024 + 300 * 1024, Family::Iec, 1), "12.3 MiB");
+        assert_eq!(size(12_345_678, Family::Si, 1), "12.3 MB");
+        assert_eq!(size(40 * 1024 * 1024, Family::Iec, 1), "40 MiB");
         assert_eq!(cpu_time(420_000), "0.42s");
         assert_eq!(cpu_time(192_000_000), "3m12s");
         assert_eq!(cpus(0.5), "0.5");
@@ -299,7 +378,7 @@ mod tests {
         );
         assert_eq!(
             lines[1],
-            "web   RUNNING  4242  3m12s   2         exit 1     1.50s (max 0.5 CPU)  10.0 MiB / 40.0 MiB (25%)"
+            "web   RUNNING  4242  3m12s   2         exit 1     1.50s (max 0.5 CPU)  10 MiB / 40 MiB (25%)"
         );
         assert_eq!(
             lines[2],

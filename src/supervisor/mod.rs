@@ -96,6 +96,8 @@ struct Slot {
     pgid: Option<i32>,
     /// Wall-clock time of the last transition, for status.
     since_wall: SystemTime,
+    /// Wall-clock time the current main process was spawned (entering STARTING), for uptime.
+    started_wall: Option<SystemTime>,
     /// A start is wanted but waits for `depends_on` to be RUNNING.
     pending_start: bool,
     /// A stop is wanted but waits for the programs that depend on this one to stop first.
@@ -173,6 +175,7 @@ impl Supervisor {
                     pidfd: None,
                     pgid: None,
                     since_wall: SystemTime::now(),
+                    started_wall: None,
                     pending_start: false,
                     pending_stop: false,
                     then: Then::Nothing,
@@ -219,10 +222,11 @@ impl Supervisor {
     }
 
     pub fn run(&mut self) -> Result<(), SupervisorError> {
+        let n = self.config.programs.len();
         log::info!(
-            "holden {} supervising {} programs from {}",
-            env!("CARGO_PKG_VERSION"),
-            self.config.programs.len(),
+            "holden {} supervising {n} program{} from {}",
+            crate::VERSION,
+            if n == 1 { "" } else { "s" },
             self.config.path.display()
         );
         for i in 0..self.slots.len() {
@@ -528,6 +532,9 @@ impl Supervisor {
             let became_down = transition.as_ref().is_some_and(|_| slot.machine.state.is_down());
             if let Some(t) = transition {
                 slot.since_wall = SystemTime::now();
+                if t.to == "STARTING" && t.from != "STARTING" {
+                    slot.started_wall = Some(slot.since_wall);
+                }
                 self.log_transition(i, &t);
                 if t.from != t.to {
                     self.push_transition(i, t.from, t.to, t.reason);

@@ -219,6 +219,7 @@ impl Supervisor {
             pidfd: None,
             pgid: None,
             since_wall: SystemTime::now(),
+            started_wall: None,
             pending_start: false,
             pending_stop: false,
             then: Then::Nothing,

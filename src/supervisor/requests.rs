@@ -206,6 +206,11 @@ impl Supervisor {
             pids_limit: slot.limits.2,
             cgroup: slot.cgroup.as_ref().map(|cg| cg.path().display().to_string()),
             transient: slot.transient,
+            started: slot
+                .started_wall
+                .filter(|_| slot.machine.state.pid().is_some())
+                .map(unix_time),
+            pids_current: usage.and_then(|u| u.pids_current),
         }
     }
 

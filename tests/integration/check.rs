@@ -413,13 +413,13 @@ fn a_valid_file_prints_every_default_filled_in() {
         "stop_timeout = \"10s\"".into(),
         format!("stdout = \"{d}/logs/web.log\""),
         format!("stderr = \"{d}/logs/web.log\"  # the same file: lines interleaved in order"),
-        "log_max_bytes = 50000000  # 50.0 MB".into(),
+        "log_max_bytes = 50000000  # 50 MB".into(),
         "log_backups = 10".into(),
         "log_timestamps = false".into(),
         "depends_on = []".into(),
         "[programs.remote]".into(),
         format!("agent = \"{d}/agent.sock\""),
-        "memory_limit = 1073741824  # 1.1 GB".into(),
+        "memory_limit = 1073741824  # 1 GiB".into(),
     ] {
         assert!(out.lines().any(|l| l == line), "no line {line:?} in\n{out}");
     }

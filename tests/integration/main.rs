@@ -5,6 +5,7 @@ mod harness;
 mod agent;
 mod cgroups;
 mod check;
+mod cli;
 mod control;
 mod core;
 mod deploy;
