@@ -8,4 +8,5 @@ mod check;
 mod control;
 mod core;
 mod deploy;
+mod hardening;
 mod logs;
