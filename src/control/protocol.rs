@@ -36,6 +36,13 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// `add` with its argv); anything longer is a mistake or an attack and gets `too_large`.
 pub const MAX_REQUEST_LINE: usize = 64 * 1024;
 
+/// The largest cpu limit accepted, in CPUs: far above any machine, and far below what makes
+/// the kernel's quota overflow (ERANGE, which would reach a user as "errno 34").
+pub const MAX_CPUS: f64 = 1_000_000.0;
+
+/// The largest pids limit accepted: the kernel's PID_MAX_LIMIT.
+pub const MAX_PIDS: u64 = 4_194_304;
+
 /// Every `cmd` this version knows, in the order of [`Request`].
 pub const COMMANDS: &[&str] = &[
     "status",
@@ -205,6 +212,20 @@ impl Request {
                         "a pids limit of 0 would forbid the program any task; use \"max\" to lift it".into(),
                     );
                 }
+                if let Some(Limit::Value(c)) = cpu
+                    && *c > MAX_CPUS
+                {
+                    return invalid(format!(
+                        "a cpu limit of {c} CPUs is out of range; the most is {MAX_CPUS}, or \"max\" to lift it"
+                    ));
+                }
+                if let Some(Limit::Value(n)) = pids
+                    && *n > MAX_PIDS
+                {
+                    return invalid(format!(
+                        "a pids limit of {n} is out of range; the kernel's most is {MAX_PIDS}, or \"max\" to lift it"
+                    ));
+                }
                 Ok(())
             }
             Request::Add {
@@ -233,6 +254,20 @@ impl Request {
                 {
                     return invalid(format!(
                         "add {name}: a cpu limit must be a number of CPUs above 0, not {c}"
+                    ));
+                }
+                if let Some(c) = cpu
+                    && *c > MAX_CPUS
+                {
+                    return invalid(format!(
+                        "add {name}: a cpu limit of {c} CPUs is out of range; the most is {MAX_CPUS}"
+                    ));
+                }
+                if let Some(n) = pids
+                    && *n > MAX_PIDS
+                {
+                    return invalid(format!(
+                        "add {name}: a pids limit of {n} is out of range; the kernel's most is {MAX_PIDS}"
                     ));
                 }
                 if !directory.is_absolute() {
@@ -270,8 +305,14 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
         return Err(ErrorBody::too_large());
     }
     let text = std::str::from_utf8(line).map_err(|_| bad("the request is not UTF-8 text".into()))?;
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| bad(format!("the request is not JSON ({e})")))?;
+    let value = match serde_json::from_str::<StrictValue>(text) {
+        Ok(v) => v.0,
+        // Only a repeated key is a data error here: everything else is syntax.
+        Err(e) if e.classify() == serde_json::error::Category::Data => {
+            return Err(bad(format!("the request {e}; each key may appear once")));
+        }
+        Err(e) => return Err(bad(format!("the request is not JSON ({e})"))),
+    };
     let serde_json::Value::Object(mut map) = value else {
         return Err(bad("the request is not a JSON object like {\"cmd\":\"status\"}".into()));
     };
@@ -306,10 +347,103 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
             "bad {cmd} request: unknown field `{extra}`, {cmd} takes none"
         )));
     }
-    let request: Request =
-        serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| bad(format!("bad {cmd} request: {e}")))?;
+    let request: Request = match serde_json::from_value(serde_json::Value::Object(map.clone())) {
+        Ok(r) => r,
+        Err(e) => return Err(bad(wrong_field(&cmd, &map, &e))),
+    };
     request.validate()?;
     Ok(request)
+}
+
+/// One sentence for a request whose fields do not fit its command. serde_json's errors from a
+/// `Value` name no field, so the field is found by leaving each one out in turn: the one
+/// whose absence makes the error go away (or become "missing field") is the culprit.
+fn wrong_field(cmd: &str, map: &serde_json::Map<String, serde_json::Value>, e: &serde_json::Error) -> String {
+    let message = e.to_string();
+    if message.starts_with("unknown field") || message.starts_with("missing field") {
+        return format!("bad {cmd} request: {message}");
+    }
+    for key in map.keys().filter(|k| *k != "cmd") {
+        let mut without = map.clone();
+        let value = without.remove(key).unwrap_or(serde_json::Value::Null);
+        let culprit = match serde_json::from_value::<Request>(serde_json::Value::Object(without)) {
+            Ok(_) => true,
+            Err(e2) => e2.to_string() == format!("missing field `{key}`"),
+        };
+        if culprit {
+            let found = match &value {
+                serde_json::Value::Null => "null".to_string(),
+                serde_json::Value::Bool(b) => format!("the boolean {b}"),
+                serde_json::Value::Number(n) => format!("the number {n}"),
+                serde_json::Value::String(t) => format!("the string {t:?}"),
+                serde_json::Value::Array(_) => "a list".to_string(),
+                serde_json::Value::Object(_) => "an object".to_string(),
+            };
+            let detail = message
+                .split_once(", expected ")
+                .map_or(String::new(), |(_, x)| format!(", expected {x}"));
+            return format!("bad {cmd} request: field `{key}` has {found}{detail}");
+        }
+    }
+    format!("bad {cmd} request: {message}")
+}
+
+/// A JSON value that refuses a key repeated within one object, at any depth (serde_json
+/// keeps the last one, so `{"cmd":"status","cmd":"shutdown"}` would shut down).
+struct StrictValue(serde_json::Value);
+
+impl<'de> Deserialize<'de> for StrictValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = StrictValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E: de::Error>(self, b: bool) -> Result<StrictValue, E> {
+                Ok(StrictValue(b.into()))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<StrictValue, E> {
+                Ok(StrictValue(n.into()))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<StrictValue, E> {
+                Ok(StrictValue(n.into()))
+            }
+            fn visit_f64<E: de::Error>(self, n: f64) -> Result<StrictValue, E> {
+                Ok(StrictValue(
+                    serde_json::Number::from_f64(n).map_or(serde_json::Value::Null, Into::into),
+                ))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<StrictValue, E> {
+                Ok(StrictValue(s.into()))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<StrictValue, E> {
+                Ok(StrictValue(s.into()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<StrictValue, E> {
+                Ok(StrictValue(serde_json::Value::Null))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<StrictValue, A::Error> {
+                let mut v = Vec::new();
+                while let Some(StrictValue(x)) = seq.next_element()? {
+                    v.push(x);
+                }
+                Ok(StrictValue(serde_json::Value::Array(v)))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<StrictValue, A::Error> {
+                let mut m = serde_json::Map::new();
+                while let Some(k) = map.next_key::<String>()? {
+                    if m.contains_key(&k) {
+                        return Err(de::Error::custom(format_args!("has the key {k:?} twice")));
+                    }
+                    let StrictValue(v) = map.next_value()?;
+                    m.insert(k, v);
+                }
+                Ok(StrictValue(serde_json::Value::Object(m)))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// A limit that can be set to a value or lifted: `500000000` or `"max"` on the wire.
@@ -330,16 +464,16 @@ impl<T: Serialize> Serialize for Limit<T> {
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Limit<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Wire<T> {
-            Text(String),
-            Value(T),
-        }
-        match Wire::<T>::deserialize(d)? {
-            Wire::Text(t) if t == "max" => Ok(Limit::Max),
-            Wire::Text(t) => Err(de::Error::custom(format!("expected a number or \"max\", found {t:?}"))),
-            Wire::Value(v) => Ok(Limit::Value(v)),
+        // Through a Value rather than an untagged enum, whose error ("data did not match any
+        // variant of untagged enum") says nothing to a user.
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(t) if t == "max" => Ok(Limit::Max),
+            v @ serde_json::Value::Number(_) => T::deserialize(v.clone())
+                .map(Limit::Value)
+                .map_err(|_| de::Error::custom(format!("invalid value: {v}, expected a number in range or \"max\""))),
+            v => Err(de::Error::custom(format!(
+                "invalid type: {v}, expected a number or \"max\""
+            ))),
         }
     }
 }
@@ -860,6 +994,10 @@ mod tests {
             (b"{\"cmd\":\"constrain\",\"name\":\"a\"}", InvalidArgument),
             (b"{\"cmd\":\"constrain\",\"name\":\"a\",\"memory\":\"lots\"}", BadRequest),
             (b"{\"cmd\":\"constrain\",\"name\":\"a\",\"cpu\":0}", InvalidArgument),
+            (b"{\"cmd\":\"constrain\",\"name\":\"a\",\"cpu\":1e308}", InvalidArgument),
+            (b"{\"cmd\":\"constrain\",\"name\":\"a\",\"pids\":4194305}", InvalidArgument),
+            (b"{\"cmd\":\"status\",\"cmd\":\"shutdown\"}", BadRequest),
+            (b"{\"cmd\":\"status\",\"names\":[\"a\"],\"names\":[\"b\"]}", BadRequest),
             (b"{\"cmd\":\"constrain\",\"name\":\"a\",\"cpu\":-1.5}", InvalidArgument),
             (b"{\"cmd\":\"constrain\",\"name\":\"a\",\"memory\":-5}", BadRequest),
             (b"{\"cmd\":\"add\",\"name\":\"../x\",\"command\":[\"true\"],\"directory\":\"/\"}", InvalidArgument),

@@ -9,4 +9,5 @@ mod cli;
 mod control;
 mod core;
 mod deploy;
+mod hardening;
 mod logs;

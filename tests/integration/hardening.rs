@@ -1,0 +1,74 @@
+//! Integration tests for issue 14 (hardening), through the real binary: strict requests, no
+//! inherited fds, an fd budget, one holden per cgroup_path, nothing left unsupervised.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+const T: Duration = Duration::from_secs(15);
+
+const SLEEPER: &str = r#"
+[programs.web]
+command = "sleep 1000"
+min_uptime = "100ms"
+"#;
+
+/// Send one raw line, read one response line.
+fn ask(sup: &Supervisor, line: &str) -> Value {
+    let mut s = UnixStream::connect(&sup.socket).expect("connect to the control socket");
+    s.set_read_timeout(Some(T)).unwrap();
+    s.write_all(line.as_bytes()).unwrap();
+    s.write_all(b"\n").unwrap();
+    let mut reply = String::new();
+    BufReader::new(&s).read_line(&mut reply).expect("a line from holden");
+    serde_json::from_str(&reply).unwrap_or_else(|e| panic!("{reply:?}: {e}"))
+}
+
+fn error_of(v: &Value) -> (String, String) {
+    assert_eq!(v["ok"], false, "{v}");
+    (
+        v["error"]["code"].as_str().unwrap().to_string(),
+        v["error"]["message"].as_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn duplicate_keys_out_of_range_values_and_wrong_types_get_one_clear_sentence() {
+    let mut sup = Supervisor::start(SLEEPER);
+    sup.wait_log("web: STARTING -> RUNNING", T);
+
+    let (code, msg) = error_of(&ask(&sup, r#"{"cmd":"status","cmd":"shutdown"}"#));
+    assert_eq!(code, "bad_request", "{msg}");
+    assert!(msg.contains("\"cmd\" twice"), "{msg}");
+    let (code, msg) = error_of(&ask(&sup, r#"{"cmd":"status","names":["web"],"names":["x"]}"#));
+    assert_eq!(code, "bad_request", "{msg}");
+    assert!(msg.contains("\"names\" twice"), "{msg}");
+
+    let (code, msg) = error_of(&ask(&sup, r#"{"cmd":"constrain","name":"web","cpu":1e308}"#));
+    assert_eq!(code, "invalid_argument", "{msg}");
+    assert!(msg.contains("out of range"), "{msg}");
+    let (code, msg) = error_of(&ask(&sup, r#"{"cmd":"constrain","name":"web","pids":99999999}"#));
+    assert_eq!(code, "invalid_argument", "{msg}");
+
+    for (line, field) in [
+        (r#"{"cmd":"constrain","name":"web","memory":true}"#, "memory"),
+        (r#"{"cmd":"constrain","name":"web","cpu":[1]}"#, "cpu"),
+        (r#"{"cmd":"constrain","name":"web","memory":-5}"#, "memory"),
+        (r#"{"cmd":"status","names":"web"}"#, "names"),
+        (r#"{"cmd":"signal","signal":9,"names":["web"]}"#, "signal"),
+    ] {
+        let (code, msg) = error_of(&ask(&sup, line));
+        assert_eq!(code, "bad_request", "{line}: {msg}");
+        assert!(msg.contains(&format!("field `{field}`")), "{line}: {msg}");
+        assert!(!msg.contains("untagged") && !msg.contains("variant"), "{line}: {msg}");
+    }
+
+    // Still serving, and the program was never touched.
+    let p = sup.program_status("web");
+    assert_eq!(p["state"], "RUNNING");
+    assert_eq!(p["cpu_limit"], Value::Null);
+}
