@@ -79,7 +79,8 @@ pub fn main(command: Command) -> Result<u8, Failure> {
         | Command::Check { .. }
         | Command::Agent { .. }
         | Command::Spawn { .. }
-        | Command::Ping { .. } => Err(Failure::usage("this command is not a control client command")),
+        | Command::Ping { .. }
+        | Command::Import { .. } => Err(Failure::usage("this command is not a control client command")),
     }
 }
 
