@@ -164,6 +164,15 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Convert a supervisord configuration into holden's TOML.
+    Import {
+        /// supervisord.conf to read (default: ./supervisord.conf, ./etc/supervisord.conf,
+        /// /etc/supervisord.conf, /etc/supervisor/supervisord.conf, the first that exists).
+        file: Option<PathBuf>,
+        /// Write the TOML here instead of to stdout.
+        #[arg(short = 'o', long = "output", value_name = "OUT")]
+        output: Option<PathBuf>,
+    },
     /// The stateless spawner: spawns commands on request and hands back their pidfds.
     Agent {
         /// Socket to listen on (default: $HOLDEN_SOCKET_PATH, else /run/holden/agent.sock).

@@ -6,6 +6,7 @@ mod cgroup;
 mod cli;
 mod config;
 mod control;
+mod import;
 mod logs;
 mod process;
 mod reactor;
@@ -48,6 +49,37 @@ impl Failure {
     }
 }
 
+/// `holden import`: warnings on stderr, the TOML on stdout or in OUT; exit 2 on a bad input.
+fn import_main(file: Option<&std::path::Path>, output: Option<&std::path::Path>) -> Result<u8, Failure> {
+    use import::ImportError;
+    let result = import::find(file).and_then(|f| import::import(&f));
+    let imported = match result {
+        Ok(i) => i,
+        Err(e @ ImportError::Input(_)) => {
+            // One `file:line: ...` per line, like config errors.
+            eprintln!("{e}");
+            return Err(Failure::usage(""));
+        }
+        Err(e) => return Err(Failure::usage(e.to_string())),
+    };
+    for w in &imported.warnings {
+        eprintln!("holden: warning: {w}");
+    }
+    match output {
+        Some(out) => std::fs::write(out, &imported.toml).map_err(|source| {
+            Failure::runtime(
+                ImportError::Write {
+                    path: out.to_path_buf(),
+                    source,
+                }
+                .to_string(),
+            )
+        })?,
+        None => print!("{}", imported.toml),
+    }
+    Ok(0)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -62,6 +94,7 @@ fn main() -> ExitCode {
         Command::Ping { agent } => agent::ping_main(agent),
         Command::Completions { shell } => cli::completions(shell),
         Command::Man => cli::man(),
+        Command::Import { file, output } => import_main(file.as_deref(), output.as_deref()),
         client => control::client::main(client),
     };
     match result {

@@ -85,7 +85,8 @@ pub fn main(command: Command) -> Result<u8, Failure> {
         | Command::Spawn { .. }
         | Command::Ping { .. }
         | Command::Completions { .. }
-        | Command::Man => Err(Failure::usage("this command is not a control client command")),
+        | Command::Man
+        | Command::Import { .. } => Err(Failure::usage("this command is not a control client command")),
     }
 }
 
