@@ -54,7 +54,7 @@ use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use rustix::io::Errno;
 
@@ -87,6 +87,12 @@ const NEAR_LIMIT: u64 = 64 * 1024;
 /// Most bytes moved for one stream per readiness, so one chatty program cannot starve the
 /// loop (epoll is level-triggered: the rest comes at the next wait).
 const BUDGET: usize = 4 << 20;
+/// The longest output waits in its pipe: a stream whose pipe was emptied less than this ago
+/// is read again only this long after its next bytes came, so a busy program's output moves
+/// in batches and the program writes into its pipe undisturbed meanwhile (see "Batches").
+pub const BATCH_DELAY: Duration = Duration::from_millis(1);
+/// The batch timer's token id (streams count from 1).
+const TIMER_ID: u64 = 0;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -174,6 +180,11 @@ struct Stream {
     pipe: OwnedFd,
     dest: Dest,
     lines: Lines,
+    /// When a transfer last left the pipe empty: bytes that come soon after wait for a batch.
+    emptied: Option<Instant>,
+    /// Waiting for its batch: when to read it. The pipe is out of the reactor meanwhile, so
+    /// the program's writes wake nobody.
+    batch_at: Option<Instant>,
 }
 
 impl Stream {
@@ -208,6 +219,12 @@ pub struct Logs {
     /// not be made: the copy path does the work then).
     stage: Option<Stage>,
     stage_failed: bool,
+    /// The batch deadline (a timerfd under `Token{Output, TIMER_ID}`), made at the first
+    /// batch; None if it could not be made (every stream is then read at once).
+    timer: Option<OwnedFd>,
+    timer_failed: bool,
+    /// When the timer fires next (None: disarmed).
+    timer_at: Option<Instant>,
 }
 
 impl Default for Logs {
@@ -241,6 +258,9 @@ impl Logs {
             out: Vec::with_capacity(OUT_CAP + MAX_LINE + 256),
             stage: None,
             stage_failed: false,
+            timer: None,
+            timer_failed: false,
+            timer_at: None,
         }
     }
 
@@ -333,19 +353,107 @@ impl Logs {
                 pipe: read,
                 dest,
                 lines: Lines::new(prefix, program.log_timestamps),
+                emptied: None,
+                batch_at: None,
             },
         );
         Ok((id, write))
     }
 
     /// A `Kind::Output` readiness: move what is in the pipe to its destination; at EOF (every
-    /// writer, grandchildren included, closed it) deregister and drop the stream.
-    pub fn on_ready(&mut self, reactor: &Reactor, id: u64, _ready: &Ready) {
-        if !self.streams.contains_key(&id) {
+    /// writer, grandchildren included, closed it) deregister and drop the stream. A stream
+    /// emptied less than `BATCH_DELAY` ago is not read now: its pipe leaves the reactor and it
+    /// is read `BATCH_DELAY` from now, in one batch (the batch timer's readiness).
+    pub fn on_ready(&mut self, reactor: &Reactor, id: u64, ready: &Ready) {
+        if id == TIMER_ID {
+            self.on_timer(reactor);
             return;
         }
-        if self.transfer(id, BUDGET) == Moved::Eof {
-            self.remove(reactor, id);
+        let Some(stream) = self.streams.get(&id) else {
+            return;
+        };
+        let now = Instant::now();
+        let busy = stream.emptied.is_some_and(|t| now < t + BATCH_DELAY);
+        // A hang-up is read at once: it is the end of the stream, or its program's death.
+        if busy && !ready.hangup && self.defer(reactor, id, now + BATCH_DELAY) {
+            return;
+        }
+        self.move_now(reactor, id);
+    }
+
+    /// Move stream `id`'s pipe now; at EOF drop the stream.
+    fn move_now(&mut self, reactor: &Reactor, id: u64) {
+        match self.transfer(id, BUDGET) {
+            Moved::Eof => self.remove(reactor, id),
+            moved => {
+                let stream = self.streams.get_mut(&id).expect("known stream");
+                stream.emptied = (moved == Moved::Empty).then(Instant::now);
+            }
+        }
+    }
+
+    /// Take stream `id`'s pipe out of the reactor until `at`. False if there is no timer
+    /// (the stream is read at once then).
+    fn defer(&mut self, reactor: &Reactor, id: u64, at: Instant) -> bool {
+        if self.timer.is_none() && !self.timer_failed {
+            match make_timer(reactor) {
+                Ok(fd) => self.timer = Some(fd),
+                Err(e) => {
+                    log::warn!("cannot make the log batch timer: {e}; reading output as it comes");
+                    self.timer_failed = true;
+                }
+            }
+        }
+        let Some(timer) = &self.timer else {
+            return false;
+        };
+        if self.timer_at.is_none_or(|t| at < t) {
+            if let Err(e) = set_timer(timer, Some(at)) {
+                log::warn!("cannot arm the log batch timer: {e}; reading output as it comes");
+                return false;
+            }
+            self.timer_at = Some(at);
+        }
+        let stream = self.streams.get_mut(&id).expect("known stream");
+        reactor.delete(stream.pipe.as_fd());
+        stream.batch_at = Some(at);
+        true
+    }
+
+    /// The batch timer fired: move every stream whose batch is due, give its pipe back to
+    /// the reactor, and arm the timer for the next batch (or disarm it).
+    fn on_timer(&mut self, reactor: &Reactor) {
+        let Some(timer) = &self.timer else {
+            return;
+        };
+        let mut expirations = [0u8; 8];
+        // Non-blocking: EAGAIN when a rearm made this readiness stale.
+        let _ = rustix::io::read(timer, &mut expirations);
+        let now = Instant::now();
+        let due: Vec<u64> = self
+            .streams
+            .iter()
+            .filter(|(_, s)| s.batch_at.is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            let stream = self.streams.get_mut(&id).expect("known stream");
+            stream.batch_at = None;
+            if let Err(e) = reactor.add(stream.pipe.as_fd(), Token::new(Kind::Output, id), Interest::Read) {
+                // Not expected (the fd was registered before); reading at every timer
+                // would be a busy loop, so this stream is read at its program's death.
+                log::warn!("cannot watch the output pipe of {} again: {e}", stream.program);
+            }
+            self.move_now(reactor, id);
+        }
+        let next = self.streams.values().filter_map(|s| s.batch_at).min();
+        if let Some(timer) = &self.timer
+            && next != self.timer_at
+        {
+            match set_timer(timer, next) {
+                Ok(()) => self.timer_at = next,
+                Err(e) => log::warn!("cannot arm the log batch timer: {e}"),
+            }
         }
     }
 
@@ -634,6 +742,43 @@ fn move_lines(
         }
     }
     Moved::Budget
+}
+
+/// The batch timer: a non-blocking timerfd registered in `reactor` as `Token{Output, TIMER_ID}`.
+fn make_timer(reactor: &Reactor) -> io::Result<OwnedFd> {
+    use rustix::time::{TimerfdClockId, TimerfdFlags, timerfd_create};
+    let fd = timerfd_create(
+        TimerfdClockId::Monotonic,
+        TimerfdFlags::CLOEXEC | TimerfdFlags::NONBLOCK,
+    )?;
+    reactor.add(fd.as_fd(), Token::new(Kind::Output, TIMER_ID), Interest::Read)?;
+    Ok(fd)
+}
+
+/// Arm `timer` to fire once at `at` (None: disarm).
+fn set_timer(timer: &OwnedFd, at: Option<Instant>) -> io::Result<()> {
+    use rustix::time::{Itimerspec, TimerfdTimerFlags, Timespec, timerfd_settime};
+    let left = match at {
+        // At least a nanosecond: zero would disarm.
+        Some(at) => at
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_nanos(1)),
+        None => Duration::ZERO,
+    };
+    let zero = Timespec { tv_sec: 0, tv_nsec: 0 };
+    let value = Timespec {
+        tv_sec: left.as_secs() as i64,
+        tv_nsec: left.subsec_nanos() as _,
+    };
+    timerfd_settime(
+        timer,
+        TimerfdTimerFlags::empty(),
+        &Itimerspec {
+            it_interval: zero,
+            it_value: value,
+        },
+    )?;
+    Ok(())
 }
 
 /// Batches lines of stream `id` for one write, rotating the file between two lines.
