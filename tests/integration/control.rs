@@ -14,25 +14,9 @@ use crate::harness::*;
 
 const T: Duration = Duration::from_secs(15);
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 /// Wait until program `name` is in `state`; returns its status.
 fn wait_state(sup: &Supervisor, name: &str, state: &str) -> Value {
-    wait_for(T, &format!("{name} to be {state}"), || {
-        // Until holden has bound its socket, status fails: that is a wait, not a failure.
-        let out = sup.ctl(&["status", "--json"]);
-        if !out.status.success() {
-            return Err(text(&out.stderr));
-        }
-        let doc: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
-        let p = doc["programs"]
-            .as_array()
-            .and_then(|ps| ps.iter().find(|p| p["name"] == name).cloned())
-            .ok_or_else(|| format!("no {name} in {doc}"))?;
-        if p["state"] == state { Ok(p) } else { Err(p.to_string()) }
-    })
+    wait_state_within(T, sup, name, state)
 }
 
 fn pid_of(p: &Value) -> u32 {

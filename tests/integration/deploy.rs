@@ -24,10 +24,6 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn text(out: &[u8]) -> String {
-    String::from_utf8_lossy(out).into_owned()
-}
-
 /// The largest `stop_timeout` of a config file (the default 10s for a program without one).
 fn largest_stop_timeout(config: &str) -> Duration {
     let doc: toml::Table = toml::from_str(config).expect("the config is TOML");

@@ -566,3 +566,25 @@ pub fn own_cgroup_dirs() -> Vec<(String, PathBuf)> {
     }
     dirs
 }
+
+/// A command's output as text, for messages.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Wait up to `deadline` until program `name` is in `state`; returns its `status --json` entry.
+pub fn wait_state_within(deadline: Duration, sup: &Supervisor, name: &str, state: &str) -> serde_json::Value {
+    wait_for(deadline, &format!("{name} to be {state}"), || {
+        // Until holden has bound its socket, status fails: that is a wait, not a failure.
+        let out = sup.ctl(&["status", "--json"]);
+        if !out.status.success() {
+            return Err(text(&out.stderr));
+        }
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+        let p = doc["programs"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == name).cloned())
+            .ok_or_else(|| format!("no {name} in {doc}"))?;
+        if p["state"] == state { Ok(p) } else { Err(p.to_string()) }
+    })
+}
