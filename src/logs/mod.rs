@@ -88,9 +88,12 @@ const NEAR_LIMIT: u64 = 64 * 1024;
 /// loop (epoll is level-triggered: the rest comes at the next wait).
 const BUDGET: usize = 4 << 20;
 /// The longest output waits in its pipe: a stream whose pipe was emptied less than this ago
-/// is read again only this long after its next bytes came, so a busy program's output moves
-/// in batches and the program writes into its pipe undisturbed meanwhile (see "Batches").
+/// is read again only a batch delay (at most this) after its next bytes came, so a busy
+/// program's output moves in batches and the program writes into its pipe undisturbed
+/// meanwhile (see "Batches").
 pub const BATCH_DELAY: Duration = Duration::from_millis(1);
+/// The shortest batch delay, for a program that fills half its pipe faster than this.
+const MIN_BATCH_DELAY: Duration = Duration::from_micros(50);
 /// The batch timer's token id (streams count from 1).
 const TIMER_ID: u64 = 0;
 
@@ -182,9 +185,13 @@ struct Stream {
     lines: Lines,
     /// When a transfer last left the pipe empty: bytes that come soon after wait for a batch.
     emptied: Option<Instant>,
-    /// Waiting for its batch: when to read it. The pipe is out of the reactor meanwhile, so
-    /// the program's writes wake nobody.
-    batch_at: Option<Instant>,
+    /// Waiting for its batch: since when, and when to read it. The pipe is out of the reactor
+    /// meanwhile, so the program's writes wake nobody.
+    batch: Option<(Instant, Instant)>,
+    /// How long the next batch waits (`batch_delay`), learnt from the last one.
+    delay: Duration,
+    /// What the pipe holds when full (`F_SETPIPE_SZ`'s answer).
+    capacity: usize,
 }
 
 impl Stream {
@@ -313,7 +320,7 @@ impl Logs {
             rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| pipe_err(e.into()))?;
         rustix::io::ioctl_fionbio(&read, true).map_err(|e| pipe_err(e.into()))?;
         // Best effort: an unprivileged user past pipe-user-pages-soft keeps the default size.
-        let _ = rustix::pipe::fcntl_setpipe_size(&read, PIPE_SIZE);
+        let capacity = rustix::pipe::fcntl_setpipe_size(&read, PIPE_SIZE).unwrap_or(64 * 1024);
         if let Dest::File(path) = &dest {
             match self.sinks.get_mut(path) {
                 Some(sink) => {
@@ -354,7 +361,9 @@ impl Logs {
                 dest,
                 lines: Lines::new(prefix, program.log_timestamps),
                 emptied: None,
-                batch_at: None,
+                batch: None,
+                delay: BATCH_DELAY,
+                capacity,
             },
         );
         Ok((id, write))
@@ -363,7 +372,7 @@ impl Logs {
     /// A `Kind::Output` readiness: move what is in the pipe to its destination; at EOF (every
     /// writer, grandchildren included, closed it) deregister and drop the stream. A stream
     /// emptied less than `BATCH_DELAY` ago is not read now: its pipe leaves the reactor and it
-    /// is read `BATCH_DELAY` from now, in one batch (the batch timer's readiness).
+    /// is read its batch delay from now, in one batch (the batch timer's readiness).
     pub fn on_ready(&mut self, reactor: &Reactor, id: u64, ready: &Ready) {
         if id == TIMER_ID {
             self.on_timer(reactor);
@@ -375,26 +384,29 @@ impl Logs {
         let now = Instant::now();
         let busy = stream.emptied.is_some_and(|t| now < t + BATCH_DELAY);
         // A hang-up is read at once: it is the end of the stream, or its program's death.
-        if busy && !ready.hangup && self.defer(reactor, id, now + BATCH_DELAY) {
+        let at = now + stream.delay;
+        if busy && !ready.hangup && self.defer(reactor, id, now, at) {
             return;
         }
         self.move_now(reactor, id);
     }
 
-    /// Move stream `id`'s pipe now; at EOF drop the stream.
-    fn move_now(&mut self, reactor: &Reactor, id: u64) {
-        match self.transfer(id, BUDGET) {
+    /// Move stream `id`'s pipe now; at EOF drop the stream. Returns the bytes moved.
+    fn move_now(&mut self, reactor: &Reactor, id: u64) -> usize {
+        let (end, moved) = self.transfer(id, BUDGET);
+        match end {
             Moved::Eof => self.remove(reactor, id),
-            moved => {
+            end => {
                 let stream = self.streams.get_mut(&id).expect("known stream");
-                stream.emptied = (moved == Moved::Empty).then(Instant::now);
+                stream.emptied = (end == Moved::Empty).then(Instant::now);
             }
         }
+        moved
     }
 
     /// Take stream `id`'s pipe out of the reactor until `at`. False if there is no timer
     /// (the stream is read at once then).
-    fn defer(&mut self, reactor: &Reactor, id: u64, at: Instant) -> bool {
+    fn defer(&mut self, reactor: &Reactor, id: u64, now: Instant, at: Instant) -> bool {
         if self.timer.is_none() && !self.timer_failed {
             match make_timer(reactor) {
                 Ok(fd) => self.timer = Some(fd),
@@ -416,7 +428,7 @@ impl Logs {
         }
         let stream = self.streams.get_mut(&id).expect("known stream");
         reactor.delete(stream.pipe.as_fd());
-        stream.batch_at = Some(at);
+        stream.batch = Some((now, at));
         true
     }
 
@@ -433,20 +445,23 @@ impl Logs {
         let due: Vec<u64> = self
             .streams
             .iter()
-            .filter(|(_, s)| s.batch_at.is_some_and(|t| t <= now))
+            .filter(|(_, s)| s.batch.is_some_and(|(_, at)| at <= now))
             .map(|(id, _)| *id)
             .collect();
         for id in due {
             let stream = self.streams.get_mut(&id).expect("known stream");
-            stream.batch_at = None;
+            let (since, _) = stream.batch.take().expect("due");
             if let Err(e) = reactor.add(stream.pipe.as_fd(), Token::new(Kind::Output, id), Interest::Read) {
                 // Not expected (the fd was registered before); reading at every timer
                 // would be a busy loop, so this stream is read at its program's death.
                 log::warn!("cannot watch the output pipe of {} again: {e}", stream.program);
             }
-            self.move_now(reactor, id);
+            let moved = self.move_now(reactor, id);
+            if let Some(stream) = self.streams.get_mut(&id) {
+                stream.delay = batch_delay(stream.delay, now - since, moved, stream.capacity);
+            }
         }
-        let next = self.streams.values().filter_map(|s| s.batch_at).min();
+        let next = self.streams.values().filter_map(|s| s.batch.map(|(_, at)| at)).min();
         if let Some(timer) = &self.timer
             && next != self.timer_at
         {
@@ -464,9 +479,9 @@ impl Logs {
         for id in self.ids_of(program) {
             // What is in the pipe now; a grandchild writing on does not keep us here.
             let queued = rustix::io::ioctl_fionread(&self.streams[&id].pipe).unwrap_or(0);
-            let moved = self.transfer(id, (queued as usize).max(1));
+            let (end, _) = self.transfer(id, (queued as usize).max(1));
             self.flush_held(id);
-            if moved == Moved::Eof {
+            if end == Moved::Eof {
                 self.remove(reactor, id);
             }
         }
@@ -543,8 +558,9 @@ impl Logs {
         }
     }
 
-    /// Move up to `budget` bytes (at least one read) from stream `id`'s pipe.
-    fn transfer(&mut self, id: u64, budget: usize) -> Moved {
+    /// Move up to `budget` bytes (at least one read) from stream `id`'s pipe: how that ended,
+    /// and how many bytes were moved.
+    fn transfer(&mut self, id: u64, budget: usize) -> (Moved, usize) {
         let Logs {
             streams,
             sinks,
@@ -588,12 +604,12 @@ impl Logs {
                 }
                 match move_raw(id, stream, s, stage.as_ref(), scratch, budget, &mut moved) {
                     Moved::NearLimit => {}
-                    other => return other,
+                    other => return (other, moved),
                 }
             }
             match move_lines(id, stream, sink.as_deref_mut(), scratch, out, budget, &mut moved, raw) {
                 Moved::FarFromLimit => continue,
-                other => return other,
+                other => return (other, moved),
             }
         }
     }
@@ -622,6 +638,29 @@ impl Logs {
             log::debug!("cannot write to holden's stderr: {e}");
         }
     }
+}
+
+/// The next batch delay of a stream whose last batch, waiting `waited`, found `moved` bytes in
+/// a pipe of `capacity`: the delay that fills half the pipe at that rate, between
+/// `MIN_BATCH_DELAY` and `BATCH_DELAY`. A pipe found nearly full may have stopped its program in
+/// `write(2)`, which hides the real rate: the delay is then cut to a quarter.
+///
+/// A program writing a line at a time (a few hundred MiB/s at most) keeps the full
+/// `BATCH_DELAY` and so the largest batches; one writing 64 KiB blocks into a 1 MiB pipe fills
+/// it in well under a millisecond and gets batches of about half the pipe instead of waiting,
+/// blocked, for the rest of a fixed delay (which cut its throughput to a fifth).
+fn batch_delay(delay: Duration, waited: Duration, moved: usize, capacity: usize) -> Duration {
+    let capacity = capacity.max(1);
+    if moved >= capacity - capacity / 8 {
+        return (delay / 4).max(MIN_BATCH_DELAY);
+    }
+    if moved == 0 {
+        return BATCH_DELAY;
+    }
+    let half = (capacity / 2) as u128;
+    let want = waited.as_nanos().saturating_mul(half) / moved as u128;
+    let want = Duration::from_nanos(want.min(u64::MAX as u128) as u64);
+    want.clamp(MIN_BATCH_DELAY, BATCH_DELAY)
 }
 
 /// The splice path: bytes as they came, while the file is far from its limit. Returns
@@ -838,6 +877,42 @@ mod tests {
     use std::path::Path;
     use std::process::{Child, Command};
     use std::time::{Duration, Instant};
+
+    const MIB: usize = 1 << 20;
+
+    #[test]
+    fn a_line_writer_keeps_the_full_batch_delay() {
+        // 500 MiB/s of lines: 0.5 MiB in the 1 ms batch, half the pipe.
+        let d = batch_delay(BATCH_DELAY, BATCH_DELAY, MIB / 2, MIB);
+        assert_eq!(d, BATCH_DELAY);
+        // A slow writer too, and an empty batch.
+        assert_eq!(batch_delay(BATCH_DELAY, BATCH_DELAY, 4096, MIB), BATCH_DELAY);
+        assert_eq!(batch_delay(MIN_BATCH_DELAY, BATCH_DELAY, 0, MIB), BATCH_DELAY);
+    }
+
+    #[test]
+    fn a_faster_writer_gets_the_delay_that_fills_half_the_pipe() {
+        // 0.75 MiB in 1 ms: half the pipe takes 2/3 ms.
+        let d = batch_delay(BATCH_DELAY, BATCH_DELAY, 3 * MIB / 4, MIB);
+        assert_eq!(d.as_micros(), 666);
+        // and back up to the bound once it slows down
+        let d = batch_delay(d, d, MIB / 8, MIB);
+        assert_eq!(d, BATCH_DELAY);
+    }
+
+    #[test]
+    fn a_pipe_found_full_cuts_the_delay_to_a_quarter_down_to_the_floor() {
+        let mut d = BATCH_DELAY;
+        for want in [250, 62, 50, 50] {
+            d = batch_delay(d, d, MIB, MIB);
+            assert_eq!(d.as_micros(), want);
+        }
+        // A pipe of the default 64 KiB (no F_SETPIPE_SZ) is judged by its own size.
+        assert_eq!(
+            batch_delay(BATCH_DELAY, BATCH_DELAY, 60 * 1024, 64 * 1024).as_micros(),
+            250
+        );
+    }
 
     fn program(dir: &Path, stdout: Output, stderr: Output) -> Program {
         let mut p = Program::with_defaults("web", vec!["true".into()], dir);

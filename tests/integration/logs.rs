@@ -137,6 +137,56 @@ stdout = "burst.log"
     assert!(got.iter().all(|&b| b == b'y'));
 }
 
+/// dash's `echo` is a builtin: one `write(2)` per line, the writer whose output holden reads
+/// in batches (docs/logs.md, "Batches").
+const LINE_WRITER: &str = "i=0; while [ $i -lt 20000 ]; do echo $i; i=$((i+1)); done";
+
+#[test]
+fn a_line_writer_that_dies_in_the_middle_of_a_batch_has_every_line_logged_in_order() {
+    let sup = Supervisor::start(&format!(
+        r#"
+[programs.lines]
+command = ["sh", "-c", "{LINE_WRITER}"]
+autorestart = "never"
+stdout = "lines.log"
+"#
+    ));
+    wait_exited(&sup, "lines");
+    let got = std::fs::read_to_string(sup.path("lines.log")).unwrap();
+    assert_eq!(got, seq(0, 19_999));
+}
+
+#[test]
+fn the_last_line_before_a_pause_reaches_the_file_while_the_program_still_runs() {
+    let sup = Supervisor::start(&format!(
+        r#"
+[programs.pause]
+command = ["sh", "-c", "{LINE_WRITER}; echo last; exec sleep 600"]
+stdout = "pause.log"
+"#
+    ));
+    // Batches hold output for at most 1 ms: "last" must not wait for more output or a death.
+    let log = sup.path("pause.log");
+    wait_for(Duration::from_secs(10), "the last line in the file", || {
+        let got = std::fs::read_to_string(&log).unwrap_or_default();
+        match got.ends_with("19999\nlast\n") {
+            true => Ok(()),
+            false => Err(format!(
+                "{} bytes, ending {:?}",
+                got.len(),
+                &got[got.len().saturating_sub(20)..]
+            )),
+        }
+    });
+    let state = sup.program_status("pause")["state"].clone();
+    assert!(
+        state == "STARTING" || state == "RUNNING",
+        "the program still sleeps: {state}"
+    );
+    let got = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(got, format!("{}last\n", seq(0, 19_999)));
+}
+
 #[test]
 fn inherit_prefixes_each_line_with_the_program_name_on_holdens_stderr() {
     let sup = Supervisor::start(
