@@ -29,6 +29,7 @@
 //! dir; the kernel tests at the end run as root on the host's real hierarchies.
 
 pub mod detect;
+mod lock;
 pub mod v1;
 pub mod v2;
 
@@ -91,6 +92,9 @@ pub enum CgroupError {
     },
     #[error("cannot set a {controller} limit in {}: the {controller} controller is not enabled there; enable it for holden's cgroup (systemd: Delegate=yes) or remove the limit", path.display())]
     MissingController { controller: &'static str, path: PathBuf },
+    /// Another live holden holds the parent: its programs would be taken for leftovers.
+    #[error("another holden ({holder}) already supervises programs in {}; give this one its own cgroup_path, or stop the other first", path.display())]
+    Taken { path: PathBuf, holder: String },
     #[error("{} still holds {count} process(es) after SIGKILL; find out what keeps them alive (a process in uninterruptible sleep?) before starting the program again", path.display())]
     NotEmpty { path: PathBuf, count: usize },
 }
@@ -250,6 +254,8 @@ pub struct Cgroups {
     created: Vec<PathBuf>,
     /// The v2 controllers enabled for programs (on v2); the v1 ones mounted (else).
     controllers: Vec<String>,
+    /// The `flock` on the parent (the first hierarchy's): one holden per cgroup_path.
+    _lock: OwnedFd,
 }
 
 impl Cgroups {
@@ -294,7 +300,12 @@ impl Cgroups {
     fn by_mode(mode: CgroupMode, result: Result<Cgroups, CgroupError>) -> Result<Option<Cgroups>, CgroupError> {
         match (mode, result) {
             (_, Ok(c)) => Ok(Some(c)),
-            (_, Err(e @ (CgroupError::InvalidPath { .. } | CgroupError::InvalidName { .. }))) => Err(e),
+            (
+                _,
+                Err(
+                    e @ (CgroupError::InvalidPath { .. } | CgroupError::InvalidName { .. } | CgroupError::Taken { .. }),
+                ),
+            ) => Err(e),
             (CgroupMode::Auto, Err(e)) => {
                 log::warn!("running without cgroups (no limits, no cgroup kill): {e}");
                 Ok(None)
@@ -357,6 +368,7 @@ impl Cgroups {
         }
         // The parent itself is removed by `cleanup` on its own terms; keep the ancestors only.
         let parent = Dirs { unified, v1 };
+        let lock = lock::take(parent.all().next().expect("at least one hierarchy"))?;
         let ancestors = created
             .iter()
             .filter(|c| !parent.all().any(|p| p == *c))
@@ -367,6 +379,7 @@ impl Cgroups {
             parent,
             created: ancestors,
             controllers,
+            _lock: lock,
         })
     }
 
@@ -1683,6 +1696,8 @@ mod kernel_tests {
         let (mut b, _sb) = Proc::gated("sleep 30");
         move_in(&pg, a.pid());
         move_in(&pg, b.pid());
+        // The earlier holden died without cleaning up: its lock went with it.
+        drop(earlier);
         let later = tp.setup();
         let (again, killed) = later.program("left").unwrap();
         assert_eq!(killed, 2);

@@ -72,3 +72,28 @@ fn duplicate_keys_out_of_range_values_and_wrong_types_get_one_clear_sentence() {
     assert_eq!(p["state"], "RUNNING");
     assert_eq!(p["cpu_limit"], Value::Null);
 }
+
+#[test]
+fn a_second_holden_on_the_same_cgroup_path_refuses_to_start_and_names_the_first() {
+    if skip_unless_root("a_second_holden_on_the_same_cgroup_path_refuses_to_start_and_names_the_first") {
+        return;
+    }
+    let path = unique_cgroup_path();
+    let first = Supervisor::start_with(&format!("cgroup_path = \"{path}\"\ncgroups = \"required\""), SLEEPER);
+    let pid = wait_state_within(T, &first, "web", "RUNNING")["pid"].clone();
+    // A literal string: the harness does not record the path for the second one, so its
+    // clean-up cannot touch the first one's cgroups.
+    let mut second = Supervisor::start_with(&format!("cgroup_path = '{path}'\ncgroups = \"required\""), SLEEPER);
+    let status = second.wait_exit(T);
+    assert_eq!(status.code(), Some(1), "the second holden fails");
+    let stderr = std::fs::read_to_string(second.path("holden.stderr")).unwrap();
+    let want = format!(
+        "another holden (pid {}, socket {}) already supervises programs in",
+        first.pid,
+        first.socket.display()
+    );
+    assert!(stderr.contains(&want), "{want:?} not in:\n{stderr}");
+    // The first one's program was not touched.
+    assert_eq!(wait_state_within(T, &first, "web", "RUNNING")["pid"], pid);
+    assert_eq!(first.log_count("leftover"), 0, "{}", first.log_text());
+}
