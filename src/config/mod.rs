@@ -185,6 +185,10 @@ pub struct Program {
     pub restart_delay: Duration,
     pub max_restart_delay: Duration,
     pub max_restarts: u32,
+    /// Failed runs restarted within `start_limit_interval` before FATAL (0: no limit): the
+    /// crash loop whose every run outlives min_uptime.
+    pub start_limit_burst: u32,
+    pub start_limit_interval: Duration,
     pub stop_signal: Signal,
     pub stop_timeout: Duration,
     /// Bytes.
@@ -226,6 +230,8 @@ impl Program {
             restart_delay: Duration::from_secs(1),
             max_restart_delay: Duration::from_secs(30),
             max_restarts: 5,
+            start_limit_burst: 10,
+            start_limit_interval: Duration::from_secs(60),
             stop_signal: Signal(15),
             stop_timeout: Duration::from_secs(10),
             memory_limit: None,

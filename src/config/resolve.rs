@@ -366,6 +366,30 @@ fn program(raw: &RawProgram, base: &Path, p: &mut Vec<Problem>) -> Program {
             )),
         }
     }
+    if let Some(v) = &raw.start_limit_burst {
+        match u32::try_from(*v.get_ref()) {
+            Ok(n) if n <= 1_000_000 => program.start_limit_burst = n,
+            _ => p.push(Problem::found(
+                v.span(),
+                &key("start_limit_burst"),
+                v.get_ref(),
+                "a number of failed runs from 0 (no limit) to 1000000",
+            )),
+        }
+    }
+    match (
+        &raw.start_limit_interval,
+        duration(raw.start_limit_interval.as_ref(), &key("start_limit_interval"), p),
+    ) {
+        (Some(v), Some(d)) if d.is_zero() => p.push(Problem::found(
+            v.span(),
+            &key("start_limit_interval"),
+            format!("{:?}", v.get_ref()),
+            "a duration above zero like \"60s\" (start_limit_burst = 0 turns the limit off)",
+        )),
+        (_, Some(d)) => program.start_limit_interval = d,
+        (_, None) => {}
+    }
     if let Some(v) = &raw.stop_signal {
         let parsed = match v.get_ref() {
             RawSignal::Name(s) => Signal::parse(s).filter(|_| !s.trim().is_empty()),
@@ -820,6 +844,12 @@ fn render_program(out: &mut String, p: &Program) {
         humantime::format_duration(p.max_restart_delay)
     );
     let _ = writeln!(out, "max_restarts = {}", p.max_restarts);
+    let _ = writeln!(out, "start_limit_burst = {}", p.start_limit_burst);
+    let _ = writeln!(
+        out,
+        "start_limit_interval = \"{}\"",
+        humantime::format_duration(p.start_limit_interval)
+    );
     let _ = writeln!(out, "stop_signal = \"{}\"", p.stop_signal.name());
     let _ = writeln!(out, "stop_timeout = \"{}\"", humantime::format_duration(p.stop_timeout));
     optional(

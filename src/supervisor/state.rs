@@ -10,6 +10,7 @@
 //! previous consecutive restart, capped at max_restart_delay; a restart past max_restarts is
 //! FATAL instead.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::config::{Program, RestartPolicy, Signal};
@@ -136,6 +137,8 @@ pub struct Policy {
     pub restart_delay: Duration,
     pub max_restart_delay: Duration,
     pub max_restarts: u32,
+    pub start_limit_burst: u32,
+    pub start_limit_interval: Duration,
     pub stop_signal: Signal,
     pub stop_timeout: Duration,
 }
@@ -149,6 +152,8 @@ impl Policy {
             restart_delay: p.restart_delay,
             max_restart_delay: p.max_restart_delay,
             max_restarts: p.max_restarts,
+            start_limit_burst: p.start_limit_burst,
+            start_limit_interval: p.start_limit_interval,
             stop_signal: p.stop_signal,
             stop_timeout: p.stop_timeout,
         }
@@ -185,6 +190,8 @@ pub struct Machine {
     /// Restarts since holden started (status `restarts`).
     pub restarts: u32,
     pub last_exit: Option<ExitKind>,
+    /// When the failed runs restarted within the last `start_limit_interval` ended.
+    failures: VecDeque<Instant>,
 }
 
 impl Machine {
@@ -195,6 +202,7 @@ impl Machine {
             consecutive: 0,
             restarts: 0,
             last_exit: None,
+            failures: VecDeque::new(),
         }
     }
 
@@ -207,6 +215,7 @@ impl Machine {
             // A start from rest begins a fresh count; from BACKOFF it is a restart now.
             (S::Stopped | S::Exited | S::Fatal, E::Start) => {
                 self.consecutive = 0;
+                self.failures.clear();
                 (None, vec![Effect::Spawn], None)
             }
             (S::Backoff { .. }, E::Start) => (None, vec![Effect::Spawn], None),
@@ -373,13 +382,37 @@ impl Machine {
             RestartPolicy::OnFailure => !policy.is_success(exit),
             RestartPolicy::Always => true,
         };
-        let (next, mut effects, reason) = if restart {
+        let (next, mut effects, reason) = if restart && !policy.is_success(exit) && self.start_limit_hit(policy, now) {
+            let reason = format!(
+                "{how}; gave up: {} failed runs within {} (start_limit_burst)",
+                self.failures.len(),
+                humantime::format_duration(policy.start_limit_interval)
+            );
+            (Some(State::Fatal), vec![], Some(reason))
+        } else if restart {
             self.restart_or_give_up(policy, now, how)
         } else {
             (Some(State::Exited), vec![], Some(how))
         };
         effects.insert(0, Effect::KillLeftovers);
         (next, effects, reason)
+    }
+
+    /// Count a failed run that ended at `now`: has the program failed more than
+    /// `start_limit_burst` times within `start_limit_interval`?
+    fn start_limit_hit(&mut self, policy: &Policy, now: Instant) -> bool {
+        if policy.start_limit_burst == 0 {
+            return false;
+        }
+        while self
+            .failures
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= policy.start_limit_interval)
+        {
+            self.failures.pop_front();
+        }
+        self.failures.push_back(now);
+        self.failures.len() > policy.start_limit_burst as usize
     }
 
     fn restart_or_give_up(
@@ -417,6 +450,8 @@ mod tests {
             restart_delay: Duration::from_secs(1),
             max_restart_delay: Duration::from_secs(5),
             max_restarts: 3,
+            start_limit_burst: 0,
+            start_limit_interval: Duration::from_secs(60),
             stop_signal: Signal(15),
             stop_timeout: Duration::from_secs(10),
         }
@@ -531,6 +566,56 @@ mod tests {
         assert_eq!(reasons[1], "exit status 1; restart 2/3 in 2s");
         assert_eq!(reasons[3], "exit status 1; gave up after 3 restarts");
         assert_eq!(m.restarts, 3);
+    }
+
+    /// One run that reaches RUNNING and then ends with `exit` at `t + 2`: rows from BACKOFF
+    /// (or STOPPED for the first) to the end.
+    fn long_run(t: f64, exit: ExitKind, end_state: &'static str) -> Vec<(f64, Event, &'static str, &'static [Effect])> {
+        vec![
+            (t, Spawned { pid: 10 }, "STARTING", &[]),
+            (t + 1.0, Deadline, "RUNNING", &[]),
+            (t + 2.0, Exited(exit), end_state, &[KillLeftovers]),
+        ]
+    }
+
+    #[test]
+    fn failed_runs_past_start_limit_burst_within_the_interval_go_fatal() {
+        let mut p = policy(RestartPolicy::Always);
+        p.start_limit_burst = 2;
+        p.start_limit_interval = Duration::from_secs(20);
+        // Every run outlives min_uptime, so max_restarts never counts: the start limit does.
+        let mut rows = vec![(0.0, Start, "STOPPED", &[Spawn][..])];
+        rows.extend(long_run(0.0, ExitKind::Oom, "BACKOFF"));
+        rows.push((3.0, Deadline, "BACKOFF", &[Spawn]));
+        // A success is not a failure, whatever the policy restarts.
+        rows.extend(long_run(3.0, ExitKind::Code(0), "BACKOFF"));
+        rows.push((6.0, Deadline, "BACKOFF", &[Spawn]));
+        rows.extend(long_run(6.0, ExitKind::Signal(11), "BACKOFF"));
+        rows.push((9.0, Deadline, "BACKOFF", &[Spawn]));
+        rows.extend(long_run(9.0, ExitKind::Code(1), "FATAL"));
+        // A start by hand begins afresh.
+        let mut m = table(&p, &rows);
+        let (effects, _) = m.handle(&p, Start, Instant::now());
+        assert_eq!(effects, vec![Spawn]);
+        assert!(m.failures.is_empty());
+    }
+
+    #[test]
+    fn failures_older_than_the_interval_do_not_count() {
+        let mut p = policy(RestartPolicy::OnFailure);
+        p.start_limit_burst = 1;
+        p.start_limit_interval = Duration::from_secs(4);
+        let mut rows = vec![(0.0, Start, "STOPPED", &[Spawn][..])];
+        for k in 0..5 {
+            let t = k as f64 * 5.0;
+            rows.extend(long_run(t, ExitKind::Code(1), "BACKOFF"));
+            rows.push((t + 3.0, Deadline, "BACKOFF", &[Spawn]));
+        }
+        table(&p, &rows);
+        // and with burst 0 there is no limit at all
+        p.start_limit_burst = 0;
+        p.start_limit_interval = Duration::from_secs(1000);
+        table(&p, &rows);
     }
 
     #[test]

@@ -97,3 +97,24 @@ fn a_second_holden_on_the_same_cgroup_path_refuses_to_start_and_names_the_first(
     assert_eq!(wait_state_within(T, &first, "web", "RUNNING")["pid"], pid);
     assert_eq!(first.log_count("leftover"), 0, "{}", first.log_text());
 }
+
+#[test]
+fn a_crash_loop_whose_runs_outlive_min_uptime_ends_fatal_at_the_start_limit() {
+    let sup = Supervisor::start(
+        r#"
+[programs.loop]
+command = ["sh", "-c", "sleep 0.2; exit 3"]
+min_uptime = "50ms"
+restart_delay = "50ms"
+start_limit_burst = 3
+start_limit_interval = "1m"
+"#,
+    );
+    let st = wait_state_within(T, &sup, "loop", "FATAL");
+    assert_eq!(st["restarts"], 3, "{st}");
+    let log = sup.log_text();
+    assert!(
+        log.contains("loop: RUNNING -> FATAL (exit status 3; gave up: 4 failed runs within 1m (start_limit_burst))"),
+        "{log}"
+    );
+}
