@@ -1021,6 +1021,10 @@ mod tests {
             transient: false,
             started: None,
             pids_current: None,
+            program: name.into(),
+            instance: None,
+            group: None,
+            groups: Vec::new(),
         }
     }
 
@@ -1134,6 +1138,11 @@ mod tests {
             "pids_limit",
             "cgroup",
             "transient",
+            // SPEC's `group` and `instance`; `program` (the base name) and `groups` (all of them).
+            "program",
+            "instance",
+            "group",
+            "groups",
         ];
         assert_eq!(keys.len(), spec.len(), "{keys:?}");
         assert!(spec.iter().all(|k| keys.contains(k)), "{keys:?}");

@@ -192,8 +192,13 @@ impl Supervisor {
     pub(super) fn status_of(&self, i: usize) -> ProgramStatus {
         let slot: &Slot = self.slot(i);
         let usage = slot.cgroup.as_ref().map(|cg| cg.usage());
+        let groups = self.config.groups_of(&slot.program);
         ProgramStatus {
             name: slot.program.name.clone(),
+            program: slot.program.base_name().to_string(),
+            instance: slot.program.instance.as_ref().map(|x| x.index),
+            group: groups.first().cloned(),
+            groups,
             state: slot.machine.state.name().to_string(),
             pid: slot.machine.state.pid(),
             since: unix_time(slot.since_wall),
