@@ -76,8 +76,10 @@ impl Supervisor {
                 cpu,
                 pids,
             } => {
-                let i = self.resolve_names(std::slice::from_ref(&name))?[0];
-                self.op_constrain(i, memory, cpu, pids)?;
+                // A base name or a group: each of its programs gets the same limits.
+                for i in self.resolve_names(std::slice::from_ref(&name))? {
+                    self.op_constrain(i, memory, cpu, pids)?;
+                }
                 Ok(Reply::Done {})
             }
             Request::Add {
@@ -129,7 +131,18 @@ impl Supervisor {
                 Ok(Reply::Done {})
             }
             Request::LogPaths { name } => {
-                let i = self.resolve_names(std::slice::from_ref(&name))?[0];
+                let targets = self.resolve_names(std::slice::from_ref(&name))?;
+                let [i] = targets[..] else {
+                    let names: Vec<&str> = targets.iter().map(|&i| self.slot(i).program.name.as_str()).collect();
+                    return Err(ErrorBody::new(
+                        ErrorCode::InvalidArgument,
+                        format!(
+                            "{name} names {} programs ({}): name one of them for its log",
+                            names.len(),
+                            names.join(", ")
+                        ),
+                    ));
+                };
                 let p = &self.slot(i).program;
                 let file = |o: &Output| match o {
                     Output::File(path) => Some(path.clone()),
