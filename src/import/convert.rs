@@ -138,8 +138,15 @@ impl Conv<'_> {
 
     fn here(&self, index: usize) -> String {
         let f = self.file(index);
-        let dir = f.parent().map(Path::to_path_buf).unwrap_or_default();
-        std::path::absolute(&dir).unwrap_or(dir).display().to_string()
+        // `supervisord.conf`'s parent is "", which `absolute` refuses: it is the working directory.
+        let dir = f
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::path::absolute(dir)
+            .unwrap_or_else(|_| dir.to_path_buf())
+            .display()
+            .to_string()
     }
 
     fn error(&mut self, file: usize, line: usize, message: String) {
