@@ -204,6 +204,15 @@ stack = ["app", "worker"]
         running(&sup, n);
     }
 
+    // A log is one program's.
+    let out = sup.ctl(&["logs", "worker"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("worker names 3 programs (worker@0, worker@1, worker@2)"),
+        "{}",
+        text(&out.stderr)
+    );
+
     // Unknown names are refused whole; `add` cannot take an instance's or a group's name.
     let out = sup.ctl(&["stop", "worker@3"]);
     assert!(!out.status.success());
