@@ -216,6 +216,16 @@ impl Conv<'_> {
                         ),
                     );
                 }
+                if x.index_in_braces() {
+                    self.warn(
+                        e.file,
+                        e.line,
+                        format!(
+                            "[{}] {}: a literal {{ right before %(process_num) and }} right after it cannot be written for holden, which reads {{{{index}}}} as the literal text {{index}}; the result needs a look",
+                            section.name, e.key
+                        ),
+                    );
+                }
                 Some(x)
             }
             Err(m) => {

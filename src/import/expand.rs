@@ -117,6 +117,15 @@ impl Expanded {
         out
     }
 
+    /// Is an index right between a literal `{` and a literal `}`? holden reads `{{index}}` as
+    /// its escape, the literal text `{index}`, so `template()` cannot write this.
+    pub fn index_in_braces(&self) -> bool {
+        self.0.windows(3).any(|w| match w {
+            [Piece::Text(a), Piece::Index { .. }, Piece::Text(b)] => a.ends_with('{') && b.starts_with('}'),
+            _ => false,
+        })
+    }
+
     pub fn has_index(&self) -> bool {
         self.0.iter().any(|p| matches!(p, Piece::Index { .. }))
     }
@@ -276,6 +285,9 @@ mod tests {
             "{{index}} {{index:02}} {{.Name}} {index}"
         );
         assert_eq!(t("sh -c '{ a; }' ${index}"), "sh -c '{ a; }' $${{index}}");
+        let e = expand("{%(process_num)d}", &lookup).unwrap();
+        assert!(e.index_in_braces());
+        assert!(!expand("{%(process_num)d", &lookup).unwrap().index_in_braces());
         let e = expand("%(ENV_HOME)s/%(process_num)d", &lookup).unwrap();
         assert!(e.has_index());
         assert_eq!(
