@@ -365,3 +365,35 @@ fn an_imported_numprocs_config_passes_check_and_runs_its_copies() {
         ["web", "worker@1", "worker@2", "worker@3"]
     );
 }
+
+#[test]
+fn depending_on_a_base_name_waits_for_every_instance_and_on_an_instance_for_that_one() {
+    let sup = Supervisor::start(
+        r#"
+[programs.worker]
+command = ["sh", "-c", "test {index} = 0 && exec sleep 1000; exit 1"]
+instances = 2
+# Long enough that worker@1 has surely exited (FATAL) before worker@0 counts as RUNNING.
+min_uptime = "2s"
+max_restarts = 0
+
+[programs.all]
+command = "sleep 1000"
+min_uptime = "100ms"
+depends_on = ["worker"]
+
+[programs.first]
+command = "sleep 1000"
+min_uptime = "100ms"
+depends_on = ["worker@0"]
+"#,
+    );
+    running(&sup, "worker@0");
+    wait_state_within(T, &sup, "worker@1", "FATAL");
+    // `first` started once worker@0 was RUNNING, in the same turn as `all` would have.
+    running(&sup, "first");
+    let all = sup.program_status("all");
+    assert_eq!(all["state"], "STOPPED", "worker@1 never ran, so `all` waits: {all}");
+    let log = sup.log_text();
+    assert!(log.contains("all: waiting for worker to be RUNNING"), "{log}");
+}
