@@ -335,7 +335,8 @@ fn status(args: &ClientArgs, names: Vec<String>, json: bool) -> Result<u8, Failu
     Ok(0)
 }
 
-/// `status --json`: `{"programs":[...]}` with exactly SPEC's status fields.
+/// `status --json`: `{"programs":[...]}` with SPEC's status fields (those this holden has),
+/// `program` and `groups`.
 fn status_json(programs: &[ProgramStatus]) -> String {
     #[derive(serde::Serialize)]
     struct Doc<'a> {

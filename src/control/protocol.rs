@@ -489,7 +489,8 @@ impl<T: fmt::Display> fmt::Display for Limit<T> {
 
 /// One program, as `status` and `watch` report it: SPEC's "Status fields", plus `started` and
 /// `pids_current` for the tables of `status` and `monitor` (a client of an older holden reads
-/// them as null). `holden status --json` prints exactly SPEC's fields: see [`SpecStatus`].
+/// them as null). `holden status --json` prints SPEC's fields, `program` and `groups`: see
+/// [`SpecStatus`].
 /// Unknown values are null.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProgramStatus {
@@ -534,8 +535,9 @@ pub struct ProgramStatus {
     pub groups: Vec<String>,
 }
 
-/// A [`ProgramStatus`] as `holden status --json` prints it: exactly SPEC's status fields, in
-/// SPEC's order.
+/// A [`ProgramStatus`] as `holden status --json` prints it: SPEC's status fields (`group` and
+/// `instance` included) in SPEC's order, then `program` (the base name) and `groups` (all of
+/// them, where SPEC's `group` is the first).
 pub struct SpecStatus<'a>(pub &'a ProgramStatus);
 
 impl Serialize for SpecStatus<'_> {
@@ -556,9 +558,9 @@ impl Serialize for SpecStatus<'_> {
         st.serialize_field("pids_limit", &p.pids_limit)?;
         st.serialize_field("cgroup", &p.cgroup)?;
         st.serialize_field("transient", &p.transient)?;
-        st.serialize_field("program", &p.program)?;
-        st.serialize_field("instance", &p.instance)?;
         st.serialize_field("group", &p.group)?;
+        st.serialize_field("instance", &p.instance)?;
+        st.serialize_field("program", &p.program)?;
         st.serialize_field("groups", &p.groups)?;
         st.end()
     }
