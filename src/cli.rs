@@ -76,7 +76,8 @@ pub enum Command {
     },
     /// Change the limits of a running program, live.
     Constrain {
-        /// The running program to change.
+        /// The running program to change (an instance, or a program with instances or a
+        /// group: each of its programs).
         name: String,
         /// Memory limit, e.g. 500MB, 1GiB, or "max" to lift it.
         #[arg(long, value_name = "SIZE")]
@@ -100,7 +101,7 @@ pub enum Command {
     },
     /// Print the end of a program's log.
     Logs {
-        /// The program whose log to print.
+        /// The program or instance whose log to print.
         name: String,
         /// Follow the log across restarts and rotations.
         #[arg(short = 'f', long)]

@@ -472,7 +472,7 @@ impl Cgroups {
     /// holden that still holds processes is emptied first (SIGKILL, waiting up to 5 s); the
     /// number of processes killed is returned so that the caller can log it.
     pub fn program(&self, name: &str) -> Result<(ProgramCgroup, usize), CgroupError> {
-        if !crate::config::valid_program_name(name) {
+        if !crate::config::valid_unit_name(name) {
             return Err(CgroupError::InvalidName { name: name.to_string() });
         }
         let dirs = self.parent.join(name);

@@ -4,6 +4,7 @@
 //! into the types below, checks every value and reports all errors of a file at once. The
 //! rest of holden only ever sees these resolved types.
 
+pub mod placeholder;
 pub mod raw;
 pub mod resolve;
 pub mod words;
@@ -20,14 +21,47 @@ pub struct Config {
     /// The file it was read from (as given, not canonicalized).
     pub path: PathBuf,
     pub supervisor: SupervisorSettings,
-    /// Programs in name order (a `BTreeMap` in the file's sense: order in the file does not matter).
+    /// Programs in name order (a `BTreeMap` in the file's sense: order in the file does not
+    /// matter); the instances of a program (`worker@0`, `worker@1`, ...) in index order.
     pub programs: Vec<Program>,
+    /// `[groups]`: each group's members as written (program, base or instance names), without
+    /// duplicates.
+    pub groups: BTreeMap<String, Vec<String>>,
+    /// The programs with `instances`, by base name, as written (placeholders kept): what
+    /// `holden check` prints for them.
+    pub instanced: BTreeMap<String, Instanced>,
 }
 
 impl Config {
     pub fn program(&self, name: &str) -> Option<&Program> {
         self.programs.iter().find(|p| p.name == name)
     }
+
+    /// The groups that `program` is a member of (by its own name or its base name), in name order.
+    pub fn groups_of(&self, program: &Program) -> Vec<String> {
+        self.groups
+            .iter()
+            .filter(|(_, members)| members.iter().any(|m| program.answers_to(m)))
+            .map(|(g, _)| g.clone())
+            .collect()
+    }
+}
+
+/// A program with `instances`, before it is expanded into one `Program` per instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instanced {
+    /// Named by the base name, with `{index}` placeholders as written.
+    pub template: Program,
+    pub count: u32,
+    pub start: u32,
+}
+
+/// Which program an instance is an instance of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    /// The base name (`worker` for `worker@2`).
+    pub program: String,
+    pub index: u32,
 }
 
 /// The `[supervisor]` table.
@@ -207,6 +241,8 @@ pub struct Program {
     pub depends_on: Vec<String>,
     /// Spawn through this agent socket instead of forking here.
     pub agent: Option<PathBuf>,
+    /// Set on each of the `instances` of a program (named `BASE@INDEX`).
+    pub instance: Option<Instance>,
 }
 
 impl Program {
@@ -244,7 +280,29 @@ impl Program {
             log_timestamps: false,
             depends_on: Vec::new(),
             agent: None,
+            instance: None,
         }
+    }
+
+    /// The name in the file: the base name of an instance, else the name.
+    pub fn base_name(&self) -> &str {
+        self.instance.as_ref().map_or(&self.name, |i| &i.program)
+    }
+
+    /// Is `name` this program's name, or the base name of the program it is an instance of?
+    pub fn answers_to(&self, name: &str) -> bool {
+        self.name == name || self.instance.as_ref().is_some_and(|i| i.program == name)
+    }
+
+    /// What holden adds to the environment of every process it spawns, after (over) the
+    /// program's own `environment`: `HOLDEN_PROGRAM` (the base name), and for an instance
+    /// `HOLDEN_INSTANCE` (its index).
+    pub fn holden_env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![("HOLDEN_PROGRAM", self.base_name().to_string())];
+        if let Some(i) = &self.instance {
+            env.push(("HOLDEN_INSTANCE", i.index.to_string()));
+        }
+        env
     }
 }
 
@@ -256,6 +314,22 @@ pub fn valid_program_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// Is `name` the name of a supervised unit: a program name, or an instance name `BASE@INDEX`
+/// (a program name, `@`, a decimal index without leading zeros).
+pub fn valid_unit_name(name: &str) -> bool {
+    match name.split_once('@') {
+        None => valid_program_name(name),
+        Some((base, index)) => {
+            valid_program_name(base)
+                && !index.is_empty()
+                && index.len() <= 10
+                && index.bytes().all(|b| b.is_ascii_digit())
+                && (index == "0" || !index.starts_with('0'))
+                && index.parse::<u32>().is_ok()
+        }
+    }
 }
 
 /// Where the config file is: `-c`, else `$HOLDEN_CONFIG`, else `./supervisor.toml`.
@@ -309,5 +383,15 @@ mod tests {
         assert!(!valid_program_name(".."));
         assert!(!valid_program_name("a/b"));
         assert!(!valid_program_name(&"x".repeat(65)));
+        // `@` separates an instance's index; it is never part of a program name.
+        assert!(!valid_program_name("worker@1"));
+        assert!(valid_unit_name("worker@1"));
+        assert!(valid_unit_name("worker@0"));
+        assert!(valid_unit_name("worker"));
+        assert!(!valid_unit_name("worker@"));
+        assert!(!valid_unit_name("worker@01"));
+        assert!(!valid_unit_name("worker@1@2"));
+        assert!(!valid_unit_name("@1"));
+        assert!(!valid_unit_name("w@99999999999"));
     }
 }

@@ -50,6 +50,8 @@ impl Problem {
 pub struct RawConfig {
     pub supervisor: RawSupervisor,
     pub programs: Vec<RawProgram>,
+    /// `[groups]`: each group's name and members, in name order.
+    pub groups: Vec<(Spanned<String>, Vec<Spanned<String>>)>,
 }
 
 /// The `[supervisor]` table.
@@ -97,6 +99,8 @@ pub struct RawProgram {
     pub log_timestamps: Option<Spanned<bool>>,
     pub depends_on: Option<Vec<Spanned<String>>>,
     pub agent: Option<Spanned<String>>,
+    pub instances: Option<Spanned<i64>>,
+    pub instance_start: Option<Spanned<i64>>,
 }
 
 impl RawProgram {
@@ -130,6 +134,8 @@ impl RawProgram {
             log_timestamps: None,
             depends_on: None,
             agent: None,
+            instances: None,
+            instance_start: None,
         }
     }
 }
@@ -163,7 +169,7 @@ pub enum RawMode {
     Integer { value: i64, radix: u32 },
 }
 
-pub const TOP_KEYS: &[&str] = &["supervisor", "programs"];
+pub const TOP_KEYS: &[&str] = &["supervisor", "programs", "groups"];
 
 pub const SUPERVISOR_KEYS: &[&str] = &[
     "socket",
@@ -202,6 +208,8 @@ pub const PROGRAM_KEYS: &[&str] = &[
     "log_timestamps",
     "depends_on",
     "agent",
+    "instances",
+    "instance_start",
 ];
 
 /// Parse `text`. `Err`: TOML syntax errors (every one the parser found), nothing else is
@@ -244,6 +252,19 @@ pub fn parse(text: &str) -> Result<(RawConfig, Vec<Problem>), Vec<Problem>> {
                     for (name, body) in table.iter() {
                         if let Some(program) = program(name, body, &mut problems) {
                             raw.programs.push(program);
+                        }
+                    }
+                }
+            }
+            "groups" => {
+                let expected = "a table of groups like [groups] web = [\"app\", \"worker\"]";
+                if let Some(table) = table(&path, value, expected, &mut problems) {
+                    for (name, members) in table.iter() {
+                        let group_path = format!("groups.{}", segment(name.get_ref()));
+                        let expected = "an array of program names like [\"app\", \"worker\"]";
+                        if let Some(members) = strings(&group_path, members, expected, &mut problems) {
+                            raw.groups
+                                .push((Spanned::new(name.span(), name.get_ref().to_string()), members));
                         }
                     }
                 }
@@ -317,6 +338,8 @@ fn program(name: &Spanned<DeString<'_>>, value: &Spanned<DeValue<'_>>, p: &mut V
             "log_timestamps" => raw.log_timestamps = boolean(path, v, p),
             "depends_on" => raw.depends_on = strings(path, v, "an array of program names like [\"db\"]", p),
             "agent" => raw.agent = string(path, v, "the path of an agent socket", p),
+            "instances" => raw.instances = integer(path, v, "a number of instances like 4", p),
+            "instance_start" => raw.instance_start = integer(path, v, "the first instance's index like 0", p),
             _ => p.push(unknown_key(key, path, PROGRAM_KEYS)),
         }
     }
@@ -671,7 +694,7 @@ environment = { PORT = 8080 }
             .map(|p| format!("{}: {} @{}", p.key, p.message, at(text, &p.span)))
             .collect();
         let want = [
-            "color: found unknown key \"color\", expected one of supervisor, programs @color",
+            "color: found unknown key \"color\", expected one of supervisor, programs, groups @color",
             "supervisor.sockett: found unknown key \"sockett\", expected a known key like \"socket\" @sockett",
             "programs.web.autostart: found \"yes\", expected true or false @\"yes\"",
             "programs.web.command: found 5, expected a command line like \"python3 -m http.server\" or an array like [\"python3\", \"-m\", \"http.server\"] @5",

@@ -15,7 +15,15 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::raw::{self, Problem, RawCommand, RawMode, RawProgram, RawSignal, RawSize, RawSupervisor};
-use super::{CgroupMode, Config, LogFile, Output, Program, RestartPolicy, Signal, SupervisorSettings, words};
+use super::{
+    CgroupMode, Config, Instance, Instanced, LogFile, Output, Program, RestartPolicy, Signal, SupervisorSettings,
+    placeholder, words,
+};
+
+/// The most `instances` a program may have.
+pub const MAX_INSTANCES: u32 = 1024;
+/// The highest `instance_start`.
+pub const MAX_INSTANCE_START: u32 = 1_000_000;
 
 /// Every error found in one config file, each with file:line:col, key, found and expected.
 #[derive(Debug, thiserror::Error)]
@@ -62,18 +70,210 @@ pub fn load_str(path: &Path, text: &str) -> Result<Config, ConfigError> {
         }
     };
     let supervisor = supervisor(&raw.supervisor, &base, &mut problems);
-    let mut programs: Vec<Program> = raw.programs.iter().map(|p| program(p, &base, &mut problems)).collect();
-    dependencies(&raw.programs, &mut problems);
-    shared_log_files(&raw.programs, &programs, &mut problems);
+    // Each program of the file, then its instances (or itself, placeholders filled with 0),
+    // each with the index of its table in `raw.programs`.
+    let mut units: Vec<(usize, Program)> = Vec::new();
+    let mut instanced = BTreeMap::new();
+    for (r, raw_program) in raw.programs.iter().enumerate() {
+        let template = program(raw_program, &base, &mut problems);
+        let (expanded, set) = expand(raw_program, template, &mut problems);
+        units.extend(expanded.into_iter().map(|p| (r, p)));
+        if let Some(set) = set {
+            instanced.insert(set.template.name.clone(), set);
+        }
+    }
+    // Every name a program can be addressed by (its own, or its base name) -> its base name.
+    let mut known: BTreeMap<String, String> = BTreeMap::new();
+    for (_, p) in &units {
+        known.insert(p.name.clone(), p.base_name().to_string());
+        known.insert(p.base_name().to_string(), p.base_name().to_string());
+    }
+    dependencies(&raw.programs, &known, &mut problems);
+    shared_log_files(&raw.programs, &units, &mut problems);
+    let groups = groups(&raw, &known, &mut problems);
     if !problems.is_empty() {
         return Err(located(problems));
     }
-    programs.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut programs: Vec<Program> = units.into_iter().map(|(_, p)| p).collect();
+    programs.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
     Ok(Config {
         path: path.to_path_buf(),
         supervisor,
         programs,
+        groups,
+        instanced,
     })
+}
+
+/// Programs by name, the instances of one program together in index order.
+fn order_key(p: &Program) -> (&str, u32) {
+    match &p.instance {
+        Some(i) => (&i.program, i.index),
+        None => (&p.name, 0),
+    }
+}
+
+/// `instances` and `instance_start`: the program's instances, or the program alone (with
+/// `{index}` as 0), and for instances the template they came from.
+fn expand(raw: &RawProgram, template: Program, p: &mut Vec<Problem>) -> (Vec<Program>, Option<Instanced>) {
+    let prefix = format!("programs.{}", raw::segment(&template.name));
+    let count = raw.instances.as_ref().and_then(|v| match u32::try_from(*v.get_ref()) {
+        Ok(n) if (1..=MAX_INSTANCES).contains(&n) => Some(n),
+        Ok(_) | Err(_) => {
+            p.push(Problem::found(
+                v.span(),
+                &format!("{prefix}.instances"),
+                v.get_ref(),
+                format!("a number of instances from 1 to {MAX_INSTANCES} (leave it out for one plain program)"),
+            ));
+            None
+        }
+    });
+    let start = match &raw.instance_start {
+        Some(v) if raw.instances.is_none() => {
+            p.push(Problem::found(
+                v.span(),
+                &format!("{prefix}.instance_start"),
+                format!("instance_start = {} without instances", v.get_ref()),
+                "instances = N beside it (or no instance_start)",
+            ));
+            0
+        }
+        Some(v) => match u32::try_from(*v.get_ref()) {
+            Ok(n) if n <= MAX_INSTANCE_START => n,
+            Ok(_) | Err(_) => {
+                p.push(Problem::found(
+                    v.span(),
+                    &format!("{prefix}.instance_start"),
+                    v.get_ref(),
+                    format!("the first instance's index, from 0 to {MAX_INSTANCE_START}"),
+                ));
+                0
+            }
+        },
+        None => 0,
+    };
+    let Some(count) = count else {
+        return (vec![instance_of(&template, None)], None);
+    };
+    if count > 1 {
+        let streams = [
+            ("stdout", &template.stdout, &raw.stdout),
+            ("stderr", &template.stderr, &raw.stderr),
+        ];
+        for (stream, out, written) in streams {
+            if let (Output::File(path), Some(written)) = (out, written)
+                && !crate::logs::is_stream(path)
+                && !placeholder::has_index(&path.to_string_lossy())
+            {
+                p.push(Problem::found(
+                    written.span(),
+                    &format!("{prefix}.{stream}"),
+                    format!("{:?}, one file for {count} instances", written.get_ref()),
+                    "a path with {index} in it like \"logs/worker-{index}.log\" (two instances cannot share a log file)",
+                ));
+            }
+        }
+    }
+    let programs = (start..start + count)
+        .map(|i| instance_of(&template, Some(i)))
+        .collect();
+    (programs, Some(Instanced { template, count, start }))
+}
+
+/// The program `template` stands for as instance `index` (None: the plain program itself, with
+/// `{index}` as 0): its name, and its placeholders filled in.
+fn instance_of(template: &Program, index: Option<u32>) -> Program {
+    let mut p = template.clone();
+    let n = index.unwrap_or(0);
+    if let Some(i) = index {
+        p.name = format!("{}@{i}", template.name);
+        p.instance = Some(Instance {
+            program: template.name.clone(),
+            index: i,
+        });
+    }
+    let fill = |s: &str| placeholder::substitute(s, n);
+    let fill_path = |path: &Path| PathBuf::from(fill(&path.to_string_lossy()));
+    p.command = p.command.iter().map(|w| fill(w)).collect();
+    for value in p.environment.values_mut() {
+        *value = fill(value);
+    }
+    p.directory = fill_path(&p.directory);
+    if let Output::File(path) = &mut p.stdout {
+        *path = fill_path(path);
+    }
+    if let Output::File(path) = &mut p.stderr {
+        *path = fill_path(path);
+    }
+    if matches!((&p.stdout, &p.stderr), (Output::File(a), Output::File(b)) if a == b) {
+        p.stderr = Output::Stdout;
+    }
+    p
+}
+
+/// A plain program as the file would say it: each literal `{index}` of its values escaped.
+fn escaped(program: &Program) -> Program {
+    let mut p = program.clone();
+    let esc = |path: &Path| PathBuf::from(placeholder::escape(&path.to_string_lossy()));
+    p.command = p.command.iter().map(|w| placeholder::escape(w)).collect();
+    for value in p.environment.values_mut() {
+        *value = placeholder::escape(value);
+    }
+    p.directory = esc(&p.directory);
+    if let Output::File(path) = &mut p.stdout {
+        *path = esc(path);
+    }
+    if let Output::File(path) = &mut p.stderr {
+        *path = esc(path);
+    }
+    p
+}
+
+/// `[groups]`: valid names that no program has, members that are programs or instances.
+fn groups(
+    raw: &raw::RawConfig,
+    known: &BTreeMap<String, String>,
+    p: &mut Vec<Problem>,
+) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    for (name, members) in &raw.groups {
+        let key = format!("groups.{}", raw::segment(name.get_ref()));
+        if !super::valid_program_name(name.get_ref()) {
+            p.push(Problem::found(
+                name.span(),
+                &key,
+                format!("the group name {:?}", name.get_ref()),
+                "a name of 1 to 64 letters, digits, '_', '.' or '-' (not \".\" or \"..\")",
+            ));
+        } else if known.contains_key(name.get_ref()) {
+            p.push(Problem::found(
+                name.span(),
+                &key,
+                format!("the group name {:?}, also the name of a program", name.get_ref()),
+                "a group name that no program has",
+            ));
+        }
+        let mut list: Vec<String> = Vec::new();
+        for (i, m) in members.iter().enumerate() {
+            if !known.contains_key(m.get_ref()) {
+                let programs: Vec<&str> = raw.programs.iter().map(|r| r.name.get_ref().as_str()).collect();
+                p.push(Problem::found(
+                    m.span(),
+                    &format!("{key}[{i}]"),
+                    format!("{:?}", m.get_ref()),
+                    format!(
+                        "the name of a program or instance in this file ({})",
+                        programs.join(", ")
+                    ),
+                ));
+            } else if !list.contains(m.get_ref()) {
+                list.push(m.get_ref().clone());
+            }
+        }
+        out.insert(name.get_ref().clone(), list);
+    }
+    out
 }
 
 /// Turn problems into `file:line:col: key: message` lines, in file order.
@@ -651,9 +851,10 @@ fn output(
 /// rotating one file would lose lines. (One program's stdout and stderr may share one.) A
 /// stream (`/dev/stdout` in a container, a FIFO: `logs::is_stream`) is never rotated, and any
 /// number of programs may write there, each line whole.
-fn shared_log_files(raw: &[RawProgram], programs: &[Program], p: &mut Vec<Problem>) {
+fn shared_log_files(raw: &[RawProgram], programs: &[(usize, Program)], p: &mut Vec<Problem>) {
     let mut owner: BTreeMap<&Path, &str> = BTreeMap::new();
-    for (r, prog) in raw.iter().zip(programs) {
+    for (r, prog) in programs {
+        let r = &raw[*r];
         let streams = [("stdout", &prog.stdout, &r.stdout), ("stderr", &prog.stderr, &r.stderr)];
         for (stream, out, written) in streams {
             let (Output::File(path), Some(written)) = (out, written) else {
@@ -663,9 +864,11 @@ fn shared_log_files(raw: &[RawProgram], programs: &[Program], p: &mut Vec<Proble
                 continue;
             }
             match owner.get(path.as_path()) {
+                // Instances that share a file are reported once, by `expand`.
+                Some(_) if p.iter().any(|q| q.span == written.span()) => {}
                 Some(other) if *other != prog.name => p.push(Problem::found(
                     written.span(),
-                    &format!("programs.{}.{stream}", raw::segment(&prog.name)),
+                    &format!("programs.{}.{stream}", raw::segment(prog.base_name())),
                     format!("{:?}, the log file of {other}", written.get_ref()),
                     "a file that no other program writes to",
                 )),
@@ -679,7 +882,8 @@ fn shared_log_files(raw: &[RawProgram], programs: &[Program], p: &mut Vec<Proble
 }
 
 /// `depends_on`: every name known, none itself, no cycle (each cycle named once).
-fn dependencies(programs: &[RawProgram], p: &mut Vec<Problem>) {
+/// A name may be a program, the base name of one with instances (all of them), or one instance.
+fn dependencies(programs: &[RawProgram], known: &BTreeMap<String, String>, p: &mut Vec<Problem>) {
     let names: BTreeSet<&str> = programs.iter().map(|r| r.name.get_ref().as_str()).collect();
     // name -> [(dependency, span of its mention)], only the edges that are fine on their own.
     let mut edges: BTreeMap<&str, Vec<(&str, raw::Span)>> = BTreeMap::new();
@@ -687,26 +891,27 @@ fn dependencies(programs: &[RawProgram], p: &mut Vec<Problem>) {
         let name = prog.name.get_ref().as_str();
         let key = format!("programs.{}.depends_on", raw::segment(name));
         for (i, dep) in prog.depends_on.iter().flatten().enumerate() {
-            let d = dep.get_ref().as_str();
             let dep_key = format!("{key}[{i}]");
-            if d == name {
+            let Some(d) = known.get(dep.get_ref()).map(String::as_str) else {
                 p.push(Problem::found(
                     dep.span(),
                     &dep_key,
-                    format!("{d:?}"),
-                    "the name of another program (a program cannot depend on itself)",
-                ));
-            } else if !names.contains(d) {
-                p.push(Problem::found(
-                    dep.span(),
-                    &dep_key,
-                    format!("{d:?}"),
+                    format!("{:?}", dep.get_ref()),
                     format!(
                         "the name of a program in this file ({})",
                         names.iter().copied().collect::<Vec<_>>().join(", ")
                     ),
                 ));
-            } else {
+                continue;
+            };
+            if d == name {
+                p.push(Problem::found(
+                    dep.span(),
+                    &dep_key,
+                    format!("{:?}", dep.get_ref()),
+                    "the name of another program (a program cannot depend on itself)",
+                ));
+            } else if names.contains(d) {
                 edges.entry(name).or_default().push((d, dep.span()));
             }
         }
@@ -798,7 +1003,34 @@ pub fn render(config: &Config) -> String {
     };
     let _ = writeln!(out, "cgroups = \"{cgroups}\"");
     for p in &config.programs {
-        render_program(&mut out, p);
+        match &p.instance {
+            None => {
+                render_program(&mut out, &escaped(p));
+                let _ = writeln!(out, "# instances: not set (one process)");
+            }
+            Some(i) => {
+                if let Some(set) = config.instanced.get(&i.program).filter(|set| set.start == i.index) {
+                    render_program(&mut out, &set.template);
+                    let _ = writeln!(out, "instances = {}", set.count);
+                    let _ = writeln!(
+                        out,
+                        "instance_start = {}  # {}@{} to {}@{}",
+                        set.start,
+                        i.program,
+                        set.start,
+                        i.program,
+                        set.start + set.count - 1
+                    );
+                }
+            }
+        }
+    }
+    if !config.groups.is_empty() {
+        let _ = writeln!(out, "\n[groups]");
+        for (name, members) in &config.groups {
+            let members: Vec<String> = members.iter().map(|m| quote(m)).collect();
+            let _ = writeln!(out, "{} = [{}]", raw::segment(name), members.join(", "));
+        }
     }
     out
 }
@@ -1367,6 +1599,8 @@ stop_signal = \"NOPE\"
                 path: PathBuf::from("/etc/holden/supervisor.toml"),
                 supervisor: ok("").supervisor,
                 programs: vec![program],
+                groups: BTreeMap::new(),
+                instanced: BTreeMap::new(),
             };
             let text = render(&config);
             let again = load_str(&config.path, &text).map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{e}\n{text}")))?;
@@ -1414,5 +1648,178 @@ stop_signal = \"NOPE\"
         let again = load_str(Path::new("/etc/holden/supervisor.toml"), &r).unwrap_or_else(|e| panic!("{e}\n{r}"));
         assert_eq!(again.programs, c.programs);
         assert_eq!(again.supervisor, c.supervisor);
+    }
+
+    #[test]
+    fn instances_expand_into_programs_with_their_index_filled_in() {
+        let text = "[programs.worker]\ncommand = \"work --id {index} --pad {index:03} --lit {{index}} {{.Name}}\"\n\
+                    instances = 11\ninstance_start = 1\ndirectory = \"/srv/w{index}\"\n\
+                    environment = { SLOT = \"s{index:02}\" }\nstdout = \"logs/w-{index}.log\"\nstderr = \"logs/w-{index}.log\"\n\
+                    [programs.web]\ncommand = [\"sh\", \"-c\", \"{ echo {index}; }\"]\n";
+        let c = ok(text);
+        let names: Vec<&str> = c.programs.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names[0], "web");
+        assert_eq!(names[1..4], ["worker@1", "worker@2", "worker@3"]);
+        assert_eq!(names[11], "worker@11");
+        assert_eq!(names.len(), 12);
+        let w = c.program("worker@2").expect("worker@2");
+        assert_eq!(
+            w.instance,
+            Some(Instance {
+                program: "worker".into(),
+                index: 2
+            })
+        );
+        assert_eq!(
+            w.command,
+            ["work", "--id", "2", "--pad", "002", "--lit", "{index}", "{{.Name}}"]
+        );
+        assert_eq!(w.directory, PathBuf::from("/srv/w2"));
+        assert_eq!(w.environment["SLOT"], "s02");
+        assert_eq!(w.stdout, Output::File("/etc/holden/logs/w-2.log".into()));
+        assert_eq!(w.stderr, Output::Stdout);
+        // A plain program: `{index}` is 0, other braces are left alone.
+        let web = c.program("web").expect("web");
+        assert_eq!(web.instance, None);
+        assert_eq!(web.command, ["sh", "-c", "{ echo 0; }"]);
+        assert_eq!(c.instanced["worker"].count, 11);
+        assert_eq!(c.instanced["worker"].start, 1);
+        assert_eq!(c.instanced["worker"].template.command[2], "{index}");
+        assert_eq!(
+            w.holden_env(),
+            [
+                ("HOLDEN_PROGRAM", "worker".to_string()),
+                ("HOLDEN_INSTANCE", "2".to_string())
+            ]
+        );
+        assert_eq!(web.holden_env(), [("HOLDEN_PROGRAM", "web".to_string())]);
+        // One instance is still an instance.
+        let c = ok("[programs.w]\ncommand = \"x\"\ninstances = 1\n");
+        assert_eq!(c.programs[0].name, "w@0");
+    }
+
+    #[test]
+    fn instances_are_checked() {
+        assert_eq!(
+            one_error(&program_with("instances = 0")),
+            "sv.toml:3:13: programs.web.instances: found 0, expected a number of instances from 1 to 1024 (leave it out for one plain program)"
+        );
+        assert!(one_error(&program_with("instances = 1025")).contains("programs.web.instances: found 1025"));
+        assert!(one_error(&program_with("instances = \"4\"")).contains("programs.web.instances: found \"4\""));
+        assert_eq!(
+            one_error(&program_with("instance_start = 1")),
+            "sv.toml:3:18: programs.web.instance_start: found instance_start = 1 without instances, expected instances = N beside it (or no instance_start)"
+        );
+        assert!(
+            one_error(&program_with("instances = 2\ninstance_start = -1")).starts_with(
+                "sv.toml:4:18: programs.web.instance_start: found -1, expected the first instance's index"
+            )
+        );
+        assert_eq!(
+            one_error(&program_with("instances = 3\nstdout = \"logs/w.log\"")),
+            "sv.toml:4:10: programs.web.stdout: found \"logs/w.log\", one file for 3 instances, expected a path with {index} in it like \"logs/worker-{index}.log\" (two instances cannot share a log file)"
+        );
+        assert!(
+            one_error(&program_with(
+                "instances = 3\nstdout = \"w{index}.log\"\nstderr = \"w.err\""
+            ))
+            .starts_with("sv.toml:5:10: programs.web.stderr: found \"w.err\", one file for 3 instances")
+        );
+        // An escaped placeholder is no placeholder.
+        assert!(
+            one_error(&program_with("instances = 2\nstdout = \"w{{index}}.log\"")).contains("one file for 2 instances")
+        );
+        // One instance may have any file; so may instances writing a stream.
+        ok(&program_with("instances = 1\nstdout = \"logs/w.log\""));
+        ok(&program_with("instances = 4\nstdout = \"/dev/null\""));
+        // `@` is the instance separator, never part of a program's name.
+        assert!(one_error("[programs.\"w@1\"]\ncommand = \"x\"\n").contains("found the program name \"w@1\""));
+    }
+
+    #[test]
+    fn dependencies_on_instances_name_all_of_them_or_one() {
+        let text = "[programs.worker]\ncommand = \"x\"\ninstances = 2\n\
+                    [programs.web]\ncommand = \"x\"\ndepends_on = [\"worker\", \"worker@1\"]\n";
+        let c = ok(text);
+        assert_eq!(c.program("web").expect("web").depends_on, ["worker", "worker@1"]);
+        assert_eq!(
+            one_error(&format!(
+                "{text}[programs.api]\ncommand = \"x\"\ndepends_on = [\"worker@2\"]\n"
+            )),
+            "sv.toml:9:15: programs.api.depends_on[0]: found \"worker@2\", expected the name of a program in this file (api, web, worker)"
+        );
+        assert!(
+            one_error("[programs.w]\ncommand = \"x\"\ninstances = 2\ndepends_on = [\"w@0\"]\n")
+                .contains("programs.w.depends_on[0]: found \"w@0\", expected the name of another program")
+        );
+        assert!(
+            one_error(&text.replace("instances = 2\n", "instances = 2\ndepends_on = [\"web\"]\n"))
+                .contains("found the dependency cycle web -> worker -> web")
+        );
+    }
+
+    #[test]
+    fn groups_name_programs_and_instances() {
+        let text = "[programs.worker]\ncommand = \"x\"\ninstances = 2\n[programs.app]\ncommand = \"x\"\n\
+                    [groups]\nweb = [\"app\", \"worker\", \"app\"]\none = [\"worker@1\"]\n";
+        let c = ok(text);
+        assert_eq!(c.groups["web"], ["app", "worker"]);
+        assert_eq!(c.groups["one"], ["worker@1"]);
+        let w1 = c.program("worker@1").expect("worker@1");
+        assert_eq!(c.groups_of(w1), ["one", "web"]);
+        assert_eq!(c.groups_of(c.program("worker@0").expect("worker@0")), ["web"]);
+        let base = "[programs.worker]\ncommand = \"x\"\ninstances = 2\n[programs.app]\ncommand = \"x\"\n[groups]\n";
+        assert_eq!(
+            one_error(&format!("{base}web = [\"app\", \"nope\"]\n")),
+            "sv.toml:7:15: groups.web[1]: found \"nope\", expected the name of a program or instance in this file (app, worker)"
+        );
+        assert!(
+            one_error(&format!("{base}web = [\"worker@2\"]\n"))
+                .starts_with("sv.toml:7:8: groups.web[0]: found \"worker@2\"")
+        );
+        assert_eq!(
+            one_error(&format!("{base}app = [\"worker\"]\n")),
+            "sv.toml:7:1: groups.app: found the group name \"app\", also the name of a program, expected a group name that no program has"
+        );
+        assert!(
+            one_error(&format!("{base}worker = [\"app\"]\n"))
+                .starts_with("sv.toml:7:1: groups.worker: found the group name \"worker\", also the name of a program")
+        );
+        assert!(
+            one_error(&format!("{base}\"a b\" = [\"app\"]\n"))
+                .starts_with("sv.toml:7:1: groups.\"a b\": found the group name \"a b\", expected a name of 1 to 64")
+        );
+        assert!(
+            one_error(&format!("{base}web = \"app\"\n"))
+                .starts_with("sv.toml:7:7: groups.web: found \"app\", expected an array")
+        );
+        assert!(one_error("groups = 3\n").starts_with("sv.toml:1:10: groups: found 3, expected a table of groups"));
+    }
+
+    #[test]
+    fn render_reads_back_instances_groups_and_literal_placeholders() {
+        let text = "[programs.worker]\ncommand = \"work {index:02} {{index}}\"\ninstances = 3\ninstance_start = 5\n\
+                    stdout = \"w{index}.log\"\n\
+                    [programs.web]\ncommand = [\"echo\", \"{{index}}\", \"{{{index}}}\", \"{index}\"]\n\
+                    environment = { A = \"{{index:02}}\" }\n\
+                    [groups]\nall = [\"web\", \"worker\"]\n";
+        let c = ok(text);
+        assert_eq!(
+            c.program("web").expect("web").command,
+            ["echo", "{index}", "{{index}}", "0"]
+        );
+        let r = render(&c);
+        for needle in [
+            "[programs.worker]\ncommand = [\"work\", \"{index:02}\", \"{{index}}\"]",
+            "stdout = \"/etc/holden/w{index}.log\"",
+            "instances = 3\ninstance_start = 5  # worker@5 to worker@7",
+            "command = [\"echo\", \"{{index}}\", \"{{{index}}}\", \"0\"]",
+            "A = \"{{index:02}}\"",
+            "[groups]\nall = [\"web\", \"worker\"]",
+        ] {
+            assert!(r.contains(needle), "{needle:?} not in\n{r}");
+        }
+        let again = load_str(Path::new("/etc/holden/supervisor.toml"), &r).unwrap_or_else(|e| panic!("{e}\n{r}"));
+        assert_eq!(again, c);
     }
 }

@@ -335,7 +335,8 @@ fn status(args: &ClientArgs, names: Vec<String>, json: bool) -> Result<u8, Failu
     Ok(0)
 }
 
-/// `status --json`: `{"programs":[...]}` with exactly SPEC's status fields.
+/// `status --json`: `{"programs":[...]}` with SPEC's status fields (those this holden has),
+/// `program` and `groups`.
 fn status_json(programs: &[ProgramStatus]) -> String {
     #[derive(serde::Serialize)]
     struct Doc<'a> {
@@ -1021,6 +1022,10 @@ mod tests {
             transient: false,
             started: None,
             pids_current: None,
+            program: name.into(),
+            instance: None,
+            group: None,
+            groups: Vec::new(),
         }
     }
 
@@ -1134,6 +1139,11 @@ mod tests {
             "pids_limit",
             "cgroup",
             "transient",
+            // SPEC's `group` and `instance`; `program` (the base name) and `groups` (all of them).
+            "program",
+            "instance",
+            "group",
+            "groups",
         ];
         assert_eq!(keys.len(), spec.len(), "{keys:?}");
         assert!(spec.iter().all(|k| keys.contains(k)), "{keys:?}");

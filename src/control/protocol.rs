@@ -489,7 +489,8 @@ impl<T: fmt::Display> fmt::Display for Limit<T> {
 
 /// One program, as `status` and `watch` report it: SPEC's "Status fields", plus `started` and
 /// `pids_current` for the tables of `status` and `monitor` (a client of an older holden reads
-/// them as null). `holden status --json` prints exactly SPEC's fields: see [`SpecStatus`].
+/// them as null). `holden status --json` prints SPEC's fields, `program` and `groups`: see
+/// [`SpecStatus`].
 /// Unknown values are null.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProgramStatus {
@@ -519,17 +520,31 @@ pub struct ProgramStatus {
     /// Tasks in the program's cgroup now (`pids.current`).
     #[serde(default)]
     pub pids_current: Option<u64>,
+    /// The program's name in the file: the base name of an instance (`worker` for `worker@2`),
+    /// else `name`. Empty from a holden that predates instances.
+    #[serde(default)]
+    pub program: String,
+    /// The index of an instance; null for a program without `instances`.
+    #[serde(default)]
+    pub instance: Option<u32>,
+    /// The first of `groups`, or null.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// The `[groups]` that name the program (by its name or its base name), in name order.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
-/// A [`ProgramStatus`] as `holden status --json` prints it: exactly SPEC's status fields, in
-/// SPEC's order.
+/// A [`ProgramStatus`] as `holden status --json` prints it: SPEC's status fields (`group` and
+/// `instance` included) in SPEC's order, then `program` (the base name) and `groups` (all of
+/// them, where SPEC's `group` is the first).
 pub struct SpecStatus<'a>(pub &'a ProgramStatus);
 
 impl Serialize for SpecStatus<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let p = self.0;
-        let mut st = s.serialize_struct("ProgramStatus", 13)?;
+        let mut st = s.serialize_struct("ProgramStatus", 17)?;
         st.serialize_field("name", &p.name)?;
         st.serialize_field("state", &p.state)?;
         st.serialize_field("pid", &p.pid)?;
@@ -543,6 +558,10 @@ impl Serialize for SpecStatus<'_> {
         st.serialize_field("pids_limit", &p.pids_limit)?;
         st.serialize_field("cgroup", &p.cgroup)?;
         st.serialize_field("transient", &p.transient)?;
+        st.serialize_field("group", &p.group)?;
+        st.serialize_field("instance", &p.instance)?;
+        st.serialize_field("program", &p.program)?;
+        st.serialize_field("groups", &p.groups)?;
         st.end()
     }
 }
@@ -1031,6 +1050,10 @@ mod tests {
                 transient: false,
                 started: None,
                 pids_current: None,
+                program: "web".into(),
+                instance: Some(1),
+                group: Some("stack".into()),
+                groups: vec!["stack".into(), "z".into()],
             }],
         });
         let cases = vec![
@@ -1088,11 +1111,18 @@ mod tests {
             "transient",
             "started",
             "pids_current",
+            "program",
+            "instance",
+            "group",
+            "groups",
         ];
         let mut keys_sorted = keys.clone();
         keys_sorted.sort();
         expected.sort();
-        assert_eq!(keys_sorted, expected, "SPEC's status fields and the two for the tables");
+        assert_eq!(
+            keys_sorted, expected,
+            "SPEC's status fields, the two for the tables, program and groups"
+        );
         assert_eq!(
             p["last_exit"],
             serde_json::json!({"code": null, "signal": "KILL", "oom_killed": true})

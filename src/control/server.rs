@@ -807,6 +807,10 @@ mod tests {
                 transient: false,
                 started: None,
                 pids_current: None,
+                program: "web".into(),
+                instance: None,
+                group: None,
+                groups: Vec::new(),
             }],
         })
     }

@@ -332,6 +332,10 @@ mod tests {
             transient: false,
             started: None,
             pids_current: None,
+            program: name.into(),
+            instance: None,
+            group: None,
+            groups: Vec::new(),
         }
     }
 

@@ -138,8 +138,15 @@ impl Conv<'_> {
 
     fn here(&self, index: usize) -> String {
         let f = self.file(index);
-        let dir = f.parent().map(Path::to_path_buf).unwrap_or_default();
-        std::path::absolute(&dir).unwrap_or(dir).display().to_string()
+        // `supervisord.conf`'s parent is "", which `absolute` refuses: it is the working directory.
+        let dir = f
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::path::absolute(dir)
+            .unwrap_or_else(|_| dir.to_path_buf())
+            .display()
+            .to_string()
     }
 
     fn error(&mut self, file: usize, line: usize, message: String) {
@@ -205,6 +212,16 @@ impl Conv<'_> {
                         e.line,
                         format!(
                             "[{}] {}: %(ENV_{var})s became ${{{var}}}, which holden reads when it loads the file; {var} is not set here",
+                            section.name, e.key
+                        ),
+                    );
+                }
+                if x.index_in_braces() {
+                    self.warn(
+                        e.file,
+                        e.line,
+                        format!(
+                            "[{}] {}: a literal {{ right before %(process_num) and }} right after it cannot be written for holden, which reads {{{{index}}}} as the literal text {{index}}; the result needs a look",
                             section.name, e.key
                         ),
                     );
@@ -1154,6 +1171,37 @@ mod tests {
     }
 
     #[test]
+    fn a_numprocs_stack_passes_holden_check_with_its_instances_and_group() {
+        let o = ok(
+            "[program:web]\ncommand=gunicorn app.wsgi -b 127.0.0.1:8000 --name {index}\nstdout_logfile=/var/log/web.log\n\
+             [program:celery]\ncommand=celery -A app worker -n w%(process_num)02d@%(host_node_name)s\n\
+             process_name=%(program_name)s_%(process_num)02d\nnumprocs=4\nnumprocs_start=1\n\
+             environment=SLOT=\"%(process_num)d\",TPL=\"{{.Name}}\"\n\
+             stdout_logfile=/var/log/celery-%(process_num)d.log\nredirect_stderr=true\n\
+             [program:redis]\ncommand=redis-server --port 6379\n\
+             [group:stack]\nprograms=web,celery\n",
+        );
+        let config = crate::config::resolve::load_str(Path::new("/etc/holden/supervisor.toml"), &o.toml)
+            .unwrap_or_else(|e| panic!("{e}\n{}", o.toml));
+        let names: Vec<&str> = config.programs.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["celery@1", "celery@2", "celery@3", "celery@4", "redis", "web"],
+            "{}",
+            o.toml
+        );
+        let c3 = config.program("celery@3").expect("celery@3");
+        assert_eq!(c3.command.last().map(String::as_str), Some("w03@box"));
+        assert_eq!(c3.environment["SLOT"], "3");
+        assert_eq!(c3.environment["TPL"], "{{.Name}}");
+        assert_eq!(c3.stdout, crate::config::Output::File("/var/log/celery-3.log".into()));
+        // A literal `{index}` in supervisord's command stays literal.
+        let web = config.program("web").expect("web");
+        assert_eq!(web.command.last().map(String::as_str), Some("{index}"));
+        assert_eq!(config.groups_of(c3), ["stack"]);
+    }
+
+    #[test]
     fn one_process_takes_process_num_literally() {
         let o = ok("[program:w]\ncommand=run %(process_num)02d of %(numprocs)d\nnumprocs_start=3\n");
         assert!(o.toml.contains("command = \"run 03 of 1\""), "{}", o.toml);
@@ -1283,7 +1331,7 @@ mod tests {
     fn output_is_toml_with_escapes() {
         let o = ok("[program:q]\ncommand=sh -c 'echo \"{a}\" $$ \\n'\n");
         assert!(
-            o.toml.contains(r#"command = "sh -c 'echo \"{{a}}\" $$$ \\n'""#),
+            o.toml.contains(r#"command = "sh -c 'echo \"{a}\" $$$ \\n'""#),
             "{}",
             o.toml
         );

@@ -82,24 +82,28 @@ impl Expanded {
     }
 
     /// As holden's template syntax for `command`, `environment` values, `directory`, `stdout`
-    /// and `stderr`: `{index}`, `{index:0W}`, `${VAR}`, with literal `{`, `}` doubled and a
+    /// and `stderr`: `{index}`, `{index:0W}`, `${VAR}`, with a literal `{index}` or
+    /// `{index:0W}` escaped as `{{index}}` (no other brace means anything to holden) and a
     /// literal `$` doubled where holden would read it as the start of `${` or `$$`.
+    ///
+    /// One text cannot be written: a literal `{` right before an index and a literal `}` right
+    /// after it, which read as the escape `{{index}}`.
     pub fn template(&self) -> String {
         let mut out = String::new();
         for p in &self.0 {
             match p {
                 Piece::Text(t) => {
+                    let mut text = String::with_capacity(t.len());
                     let mut chars = t.chars().peekable();
                     while let Some(c) = chars.next() {
                         match c {
-                            '{' => out.push_str("{{"),
-                            '}' => out.push_str("}}"),
                             // What follows a text piece (an `{index}` or `${VAR}`) starts with
                             // `{` or `$` too.
-                            '$' if matches!(chars.peek(), Some('$' | '{') | None) => out.push_str("$$"),
-                            c => out.push(c),
+                            '$' if matches!(chars.peek(), Some('$' | '{') | None) => text.push_str("$$"),
+                            c => text.push(c),
                         }
                     }
+                    out.push_str(&crate::config::placeholder::escape(&text));
                 }
                 Piece::Index { width: None } => out.push_str("{index}"),
                 Piece::Index { width: Some(w) } => {
@@ -111,6 +115,15 @@ impl Expanded {
             }
         }
         out
+    }
+
+    /// Is an index right between a literal `{` and a literal `}`? holden reads `{{index}}` as
+    /// its escape, the literal text `{index}`, so `template()` cannot write this.
+    pub fn index_in_braces(&self) -> bool {
+        self.0.windows(3).any(|w| match w {
+            [Piece::Text(a), Piece::Index { .. }, Piece::Text(b)] => a.ends_with('{') && b.starts_with('}'),
+            _ => false,
+        })
     }
 
     pub fn has_index(&self) -> bool {
@@ -265,7 +278,16 @@ mod tests {
     #[test]
     fn env_becomes_a_load_time_variable_and_literals_are_escaped() {
         assert_eq!(t("%(ENV_HOME)s/x"), "${HOME}/x");
-        assert_eq!(t("echo {a} $$ ${X} $HOME $"), "echo {{a}} $$$ $${{X}} $HOME $$");
+        assert_eq!(t("echo {a} $$ ${X} $HOME $"), "echo {a} $$$ $${X} $HOME $$");
+        // Only what holden would read as an index is escaped.
+        assert_eq!(
+            t("{index} {index:02} {{.Name}} %(process_num)d"),
+            "{{index}} {{index:02}} {{.Name}} {index}"
+        );
+        assert_eq!(t("sh -c '{ a; }' ${index}"), "sh -c '{ a; }' $${{index}}");
+        let e = expand("{%(process_num)d}", &lookup).unwrap();
+        assert!(e.index_in_braces());
+        assert!(!expand("{%(process_num)d", &lookup).unwrap().index_in_braces());
         let e = expand("%(ENV_HOME)s/%(process_num)d", &lookup).unwrap();
         assert!(e.has_index());
         assert_eq!(

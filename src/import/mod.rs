@@ -94,7 +94,12 @@ fn include(ini: &mut Ini, file: &Path, host: &Host<'_>) -> Result<Vec<String>, V
             message: "[include] needs a files = line".to_string(),
         }]);
     };
-    let here = std::path::absolute(file.parent().unwrap_or(Path::new(""))).unwrap_or_default();
+    let here = std::path::absolute(
+        file.parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new(".")),
+    )
+    .unwrap_or_default();
     let diag = |message: String| {
         vec![Diag {
             file: file.to_path_buf(),

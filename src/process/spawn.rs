@@ -73,6 +73,8 @@ pub fn spawn(
         }
     }
     cmd.envs(&program.environment);
+    // Set last: the config's environment does not override them.
+    cmd.envs(program.holden_env());
     exec::install(
         &mut cmd,
         ChildSetup {

@@ -491,18 +491,23 @@ impl Supervisor {
         }
     }
 
+    /// Is every program that `i` depends on RUNNING? A dependency on a program with
+    /// instances waits for all of them.
     fn deps_running(&self, i: usize) -> bool {
         self.slot(i).program.depends_on.iter().all(|d| {
-            self.index_of(d)
-                .is_some_and(|j| matches!(self.slot(j).machine.state, State::Running { .. }))
+            let found = self.program_named(d);
+            !found.is_empty()
+                && found
+                    .iter()
+                    .all(|&j| matches!(self.slot(j).machine.state, State::Running { .. }))
         })
     }
 
     /// Programs that depend on `i` and are being stopped too but are not down yet.
     fn has_live_dependents(&self, i: usize) -> bool {
-        let name = &self.slot(i).program.name;
+        let program = &self.slot(i).program;
         self.slots.iter().flatten().any(|s| {
-            s.program.depends_on.contains(name)
+            s.program.depends_on.iter().any(|d| program.answers_to(d))
                 && (s.pending_stop || matches!(s.machine.state, State::Stopping { .. }))
                 && !s.machine.state.is_down()
         })

@@ -16,7 +16,7 @@ use super::{Slot, Supervisor, Then};
 pub enum OpError {
     #[error("no program named {0:?} (see `holden status`)")]
     UnknownProgram(String),
-    #[error("a program named {0:?} already exists")]
+    #[error("a program or group named {0:?} already exists")]
     AlreadyExists(String),
     #[error("{0:?} is in the config file, not transient: remove it from the file and reload")]
     NotTransient(String),
@@ -31,15 +31,73 @@ pub enum OpError {
 }
 
 impl Supervisor {
-    /// The slots named, or every slot for an empty list; an unknown name refuses the whole request.
+    /// The slots named, or every slot for an empty list (the file's programs in name order,
+    /// instances together in index order, then the transient ones). A name is a program or an
+    /// instance (that one), the base name of a program with instances (all of them, in index
+    /// order) or a group (all its members' programs). Duplicates are removed, the order kept;
+    /// an unknown name refuses the whole request.
     pub(super) fn resolve_names(&self, names: &[String]) -> Result<Vec<usize>, OpError> {
         if names.is_empty() {
-            return Ok((0..self.slots.len()).filter(|i| self.slots[*i].is_some()).collect());
+            let mut all: Vec<usize> = (0..self.slots.len()).filter(|i| self.slots[*i].is_some()).collect();
+            all.sort_by_key(|&i| {
+                let slot = self.slot(i);
+                let p = &slot.program;
+                (
+                    slot.transient,
+                    p.base_name(),
+                    p.instance.as_ref().map_or(0, |x| x.index),
+                )
+            });
+            return Ok(all);
         }
-        names
-            .iter()
-            .map(|n| self.index_of(n).ok_or_else(|| OpError::UnknownProgram(n.clone())))
-            .collect()
+        let mut out = Vec::new();
+        for n in names {
+            let found = self.units_named(n);
+            if found.is_empty() {
+                return Err(OpError::UnknownProgram(n.clone()));
+            }
+            for i in found {
+                if !out.contains(&i) {
+                    out.push(i);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The slots a program, instance or base name stands for (see `resolve_names`), or a
+    /// group's.
+    fn units_named(&self, name: &str) -> Vec<usize> {
+        let direct = self.program_named(name);
+        if !direct.is_empty() {
+            return direct;
+        }
+        let mut out = Vec::new();
+        for member in self.config.groups.get(name).into_iter().flatten() {
+            for i in self.program_named(member) {
+                if !out.contains(&i) {
+                    out.push(i);
+                }
+            }
+        }
+        out
+    }
+
+    /// The slot of the program or instance `name`, else every instance of the program `name`
+    /// in index order.
+    pub(super) fn program_named(&self, name: &str) -> Vec<usize> {
+        if let Some(i) = self.index_of(name) {
+            return vec![i];
+        }
+        let mut found: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| {
+                self.slots[i]
+                    .as_ref()
+                    .is_some_and(|s| s.program.instance.as_ref().is_some_and(|x| x.program == name))
+            })
+            .collect();
+        found.sort_by_key(|&i| self.slot(i).program.instance.as_ref().map_or(0, |x| x.index));
+        found
     }
 
     pub(super) fn op_start(&mut self, targets: &[usize]) -> Result<(), OpError> {
@@ -119,7 +177,7 @@ impl Supervisor {
         if self.shutting_down {
             return Err(OpError::ShuttingDown);
         }
-        if self.index_of(&program.name).is_some() {
+        if !self.units_named(&program.name).is_empty() {
             return Err(OpError::AlreadyExists(program.name));
         }
         log::info!("{}: added (transient): {}", program.name, program.command.join(" "));
@@ -193,6 +251,8 @@ impl Supervisor {
             summary.changed.join(", ")
         );
         self.config.programs = new.programs;
+        self.config.groups = new.groups;
+        self.config.instanced = new.instanced;
         self.settle();
         Ok(summary)
     }

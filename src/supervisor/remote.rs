@@ -33,6 +33,7 @@ impl Supervisor {
             .environment
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
+            .chain(program.holden_env().into_iter().map(|(k, v)| (k.to_string(), v)))
             .collect();
         let name = program.name.clone();
         // SPEC: the default `directory` (the config file's folder) is a path of this host,

@@ -76,8 +76,10 @@ impl Supervisor {
                 cpu,
                 pids,
             } => {
-                let i = self.resolve_names(std::slice::from_ref(&name))?[0];
-                self.op_constrain(i, memory, cpu, pids)?;
+                // A base name or a group: each of its programs gets the same limits.
+                for i in self.resolve_names(std::slice::from_ref(&name))? {
+                    self.op_constrain(i, memory, cpu, pids)?;
+                }
                 Ok(Reply::Done {})
             }
             Request::Add {
@@ -129,7 +131,18 @@ impl Supervisor {
                 Ok(Reply::Done {})
             }
             Request::LogPaths { name } => {
-                let i = self.resolve_names(std::slice::from_ref(&name))?[0];
+                let targets = self.resolve_names(std::slice::from_ref(&name))?;
+                let [i] = targets[..] else {
+                    let names: Vec<&str> = targets.iter().map(|&i| self.slot(i).program.name.as_str()).collect();
+                    return Err(ErrorBody::new(
+                        ErrorCode::InvalidArgument,
+                        format!(
+                            "{name} names {} programs ({}): name one of them for its log",
+                            names.len(),
+                            names.join(", ")
+                        ),
+                    ));
+                };
                 let p = &self.slot(i).program;
                 let file = |o: &Output| match o {
                     Output::File(path) => Some(path.clone()),
@@ -192,8 +205,13 @@ impl Supervisor {
     pub(super) fn status_of(&self, i: usize) -> ProgramStatus {
         let slot: &Slot = self.slot(i);
         let usage = slot.cgroup.as_ref().map(|cg| cg.usage());
+        let groups = self.config.groups_of(&slot.program);
         ProgramStatus {
             name: slot.program.name.clone(),
+            program: slot.program.base_name().to_string(),
+            instance: slot.program.instance.as_ref().map(|x| x.index),
+            group: groups.first().cloned(),
+            groups,
             state: slot.machine.state.name().to_string(),
             pid: slot.machine.state.pid(),
             since: unix_time(slot.since_wall),

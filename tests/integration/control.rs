@@ -83,6 +83,11 @@ autorestart = "never"
         "pids_limit",
         "cgroup",
         "transient",
+        // SPEC's `group` and `instance`, and `program` and `groups` (docs/control-protocol.md).
+        "program",
+        "instance",
+        "group",
+        "groups",
     ];
     for p in programs {
         let obj = p.as_object().unwrap();
@@ -101,6 +106,10 @@ autorestart = "never"
         assert!(p["cpu_limit"].is_null() || p["cpu_limit"].is_number(), "{p}");
         assert!(p["cgroup"].is_null() || p["cgroup"].is_string(), "{p}");
         assert_eq!(p["transient"], false, "{p}");
+        assert_eq!(p["program"], p["name"], "{p}");
+        assert_eq!(p["instance"], Value::Null, "{p}");
+        assert_eq!(p["group"], Value::Null, "{p}");
+        assert_eq!(p["groups"], serde_json::json!([]), "{p}");
     }
     let web = &programs.iter().find(|p| p["name"] == "web").unwrap();
     assert!(alive(pid_of(web)));

@@ -10,4 +10,5 @@ mod control;
 mod core;
 mod deploy;
 mod hardening;
+mod instances;
 mod logs;
