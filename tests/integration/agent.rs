@@ -109,16 +109,7 @@ impl Agent {
     }
 
     fn spawn_cmd(&self, args: &[&str]) -> Child {
-        Command::new(HOLDEN)
-            .arg("spawn")
-            .arg("--agent")
-            .arg(&self.socket)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start holden spawn")
+        spawn_cmd(&self.socket, args)
     }
 
     /// Live processes below the agent (the ones it spawned), zombies excluded.
@@ -151,6 +142,20 @@ impl Drop for Agent {
             eprintln!("---- agent log ----\n{}", self.log());
         }
     }
+}
+
+/// `holden spawn --agent SOCKET ARGS`, its output piped.
+fn spawn_cmd(socket: &Path, args: &[&str]) -> Child {
+    Command::new(HOLDEN)
+        .arg("spawn")
+        .arg("--agent")
+        .arg(socket)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start holden spawn")
 }
 
 /// A raw protocol connection, for what the holden commands never send.
@@ -737,7 +742,10 @@ fn pidfd_pid(fd: &OwnedFd) -> u32 {
 #[test]
 fn podman_agent_container_spawns_into_its_pid_namespace_for_a_host_caller() {
     if let Err(why) = podman_usable() {
-        eprintln!("SKIP podman_agent_container_spawns_into_its_pid_namespace_for_a_host_caller: {why}");
+        skip(
+            "podman_agent_container_spawns_into_its_pid_namespace_for_a_host_caller",
+            &why,
+        );
         return;
     }
     let dir = tempdir();
@@ -829,13 +837,10 @@ fn podman_agent_container_spawns_into_its_pid_namespace_for_a_host_caller() {
         "x",
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
-    let agent_like = Agent {
-        dir: tempdir(),
-        socket: socket.clone(),
-        child: None,
-        pid: 0,
-    };
-    let mut spawn = agent_like.spawn_cmd(&["--", "/holden", "agent", "--socket", "/run/holden/inner2.sock"]);
+    let mut spawn = spawn_cmd(
+        &socket,
+        &["--", "/holden", "agent", "--socket", "/run/holden/inner2.sock"],
+    );
     wait_for(T, "the second spawned agent's socket", || {
         if run.join("inner2.sock").exists() {
             Ok(())
@@ -849,7 +854,6 @@ fn podman_agent_container_spawns_into_its_pid_namespace_for_a_host_caller() {
         0,
         "the inner agent exits 0 on the forwarded SIGTERM"
     );
-    std::mem::forget(agent_like); // pid 0: nothing of its own to kill
 
     // holden run on the host supervises a program in the container through its agent. The
     // program's directory must exist in the container: "/" does in any image.

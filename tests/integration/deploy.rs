@@ -202,7 +202,10 @@ fn pod_yaml() -> String {
 #[test]
 fn podman_the_example_image_runs_its_config_answers_the_pods_liveness_probe_and_stops_with_0() {
     if let Err(why) = podman_usable() {
-        eprintln!("SKIP podman_the_example_image_...: {why}");
+        skip(
+            "podman_the_example_image_runs_its_config_answers_the_pods_liveness_probe_and_stops_with_0",
+            &why,
+        );
         return;
     }
     let mut image = Image::build();
@@ -273,11 +276,14 @@ fn mounts(dir: &Path, busybox: &Path) -> [String; 6] {
 fn podman_holden_is_pid_1_supervises_reaps_orphans_and_stops_every_program_on_sigterm() {
     let test = "podman_holden_is_pid_1_supervises_reaps_orphans_and_stops_every_program_on_sigterm";
     if let Err(why) = podman_usable() {
-        eprintln!("SKIP {test}: {why}");
+        skip(test, &why);
         return;
     }
     let Some(busybox) = static_busybox() else {
-        eprintln!("SKIP {test}: no static busybox (apt-get install busybox-static) for the programs");
+        skip(
+            test,
+            "no static busybox for the programs (.ci/setup.sh installs busybox-static)",
+        );
         return;
     };
     let dir = container_dirs(CONTAINER_CONFIG);
@@ -387,11 +393,14 @@ memory_limit = "50MB"
 fn podman_with_a_private_cgroup_namespace_limits_apply_when_writable_and_stop_holden_when_read_only() {
     let test = "podman_with_a_private_cgroup_namespace_limits_apply_when_writable_and_stop_holden_when_read_only";
     if let Err(why) = podman_usable() {
-        eprintln!("SKIP {test}: {why}");
+        skip(test, &why);
         return;
     }
     let Some(busybox) = static_busybox() else {
-        eprintln!("SKIP {test}: no static busybox (apt-get install busybox-static) for the programs");
+        skip(
+            test,
+            "no static busybox for the programs (.ci/setup.sh installs busybox-static)",
+        );
         return;
     };
     let dir = container_dirs(LIMITED_CONFIG);
