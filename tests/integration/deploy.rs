@@ -790,7 +790,10 @@ fn the_systemd_unit_delegates_stops_holden_alone_in_time_and_reloads_by_sighup()
             .map(|(_, v)| v.as_str())
             .unwrap_or_else(|| panic!("no {k}= in [Service]"))
     };
-    assert_eq!(get("Type"), "simple");
+    assert_eq!(get("Type"), "notify");
+    assert_eq!(get("NotifyAccess"), "main");
+    let nofile: u64 = get("LimitNOFILE").parse().expect("LimitNOFILE is a number");
+    assert!(nofile >= 65536, "LimitNOFILE={nofile}");
     assert_eq!(get("Delegate"), "yes");
     assert_eq!(get("KillMode"), "mixed");
     assert_eq!(get("KillSignal"), "SIGTERM");
@@ -883,4 +886,129 @@ fn containerfile_value<'a>(file: &'a str, key: &str) -> &'a str {
     file.lines()
         .find_map(|l| l.strip_prefix(&format!("{key} ")))
         .unwrap_or_else(|| panic!("no {key} in the Containerfile"))
+}
+
+#[test]
+fn the_systemd_unit_passes_systemd_analyze_verify() {
+    let test = "the_systemd_unit_passes_systemd_analyze_verify";
+    if Command::new("systemd-analyze").arg("--version").output().is_err() {
+        skip(test, "no systemd-analyze (.ci/setup.sh installs systemd)");
+        return;
+    }
+    // A temp copy whose ExecStart is the holden under test: verify checks that it exists.
+    let unit = fs::read_to_string(repo().join("contrib/systemd/holden.service")).unwrap();
+    assert!(unit.contains("ExecStart=/usr/local/bin/holden "), "{unit}");
+    let dir = tempdir();
+    let copy = dir.path().join("holden.service");
+    fs::write(&copy, unit.replace("/usr/local/bin/holden", HOLDEN)).unwrap();
+    let child = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&copy)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_output(child, T, "systemd-analyze verify");
+    // Unknown keys and bad values are warnings on stderr with exit 0: none may appear.
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "systemd-analyze verify: {}\n{}{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// `$NOTIFY_SOCKET` for a test: a unix datagram socket in a temp dir, as systemd binds it.
+struct NotifySocket {
+    socket: std::os::unix::net::UnixDatagram,
+    path: PathBuf,
+}
+
+impl NotifySocket {
+    fn bind(dir: &Path) -> NotifySocket {
+        let path = dir.join("notify.sock");
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        NotifySocket { socket, path }
+    }
+
+    /// The next datagram, within `T`.
+    fn recv(&self) -> String {
+        self.socket.set_read_timeout(Some(T)).unwrap();
+        let mut buf = [0u8; 4096];
+        let n = self
+            .socket
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("no sd_notify message within {T:?}: {e}"));
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+}
+
+#[test]
+fn sd_notify_ready_after_every_autostart_program_is_spawned_and_stopping_at_sigterm() {
+    let mut sup = Supervisor::prepare(
+        "cgroups = \"off\"\n",
+        r#"
+[programs.web]
+command = ["sh", "-c", "env > {dir}/web.env; exec sleep 600"]
+min_uptime = "300ms"
+
+[programs.app]
+command = "sleep 600"
+depends_on = ["web"]
+
+[programs.manual]
+command = "sleep 600"
+autostart = false
+"#,
+    );
+    let notify = NotifySocket::bind(sup.dir.path());
+    let mut cmd = Command::new(HOLDEN);
+    cmd.arg("run")
+        .arg("-c")
+        .arg(&sup.config)
+        .current_dir(sup.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(sup.dir.path().join("holden.stderr")).unwrap())
+        .env_remove("HOLDEN_CONFIG")
+        .env_remove("HOLDEN_CONTROL_SOCKET")
+        .env("NOTIFY_SOCKET", &notify.path);
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let child = cmd.spawn().expect("spawn holden run");
+    sup.pid = child.id();
+    sup.child = Some(child);
+
+    // READY=1 comes once app, which waits for web to be RUNNING (300ms), was spawned too.
+    let ready = notify.recv();
+    assert!(ready.lines().any(|l| l == "READY=1"), "{ready:?}");
+    assert!(ready.lines().any(|l| l.starts_with("STATUS=3 programs: ")), "{ready:?}");
+    let status = sup.status();
+    for name in ["web", "app"] {
+        let p = status.iter().find(|p| p["name"] == name).unwrap();
+        assert!(
+            (p["state"] == "RUNNING" || p["state"] == "STARTING")
+                && p["pid"].as_u64().is_some_and(|pid| alive(pid as u32)),
+            "{name} at READY=1: {p}"
+        );
+    }
+    let manual = status.iter().find(|p| p["name"] == "manual").unwrap();
+    assert_eq!(manual["state"], "STOPPED", "{manual}");
+    // Only holden speaks for the unit: its programs do not inherit NOTIFY_SOCKET.
+    let env = wait_for(T, "web's environment dump", || {
+        fs::read_to_string(sup.path("web.env"))
+            .ok()
+            .filter(|e| e.ends_with('\n'))
+            .ok_or_else(|| "not yet".to_string())
+    });
+    assert!(env.lines().any(|l| l.starts_with("PATH=")), "{env}");
+    assert!(!env.contains("NOTIFY_SOCKET"), "{env}");
+
+    // SIGTERM: STOPPING=1 when the shutdown begins, then exit 0.
+    sup.signal(15);
+    let stopping = notify.recv();
+    assert!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping:?}");
+    assert!(stopping.contains("STATUS=SIGTERM: stopping"), "{stopping:?}");
+    assert_eq!(sup.wait_exit(T).code(), Some(0), "{}", sup.log_text());
 }
