@@ -725,7 +725,8 @@ struct Container {
 impl Drop for Container {
     fn drop(&mut self) {
         let _ = podman(&["rm", "-f", "-t", "0", &self.name]);
-        let _ = podman(&["rmi", "-f", &format!("localhost/{}", self.name)]);
+        // Not -f: the image alone, never a layer that another image still uses.
+        let _ = podman(&["rmi", &format!("localhost/{}", self.name)]);
     }
 }
 
@@ -748,26 +749,14 @@ fn podman_agent_container_spawns_into_its_pid_namespace_for_a_host_caller() {
         );
         return;
     }
+    let _podman = podman_lock();
     let dir = tempdir();
-    let ctx = dir.path().join("ctx");
     let run = dir.path().join("run");
-    fs::create_dir_all(&ctx).unwrap();
     fs::create_dir_all(&run).unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    fs::copy(root.join("containers/agent/Containerfile"), ctx.join("Containerfile")).unwrap();
-    fs::copy(static_holden(), ctx.join("holden")).unwrap();
-
-    let name = format!(
-        "holden-agent-test-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
-    let image = format!("localhost/{name}");
+    let image = unique_image("holden-agent-test");
+    let name = image.trim_start_matches("localhost/").to_string();
     let container = Container { name: name.clone() };
-    podman_ok(&["build", "-q", "-t", &image, ctx.to_str().unwrap()]);
+    build_image("containers/agent", &image);
     let volume = format!("{}:/run/holden", run.display());
     podman_ok(&[
         "run",

@@ -85,26 +85,13 @@ struct Image {
 }
 
 impl Image {
+    /// Built by the users' recipe, contrib/container/build.sh. Hold [`podman_lock`] first.
     fn build() -> Image {
-        let name = format!(
-            "localhost/holden-deploy-test-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-        );
-        let ctx = tempdir();
-        let contrib = repo().join("contrib/container");
-        for f in ["Containerfile", "supervisor.toml"] {
-            fs::copy(contrib.join(f), ctx.path().join(f)).unwrap();
-        }
-        fs::copy(static_holden(), ctx.path().join("holden")).unwrap();
         let image = Image {
-            name,
+            name: unique_image("holden-deploy-test"),
             containers: Vec::new(),
         };
-        podman_ok(&["build", "-q", "-t", &image.name, ctx.path().to_str().unwrap()]);
+        build_image("contrib/container", &image.name);
         image
     }
 
@@ -132,7 +119,8 @@ impl Drop for Image {
             }
             let _ = podman(&["rm", "-f", "-t", "0", c]);
         }
-        let _ = podman(&["rmi", "-f", &self.name]);
+        // Not -f: the image alone, never a layer that another image still uses.
+        let _ = podman(&["rmi", &self.name]);
     }
 }
 
@@ -208,6 +196,7 @@ fn podman_the_example_image_runs_its_config_answers_the_pods_liveness_probe_and_
         );
         return;
     }
+    let _podman = podman_lock();
     let mut image = Image::build();
     let c = image.run(&[]);
     wait_all_running(&c, &["agent"]);
@@ -286,6 +275,7 @@ fn podman_holden_is_pid_1_supervises_reaps_orphans_and_stops_every_program_on_si
         );
         return;
     };
+    let _podman = podman_lock();
     let dir = container_dirs(CONTAINER_CONFIG);
     let run = dir.path().join("run");
     let mut image = Image::build();
@@ -403,6 +393,7 @@ fn podman_with_a_private_cgroup_namespace_limits_apply_when_writable_and_stop_ho
         );
         return;
     };
+    let _podman = podman_lock();
     let dir = container_dirs(LIMITED_CONFIG);
     let mut image = Image::build();
     let args = mounts(dir.path(), &busybox);

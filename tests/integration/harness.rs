@@ -567,6 +567,59 @@ pub fn podman_usable() -> Result<(), String> {
     }
 }
 
+/// Held by a podman test from its start to its end (declare it first, so that it is dropped
+/// last, after the test's containers and images are removed): podman tests run one at a time,
+/// also across test binaries and worktrees on this machine. Concurrent builds of images that
+/// share a layer (the same static holden) and removals of such images make podman fail with
+/// "layer not known". An flock on a file in the temp dir: released when the file is closed.
+pub fn podman_lock() -> fs::File {
+    let path = std::env::temp_dir().join("holden-podman-tests.lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+        .unwrap_or_else(|e| panic!("flock {}: {e}", path.display()));
+    file
+}
+
+/// A unique image name for one test: `localhost/<prefix>-<pid>-<n>`.
+pub fn unique_image(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "localhost/{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Build image `name` with the recipe users run, `contrib/container/build.sh` (of the
+/// Containerfile in `dir`, relative to the repository: `contrib/container`, `containers/agent`),
+/// with the static holden of [`static_holden`].
+pub fn build_image(dir: &str, name: &str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let child = Command::new("bash")
+        .arg(root.join("contrib/container/build.sh"))
+        .arg("-d")
+        .arg(root.join(dir))
+        .arg(name)
+        .env("HOLDEN_BIN", static_holden())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run contrib/container/build.sh");
+    let out = wait_output(child, Duration::from_secs(300), "contrib/container/build.sh");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == name,
+        "contrib/container/build.sh -d {dir} {name}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// This test process's own cgroup in every hierarchy holden puts programs in (memory, cpu,
 /// cpuacct, pids, and the cgroup2 one): (the hierarchy's controllers, "" for cgroup2; the
 /// directory). A holden started by the test inherits these, so a relative `cgroup_path` lands
