@@ -1003,3 +1003,141 @@ autostart = false
     assert!(stopping.contains("STATUS=SIGTERM: stopping"), "{stopping:?}");
     assert_eq!(sup.wait_exit(T).code(), Some(0), "{}", sup.log_text());
 }
+
+// ---- the Kubernetes pod, run for real: podman kube play ----
+
+/// The test's stand-in for a user's app (`/app/server --port 8080` in pod.yaml): busybox httpd
+/// serving /app on the port, exiting 0 on SIGTERM.
+const APP_SERVER: &str = r#"#!/bin/busybox sh
+port=$2
+/bin/busybox httpd -f -p "$port" -h /app &
+pid=$!
+trap '/bin/busybox kill $pid 2>/dev/null; wait $pid; echo "server: stopped"; exit 0' TERM
+echo "server: listening on $port"
+wait $pid
+"#;
+
+/// A pod of `podman kube play`, and the images it runs; removed on drop (`kube down`).
+struct KubePod {
+    yaml: PathBuf,
+    images: Vec<String>,
+}
+
+impl Drop for KubePod {
+    fn drop(&mut self) {
+        let _ = podman(&["kube", "down", self.yaml.to_str().unwrap()]);
+        for image in self.images.iter().rev() {
+            let _ = podman(&["rmi", image]);
+        }
+    }
+}
+
+#[test]
+fn podman_kube_play_runs_the_pod_spec_holden_pid_1_with_agent_and_app_and_stops_every_program_with_0() {
+    let test = "podman_kube_play_runs_the_pod_spec_holden_pid_1_with_agent_and_app_and_stops_every_program_with_0";
+    if let Err(why) = podman_usable() {
+        skip(test, &why);
+        return;
+    }
+    let Some(busybox) = static_busybox() else {
+        skip(
+            test,
+            "no static busybox for the app (.ci/setup.sh installs busybox-static)",
+        );
+        return;
+    };
+    let _podman = podman_lock();
+    let dir = tempdir();
+    // The image as a user builds it (contrib/container/build.sh), and an app image derived from
+    // it, as docs/deploy.md says: FROM holden + COPY the app.
+    let holden_image = unique_image("holden-kube-test");
+    let app_image = format!("{holden_image}-app");
+    let pod_name = holden_image.trim_start_matches("localhost/").to_string();
+    let mut pod = KubePod {
+        yaml: dir.path().join("pod.yaml"),
+        images: Vec::new(),
+    };
+    build_image("contrib/container", &holden_image);
+    pod.images.push(holden_image.clone());
+    let ctx = dir.path().join("app");
+    fs::create_dir(&ctx).unwrap();
+    fs::copy(&busybox, ctx.join("busybox")).unwrap();
+    fs::write(ctx.join("server"), APP_SERVER).unwrap();
+    fs::set_permissions(ctx.join("server"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    fs::write(
+        ctx.join("Containerfile"),
+        format!("FROM {holden_image}\nCOPY busybox /bin/busybox\nCOPY server /app/server\n"),
+    )
+    .unwrap();
+    podman_ok(&["build", "-q", "-t", &app_image, ctx.to_str().unwrap()]);
+    pod.images.push(app_image.clone());
+
+    // pod.yaml as shipped, but for the image and unique names (pod, ConfigMap).
+    let shipped = pod_yaml();
+    assert!(shipped.contains("image: localhost/holden:latest"), "{shipped}");
+    assert!(shipped.contains("\n  name: holden\n"), "{shipped}");
+    let yaml = shipped
+        .replace("image: localhost/holden:latest", &format!("image: {app_image}"))
+        .replace("\n  name: holden\n", &format!("\n  name: {pod_name}\n"))
+        .replace("name: holden-config", &format!("name: {pod_name}-config"));
+    fs::write(&pod.yaml, &yaml).unwrap();
+    // Offline here: no network for the pod. Healthchecks need a running systemd (podman says
+    // so on stderr and goes on): the liveness command is run by hand below.
+    podman_ok(&["kube", "play", "--network", "none", pod.yaml.to_str().unwrap()]);
+    let c = format!("{pod_name}-holden");
+
+    // holden is PID 1, the agent runs, and the app, which depends on it, after it.
+    wait_all_running(&c, &["agent", "app"]);
+    let host_pid: u32 = inspect(&c, "Pid").parse().unwrap();
+    assert_eq!(nspid(host_pid).last(), Some(&1), "NSpid of {host_pid}");
+    let log = container_log(&c);
+    let agent_running = log
+        .find("agent: STARTING -> RUNNING")
+        .expect("agent RUNNING in the log");
+    let app_started = log.find("app: STOPPED -> STARTING").expect("app started in the log");
+    assert!(agent_running < app_started, "app starts once agent is RUNNING:\n{log}");
+    let page = podman_ok(&[
+        "exec",
+        &c,
+        "/bin/busybox",
+        "wget",
+        "-qO-",
+        "http://127.0.0.1:8080/server",
+    ]);
+    assert!(page.contains("busybox httpd"), "the app answers: {page}");
+    let mut probe = vec!["exec".to_string(), c.clone()];
+    probe.extend(pod_liveness(&yaml));
+    let probe: Vec<&str> = probe.iter().map(String::as_str).collect();
+    let out = podman(&probe);
+    assert!(out.status.success(), "liveness {probe:?}: {}", text(&out.stderr));
+
+    // The kubelet's deletion: SIGTERM to PID 1, SIGKILL after terminationGracePeriodSeconds.
+    // podman 4.3's `kube down` stops with a timeout of 0 (SIGKILL at once), so the pod is
+    // stopped first with the pod's grace period, then torn down.
+    let grace = pod_value(&yaml, "terminationGracePeriodSeconds");
+    let t0 = Instant::now();
+    podman_ok(&["pod", "stop", "-t", grace, &pod_name]);
+    let took = t0.elapsed();
+    let log = container_log(&c);
+    assert_eq!(inspect(&c, "ExitCode"), "0", "holden's exit code\n{log}");
+    assert!(took < Duration::from_secs(10), "podman pod stop took {took:?}\n{log}");
+    for name in ["app", "agent"] {
+        assert!(
+            log.contains(&format!("{name}: RUNNING -> STOPPING (sent SIGTERM)")),
+            "{log}"
+        );
+        assert!(
+            log.contains(&format!("{name}: STOPPING -> STOPPED (exit status 0)")),
+            "{name} stopped with exit 0:\n{log}"
+        );
+    }
+    let app_stopped = log.find("app: STOPPING -> STOPPED").unwrap();
+    let agent_stopping = log.find("agent: RUNNING -> STOPPING").unwrap();
+    assert!(app_stopped < agent_stopping, "app (the dependent) stops first:\n{log}");
+    assert!(log.contains("server: stopped"), "{log}");
+    assert!(log.contains("every program stopped; exiting"), "{log}");
+    podman_ok(&["kube", "down", pod.yaml.to_str().unwrap()]);
+    let left = podman_ok(&["pod", "ps", "-q", "--filter", &format!("name=^{pod_name}$")]);
+    assert!(left.trim().is_empty(), "the pod is gone: {left}");
+    eprintln!("podman kube play: pod stop with agent and app: {took:?}");
+}
