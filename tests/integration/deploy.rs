@@ -8,8 +8,12 @@
 //!   test makes the part that matters itself: a fresh cgroup standing for the service's
 //!   delegated cgroup in every hierarchy holden uses, holden moved into it before it runs, and
 //!   `cgroup_path = "programs"`. The unit file's settings are checked against its config.
-//! - A Kubernetes pod: no cluster here. The pod spec is checked against what the container test
-//!   proves (entrypoint, config path, liveness command, grace period against stop_timeout).
+//! - A Kubernetes pod: no cluster here, so `podman kube play` runs pod.yaml for real (holden as
+//!   PID 1, the agent, an app depending on it, stopped with its grace period); the pod spec is
+//!   also checked against the image (entrypoint, config path, grace period against stop_timeout).
+//! - sd_notify (`Type=notify`): a datagram socket of the test's stands for systemd's.
+//!
+//! Every image is built with `contrib/container/build.sh`; podman tests hold `podman_lock`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
