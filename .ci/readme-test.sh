@@ -70,7 +70,7 @@ grep -q '^\[programs\.memhog\]' "$config" || fail "no [programs.memhog] in super
 token=$(basename "$tmp")
 echo "$token" >"$clone/readme-test-token"
 
-if curl -s --max-time 2 -o /dev/null "http://127.0.0.1:$port/"; then
+if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     fail "something listens on 127.0.0.1:$port already: the example's web server could not"
 fi
 
@@ -96,8 +96,15 @@ wait_until() { # DEADLINE_S WHAT COMMAND...
         sleep 0.2
     done
 }
+http_get() { # PATH: the whole HTTP/1.0 reply from 127.0.0.1:$port (bash's /dev/tcp: no curl)
+    (exec 3<>"/dev/tcp/127.0.0.1/$port" \
+        && printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$1" >&3 \
+        && timeout 2 cat <&3) 2>/dev/null
+}
 web_answers() {
-    [ "$(curl -s --max-time 2 "http://127.0.0.1:$port/readme-test-token" 2>/dev/null)" = "$token" ]
+    local reply
+    reply=$(http_get /readme-test-token) || return 1
+    [[ $reply == "HTTP/1."?" 200 "* && $reply == *$'\r\n\r\n'"$token"* ]]
 }
 t0=$(date +%s)
 wait_until "$build_timeout" "the web server on port $port (build included)" web_answers
