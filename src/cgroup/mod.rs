@@ -1301,10 +1301,23 @@ mod kernel_tests {
     use std::process::{Child, ChildStdin, Command, Stdio};
     use std::sync::atomic::{AtomicU32, Ordering};
 
+    /// Not root: say so, and count the skip where test.sh counts the integration tests' ones
+    /// (`holden-skips.txt` in the target dir, see tests/integration/harness.rs).
     fn root_or_skip(test: &str) -> bool {
         let root = rustix::process::geteuid().is_root();
         if !root {
+            use std::io::Write;
             eprintln!("SKIP {test}: needs root to create cgroups");
+            let root_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+            let target = std::env::var_os("CARGO_TARGET_DIR").map_or(root_dir.join("target"), |d| root_dir.join(d));
+            let _ = std::fs::create_dir_all(&target);
+            let line = format!("cgroup::tests::{test}: needs root to create cgroups\n");
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(target.join("holden-skips.txt"))
+                .and_then(|mut f| f.write_all(line.as_bytes()))
+                .expect("record the skip in holden-skips.txt");
         }
         root
     }

@@ -298,8 +298,20 @@ fn connect(args: &ClientArgs) -> Result<Connection, Failure> {
     Connection::open(&socket_path(args))
 }
 
-/// Write to stdout; a closed stdout (`holden status | head -1`) ends quietly.
+/// Write to stdout; a closed stdout (`holden status | head -1`) ends quietly. In unit tests,
+/// to a per-thread buffer instead (`tests::take_output`), which the tests check.
 fn out(text: &str) -> Result<(), Failure> {
+    #[cfg(test)]
+    {
+        tests::OUTPUT.with(|o| o.borrow_mut().push_str(text));
+        Ok(())
+    }
+    #[cfg(not(test))]
+    write_stdout(text)
+}
+
+#[cfg_attr(test, allow(dead_code))]
+fn write_stdout(text: &str) -> Result<(), Failure> {
     let mut o = io::stdout().lock();
     match o.write_all(text.as_bytes()).and_then(|()| o.flush()) {
         Ok(()) => Ok(()),
@@ -898,6 +910,17 @@ mod tests {
     use super::*;
     use crate::control::server::Limits;
     use crate::control::server::test_support::TestServer;
+    use std::cell::RefCell;
+
+    thread_local! {
+        /// What `out` wrote on this thread: each test runs on a thread of its own.
+        pub(super) static OUTPUT: RefCell<String> = const { RefCell::new(String::new()) };
+    }
+
+    /// What `out` wrote on this thread since the last call.
+    pub(super) fn take_output() -> String {
+        OUTPUT.with(|o| std::mem::take(&mut *o.borrow_mut()))
+    }
 
     fn transition(to: &str, reason: Option<&str>, pid: Option<i32>) -> Event {
         Event::Transition {
@@ -1088,6 +1111,7 @@ mod tests {
     fn start_follows_events_over_a_real_socket_until_running() {
         let server = fake_supervisor();
         assert_eq!(act(Action::Start, targets(&server, &["web"])).unwrap(), 0);
+        assert_eq!(take_output(), "web: RUNNING (pid 5)\n");
     }
 
     #[test]
@@ -1111,6 +1135,8 @@ mod tests {
         let e = simple(&args, Request::Remove { name: "x".into() }, "removed").unwrap_err();
         assert_eq!((e.code, e.message.as_str()), (1, "no remove"));
         assert_eq!(status(&args, vec![], true).unwrap(), 0);
+        let json: serde_json::Value = serde_json::from_str(&take_output()).unwrap();
+        assert_eq!(json, serde_json::json!({ "programs": [] }));
     }
 
     #[test]

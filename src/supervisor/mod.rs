@@ -14,6 +14,7 @@
 //! process group) is empty.
 
 pub mod logger;
+mod notify;
 mod ops;
 mod remote;
 mod requests;
@@ -66,7 +67,10 @@ pub fn run(path: Option<&Path>) -> Result<u8, Failure> {
     let path = config::config_path(path);
     let config = config::load(&path).map_err(config_failure)?;
     logger::init(&config.supervisor).map_err(Failure::usage)?;
+    // Before anything could start a thread: it removes NOTIFY_SOCKET from the environment.
+    let notifier = notify::Notifier::from_env();
     let mut sup = Supervisor::new(config).map_err(|e| Failure::runtime(e.to_string()))?;
+    sup.notify = notifier;
     sup.run().map_err(|e| Failure::runtime(e.to_string()))?;
     Ok(0)
 }
@@ -152,6 +156,8 @@ pub struct Supervisor {
     events: Vec<ControlEvent>,
     /// Output pipes and log files of every program.
     logs: crate::logs::Logs,
+    /// The service manager's `$NOTIFY_SOCKET` (systemd `Type=notify`), when holden has one.
+    notify: Option<notify::Notifier>,
 }
 
 impl Supervisor {
@@ -218,6 +224,7 @@ impl Supervisor {
             control: Some(control),
             events: Vec::new(),
             logs: crate::logs::Logs::new(),
+            notify: None,
         })
     }
 
@@ -236,6 +243,7 @@ impl Supervisor {
         }
         self.settle();
         loop {
+            self.notify_ready();
             if self.shutting_down && self.slots.iter().flatten().all(|s| s.machine.state.is_down()) {
                 self.logs.drain_all(&self.reactor);
                 log::info!("every program stopped; exiting");
@@ -377,6 +385,9 @@ impl Supervisor {
         }
         log::info!("{why}: shutting down");
         self.shutting_down = true;
+        if let Some(n) = self.notify.as_mut() {
+            n.stopping(&format!("{why}: stopping every program"));
+        }
         for slot in self.slots.iter_mut().flatten() {
             slot.pending_start = false;
             slot.pending_stop = true;
@@ -489,6 +500,43 @@ impl Supervisor {
                 break;
             }
         }
+    }
+
+    /// sd_notify `READY=1` once every autostart program has been spawned (see notify.rs).
+    fn notify_ready(&mut self) {
+        if self.shutting_down || self.notify.as_ref().is_none_or(|n| n.ready_sent()) {
+            return;
+        }
+        let waiting = (0..self.slots.len())
+            .any(|i| self.slots[i].as_ref().is_some_and(|s| s.pending_start) && !self.never_starts(i, 0));
+        if waiting {
+            return;
+        }
+        let status = notify::status_line(self.slots.iter().flatten().map(|s| s.machine.state.name()));
+        log::debug!("every autostart program spawned: {status}");
+        if let Some(n) = self.notify.as_mut() {
+            n.ready(&status);
+        }
+    }
+
+    /// Program `i` waits for its dependencies, and one of them will not be RUNNING unless a
+    /// user starts it (FATAL, EXITED, STOPPED and not about to start, or waiting in vain too).
+    fn never_starts(&self, i: usize, depth: usize) -> bool {
+        if depth > self.slots.len() {
+            return true;
+        }
+        self.slot(i).program.depends_on.iter().any(|d| {
+            let found = self.program_named(d);
+            found.is_empty()
+                || found.into_iter().any(|j| {
+                    let dep = self.slot(j);
+                    match dep.machine.state {
+                        State::Fatal | State::Exited => true,
+                        State::Stopped => !dep.pending_start || self.never_starts(j, depth + 1),
+                        _ => false,
+                    }
+                })
+        })
     }
 
     /// Is every program that `i` depends on RUNNING? A dependency on a program with

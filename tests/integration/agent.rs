@@ -109,16 +109,7 @@ impl Agent {
     }
 
     fn spawn_cmd(&self, args: &[&str]) -> Child {
-        Command::new(HOLDEN)
-            .arg("spawn")
-            .arg("--agent")
-            .arg(&self.socket)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start holden spawn")
+        spawn_cmd(&self.socket, args)
     }
 
     /// Live processes below the agent (the ones it spawned), zombies excluded.
@@ -151,6 +142,20 @@ impl Drop for Agent {
             eprintln!("---- agent log ----\n{}", self.log());
         }
     }
+}
+
+/// `holden spawn --agent SOCKET ARGS`, its output piped.
+fn spawn_cmd(socket: &Path, args: &[&str]) -> Child {
+    Command::new(HOLDEN)
+        .arg("spawn")
+        .arg("--agent")
+        .arg(socket)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start holden spawn")
 }
 
 /// A raw protocol connection, for what the holden commands never send.
@@ -720,7 +725,8 @@ struct Container {
 impl Drop for Container {
     fn drop(&mut self) {
         let _ = podman(&["rm", "-f", "-t", "0", &self.name]);
-        let _ = podman(&["rmi", "-f", &format!("localhost/{}", self.name)]);
+        // Not -f: the image alone, never a layer that another image still uses.
+        let _ = podman(&["rmi", &format!("localhost/{}", self.name)]);
     }
 }
 
@@ -737,29 +743,20 @@ fn pidfd_pid(fd: &OwnedFd) -> u32 {
 #[test]
 fn podman_agent_container_spawns_into_its_pid_namespace_for_a_host_caller() {
     if let Err(why) = podman_usable() {
-        eprintln!("SKIP podman_agent_container_spawns_into_its_pid_namespace_for_a_host_caller: {why}");
+        skip(
+            "podman_agent_container_spawns_into_its_pid_namespace_for_a_host_caller",
+            &why,
+        );
         return;
     }
+    let _podman = podman_lock();
     let dir = tempdir();
-    let ctx = dir.path().join("ctx");
     let run = dir.path().join("run");
-    fs::create_dir_all(&ctx).unwrap();
     fs::create_dir_all(&run).unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    fs::copy(root.join("containers/agent/Containerfile"), ctx.join("Containerfile")).unwrap();
-    fs::copy(static_holden(), ctx.join("holden")).unwrap();
-
-    let name = format!(
-        "holden-agent-test-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
-    let image = format!("localhost/{name}");
+    let image = unique_image("holden-agent-test");
+    let name = image.trim_start_matches("localhost/").to_string();
     let container = Container { name: name.clone() };
-    podman_ok(&["build", "-q", "-t", &image, ctx.to_str().unwrap()]);
+    build_image("containers/agent", &image);
     let volume = format!("{}:/run/holden", run.display());
     podman_ok(&[
         "run",
@@ -829,13 +826,10 @@ fn podman_agent_container_spawns_into_its_pid_namespace_for_a_host_caller() {
         "x",
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
-    let agent_like = Agent {
-        dir: tempdir(),
-        socket: socket.clone(),
-        child: None,
-        pid: 0,
-    };
-    let mut spawn = agent_like.spawn_cmd(&["--", "/holden", "agent", "--socket", "/run/holden/inner2.sock"]);
+    let mut spawn = spawn_cmd(
+        &socket,
+        &["--", "/holden", "agent", "--socket", "/run/holden/inner2.sock"],
+    );
     wait_for(T, "the second spawned agent's socket", || {
         if run.join("inner2.sock").exists() {
             Ok(())
@@ -849,7 +843,6 @@ fn podman_agent_container_spawns_into_its_pid_namespace_for_a_host_caller() {
         0,
         "the inner agent exits 0 on the forwarded SIGTERM"
     );
-    std::mem::forget(agent_like); // pid 0: nothing of its own to kill
 
     // holden run on the host supervises a program in the container through its agent. The
     // program's directory must exist in the container: "/" does in any image.

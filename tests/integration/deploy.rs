@@ -8,8 +8,12 @@
 //!   test makes the part that matters itself: a fresh cgroup standing for the service's
 //!   delegated cgroup in every hierarchy holden uses, holden moved into it before it runs, and
 //!   `cgroup_path = "programs"`. The unit file's settings are checked against its config.
-//! - A Kubernetes pod: no cluster here. The pod spec is checked against what the container test
-//!   proves (entrypoint, config path, liveness command, grace period against stop_timeout).
+//! - A Kubernetes pod: no cluster here, so `podman kube play` runs pod.yaml for real (holden as
+//!   PID 1, the agent, an app depending on it, stopped with its grace period); the pod spec is
+//!   also checked against the image (entrypoint, config path, grace period against stop_timeout).
+//! - sd_notify (`Type=notify`): a datagram socket of the test's stands for systemd's.
+//!
+//! Every image is built with `contrib/container/build.sh`; podman tests hold `podman_lock`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -85,26 +89,13 @@ struct Image {
 }
 
 impl Image {
+    /// Built by the users' recipe, contrib/container/build.sh. Hold [`podman_lock`] first.
     fn build() -> Image {
-        let name = format!(
-            "localhost/holden-deploy-test-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-        );
-        let ctx = tempdir();
-        let contrib = repo().join("contrib/container");
-        for f in ["Containerfile", "supervisor.toml"] {
-            fs::copy(contrib.join(f), ctx.path().join(f)).unwrap();
-        }
-        fs::copy(static_holden(), ctx.path().join("holden")).unwrap();
         let image = Image {
-            name,
+            name: unique_image("holden-deploy-test"),
             containers: Vec::new(),
         };
-        podman_ok(&["build", "-q", "-t", &image.name, ctx.path().to_str().unwrap()]);
+        build_image("contrib/container", &image.name);
         image
     }
 
@@ -132,7 +123,8 @@ impl Drop for Image {
             }
             let _ = podman(&["rm", "-f", "-t", "0", c]);
         }
-        let _ = podman(&["rmi", "-f", &self.name]);
+        // Not -f: the image alone, never a layer that another image still uses.
+        let _ = podman(&["rmi", &self.name]);
     }
 }
 
@@ -202,9 +194,13 @@ fn pod_yaml() -> String {
 #[test]
 fn podman_the_example_image_runs_its_config_answers_the_pods_liveness_probe_and_stops_with_0() {
     if let Err(why) = podman_usable() {
-        eprintln!("SKIP podman_the_example_image_...: {why}");
+        skip(
+            "podman_the_example_image_runs_its_config_answers_the_pods_liveness_probe_and_stops_with_0",
+            &why,
+        );
         return;
     }
+    let _podman = podman_lock();
     let mut image = Image::build();
     let c = image.run(&[]);
     wait_all_running(&c, &["agent"]);
@@ -273,13 +269,17 @@ fn mounts(dir: &Path, busybox: &Path) -> [String; 6] {
 fn podman_holden_is_pid_1_supervises_reaps_orphans_and_stops_every_program_on_sigterm() {
     let test = "podman_holden_is_pid_1_supervises_reaps_orphans_and_stops_every_program_on_sigterm";
     if let Err(why) = podman_usable() {
-        eprintln!("SKIP {test}: {why}");
+        skip(test, &why);
         return;
     }
     let Some(busybox) = static_busybox() else {
-        eprintln!("SKIP {test}: no static busybox (apt-get install busybox-static) for the programs");
+        skip(
+            test,
+            "no static busybox for the programs (.ci/setup.sh installs busybox-static)",
+        );
         return;
     };
+    let _podman = podman_lock();
     let dir = container_dirs(CONTAINER_CONFIG);
     let run = dir.path().join("run");
     let mut image = Image::build();
@@ -387,13 +387,17 @@ memory_limit = "50MB"
 fn podman_with_a_private_cgroup_namespace_limits_apply_when_writable_and_stop_holden_when_read_only() {
     let test = "podman_with_a_private_cgroup_namespace_limits_apply_when_writable_and_stop_holden_when_read_only";
     if let Err(why) = podman_usable() {
-        eprintln!("SKIP {test}: {why}");
+        skip(test, &why);
         return;
     }
     let Some(busybox) = static_busybox() else {
-        eprintln!("SKIP {test}: no static busybox (apt-get install busybox-static) for the programs");
+        skip(
+            test,
+            "no static busybox for the programs (.ci/setup.sh installs busybox-static)",
+        );
         return;
     };
+    let _podman = podman_lock();
     let dir = container_dirs(LIMITED_CONFIG);
     let mut image = Image::build();
     let args = mounts(dir.path(), &busybox);
@@ -781,7 +785,10 @@ fn the_systemd_unit_delegates_stops_holden_alone_in_time_and_reloads_by_sighup()
             .map(|(_, v)| v.as_str())
             .unwrap_or_else(|| panic!("no {k}= in [Service]"))
     };
-    assert_eq!(get("Type"), "simple");
+    assert_eq!(get("Type"), "notify");
+    assert_eq!(get("NotifyAccess"), "main");
+    let nofile: u64 = get("LimitNOFILE").parse().expect("LimitNOFILE is a number");
+    assert!(nofile >= 65536, "LimitNOFILE={nofile}");
     assert_eq!(get("Delegate"), "yes");
     assert_eq!(get("KillMode"), "mixed");
     assert_eq!(get("KillSignal"), "SIGTERM");
@@ -874,4 +881,267 @@ fn containerfile_value<'a>(file: &'a str, key: &str) -> &'a str {
     file.lines()
         .find_map(|l| l.strip_prefix(&format!("{key} ")))
         .unwrap_or_else(|| panic!("no {key} in the Containerfile"))
+}
+
+#[test]
+fn the_systemd_unit_passes_systemd_analyze_verify() {
+    let test = "the_systemd_unit_passes_systemd_analyze_verify";
+    if Command::new("systemd-analyze").arg("--version").output().is_err() {
+        skip(test, "no systemd-analyze (.ci/setup.sh installs systemd)");
+        return;
+    }
+    // A temp copy whose ExecStart is the holden under test: verify checks that it exists.
+    let unit = fs::read_to_string(repo().join("contrib/systemd/holden.service")).unwrap();
+    assert!(unit.contains("ExecStart=/usr/local/bin/holden "), "{unit}");
+    let dir = tempdir();
+    let copy = dir.path().join("holden.service");
+    fs::write(&copy, unit.replace("/usr/local/bin/holden", HOLDEN)).unwrap();
+    let child = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&copy)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_output(child, T, "systemd-analyze verify");
+    // Unknown keys and bad values are warnings on stderr with exit 0: none may appear.
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "systemd-analyze verify: {}\n{}{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// `$NOTIFY_SOCKET` for a test: a unix datagram socket in a temp dir, as systemd binds it.
+struct NotifySocket {
+    socket: std::os::unix::net::UnixDatagram,
+    path: PathBuf,
+}
+
+impl NotifySocket {
+    fn bind(dir: &Path) -> NotifySocket {
+        let path = dir.join("notify.sock");
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        NotifySocket { socket, path }
+    }
+
+    /// The next datagram, within `T`.
+    fn recv(&self) -> String {
+        self.socket.set_read_timeout(Some(T)).unwrap();
+        let mut buf = [0u8; 4096];
+        let n = self
+            .socket
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("no sd_notify message within {T:?}: {e}"));
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+}
+
+#[test]
+fn sd_notify_ready_after_every_autostart_program_is_spawned_and_stopping_at_sigterm() {
+    let mut sup = Supervisor::prepare(
+        "cgroups = \"off\"\n",
+        r#"
+[programs.web]
+command = ["sh", "-c", "env > {dir}/web.env; exec sleep 600"]
+min_uptime = "300ms"
+
+[programs.app]
+command = "sleep 600"
+depends_on = ["web"]
+
+[programs.manual]
+command = "sleep 600"
+autostart = false
+"#,
+    );
+    let notify = NotifySocket::bind(sup.dir.path());
+    let mut cmd = Command::new(HOLDEN);
+    cmd.arg("run")
+        .arg("-c")
+        .arg(&sup.config)
+        .current_dir(sup.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(sup.dir.path().join("holden.stderr")).unwrap())
+        .env_remove("HOLDEN_CONFIG")
+        .env_remove("HOLDEN_CONTROL_SOCKET")
+        .env("NOTIFY_SOCKET", &notify.path);
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let child = cmd.spawn().expect("spawn holden run");
+    sup.pid = child.id();
+    sup.child = Some(child);
+
+    // READY=1 comes once app, which waits for web to be RUNNING (300ms), was spawned too.
+    let ready = notify.recv();
+    assert!(ready.lines().any(|l| l == "READY=1"), "{ready:?}");
+    assert!(ready.lines().any(|l| l.starts_with("STATUS=3 programs: ")), "{ready:?}");
+    let status = sup.status();
+    for name in ["web", "app"] {
+        let p = status.iter().find(|p| p["name"] == name).unwrap();
+        assert!(
+            (p["state"] == "RUNNING" || p["state"] == "STARTING")
+                && p["pid"].as_u64().is_some_and(|pid| alive(pid as u32)),
+            "{name} at READY=1: {p}"
+        );
+    }
+    let manual = status.iter().find(|p| p["name"] == "manual").unwrap();
+    assert_eq!(manual["state"], "STOPPED", "{manual}");
+    // Only holden speaks for the unit: its programs do not inherit NOTIFY_SOCKET.
+    let env = wait_for(T, "web's environment dump", || {
+        fs::read_to_string(sup.path("web.env"))
+            .ok()
+            .filter(|e| e.ends_with('\n'))
+            .ok_or_else(|| "not yet".to_string())
+    });
+    assert!(env.lines().any(|l| l.starts_with("PATH=")), "{env}");
+    assert!(!env.contains("NOTIFY_SOCKET"), "{env}");
+
+    // SIGTERM: STOPPING=1 when the shutdown begins, then exit 0.
+    sup.signal(15);
+    let stopping = notify.recv();
+    assert!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping:?}");
+    assert!(stopping.contains("STATUS=SIGTERM: stopping"), "{stopping:?}");
+    assert_eq!(sup.wait_exit(T).code(), Some(0), "{}", sup.log_text());
+}
+
+// ---- the Kubernetes pod, run for real: podman kube play ----
+
+/// The test's stand-in for a user's app (`/app/server --port 8080` in pod.yaml): busybox httpd
+/// serving /app on the port, exiting 0 on SIGTERM.
+const APP_SERVER: &str = r#"#!/bin/busybox sh
+port=$2
+/bin/busybox httpd -f -p "$port" -h /app &
+pid=$!
+trap '/bin/busybox kill $pid 2>/dev/null; wait $pid; echo "server: stopped"; exit 0' TERM
+echo "server: listening on $port"
+wait $pid
+"#;
+
+/// A pod of `podman kube play`, and the images it runs; removed on drop (`kube down`).
+struct KubePod {
+    yaml: PathBuf,
+    images: Vec<String>,
+}
+
+impl Drop for KubePod {
+    fn drop(&mut self) {
+        let _ = podman(&["kube", "down", self.yaml.to_str().unwrap()]);
+        for image in self.images.iter().rev() {
+            let _ = podman(&["rmi", image]);
+        }
+    }
+}
+
+#[test]
+fn podman_kube_play_runs_the_pod_spec_holden_pid_1_with_agent_and_app_and_stops_every_program_with_0() {
+    let test = "podman_kube_play_runs_the_pod_spec_holden_pid_1_with_agent_and_app_and_stops_every_program_with_0";
+    if let Err(why) = podman_usable() {
+        skip(test, &why);
+        return;
+    }
+    let Some(busybox) = static_busybox() else {
+        skip(
+            test,
+            "no static busybox for the app (.ci/setup.sh installs busybox-static)",
+        );
+        return;
+    };
+    let _podman = podman_lock();
+    let dir = tempdir();
+    // The image as a user builds it (contrib/container/build.sh), and an app image derived from
+    // it, as docs/deploy.md says: FROM holden + COPY the app.
+    let holden_image = unique_image("holden-kube-test");
+    let app_image = format!("{holden_image}-app");
+    let pod_name = holden_image.trim_start_matches("localhost/").to_string();
+    let mut pod = KubePod {
+        yaml: dir.path().join("pod.yaml"),
+        images: Vec::new(),
+    };
+    build_image("contrib/container", &holden_image);
+    pod.images.push(holden_image.clone());
+    let ctx = dir.path().join("app");
+    fs::create_dir(&ctx).unwrap();
+    fs::copy(&busybox, ctx.join("busybox")).unwrap();
+    fs::write(ctx.join("server"), APP_SERVER).unwrap();
+    fs::set_permissions(ctx.join("server"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    fs::write(
+        ctx.join("Containerfile"),
+        format!("FROM {holden_image}\nCOPY busybox /bin/busybox\nCOPY server /app/server\n"),
+    )
+    .unwrap();
+    podman_ok(&["build", "-q", "-t", &app_image, ctx.to_str().unwrap()]);
+    pod.images.push(app_image.clone());
+
+    // pod.yaml as shipped, but for the image and unique names (pod, ConfigMap).
+    let shipped = pod_yaml();
+    assert!(shipped.contains("image: localhost/holden:latest"), "{shipped}");
+    assert!(shipped.contains("\n  name: holden\n"), "{shipped}");
+    let yaml = shipped
+        .replace("image: localhost/holden:latest", &format!("image: {app_image}"))
+        .replace("\n  name: holden\n", &format!("\n  name: {pod_name}\n"))
+        .replace("name: holden-config", &format!("name: {pod_name}-config"));
+    fs::write(&pod.yaml, &yaml).unwrap();
+    // Offline here: no network for the pod. Healthchecks need a running systemd (podman says
+    // so on stderr and goes on): the liveness command is run by hand below.
+    podman_ok(&["kube", "play", "--network", "none", pod.yaml.to_str().unwrap()]);
+    let c = format!("{pod_name}-holden");
+
+    // holden is PID 1, the agent runs, and the app, which depends on it, after it.
+    wait_all_running(&c, &["agent", "app"]);
+    let host_pid: u32 = inspect(&c, "Pid").parse().unwrap();
+    assert_eq!(nspid(host_pid).last(), Some(&1), "NSpid of {host_pid}");
+    let log = container_log(&c);
+    let agent_running = log
+        .find("agent: STARTING -> RUNNING")
+        .expect("agent RUNNING in the log");
+    let app_started = log.find("app: STOPPED -> STARTING").expect("app started in the log");
+    assert!(agent_running < app_started, "app starts once agent is RUNNING:\n{log}");
+    let page = podman_ok(&[
+        "exec",
+        &c,
+        "/bin/busybox",
+        "wget",
+        "-qO-",
+        "http://127.0.0.1:8080/server",
+    ]);
+    assert!(page.contains("busybox httpd"), "the app answers: {page}");
+    let mut probe = vec!["exec".to_string(), c.clone()];
+    probe.extend(pod_liveness(&yaml));
+    let probe: Vec<&str> = probe.iter().map(String::as_str).collect();
+    let out = podman(&probe);
+    assert!(out.status.success(), "liveness {probe:?}: {}", text(&out.stderr));
+
+    // The kubelet's deletion: SIGTERM to PID 1, SIGKILL after terminationGracePeriodSeconds.
+    // podman 4.3's `kube down` stops with a timeout of 0 (SIGKILL at once), so the pod is
+    // stopped first with the pod's grace period, then torn down.
+    let grace = pod_value(&yaml, "terminationGracePeriodSeconds");
+    let t0 = Instant::now();
+    podman_ok(&["pod", "stop", "-t", grace, &pod_name]);
+    let took = t0.elapsed();
+    let log = container_log(&c);
+    assert_eq!(inspect(&c, "ExitCode"), "0", "holden's exit code\n{log}");
+    assert!(took < Duration::from_secs(10), "podman pod stop took {took:?}\n{log}");
+    for name in ["app", "agent"] {
+        assert!(
+            log.contains(&format!("{name}: RUNNING -> STOPPING (sent SIGTERM)")),
+            "{log}"
+        );
+        assert!(
+            log.contains(&format!("{name}: STOPPING -> STOPPED (exit status 0)")),
+            "{name} stopped with exit 0:\n{log}"
+        );
+    }
+    let app_stopped = log.find("app: STOPPING -> STOPPED").unwrap();
+    let agent_stopping = log.find("agent: RUNNING -> STOPPING").unwrap();
+    assert!(app_stopped < agent_stopping, "app (the dependent) stops first:\n{log}");
+    assert!(log.contains("server: stopped"), "{log}");
+    assert!(log.contains("every program stopped; exiting"), "{log}");
+    podman_ok(&["kube", "down", pod.yaml.to_str().unwrap()]);
+    let left = podman_ok(&["pod", "ps", "-q", "--filter", &format!("name=^{pod_name}$")]);
+    assert!(left.trim().is_empty(), "the pod is gone: {left}");
+    eprintln!("podman kube play: pod stop with agent and app: {took:?}");
 }

@@ -434,8 +434,43 @@ pub fn skip_unless_root(test: &str) -> bool {
     if is_root() {
         return false;
     }
-    eprintln!("SKIP {test}: needs root (cgroups, setpriv)");
+    skip(test, "needs root (cgroups, setpriv)");
     true
+}
+
+/// Where skipped tests are counted: `holden-skips.txt` in the target dir (`$CARGO_TARGET_DIR`,
+/// else `target/` of the repository). test.sh empties it before `cargo test` and reports it
+/// after; with `HOLDEN_REQUIRE_ALL=1` (.ci/run) any line in it fails the run.
+pub fn skips_file() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => root.join(dir),
+        None => root.join("target"),
+    };
+    target.join("holden-skips.txt")
+}
+
+/// Report that `test` did not run, and why: `SKIP test: reason` on stderr (which `--quiet` may
+/// hide) and one line `test: reason` appended to [`skips_file`] (which test.sh counts). The
+/// caller returns right after: a skipped test must not pass silently.
+pub fn skip(test: &str, reason: &str) {
+    use std::io::Write;
+    let reason = reason.replace('\n', " ");
+    eprintln!("SKIP {test}: {reason}");
+    let path = skips_file();
+    if let Some(dir) = path.parent() {
+        let _ = fs::create_dir_all(dir);
+    }
+    // One write of one line with O_APPEND: lines of parallel tests do not interleave.
+    let line = format!("{test}: {reason}\n");
+    let written = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(line.as_bytes()));
+    if let Err(e) = written {
+        panic!("cannot record the skip of {test} in {}: {e}", path.display());
+    }
 }
 
 /// A static holden, for FROM-scratch images (no libc in them): `$HOLDEN_STATIC_BIN` when
@@ -509,36 +544,80 @@ pub fn podman_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Whether podman can run here, after `.ci/setup-podman.sh` (which installs and configures
-/// it); the reason when it cannot.
+/// Whether podman can run here; the reason when it cannot. This only looks: installing and
+/// configuring podman is `.ci/setup.sh`'s (README's test command runs it), never a test's.
 pub fn podman_usable() -> Result<(), String> {
     if !is_root() {
         return Err("needs root (rootful podman)".into());
     }
-    let setup = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/setup-podman.sh");
-    let child = Command::new("bash")
-        .arg(&setup)
+    let out = Command::new("podman")
+        .args(["info", "--format", "{{.Host.OCIRuntime.Name}}"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", setup.display()))?;
-    let out = wait_output(child, Duration::from_secs(300), "setup-podman.sh");
-    if !out.status.success() {
-        return Err(format!(
-            "{} failed: {}",
-            setup.display(),
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    match Command::new("podman")
-        .args(["info", "--format", "{{.Host.OCIRuntime.Name}}"])
-        .output()
-    {
+        .map(|child| wait_output(child, Duration::from_secs(60), "podman info"));
+    match out {
         Ok(o) if o.status.success() => Ok(()),
-        Ok(o) => Err(format!("podman info failed: {}", String::from_utf8_lossy(&o.stderr))),
-        Err(e) => Err(format!("podman is not installed: {e}")),
+        Ok(o) => Err(format!(
+            "podman info failed (run .ci/setup.sh): {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Err(format!("podman is not installed (run .ci/setup.sh): {e}")),
     }
+}
+
+/// Held by a podman test from its start to its end (declare it first, so that it is dropped
+/// last, after the test's containers and images are removed): podman tests run one at a time,
+/// also across test binaries and worktrees on this machine. Concurrent builds of images that
+/// share a layer (the same static holden) and removals of such images make podman fail with
+/// "layer not known". An flock on a file in the temp dir: released when the file is closed.
+pub fn podman_lock() -> fs::File {
+    let path = std::env::temp_dir().join("holden-podman-tests.lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+        .unwrap_or_else(|e| panic!("flock {}: {e}", path.display()));
+    file
+}
+
+/// A unique image name for one test: `localhost/<prefix>-<pid>-<n>`.
+pub fn unique_image(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "localhost/{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Build image `name` with the recipe users run, `contrib/container/build.sh` (of the
+/// Containerfile in `dir`, relative to the repository: `contrib/container`, `containers/agent`),
+/// with the static holden of [`static_holden`].
+pub fn build_image(dir: &str, name: &str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let child = Command::new("bash")
+        .arg(root.join("contrib/container/build.sh"))
+        .arg("-d")
+        .arg(root.join(dir))
+        .arg(name)
+        .env("HOLDEN_BIN", static_holden())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run contrib/container/build.sh");
+    let out = wait_output(child, Duration::from_secs(300), "contrib/container/build.sh");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == name,
+        "contrib/container/build.sh -d {dir} {name}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// This test process's own cgroup in every hierarchy holden puts programs in (memory, cpu,

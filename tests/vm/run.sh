@@ -9,7 +9,8 @@
 #
 # Environment: HOLDEN_VM_CACHE (default target/vm-cache), HOLDEN_VM_TIMEOUT (default per
 # scenario, else 90 s), HOLDEN_VM_SKIP_PENDING=1 (do not boot pending scenarios),
-# HOLDEN_VM_BIN_DIR (with -k: a folder holding a static holden and examples/memhog).
+# HOLDEN_VM_BIN_DIR (with -k: a folder holding a static holden and examples/memhog),
+# HOLDEN_SKIPS_FILE (a file to append a line to per pending scenario: test.sh counts skips).
 #
 # Exit status: 0 when every scenario that is not pending passed; 1 when any check failed, any
 # scenario gave no result or timed out; 2 on a setup error.
@@ -25,7 +26,7 @@ build_only=0
 verbose=0
 while getopts bkv opt; do
     case $opt in
-    b) build_only=1 ;;  # install what is needed, build the static binaries, stop
+    b) build_only=1 ;;  # build the static binaries, stop
     k) build=0 ;;
     v) verbose=1 ;;
     *) echo "usage: $0 [-b] [-k] [-v] [SCENARIO...]" >&2; exit 2 ;;
@@ -37,28 +38,25 @@ join() { local IFS=';'; echo "$*" | sed 's/;/; /g'; }
 say() { echo "vm: $*" >&2; }
 die() { say "$*"; exit 2; }
 
+# A pending scenario is a skipped test: one line in $HOLDEN_SKIPS_FILE (test.sh counts them).
+skipped() { [ -z "${HOLDEN_SKIPS_FILE:-}" ] || echo "vm/$1: pending: $2" >>"$HOLDEN_SKIPS_FILE"; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 started=$(now_ms)
 
-# --- what the VM needs on the host -----------------------------------------------------------
-need=()
-command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
-[ -e /usr/share/qemu/qboot.rom ] || need+=(qemu-system-x86)
-compgen -G '/boot/vmlinuz-*' >/dev/null || need+=(linux-image-amd64)
-dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
-command -v cpio >/dev/null || need+=(cpio)
-[ -x /usr/bin/unshare ] || need+=(util-linux)
-command -v unxz >/dev/null || need+=(xz-utils)
-if [ ${#need[@]} -gt 0 ]; then
-    [ "$(id -u)" = 0 ] || die "missing ${need[*]}: run as root, or apt-get install them"
-    say "installing ${need[*]}"
-    apt-get update -qq
-    # INITRD=No: the kernel package would otherwise build a host initrd twice (80 s).
-    INITRD=No DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        "${need[@]}" >/dev/null
-fi
-if ldd /bin/busybox >/dev/null 2>&1; then
-    die "/bin/busybox is dynamically linked; install busybox-static"
+# --- what the VM needs on the host: .ci/setup-vm.sh installs it (run by .ci/setup.sh) -------
+if [ $build_only = 0 ]; then
+    missing=()
+    command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
+    [ -e /usr/share/qemu/qboot.rom ] || missing+=(qemu-system-x86)
+    compgen -G '/boot/vmlinuz-*' >/dev/null || missing+=(linux-image-amd64)
+    dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
+    command -v cpio >/dev/null || missing+=(cpio)
+    [ -x /usr/bin/unshare ] || missing+=(util-linux)
+    command -v unxz >/dev/null || missing+=(xz-utils)
+    [ ${#missing[@]} = 0 ] || die "missing ${missing[*]}: run .ci/setup.sh (as root) first"
+    if ldd /bin/busybox >/dev/null 2>&1; then
+        die "/bin/busybox is dynamically linked; install busybox-static"
+    fi
 fi
 
 # --- the static holden and memhog ------------------------------------------------------------
@@ -162,6 +160,7 @@ for name in "${scenarios[@]}"; do
     timeout_s=${HOLDEN_VM_TIMEOUT:-$TIMEOUT}
     if [ -n "$PENDING" ] && [ "${HOLDEN_VM_SKIP_PENDING:-0}" = 1 ]; then
         pending=$((pending + 1)); pending_notes+=("$name: $PENDING (not booted)")
+        skipped "$name" "$PENDING (not booted)"
         echo "PENDING $name: $PENDING"
         continue
     fi
@@ -216,6 +215,7 @@ for name in "${scenarios[@]}"; do
             verdict="PENDING $name ($PENDING): $(join "${problems[@]}")"
         fi
         pending_notes+=("$name: $PENDING")
+        skipped "$name" "$PENDING"
     elif [ ${#problems[@]} = 0 ]; then
         passed=$((passed + 1))
         checks_passed=$((checks_passed + n_pass))
