@@ -131,7 +131,10 @@ cpu_limit = 0.5
     // What holds it is the kernel's quota: it was throttled. (On a busy machine the loop may
     // get less than its limit, so its usage alone cannot show that.)
     let throttled = keyed(&cgroup_dir(&cg, "busy", "cpu").join("cpu.stat"), "nr_throttled");
-    assert!(throttled.unwrap_or(0) > 0, "the busy loop was never throttled: {throttled:?}");
+    assert!(
+        throttled.unwrap_or(0) > 0,
+        "the busy loop was never throttled: {throttled:?}"
+    );
     let st = sup.program_status("busy");
     assert_eq!(st["cpu_limit"], 0.5, "{st}");
     assert!(st["cpu_usage_usec"].as_u64().unwrap_or(0) > 0, "{st}");
