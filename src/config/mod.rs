@@ -4,8 +4,10 @@
 //! into the types below, checks every value and reports all errors of a file at once. The
 //! rest of holden only ever sees these resolved types.
 
+pub mod envfile;
 pub mod raw;
 pub mod resolve;
+pub mod vars;
 pub mod words;
 
 use std::collections::BTreeMap;
@@ -203,7 +205,45 @@ pub struct Program {
     pub depends_on: Vec<String>,
     /// Spawn through this agent socket instead of forking here.
     pub agent: Option<PathBuf>,
+    /// File mode creation mask of the program (holden's own when unset).
+    pub umask: Option<u32>,
+    /// Niceness, -20 to 19 (holden's own when unset).
+    pub nice: Option<i32>,
+    /// Written to /proc/self/oom_score_adj, -1000 to 1000 (holden's own when unset).
+    pub oom_score_adj: Option<i32>,
+    /// Resource limits set before exec, in `RLIMITS` order (holden's own for the others).
+    pub rlimits: Vec<Rlimit>,
 }
+
+/// One resource limit of a program. `None` is unlimited (RLIM_INFINITY).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rlimit {
+    /// The lowercase name: `nofile` for RLIMIT_NOFILE; one of `RLIMITS`.
+    pub name: &'static str,
+    pub soft: Option<u64>,
+    pub hard: Option<u64>,
+}
+
+/// Every `RLIMIT_*` by its lowercase name, and whether its values are bytes (a size like
+/// "64MiB" is accepted for those).
+pub const RLIMITS: &[(&str, bool)] = &[
+    ("as", true),
+    ("core", true),
+    ("cpu", false),
+    ("data", true),
+    ("fsize", true),
+    ("locks", false),
+    ("memlock", true),
+    ("msgqueue", true),
+    ("nice", false),
+    ("nofile", false),
+    ("nproc", false),
+    ("rss", true),
+    ("rtprio", false),
+    ("rttime", false),
+    ("sigpending", false),
+    ("stack", true),
+];
 
 impl Program {
     pub fn has_limits(&self) -> bool {
@@ -238,6 +278,10 @@ impl Program {
             log_timestamps: false,
             depends_on: Vec::new(),
             agent: None,
+            umask: None,
+            nice: None,
+            oom_score_adj: None,
+            rlimits: Vec::new(),
         }
     }
 }
