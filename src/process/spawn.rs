@@ -166,10 +166,12 @@ fn step_text(program: &Program, step: Step, errno: &std::io::Error) -> String {
         Step::Setsid => format!("cannot start a new session: {why}"),
         Step::Rlimit(i) => match program.rlimits.get(i) {
             Some(r) => {
-                let hint = if denied {
-                    " (raising a hard limit needs root or CAP_SYS_RESOURCE; nofile cannot exceed fs.nr_open)"
-                } else {
-                    ""
+                let hint = match (denied, r.name) {
+                    (true, "nofile") => {
+                        " (raising a hard limit needs CAP_SYS_RESOURCE, and nofile cannot exceed fs.nr_open)"
+                    }
+                    (true, _) => " (raising a hard limit needs CAP_SYS_RESOURCE)",
+                    (false, _) => "",
                 };
                 format!(
                     "the kernel refused rlimits.{} = {{ soft = {}, hard = {} }}: {why}{hint}",
@@ -182,7 +184,7 @@ fn step_text(program: &Program, step: Step, errno: &std::io::Error) -> String {
         },
         Step::Nice => {
             let hint = if denied {
-                " (a niceness below holden's own needs root or CAP_SYS_NICE)"
+                " (a niceness below holden's own needs CAP_SYS_NICE)"
             } else {
                 ""
             };
@@ -193,7 +195,7 @@ fn step_text(program: &Program, step: Step, errno: &std::io::Error) -> String {
         }
         Step::OomScoreAdj => {
             let hint = if denied || errno.raw_os_error() == Some(rustix::io::Errno::ACCESS.raw_os_error()) {
-                " (an oom_score_adj below holden's own needs root or CAP_SYS_RESOURCE)"
+                " (an oom_score_adj below holden's own needs CAP_SYS_RESOURCE)"
             } else {
                 ""
             };

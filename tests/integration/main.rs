@@ -11,3 +11,4 @@ mod core;
 mod deploy;
 mod hardening;
 mod logs;
+mod process;
