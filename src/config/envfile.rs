@@ -61,7 +61,7 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>, LineError> {
         }
         let head: String = chars[head_start..i].iter().collect();
         if i == len || chars[i] == '\n' {
-            return Err(err(at, format!("{:?} has no '=': expected KEY=value", head.trim())));
+            return Err(err(at, format!("{:?} has no '='", head.trim())));
         }
         i += 1;
         let head = head.trim();
@@ -72,9 +72,7 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>, LineError> {
         if !is_name(key) {
             return Err(err(
                 at,
-                format!(
-                    "the name {key:?}: expected a variable name of letters, digits and '_', not starting with a digit"
-                ),
+                format!("{key:?} is not a variable name (letters, digits and '_', not starting with a digit)"),
             ));
         }
         let mut value = String::new();

@@ -1790,7 +1790,7 @@ command = ["sh", "-c", "echo $HOME ${HOLDEN_TEST_SURELY_UNSET_VARIABLE:-}x"]
         assert_eq!(
             e[0],
             format!(
-                "{file}:3:21: programs.web.environment_file[0]: found {bad}:3: \"B C\" has no '=': expected KEY=value, expected KEY=value lines, # comments and blank lines (quotes as in systemd's EnvironmentFile)"
+                "{file}:3:21: programs.web.environment_file[0]: found {bad}:3: \"B C\" has no '=', expected KEY=value lines, # comments and blank lines (quotes as in systemd's EnvironmentFile)"
             )
         );
         assert!(

@@ -333,7 +333,7 @@ fn check_names_each_bad_setting_with_file_line_and_key() {
     let env_file = dir.path().join("bad.env");
     let want = [
         format!(
-            "bad.toml:3:20: programs.web.environment_file: found {}:3: \"not an assignment\" has no '=': expected KEY=value",
+            "bad.toml:3:20: programs.web.environment_file: found {}:3: \"not an assignment\" has no '=', expected KEY=value lines",
             env_file.display()
         ),
         "bad.toml:4:13: programs.web.rlimits.nofiles: found the unknown limit \"nofiles\", expected one of as, core,"
@@ -390,4 +390,58 @@ fn programs_get_only_fds_0_1_2_whatever_holden_inherited() {
     if root {
         assert_eq!(listed_fds(&sup, "nobody"), "0 1 2");
     }
+}
+
+/// A child killed and reaped on drop, also when the test fails.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn an_agent_passes_on_only_fds_0_1_2_whatever_it_inherited() {
+    let agent_dir = tempdir();
+    let secret = agent_dir.path().join("secret");
+    fs::write(&secret, "s3cret\n").expect("write");
+    let socket = agent_dir.path().join("agent.sock");
+    let out = agent_dir.path().join("fds.out");
+    let agent = Command::new("sh")
+        .arg("-c")
+        .arg("exec 7>>\"$1\"; shift; exec \"$@\"")
+        .arg("sh")
+        .arg(&secret)
+        .arg(HOLDEN)
+        .args(["agent", "--socket"])
+        .arg(&socket)
+        .stdin(Stdio::null())
+        // What it spawns writes here: no redirection in the program's shell, whose own
+        // saved fds would be listed too.
+        .stdout(fs::File::create(&out).expect("out"))
+        .stderr(fs::File::create(agent_dir.path().join("agent.log")).expect("log"))
+        .spawn()
+        .expect("start the agent");
+    let agent = KillOnDrop(agent);
+    wait_for(T, "the agent's socket", || {
+        std::os::unix::net::UnixStream::connect(&socket)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    let target = fs::read_link(format!("/proc/{}/fd/7", agent.0.id())).expect("the agent has the inherited fd");
+    assert_eq!(target, secret);
+    let sup = Supervisor::start(&format!(
+        "[programs.remote]\ncommand = [\"sh\", \"-c\", \"ls /proc/$$$$/fd\"]\nagent = \"{}\"\nautorestart = \"never\"\n",
+        socket.display()
+    ));
+    let listed = wait_for(T, "the program's fd list", || match fs::read_to_string(&out) {
+        Ok(t) if t.ends_with('\n') => Ok(t),
+        Ok(t) => Err(t),
+        Err(e) => Err(e.to_string()),
+    });
+    assert_eq!(listed.split_whitespace().collect::<Vec<_>>(), ["0", "1", "2"]);
+    drop(sup);
+    drop(agent);
 }
