@@ -99,16 +99,24 @@ pub fn expand(s: &str, lookup: &dyn Fn(&str) -> Result<Option<String>, VarError>
     Ok(out)
 }
 
-/// `s` written so that `expand` gives it back unchanged: every `$` doubled where it would be
-/// read as `$$` or `${` (for `holden check`'s rendering of resolved values).
+/// `s` written so that `expand` gives it back unchanged, for `holden check`'s rendering of
+/// resolved values: a run of `$` is doubled whole when it would be read otherwise (two or more,
+/// or one before `{`), so `$$` shows as `$$$$` rather than `$$$`; a lone `$` stays.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
-        if c == '$' && matches!(chars.peek(), Some('$' | '{')) {
-            out.push_str("$$");
-        } else {
+        if c != '$' {
             out.push(c);
+            continue;
+        }
+        let mut run = 1;
+        while chars.next_if_eq(&'$').is_some() {
+            run += 1;
+        }
+        let double = run > 1 || chars.peek() == Some(&'{');
+        for _ in 0..run * if double { 2 } else { 1 } {
+            out.push('$');
         }
     }
     out
@@ -170,6 +178,7 @@ mod tests {
 
     #[test]
     fn escape_reads_back_unchanged() {
+        assert_eq!(escape("echo $$ $HOME ${X} $"), "echo $$$$ $HOME $${X} $");
         for s in ["", "$", "$$", "${HOME}", "a$b", "x$", "$${", "$}{$", "${NOPE:-x}$$$"] {
             assert_eq!(x(&escape(s)).unwrap(), s, "{s:?} -> {:?}", escape(s));
         }
