@@ -445,3 +445,41 @@ fn an_agent_passes_on_only_fds_0_1_2_whatever_it_inherited() {
     drop(sup);
     drop(agent);
 }
+
+#[test]
+fn reload_reads_the_environment_files_again_and_restarts_what_changed() {
+    let sup = Supervisor::prepare(
+        "cgroups = \"off\"\n",
+        "[programs.app]\ncommand = \"sleep 300\"\nenvironment_file = \"app.env\"\n\n\
+         [programs.other]\ncommand = \"sleep 300\"\n",
+    );
+    fs::write(sup.path("app.env"), "V=1\n").expect("write");
+    let sup = sup.spawn();
+    let first = running_pid(&sup, "app");
+    let other = running_pid(&sup, "other");
+    let env_of = |pid: u32| environ(&fs::read(format!("/proc/{pid}/environ")).expect("environ"));
+    assert_eq!(env_of(first)["V"], "1");
+    fs::write(sup.path("app.env"), "V=2\n").expect("write");
+    let out = sup.ctl(&["reload"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let second = wait_for(T, "app restarted", || {
+        let st = sup.program_status("app");
+        match st["pid"].as_u64() {
+            Some(p) if p as u32 != first && st["state"] == "RUNNING" => Ok(p as u32),
+            _ => Err(st.to_string()),
+        }
+    });
+    assert_eq!(env_of(second)["V"], "2");
+    // The program whose settings did not change kept running.
+    assert_eq!(running_pid(&sup, "other"), other);
+    // A bad env file refuses the reload whole; the program keeps its process.
+    fs::write(sup.path("app.env"), "V=\"unterminated\n").expect("write");
+    let out = sup.ctl(&["reload"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("programs.app.environment_file: found "),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(running_pid(&sup, "app"), second);
+}
