@@ -483,3 +483,32 @@ fn reload_reads_the_environment_files_again_and_restarts_what_changed() {
     );
     assert_eq!(running_pid(&sup, "app"), second);
 }
+
+#[test]
+fn an_imported_supervisord_config_reads_back_its_env_references_and_dollars() {
+    let dir = tempdir();
+    fs::write(
+        dir.path().join("supervisord.conf"),
+        "[program:a]\ncommand=/bin/sh -c 'echo $HOME $$ %(ENV_HOLDEN_T_X)s'\n\
+         environment=PRICE=\"5$\",DIR=\"%(ENV_HOLDEN_T_X)s/x\"\numask=027\n",
+    )
+    .expect("write");
+    let env = [("HOLDEN_T_X", "val")];
+    let out = holden_in(
+        Some(dir.path()),
+        &["import", "supervisord.conf", "-o", "supervisor.toml"],
+        &env,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = holden_in(Some(dir.path()), &["check", "-c", "supervisor.toml"], &env);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    for needle in [
+        // The shell gets its `$HOME` and `$$` as supervisord passed them.
+        "command = [\"/bin/sh\", \"-c\", \"echo $HOME $$$$ val\"]",
+        "environment = { DIR = \"val/x\", PRICE = \"5$\" }",
+        "umask = \"0027\"",
+    ] {
+        assert!(printed.contains(needle), "{needle:?} not in\n{printed}");
+    }
+}
