@@ -85,9 +85,7 @@ pub fn serve(opts: &Options) -> Result<(), ServerError> {
     // Spawned processes get exactly fds 0, 1 and 2: what the agent inherited (fds from its
     // caller) is marked close-on-exec once here, and everything it opens itself already is.
     // Doing it once keeps spawns on posix_spawn (a pre_exec step would force a fork each).
-    if let Err(e) = crate::sys::exec::cloexec_from(3) {
-        log::warn!("cannot mark inherited file descriptors close-on-exec (close_range needs Linux 5.11): {e}");
-    }
+    crate::sys::exec::cloexec_inherited();
     let listener = bind(&opts.socket)?;
     // Remember which file is ours, so that exiting never removes a successor's socket.
     let identity = fs::metadata(&opts.socket).map(|m| (m.dev(), m.ino())).ok();

@@ -96,6 +96,7 @@ pub fn spawn(
             umask: program.umask,
             credentials: identity.map(|i| i.credentials),
             close_other_fds: true,
+            fd_bound: exec::fd_bound(),
         },
     );
     let child = cmd.spawn().map_err(|e| {

@@ -44,8 +44,11 @@ pub struct ChildSetup {
     pub umask: Option<u32>,
     /// Credentials to switch to: supplementary groups, gid, uid.
     pub credentials: Option<Credentials>,
-    /// Mark every fd from 3 up close-on-exec (close_range, Linux 5.11).
+    /// Mark every fd from 3 up close-on-exec (close_range, Linux 5.11; before that, each fd
+    /// below `fd_bound` one by one).
     pub close_other_fds: bool,
+    /// Above every fd the process has: its RLIMIT_NOFILE soft limit, taken before the fork.
+    pub fd_bound: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -141,6 +144,7 @@ pub fn install(cmd: &mut Command, setup: ChildSetup) {
         umask,
         credentials,
         close_other_fds,
+        fd_bound,
     } = setup;
     let closure = move || -> io::Result<()> {
         for fd in &cgroup_procs {
@@ -177,12 +181,17 @@ pub fn install(cmd: &mut Command, setup: ChildSetup) {
             rustix::thread::set_thread_uid(c.uid).map_err(fail(Step::Uid))?;
         }
         if close_other_fds {
-            cloexec_from(3).map_err(fail(Step::CloseRange))?;
+            match cloexec_from(3) {
+                Ok(()) => {}
+                // Before Linux 5.11 (no close_range, or no CLOSE_RANGE_CLOEXEC): one by one.
+                Err(rustix::io::Errno::NOSYS | rustix::io::Errno::INVAL) => cloexec_each(3, fd_bound),
+                Err(e) => return Err(fail(Step::CloseRange)(e)),
+            }
         }
         Ok(())
     };
     // SAFETY: the closure only makes raw syscalls (write, setsid, setrlimit, setpriority,
-    // open/write/close, umask, setgroups, setgid, setuid, close_range) through rustix's
+    // open/write/close, umask, setgroups, setgid, setuid, close_range or fcntl) through rustix's
     // linux_raw backend and libc's `syscall`, on fds, vectors and a static path prepared
     // before the fork; it allocates nothing (an `io::Error` from a raw code is not boxed),
     // takes no lock and touches no state shared with other threads, so it is
@@ -215,9 +224,60 @@ pub fn cloexec_from(first: u32) -> Result<(), rustix::io::Errno> {
     }
 }
 
+/// fcntl(fd, F_SETFD, FD_CLOEXEC) for every fd in `first..bound` (those not open fail with
+/// EBADF, which is fine): what close_range does in one call on Linux 5.11+.
+fn cloexec_each(first: u32, bound: u32) {
+    for fd in first..bound {
+        let Ok(fd) = libc::c_int::try_from(fd) else {
+            return;
+        };
+        // SAFETY: fcntl with F_SETFD on a number that may or may not be an open fd touches no
+        // memory; on an fd that is open it only sets its close-on-exec flag.
+        unsafe {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+    }
+}
+
+/// Mark every fd from 3 up close-on-exec in this process, with close_range or, before Linux
+/// 5.11, one by one (for `holden agent` at start: what it spawns gets only 0, 1 and 2).
+pub fn cloexec_inherited() {
+    if cloexec_from(3).is_err() {
+        cloexec_each(3, fd_bound());
+    }
+}
+
+/// The bound for `ChildSetup::fd_bound`: this process's RLIMIT_NOFILE soft limit (an fd is
+/// always below the limit it was opened under), at most fs.nr_open's ceiling.
+pub fn fd_bound() -> u32 {
+    const CEILING: u64 = 1 << 30;
+    let soft = rustix::process::getrlimit(Resource::Nofile).current.unwrap_or(CEILING);
+    u32::try_from(soft.min(CEILING)).unwrap_or(u32::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fds_are_marked_close_on_exec_one_by_one_or_all_at_once() {
+        let open = || rustix::fs::open(c"/dev/null", OFlags::RDONLY, Mode::empty()).expect("open /dev/null");
+        let cloexec = |fd: &OwnedFd| {
+            rustix::io::fcntl_getfd(fd)
+                .expect("getfd")
+                .contains(rustix::io::FdFlags::CLOEXEC)
+        };
+        let a = open();
+        assert!(!cloexec(&a));
+        let raw = u32::try_from(std::os::fd::AsRawFd::as_raw_fd(&a)).expect("an fd");
+        cloexec_each(raw, raw + 1);
+        assert!(cloexec(&a));
+        let b = open();
+        assert!(!cloexec(&b));
+        cloexec_inherited();
+        assert!(cloexec(&b));
+        assert!(fd_bound() > raw);
+    }
 
     #[test]
     fn a_failed_step_travels_as_one_code_and_back() {
