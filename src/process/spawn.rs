@@ -220,3 +220,16 @@ pub fn io_text(e: &std::io::Error) -> String {
         None => s,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_limit_name_of_the_config_has_its_resource() {
+        let all: Vec<Resource> = crate::config::RLIMITS.iter().map(|(name, _)| resource(name)).collect();
+        assert_eq!(all.len(), 16);
+        assert_eq!(resource("nofile"), Resource::Nofile);
+        assert_eq!(resource("as"), Resource::As);
+    }
+}
