@@ -524,7 +524,7 @@ fn environment_file(v: &Spanned<String>, key: &str, base: &Path, p: &mut Vec<Pro
     let Some(path) = path_value(&Spanned::new(v.span(), text), key, base, EXPECTED, p) else {
         return Vec::new();
     };
-    let content = match std::fs::read_to_string(&path) {
+    let content = match read_env_file(&path) {
         Ok(c) => c,
         Err(e) if optional && e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
         Err(e) => {
@@ -549,6 +549,34 @@ fn environment_file(v: &Spanned<String>, key: &str, base: &Path, p: &mut Vec<Pro
             Vec::new()
         }
     }
+}
+
+/// The most an environment file may hold.
+pub const ENV_FILE_MAX: u64 = 1 << 20;
+
+/// An environment file's text. Only a regular file of at most `ENV_FILE_MAX` bytes: the file is
+/// read inside holden's loop at a reload, where a FIFO with no writer (or `/dev/zero`) would
+/// block or never end. Opened non-blocking, so that opening a FIFO does not wait either.
+fn read_env_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("it is not a regular file"));
+    }
+    if meta.len() > ENV_FILE_MAX {
+        return Err(std::io::Error::other(format!(
+            "it is larger than {} bytes",
+            ENV_FILE_MAX
+        )));
+    }
+    let mut text = String::new();
+    file.take(ENV_FILE_MAX + 1).read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// umask, nice, oom_score_adj and rlimits.
@@ -1800,6 +1828,40 @@ command = ["sh", "-c", "echo $HOME ${HOLDEN_TEST_SURELY_UNSET_VARIABLE:-}x"]
             "{e:#?}"
         );
         assert!(e[2].contains("programs.web.environment_file[2]: found \"\""), "{e:#?}");
+        // Not a regular file: refused at once, never read (a FIFO would block the loop).
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            dir.path().join("fifo"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .expect("mkfifo");
+        let e = in_dir(
+            dir.path(),
+            "[programs.web]\ncommand = \"x\"\nenvironment_file = [\"/dev/zero\", \"-.\", \"fifo\"]\n",
+        )
+        .expect_err("refused");
+        assert_eq!(e.len(), 3, "{e:#?}");
+        assert!(
+            e[2].contains("fifo, which cannot be read: it is not a regular file"),
+            "{e:#?}"
+        );
+        assert!(
+            e[0].contains("found /dev/zero, which cannot be read: it is not a regular file"),
+            "{e:#?}"
+        );
+        assert!(
+            e[1].contains("which cannot be read: it is not a regular file"),
+            "{e:#?}"
+        );
+        std::fs::write(dir.path().join("big.env"), vec![b'#'; (ENV_FILE_MAX + 1) as usize]).expect("write");
+        let e = in_dir(
+            dir.path(),
+            "[programs.web]\ncommand = \"x\"\nenvironment_file = \"big.env\"\n",
+        )
+        .expect_err("refused");
+        assert!(e[0].contains("it is larger than 1048576 bytes"), "{e:#?}");
     }
 
     #[test]
