@@ -240,7 +240,8 @@ stdout = "/run/holden/trapper.out"
 stop_timeout = "5s"
 
 [programs.parent]
-command = ["/bin/busybox", "sh", "-c", "(/bin/busybox sh -c 'echo $$ > /run/holden/orphan.pid; exec /bin/busybox sleep 1000' &); exec /bin/busybox sleep 1000"]
+# `$$$$`: holden reads `$$` as a literal `$`, so the shell gets its `$$`.
+command = ["/bin/busybox", "sh", "-c", "(/bin/busybox sh -c 'echo $$$$ > /run/holden/orphan.pid; exec /bin/busybox sleep 1000' &); exec /bin/busybox sleep 1000"]
 stop_timeout = "5s"
 "#;
 
