@@ -212,6 +212,16 @@ impl Supervisor {
                 c.parent_path().display(),
                 c.controllers().join(", ")
             );
+            // SPEC "nothing unsupervised": the lock says no other holden owns these cgroups, so
+            // one that is not a program of the file is a leftover of an earlier run (a removed
+            // or transient program of a holden that was killed). Transient programs are not
+            // resurrected: they are stopped like the removed ones.
+            for (name, result) in c.stop_strangers(|name| config.programs.iter().any(|p| p.name == name)) {
+                match result {
+                    Ok(n) => log::warn!("leftover cgroup {name} of an earlier run: stopped {n} process(es), removed"),
+                    Err(e) => log::error!("leftover cgroup {name} of an earlier run: {e}"),
+                }
+            }
         }
         Ok(Supervisor {
             config,
