@@ -3,6 +3,7 @@
 mod harness;
 
 mod agent;
+mod bounded;
 mod cgroups;
 mod check;
 mod cli;
