@@ -164,3 +164,72 @@ fn a_clean_shutdown_removes_every_program_cgroup_added_ones_included() {
     let left = existing(&cg, "");
     assert!(left.is_empty(), "cgroups left after a clean exit: {left:?}");
 }
+
+/// A main process that leaves two children behind and exits 0. Each child notes SIGTERM in
+/// `term.log` (after lingering 300 ms, just before it exits); each run notes in `runs.log` how
+/// many TERM lines there were when it started.
+const DAEMON: &str = r#"
+[programs.web]
+command = ["sh", "-c", "echo $(cat {dir}/term.log 2>/dev/null | wc -l) >> {dir}/runs.log; for n in 1 2; do perl -e '$SIG{TERM} = sub { select(undef, undef, undef, 0.3); open(my $f, \">>\", \"{dir}/term.log\"); print $f \"TERM $$\\n\"; close $f; exit 0 }; sleep 1000' & done; sleep 0.2; exit 0"]
+autorestart = "always"
+min_uptime = "50ms"
+restart_delay = "50ms"
+max_restarts = 1000
+start_limit_burst = 0
+stop_timeout = "10s"
+
+[programs.stubborn]
+command = ["sh", "-c", "perl -e '$SIG{TERM} = \"IGNORE\"; open(my $f, \">\", \"{dir}/stubborn.pid\"); print $f \"$$\\n\"; close $f; sleep 1000' & sleep 0.2; exit 0"]
+autorestart = "never"
+stop_timeout = "300ms"
+"#;
+
+fn daemonized_leftovers_get_the_stop_signal_and_the_restart_waits_for_them(extra: &str) {
+    let mut sup = Supervisor::start_with(extra, DAEMON);
+    wait_for(T, "three runs of web", || {
+        let runs = fs::read_to_string(sup.path("runs.log")).unwrap_or_default();
+        (runs.lines().count() >= 3).then_some(()).ok_or(runs)
+    });
+    let log = sup.wait_log("web: 2 process(es) left after the main process exited: sent SIGTERM", T);
+    // Each run started only once both children of the one before had ended on SIGTERM.
+    let runs = fs::read_to_string(sup.path("runs.log")).unwrap();
+    for (k, line) in runs.lines().enumerate().take(3) {
+        assert_eq!(line.trim(), (2 * k).to_string(), "run {k} started early: {runs}\n{log}");
+    }
+    let term = fs::read_to_string(sup.path("term.log")).unwrap();
+    assert!(term.lines().count() >= 4, "{term}");
+
+    // One that ignores SIGTERM gets SIGKILL after stop_timeout.
+    let log = sup.wait_log(
+        "stubborn: 1 leftover process(es) still alive after stop_timeout 300ms: sent SIGKILL",
+        T,
+    );
+    assert!(
+        log.contains("stubborn: 1 process(es) left after the main process exited: sent SIGTERM"),
+        "{log}"
+    );
+    let pid: u32 = fs::read_to_string(sup.path("stubborn.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    wait_for(T, "stubborn's child to be gone", || {
+        (!alive(pid)).then_some(()).ok_or("alive".to_string())
+    });
+    sup.signal(15);
+    assert!(sup.wait_exit(T).success());
+}
+
+#[test]
+fn daemonized_leftovers_get_the_stop_signal_and_the_restart_waits_for_them_with_cgroups() {
+    if skip_unless_root("daemonized_leftovers_get_the_stop_signal_and_the_restart_waits_for_them_with_cgroups") {
+        return;
+    }
+    let cg = unique_cgroup_path();
+    daemonized_leftovers_get_the_stop_signal_and_the_restart_waits_for_them(&cgroup_extra(&cg));
+}
+
+#[test]
+fn daemonized_leftovers_get_the_stop_signal_and_the_restart_waits_for_them_without_cgroups() {
+    daemonized_leftovers_get_the_stop_signal_and_the_restart_waits_for_them("cgroups = \"off\"\n");
+}
