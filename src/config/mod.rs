@@ -167,6 +167,10 @@ impl Signal {
 }
 
 /// Linux x86_64/aarch64 signal numbers (the generic ones; no architecture here differs in these).
+/// The most `log_backups` a program may keep: each rotation renames every backup it has, so the
+/// count bounds the work one rotation does inside the event loop (SPEC: bounded work per event).
+pub const MAX_LOG_BACKUPS: u32 = 1000;
+
 pub const SIGNAL_NAMES: &[(i32, &str)] = &[
     (1, "HUP"),
     (2, "INT"),

@@ -690,12 +690,12 @@ fn program(raw: &RawProgram, base: &Path, p: &mut Vec<Problem>) -> Program {
     }
     if let Some(v) = &raw.log_backups {
         match u32::try_from(*v.get_ref()) {
-            Ok(n) => program.log_backups = n,
-            Err(_) => p.push(Problem::found(
+            Ok(n) if n <= super::MAX_LOG_BACKUPS => program.log_backups = n,
+            _ => p.push(Problem::found(
                 v.span(),
                 &key("log_backups"),
                 v.get_ref(),
-                "a number of files from 0 to 4294967295",
+                format!("a number of files from 0 to {}", super::MAX_LOG_BACKUPS),
             )),
         }
     }

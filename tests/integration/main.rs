@@ -3,6 +3,7 @@
 mod harness;
 
 mod agent;
+mod bounded;
 mod cgroups;
 mod check;
 mod cli;
@@ -13,3 +14,4 @@ mod hardening;
 mod instances;
 mod logs;
 mod process;
+mod unsupervised;
