@@ -202,7 +202,12 @@ impl Supervisor {
         // The socket first: a second holden on the same config stops here, before it could
         // start any program a second time.
         let settings = &config.supervisor;
-        let control = Server::bind(&settings.socket, settings.socket_mode, &settings.allow_uids, &reactor)?;
+        let grants = crate::control::server::Grants {
+            read_uids: settings.read_uids.clone(),
+            allow_uids: settings.allow_uids.clone(),
+            admin_uids: settings.admin_uids.clone(),
+        };
+        let control = Server::bind(&settings.socket, settings.socket_mode, &grants, &reactor)?;
         log::info!("control socket: {}", settings.socket.display());
         let cgroups = Cgroups::setup(mode, &config.supervisor.cgroup_path)?;
         if let Some(c) = &cgroups {
