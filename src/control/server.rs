@@ -116,6 +116,67 @@ fn io_text(e: &std::io::Error) -> String {
     }
 }
 
+/// Open files kept for supervision whatever the clients do: stdio, epoll, signalfd, the
+/// listener, holden's log, the cgroup lock, an agent's sockets, one accept to answer `busy`.
+pub const FD_RESERVE_BASE: u64 = 32;
+/// Open files kept per program: two output pipes, a pidfd, log files, cgroup files.
+pub const FD_RESERVE_PER_PROGRAM: u64 = 8;
+
+/// How many connections fit in `fd_limit` open files with `programs` programs supervised.
+pub fn connection_budget(fd_limit: u64, programs: usize) -> usize {
+    let reserve = FD_RESERVE_BASE + FD_RESERVE_PER_PROGRAM * programs as u64;
+    usize::try_from(fd_limit.saturating_sub(reserve)).unwrap_or(usize::MAX)
+}
+
+/// At most one WARN line per interval for a kind of refusal, with a count of the ones it kept
+/// quiet, so that a flood of refused clients cannot flood holden's log.
+#[derive(Debug)]
+pub struct WarnLimit {
+    interval: Duration,
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl WarnLimit {
+    pub fn new(interval: Duration) -> WarnLimit {
+        WarnLimit {
+            interval,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// `Some(n)`: log now, mentioning the `n` lines suppressed since the last one. `None`: stay
+    /// quiet (counted).
+    pub fn check(&mut self, now: Instant) -> Option<u64> {
+        match self.last {
+            Some(last) if now.saturating_duration_since(last) < self.interval => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
+}
+
+/// " (N more like it in the last 10s not logged)", or nothing.
+fn suppressed_note(n: u64, interval: Duration) -> String {
+    if n == 0 {
+        String::new()
+    } else {
+        format!(
+            " ({n} more like it since the last such line, within {}, not logged)",
+            humantime::format_duration(interval)
+        )
+    }
+}
+
+/// How often a kind of refused connection is logged at most.
+pub const WARN_INTERVAL: Duration = Duration::from_secs(10);
+
 /// What a peer may ask for: each level includes the ones below it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Access {
@@ -301,6 +362,13 @@ pub struct Server {
     next_id: u64,
     /// Accepting paused after EMFILE until then (the listener is out of the reactor).
     accept_paused_until: Option<Instant>,
+    /// holden's soft RLIMIT_NOFILE, and the programs supervised: connections past
+    /// [`connection_budget`] are told `busy`, so that clients never starve a spawn.
+    fd_limit: u64,
+    programs: usize,
+    warn_busy: WarnLimit,
+    warn_refused: WarnLimit,
+    warn_accept: WarnLimit,
 }
 
 const LISTENER: Token = Token {
@@ -363,6 +431,11 @@ impl Server {
             conns: HashMap::new(),
             next_id: 1,
             accept_paused_until: None,
+            fd_limit: u64::MAX,
+            programs: 0,
+            warn_busy: WarnLimit::new(WARN_INTERVAL),
+            warn_refused: WarnLimit::new(WARN_INTERVAL),
+            warn_accept: WarnLimit::new(WARN_INTERVAL),
         };
         // From here on, dropping `server` removes the file again.
         use std::os::unix::fs::PermissionsExt;
@@ -430,6 +503,25 @@ impl Server {
             }
         };
         self.settle(reactor, conn.0, fate);
+    }
+
+    /// Set the open files limit and the number of programs the connection budget is taken from.
+    pub fn set_fd_budget(&mut self, fd_limit: u64, programs: usize) {
+        self.fd_limit = fd_limit;
+        self.programs = programs;
+    }
+
+    /// The number of programs supervised changed (add, remove, reload).
+    pub fn update_programs(&mut self, programs: usize) {
+        self.programs = programs;
+    }
+
+    /// Connections served at once now: the configured bound, or fewer where the open files
+    /// limit keeps a reserve for supervision.
+    pub fn max_connections(&self) -> usize {
+        self.limits
+            .max_connections
+            .min(connection_budget(self.fd_limit, self.programs))
     }
 
     /// Make `conn` a watcher: it receives every broadcast event from now on, and is exempt
@@ -531,11 +623,14 @@ impl Server {
                 Err(Errno::AGAIN) => return,
                 Err(Errno::INTR) | Err(Errno::CONNABORTED) => continue,
                 Err(e @ (Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM)) => {
-                    log::warn!(
-                        "control: cannot accept a connection on {}: {e}; pausing for {}",
-                        self.path.display(),
-                        humantime::format_duration(self.limits.accept_pause)
-                    );
+                    if let Some(n) = self.warn_accept.check(now) {
+                        log::warn!(
+                            "control: cannot accept a connection on {}: {e}; pausing for {}{}",
+                            self.path.display(),
+                            humantime::format_duration(self.limits.accept_pause),
+                            suppressed_note(n, WARN_INTERVAL)
+                        );
+                    }
                     reactor.delete(self.listener.as_fd());
                     self.accept_paused_until = Some(now + self.limits.accept_pause);
                     return;
@@ -570,24 +665,35 @@ impl Server {
                     Some(access) => {
                         conn.uid = cred.uid;
                         conn.access = access;
-                        if self.conns.len() >= self.limits.max_connections {
-                            log::warn!(
-                                "control: {} connections already open; refusing one more",
-                                self.conns.len()
-                            );
+                        let max = self.max_connections();
+                        if self.conns.len() >= max {
+                            if let Some(n) = self.warn_busy.check(now) {
+                                log::warn!(
+                                    "control: {} connections already open (at most {max}: {} of the open files limit {} are kept for supervising {} program{}); refusing one more with busy{}",
+                                    self.conns.len(),
+                                    FD_RESERVE_BASE + FD_RESERVE_PER_PROGRAM * self.programs as u64,
+                                    self.fd_limit,
+                                    self.programs,
+                                    if self.programs == 1 { "" } else { "s" },
+                                    suppressed_note(n, WARN_INTERVAL)
+                                );
+                            }
                             refuse(
                                 &mut conn,
                                 ErrorCode::Busy,
-                                "holden is serving too many connections; try again".into(),
+                                format!("holden is serving too many connections ({max} at most); try again"),
                             );
                         }
                     }
                     None => {
                         let uid = cred.uid;
-                        log::warn!(
-                            "control: refused a connection from uid {uid} (pid {}): not root, not holden's uid, not in read_uids, allow_uids or admin_uids",
-                            cred.pid
-                        );
+                        if let Some(n) = self.warn_refused.check(now) {
+                            log::warn!(
+                                "control: refused a connection from uid {uid} (pid {}): not root, not holden's uid, not in read_uids, allow_uids or admin_uids{}",
+                                cred.pid,
+                                suppressed_note(n, WARN_INTERVAL)
+                            );
+                        }
                         refuse(
                             &mut conn,
                             ErrorCode::NotPermitted,
@@ -598,7 +704,12 @@ impl Server {
                     }
                 },
                 Err(e) => {
-                    log::warn!("control: cannot read a peer's credentials ({e}); refusing it");
+                    if let Some(n) = self.warn_refused.check(now) {
+                        log::warn!(
+                            "control: cannot read a peer's credentials ({e}); refusing it{}",
+                            suppressed_note(n, WARN_INTERVAL)
+                        );
+                    }
                     refuse(
                         &mut conn,
                         ErrorCode::NotPermitted,
@@ -869,6 +980,24 @@ mod tests {
     use crate::control::protocol::{ProgramStatus, Reply};
     use std::io::{BufRead, BufReader, Read, Write};
     use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn warnings_are_one_per_interval_with_a_count() {
+        let t0 = Instant::now();
+        let mut w = WarnLimit::new(Duration::from_secs(10));
+        assert_eq!(w.check(t0), Some(0));
+        for i in 1..=5 {
+            assert_eq!(w.check(t0 + Duration::from_secs(i)), None);
+        }
+        assert_eq!(w.check(t0 + Duration::from_secs(10)), Some(5));
+        assert_eq!(w.check(t0 + Duration::from_secs(11)), None);
+        assert_eq!(w.check(t0 + Duration::from_secs(30)), Some(1));
+        assert_eq!(suppressed_note(0, Duration::from_secs(10)), "");
+        assert_eq!(
+            suppressed_note(3, Duration::from_secs(10)),
+            " (3 more like it since the last such line, within 10s, not logged)"
+        );
+    }
 
     #[test]
     fn peers_are_served_when_root_own_uid_or_allowed() {

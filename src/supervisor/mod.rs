@@ -13,6 +13,7 @@
 //! SIGCHLD, and after each reap the programs that are stopping check whether their cgroup (or
 //! process group) is empty.
 
+mod budget;
 pub mod logger;
 mod notify;
 mod ops;
@@ -207,7 +208,9 @@ impl Supervisor {
             allow_uids: settings.allow_uids.clone(),
             admin_uids: settings.admin_uids.clone(),
         };
-        let control = Server::bind(&settings.socket, settings.socket_mode, &grants, &reactor)?;
+        let mut control = Server::bind(&settings.socket, settings.socket_mode, &grants, &reactor)?;
+        let fd_limit = budget::raise_nofile();
+        control.set_fd_budget(fd_limit, config.programs.len());
         log::info!("control socket: {}", settings.socket.display());
         let cgroups = Cgroups::setup(mode, &config.supervisor.cgroup_path)?;
         if let Some(c) = &cgroups {
@@ -272,8 +275,14 @@ impl Supervisor {
                         self.on_pidfd(r.token.id as usize, now);
                     }
                     Kind::ControlListener | Kind::ControlConn => {
+                        let programs = self.slots.iter().flatten().count();
                         let requests = match &mut self.control {
-                            Some(server) => server.on_ready(&self.reactor, r, now),
+                            Some(server) => {
+                                if r.token.kind == Kind::ControlListener {
+                                    server.update_programs(programs);
+                                }
+                                server.on_ready(&self.reactor, r, now)
+                            }
                             None => Vec::new(),
                         };
                         for (conn, request) in requests {
@@ -648,6 +657,7 @@ impl Supervisor {
         }
         let (stdout, stderr) = match self.logs.attach(&program, &self.reactor) {
             Ok(s) => (s.stdout, s.stderr),
+            Err(e) if e.short_of_resources() => return Event::SpawnShort { reason: e.to_string() },
             Err(e) => {
                 return Event::SpawnFailed {
                     reason: e.to_string(),
@@ -675,9 +685,10 @@ impl Supervisor {
                 slot.pgid = Some(spawned.pid);
                 Event::Spawned { pid: spawned.pid }
             }
+            Err(e) if e.retryable() => Event::SpawnShort { reason: e.to_string() },
             Err(e) => Event::SpawnFailed {
                 reason: e.to_string(),
-                retry: e.retryable(),
+                retry: false,
             },
         }
     }
