@@ -74,7 +74,8 @@ pub struct SupervisorSettings {
     pub socket: PathBuf,
     /// Permission bits of the socket file, e.g. `0o600`.
     pub socket_mode: u32,
-    /// Uids besides root and holden's own that may use the control socket.
+    /// Uids besides root and holden's own that may read and operate (start, stop, restart,
+    /// signal) on the control socket.
     pub allow_uids: Vec<u32>,
     /// holden's own log level; `RUST_LOG` overrides.
     pub log_level: log::LevelFilter,
@@ -83,6 +84,10 @@ pub struct SupervisorSettings {
     /// relative = below holden's own cgroup. Never empty, never contains `..`.
     pub cgroup_path: String,
     pub cgroups: CgroupMode,
+    /// Uids that may do everything on the control socket, as root may (add, reload, ...).
+    pub admin_uids: Vec<u32>,
+    /// Uids that may only read (status, watch, log paths).
+    pub read_uids: Vec<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -69,6 +69,8 @@ pub struct RawSupervisor {
     pub logfile: Option<Spanned<String>>,
     pub cgroup_path: Option<Spanned<String>>,
     pub cgroups: Option<Spanned<String>>,
+    pub admin_uids: Option<Vec<Spanned<i64>>>,
+    pub read_uids: Option<Vec<Spanned<i64>>>,
 }
 
 /// One `[programs.NAME]` table.
@@ -213,6 +215,8 @@ pub const SUPERVISOR_KEYS: &[&str] = &[
     "logfile",
     "cgroup_path",
     "cgroups",
+    "admin_uids",
+    "read_uids",
 ];
 
 pub const PROGRAM_KEYS: &[&str] = &[
@@ -323,6 +327,8 @@ fn supervisor(table: &DeTable<'_>, p: &mut Vec<Problem>) -> RawSupervisor {
             "socket" => raw.socket = string(path, v, "a path", p),
             "socket_mode" => raw.socket_mode = mode(path, v, p),
             "allow_uids" => raw.allow_uids = integers(path, v, "an array of uids like [1000]", p),
+            "admin_uids" => raw.admin_uids = integers(path, v, "an array of uids like [1000]", p),
+            "read_uids" => raw.read_uids = integers(path, v, "an array of uids like [1000]", p),
             "log_level" => {
                 raw.log_level = string(
                     path,

@@ -329,6 +329,23 @@ fn path_value(v: &Spanned<String>, key: &str, base: &Path, expected: &str, p: &m
     Some(absolute_from(base, s))
 }
 
+/// A list of uids (`supervisor.KEY`), each from 0 to 4294967294.
+fn uids(raw: &Option<Vec<Spanned<i64>>>, key: &str, p: &mut Vec<Problem>) -> Vec<u32> {
+    let mut out = Vec::new();
+    for (i, uid) in raw.iter().flatten().enumerate() {
+        match u32::try_from(*uid.get_ref()) {
+            Ok(u) if u != u32::MAX => out.push(u),
+            Ok(_) | Err(_) => p.push(Problem::found(
+                uid.span(),
+                &format!("supervisor.{key}[{i}]"),
+                uid.get_ref(),
+                "a uid from 0 to 4294967294",
+            )),
+        }
+    }
+    out
+}
+
 fn supervisor(raw: &RawSupervisor, base: &Path, p: &mut Vec<Problem>) -> SupervisorSettings {
     let socket = raw
         .socket
@@ -340,18 +357,9 @@ fn supervisor(raw: &RawSupervisor, base: &Path, p: &mut Vec<Problem>) -> Supervi
         .as_ref()
         .and_then(|v| mode(v, "supervisor.socket_mode", "an octal mode like \"0600\"", p))
         .unwrap_or(0o600);
-    let mut allow_uids = Vec::new();
-    for (i, uid) in raw.allow_uids.iter().flatten().enumerate() {
-        match u32::try_from(*uid.get_ref()) {
-            Ok(u) if u != u32::MAX => allow_uids.push(u),
-            Ok(_) | Err(_) => p.push(Problem::found(
-                uid.span(),
-                &format!("supervisor.allow_uids[{i}]"),
-                uid.get_ref(),
-                "a uid from 0 to 4294967294",
-            )),
-        }
-    }
+    let allow_uids = uids(&raw.allow_uids, "allow_uids", p);
+    let admin_uids = uids(&raw.admin_uids, "admin_uids", p);
+    let read_uids = uids(&raw.read_uids, "read_uids", p);
     let log_level = match &raw.log_level {
         Some(v) => match v.get_ref().as_str() {
             "off" | "error" | "warn" | "info" | "debug" | "trace" => {
@@ -418,6 +426,8 @@ fn supervisor(raw: &RawSupervisor, base: &Path, p: &mut Vec<Problem>) -> Supervi
         logfile,
         cgroup_path,
         cgroups,
+        admin_uids,
+        read_uids,
     }
 }
 
@@ -1259,8 +1269,14 @@ pub fn render(config: &Config) -> String {
     let _ = writeln!(out, "\n[supervisor]");
     let _ = writeln!(out, "socket = {}", quote(&s.socket.display().to_string()));
     let _ = writeln!(out, "socket_mode = \"{:04o}\"", s.socket_mode);
-    let uids: Vec<String> = s.allow_uids.iter().map(u32::to_string).collect();
-    let _ = writeln!(out, "allow_uids = [{}]", uids.join(", "));
+    for (key, list) in [
+        ("read_uids", &s.read_uids),
+        ("allow_uids", &s.allow_uids),
+        ("admin_uids", &s.admin_uids),
+    ] {
+        let uids: Vec<String> = list.iter().map(u32::to_string).collect();
+        let _ = writeln!(out, "{key} = [{}]", uids.join(", "));
+    }
     let _ = writeln!(out, "log_level = \"{}\"", s.log_level.as_str().to_ascii_lowercase());
     let logfile = match &s.logfile {
         LogFile::Stderr => "stderr".to_string(),

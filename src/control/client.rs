@@ -242,7 +242,7 @@ impl Connection {
     /// An error response, as the sentence and exit code for the user.
     fn server_failure(&self, body: ErrorBody) -> Failure {
         match body.code {
-            ErrorCode::NotPermitted => Failure::runtime(format!(
+            ErrorCode::NotPermitted | ErrorCode::Forbidden => Failure::runtime(format!(
                 "permission denied on {}: {}",
                 self.path.display(),
                 body.message
@@ -277,7 +277,7 @@ fn connect_failure(path: &Path, e: &io::Error) -> Failure {
             "cannot connect to {p}: no holden is running there (start one with `holden run`)"
         )),
         io::ErrorKind::PermissionDenied => Failure::runtime(format!(
-            "permission denied on {p}: run as root or ask for your uid in allow_uids"
+            "permission denied on {p}: the socket's file mode keeps you out; run as root or as holden's user"
         )),
         io::ErrorKind::InvalidInput => {
             Failure::usage(format!("cannot connect to {p}: the path is too long for a Unix socket"))

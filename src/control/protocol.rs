@@ -784,7 +784,8 @@ pub enum ErrorCode {
     UnsupportedVersion,
     /// A request line over [`MAX_REQUEST_LINE`] bytes; the connection is closed.
     TooLarge,
-    /// The peer's uid is not root, holden's own, or in `allow_uids`; the connection is closed.
+    /// The peer's uid is not root, holden's own, or in any of the grant lists; the connection
+    /// is closed.
     NotPermitted,
     /// Too many connections at once; the connection is closed.
     Busy,
@@ -808,6 +809,9 @@ pub enum ErrorCode {
     ShuttingDown,
     /// The request was valid but carrying it out failed (a cgroup write, a log reopen).
     Failed,
+    /// The peer may use the socket but not for this request (an operate or admin request
+    /// from a peer that lacks the grant); the connection stays open.
+    Forbidden,
     /// A code from a newer holden.
     #[serde(other)]
     Other,

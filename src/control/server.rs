@@ -116,9 +116,140 @@ fn io_text(e: &std::io::Error) -> String {
     }
 }
 
-/// May a peer with `uid` use the socket: root, holden's own uid, or listed in `allow_uids`.
-pub fn permitted(uid: u32, own_uid: u32, allow_uids: &[u32]) -> bool {
-    uid == 0 || uid == own_uid || allow_uids.contains(&uid)
+/// Open files kept for supervision whatever the clients do: stdio, epoll, signalfd, the
+/// listener, holden's log, the cgroup lock, an agent's sockets, one accept to answer `busy`.
+pub const FD_RESERVE_BASE: u64 = 32;
+/// Open files kept per program: two output pipes, a pidfd, log files, cgroup files.
+pub const FD_RESERVE_PER_PROGRAM: u64 = 8;
+
+/// How many connections fit in `fd_limit` open files with `programs` programs supervised.
+pub fn connection_budget(fd_limit: u64, programs: usize) -> usize {
+    let reserve = FD_RESERVE_BASE + FD_RESERVE_PER_PROGRAM * programs as u64;
+    usize::try_from(fd_limit.saturating_sub(reserve)).unwrap_or(usize::MAX)
+}
+
+/// At most one WARN line per interval for a kind of refusal, with a count of the ones it kept
+/// quiet, so that a flood of refused clients cannot flood holden's log.
+#[derive(Debug)]
+pub struct WarnLimit {
+    interval: Duration,
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl WarnLimit {
+    pub fn new(interval: Duration) -> WarnLimit {
+        WarnLimit {
+            interval,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// `Some(n)`: log now, mentioning the `n` lines suppressed since the last one. `None`: stay
+    /// quiet (counted).
+    pub fn check(&mut self, now: Instant) -> Option<u64> {
+        match self.last {
+            Some(last) if now.saturating_duration_since(last) < self.interval => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
+}
+
+/// " (N more like it in the last 10s not logged)", or nothing.
+fn suppressed_note(n: u64, interval: Duration) -> String {
+    if n == 0 {
+        String::new()
+    } else {
+        format!(
+            " ({n} more like it since the last such line, within {}, not logged)",
+            humantime::format_duration(interval)
+        )
+    }
+}
+
+/// How often a kind of refused connection is logged at most.
+pub const WARN_INTERVAL: Duration = Duration::from_secs(10);
+
+/// What a peer may ask for: each level includes the ones below it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Access {
+    /// status, watch, log_paths.
+    Read,
+    /// Read, and start, stop, restart, signal.
+    Operate,
+    /// Everything: add, remove, constrain, reload, reopen, shutdown too.
+    Admin,
+}
+
+impl Access {
+    /// The word used in messages and docs.
+    pub fn word(self) -> &'static str {
+        match self {
+            Access::Read => "read",
+            Access::Operate => "operate",
+            Access::Admin => "admin",
+        }
+    }
+}
+
+/// The access a request needs.
+pub fn required(request: &Request) -> Access {
+    match request {
+        Request::Status { .. } | Request::Watch | Request::LogPaths { .. } => Access::Read,
+        Request::Start { .. } | Request::Stop { .. } | Request::Restart { .. } | Request::Signal { .. } => {
+            Access::Operate
+        }
+        Request::Constrain { .. }
+        | Request::Add { .. }
+        | Request::Remove { .. }
+        | Request::Reopen
+        | Request::Reload
+        | Request::Shutdown => Access::Admin,
+    }
+}
+
+/// Who may do what on the socket, from `[supervisor]`: root and holden's own uid may do
+/// everything, and so may `admin_uids`; `allow_uids` may read and operate; `read_uids` may read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    pub read_uids: Vec<u32>,
+    pub allow_uids: Vec<u32>,
+    pub admin_uids: Vec<u32>,
+}
+
+impl Grants {
+    /// The access of a peer with `uid`, or `None`: it may not use the socket at all.
+    pub fn access(&self, uid: u32, own_uid: u32) -> Option<Access> {
+        if uid == 0 || uid == own_uid || self.admin_uids.contains(&uid) {
+            Some(Access::Admin)
+        } else if self.allow_uids.contains(&uid) {
+            Some(Access::Operate)
+        } else if self.read_uids.contains(&uid) {
+            Some(Access::Read)
+        } else {
+            None
+        }
+    }
+}
+
+/// The sentence for a request that needs more than the peer has.
+pub fn forbidden_message(uid: u32, command: &str, need: Access) -> String {
+    match need {
+        Access::Read => format!("uid {uid} may not {command}: reading needs read_uids, allow_uids or admin_uids"),
+        Access::Operate => format!(
+            "uid {uid} may not {command}: start, stop, restart and signal need uid {uid} in allow_uids (or admin_uids) in [supervisor]"
+        ),
+        Access::Admin => format!(
+            "uid {uid} may not {command}: add, remove, constrain, reload, reopen and shutdown are for root, holden's own uid and admin_uids only (an admin can run programs as holden's user)"
+        ),
+    }
 }
 
 struct Conn {
@@ -136,6 +267,9 @@ struct Conn {
     eof: bool,
     /// Close once everything queued is written (refused, too large, busy).
     closing: bool,
+    /// The peer's uid and what it may ask for.
+    uid: u32,
+    access: Access,
     last_active: Instant,
     registered: Option<Interest>,
 }
@@ -222,12 +356,19 @@ pub struct Server {
     /// Device and inode of the socket file we created: only that file is removed at the end.
     ident: Option<(u64, u64)>,
     own_uid: u32,
-    allow_uids: Vec<u32>,
+    grants: Grants,
     limits: Limits,
     conns: HashMap<u64, Conn>,
     next_id: u64,
     /// Accepting paused after EMFILE until then (the listener is out of the reactor).
     accept_paused_until: Option<Instant>,
+    /// holden's soft RLIMIT_NOFILE, and the programs supervised: connections past
+    /// [`connection_budget`] are told `busy`, so that clients never starve a spawn.
+    fd_limit: u64,
+    programs: usize,
+    warn_busy: WarnLimit,
+    warn_refused: WarnLimit,
+    warn_accept: WarnLimit,
 }
 
 const LISTENER: Token = Token {
@@ -239,15 +380,15 @@ impl Server {
     /// Create the socket at `path` (parent folders created) with permission bits `mode`, and
     /// register it with `reactor`. A stale socket file from a dead holden (connecting is
     /// refused) is replaced; a live one is refused with [`ControlError::AlreadyRunning`].
-    pub fn bind(path: &Path, mode: u32, allow_uids: &[u32], reactor: &Reactor) -> Result<Server, ControlError> {
-        Server::bind_with(path, mode, allow_uids, reactor, Limits::default())
+    pub fn bind(path: &Path, mode: u32, grants: &Grants, reactor: &Reactor) -> Result<Server, ControlError> {
+        Server::bind_with(path, mode, grants, reactor, Limits::default())
     }
 
     /// [`Server::bind`] with other bounds (tests use a short idle timeout).
     pub fn bind_with(
         path: &Path,
         mode: u32,
-        allow_uids: &[u32],
+        grants: &Grants,
         reactor: &Reactor,
         limits: Limits,
     ) -> Result<Server, ControlError> {
@@ -285,11 +426,16 @@ impl Server {
             listener,
             ident,
             own_uid: rustix::process::geteuid().as_raw(),
-            allow_uids: allow_uids.to_vec(),
+            grants: grants.clone(),
             limits,
             conns: HashMap::new(),
             next_id: 1,
             accept_paused_until: None,
+            fd_limit: u64::MAX,
+            programs: 0,
+            warn_busy: WarnLimit::new(WARN_INTERVAL),
+            warn_refused: WarnLimit::new(WARN_INTERVAL),
+            warn_accept: WarnLimit::new(WARN_INTERVAL),
         };
         // From here on, dropping `server` removes the file again.
         use std::os::unix::fs::PermissionsExt;
@@ -357,6 +503,25 @@ impl Server {
             }
         };
         self.settle(reactor, conn.0, fate);
+    }
+
+    /// Set the open files limit and the number of programs the connection budget is taken from.
+    pub fn set_fd_budget(&mut self, fd_limit: u64, programs: usize) {
+        self.fd_limit = fd_limit;
+        self.programs = programs;
+    }
+
+    /// The number of programs supervised changed (add, remove, reload).
+    pub fn update_programs(&mut self, programs: usize) {
+        self.programs = programs;
+    }
+
+    /// Connections served at once now: the configured bound, or fewer where the open files
+    /// limit keeps a reserve for supervision.
+    pub fn max_connections(&self) -> usize {
+        self.limits
+            .max_connections
+            .min(connection_budget(self.fd_limit, self.programs))
     }
 
     /// Make `conn` a watcher: it receives every broadcast event from now on, and is exempt
@@ -458,11 +623,14 @@ impl Server {
                 Err(Errno::AGAIN) => return,
                 Err(Errno::INTR) | Err(Errno::CONNABORTED) => continue,
                 Err(e @ (Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM)) => {
-                    log::warn!(
-                        "control: cannot accept a connection on {}: {e}; pausing for {}",
-                        self.path.display(),
-                        humantime::format_duration(self.limits.accept_pause)
-                    );
+                    if let Some(n) = self.warn_accept.check(now) {
+                        log::warn!(
+                            "control: cannot accept a connection on {}: {e}; pausing for {}{}",
+                            self.path.display(),
+                            humantime::format_duration(self.limits.accept_pause),
+                            suppressed_note(n, WARN_INTERVAL)
+                        );
+                    }
                     reactor.delete(self.listener.as_fd());
                     self.accept_paused_until = Some(now + self.limits.accept_pause);
                     return;
@@ -486,38 +654,62 @@ impl Server {
                 closing: false,
                 last_active: now,
                 registered: None,
+                uid: u32::MAX,
+                access: Access::Read,
             };
             // Not rustix's socket_peercred: it fails when the peer's pid is 0, which is what
             // the kernel reports for a peer outside holden's PID namespace (a client on the host
             // of a holden that is PID 1 of a container). The uid is still right then.
             match crate::sys::peer::peer_cred(conn.fd.as_fd()) {
-                Ok(cred) if permitted(cred.uid, self.own_uid, &self.allow_uids) => {
-                    if self.conns.len() >= self.limits.max_connections {
-                        log::warn!(
-                            "control: {} connections already open; refusing one more",
-                            self.conns.len()
-                        );
+                Ok(cred) => match self.grants.access(cred.uid, self.own_uid) {
+                    Some(access) => {
+                        conn.uid = cred.uid;
+                        conn.access = access;
+                        let max = self.max_connections();
+                        if self.conns.len() >= max {
+                            if let Some(n) = self.warn_busy.check(now) {
+                                log::warn!(
+                                    "control: {} connections already open (at most {max}: {} of the open files limit {} are kept for supervising {} program{}); refusing one more with busy{}",
+                                    self.conns.len(),
+                                    FD_RESERVE_BASE + FD_RESERVE_PER_PROGRAM * self.programs as u64,
+                                    self.fd_limit,
+                                    self.programs,
+                                    if self.programs == 1 { "" } else { "s" },
+                                    suppressed_note(n, WARN_INTERVAL)
+                                );
+                            }
+                            refuse(
+                                &mut conn,
+                                ErrorCode::Busy,
+                                format!("holden is serving too many connections ({max} at most); try again"),
+                            );
+                        }
+                    }
+                    None => {
+                        let uid = cred.uid;
+                        if let Some(n) = self.warn_refused.check(now) {
+                            log::warn!(
+                                "control: refused a connection from uid {uid} (pid {}): not root, not holden's uid, not in read_uids, allow_uids or admin_uids{}",
+                                cred.pid,
+                                suppressed_note(n, WARN_INTERVAL)
+                            );
+                        }
                         refuse(
                             &mut conn,
-                            ErrorCode::Busy,
-                            "holden is serving too many connections; try again".into(),
+                            ErrorCode::NotPermitted,
+                            format!(
+                                "uid {uid} may not use this socket; run as root, or ask for uid {uid} in read_uids (status, logs) or allow_uids (also start, stop, restart, signal)"
+                            ),
                         );
                     }
-                }
-                Ok(cred) => {
-                    let uid = cred.uid;
-                    log::warn!(
-                        "control: refused a connection from uid {uid} (pid {}): not root, not holden's uid, not in allow_uids",
-                        cred.pid
-                    );
-                    refuse(
-                        &mut conn,
-                        ErrorCode::NotPermitted,
-                        format!("uid {uid} may not use this socket; run as root or ask for uid {uid} in allow_uids"),
-                    );
-                }
+                },
                 Err(e) => {
-                    log::warn!("control: cannot read a peer's credentials ({e}); refusing it");
+                    if let Some(n) = self.warn_refused.check(now) {
+                        log::warn!(
+                            "control: cannot read a peer's credentials ({e}); refusing it{}",
+                            suppressed_note(n, WARN_INTERVAL)
+                        );
+                    }
                     refuse(
                         &mut conn,
                         ErrorCode::NotPermitted,
@@ -746,6 +938,20 @@ fn parse_lines(conn: &mut Conn, id: u64, limits: &Limits, requests: &mut Vec<(Co
             continue;
         }
         match parse_request(line) {
+            Ok(request) if required(&request) > conn.access => {
+                let need = required(&request);
+                log::info!(
+                    "control: refused {} from uid {}: it needs {} access",
+                    request.command(),
+                    conn.uid,
+                    need.word()
+                );
+                let body = ErrorBody::new(
+                    ErrorCode::Forbidden,
+                    forbidden_message(conn.uid, request.command(), need),
+                );
+                conn.push_line(Response::Err(body).to_line());
+            }
             Ok(request) => {
                 conn.queue.push_back(None);
                 requests.push((ConnId(id), request));
@@ -776,12 +982,49 @@ mod tests {
     use std::os::unix::net::UnixStream;
 
     #[test]
+    fn warnings_are_one_per_interval_with_a_count() {
+        let t0 = Instant::now();
+        let mut w = WarnLimit::new(Duration::from_secs(10));
+        assert_eq!(w.check(t0), Some(0));
+        for i in 1..=5 {
+            assert_eq!(w.check(t0 + Duration::from_secs(i)), None);
+        }
+        assert_eq!(w.check(t0 + Duration::from_secs(10)), Some(5));
+        assert_eq!(w.check(t0 + Duration::from_secs(11)), None);
+        assert_eq!(w.check(t0 + Duration::from_secs(30)), Some(1));
+        assert_eq!(suppressed_note(0, Duration::from_secs(10)), "");
+        assert_eq!(
+            suppressed_note(3, Duration::from_secs(10)),
+            " (3 more like it since the last such line, within 10s, not logged)"
+        );
+    }
+
+    #[test]
     fn peers_are_served_when_root_own_uid_or_allowed() {
-        assert!(permitted(0, 1000, &[]));
-        assert!(permitted(1000, 1000, &[]));
-        assert!(permitted(65534, 0, &[65534]));
-        assert!(!permitted(65534, 0, &[]));
-        assert!(!permitted(65534, 1000, &[1001]));
+        let g = Grants {
+            read_uids: vec![7],
+            allow_uids: vec![65534],
+            admin_uids: vec![42],
+        };
+        assert_eq!(g.access(0, 1000), Some(Access::Admin));
+        assert_eq!(g.access(1000, 1000), Some(Access::Admin));
+        assert_eq!(g.access(42, 0), Some(Access::Admin));
+        assert_eq!(g.access(65534, 0), Some(Access::Operate));
+        assert_eq!(g.access(7, 0), Some(Access::Read));
+        assert_eq!(g.access(8, 0), None);
+        assert_eq!(Grants::default().access(65534, 1000), None);
+        assert_eq!(required(&Request::Status { names: vec![] }), Access::Read);
+        assert_eq!(required(&Request::Watch), Access::Read);
+        assert_eq!(
+            required(&Request::Stop {
+                names: vec!["a".into()],
+                all: false
+            }),
+            Access::Operate
+        );
+        assert_eq!(required(&Request::Shutdown), Access::Admin);
+        assert_eq!(required(&Request::Remove { name: "a".into() }), Access::Admin);
+        assert!(!forbidden_message(5, "add", Access::Admin).contains("allow_uids"));
     }
 
     /// A server answering `status` with one fake program, `watch` with the same plus a
@@ -1042,10 +1285,10 @@ mod tests {
             drop(l);
         }
         assert!(path.exists());
-        let first = Server::bind(&path, 0o600, &[], &reactor).expect("stale socket replaced");
+        let first = Server::bind(&path, 0o600, &Grants::default(), &reactor).expect("stale socket replaced");
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777, 0o600);
-        match Server::bind(&path, 0o600, &[], &reactor) {
+        match Server::bind(&path, 0o600, &Grants::default(), &reactor) {
             Err(e @ ControlError::AlreadyRunning { .. }) => {
                 assert_eq!(
                     e.to_string(),
@@ -1065,7 +1308,7 @@ mod tests {
 
         std::fs::write(&path, "not a socket").unwrap();
         assert!(matches!(
-            Server::bind(&path, 0o600, &[], &reactor),
+            Server::bind(&path, 0o600, &Grants::default(), &reactor),
             Err(ControlError::NotASocket { .. })
         ));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "not a socket");
@@ -1076,7 +1319,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("holden.sock");
         let reactor = Reactor::new().unwrap();
-        let server = Server::bind(&path, 0o660, &[], &reactor).unwrap();
+        let server = Server::bind(&path, 0o660, &Grants::default(), &reactor).unwrap();
         std::fs::remove_file(&path).unwrap();
         let newer = std::os::unix::net::UnixListener::bind(&path).unwrap();
         drop(server);
@@ -1144,7 +1387,7 @@ pub(crate) mod test_support {
             let p = path.clone();
             let thread = std::thread::spawn(move || {
                 let mut reactor = Reactor::new().unwrap();
-                let mut server = Server::bind_with(&p, 0o600, &[], &reactor, limits).unwrap();
+                let mut server = Server::bind_with(&p, 0o600, &Grants::default(), &reactor, limits).unwrap();
                 tx.send(()).unwrap();
                 while !stop2.load(Ordering::Relaxed) {
                     let ready = reactor.wait(server.next_deadline()).unwrap();

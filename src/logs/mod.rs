@@ -143,6 +143,24 @@ pub enum LogError {
     },
 }
 
+impl LogError {
+    /// Failed for lack of a resource that comes back (fds, memory): the spawn is tried again
+    /// later instead of giving up.
+    pub fn short_of_resources(&self) -> bool {
+        let short = |e: &io::Error| {
+            matches!(
+                e.raw_os_error().map(rustix::io::Errno::from_raw_os_error),
+                Some(rustix::io::Errno::MFILE | rustix::io::Errno::NFILE | rustix::io::Errno::NOMEM)
+            )
+        };
+        match self {
+            LogError::Pipe { source, .. } | LogError::Register { source, .. } => short(source),
+            LogError::Open { source, .. } => short(source),
+            _ => false,
+        }
+    }
+}
+
 /// What to do about a log file that cannot be opened.
 fn open_hint(e: &io::Error) -> &'static str {
     match Errno::from_io_error(e) {

@@ -13,6 +13,7 @@
 //! SIGCHLD, and after each reap the programs that are stopping check whether their cgroup (or
 //! process group) is empty.
 
+mod budget;
 pub mod logger;
 mod notify;
 mod ops;
@@ -222,7 +223,14 @@ impl Supervisor {
         // The socket first: a second holden on the same config stops here, before it could
         // start any program a second time.
         let settings = &config.supervisor;
-        let control = Server::bind(&settings.socket, settings.socket_mode, &settings.allow_uids, &reactor)?;
+        let grants = crate::control::server::Grants {
+            read_uids: settings.read_uids.clone(),
+            allow_uids: settings.allow_uids.clone(),
+            admin_uids: settings.admin_uids.clone(),
+        };
+        let mut control = Server::bind(&settings.socket, settings.socket_mode, &grants, &reactor)?;
+        let fd_limit = budget::raise_nofile();
+        control.set_fd_budget(fd_limit, config.programs.len());
         log::info!("control socket: {}", settings.socket.display());
         let cgroups = Cgroups::setup(mode, &config.supervisor.cgroup_path)?;
         if let Some(c) = &cgroups {
@@ -303,8 +311,14 @@ impl Supervisor {
                         self.on_pidfd(r.token.id as usize, now);
                     }
                     Kind::ControlListener | Kind::ControlConn => {
+                        let programs = self.slots.iter().flatten().count();
                         let requests = match &mut self.control {
-                            Some(server) => server.on_ready(&self.reactor, r, now),
+                            Some(server) => {
+                                if r.token.kind == Kind::ControlListener {
+                                    server.update_programs(programs);
+                                }
+                                server.on_ready(&self.reactor, r, now)
+                            }
                             None => Vec::new(),
                         };
                         for (conn, request) in requests {
@@ -714,6 +728,7 @@ impl Supervisor {
         }
         let (stdout, stderr) = match self.logs.attach(&program, &self.reactor) {
             Ok(s) => (s.stdout, s.stderr),
+            Err(e) if e.short_of_resources() => return Event::SpawnShort { reason: e.to_string() },
             Err(e) => {
                 return Event::SpawnFailed {
                     reason: e.to_string(),
@@ -741,9 +756,10 @@ impl Supervisor {
                 slot.pgid = Some(spawned.pid);
                 Event::Spawned { pid: spawned.pid }
             }
+            Err(e) if e.retryable() => Event::SpawnShort { reason: e.to_string() },
             Err(e) => Event::SpawnFailed {
                 reason: e.to_string(),
-                retry: e.retryable(),
+                retry: false,
             },
         }
     }

@@ -97,6 +97,10 @@ pub enum Event {
     Spawned { pid: i32 },
     /// `Effect::Spawn` failed; `retry` when a later try could succeed (an agent down, EAGAIN).
     SpawnFailed { reason: String, retry: bool },
+    /// `Effect::Spawn` failed for lack of a resource that comes back (EMFILE, ENFILE, ENOMEM,
+    /// EAGAIN from fork): backed off and tried again however often, never counted toward
+    /// `max_restarts`, never FATAL.
+    SpawnShort { reason: String },
     /// The main process ended.
     Exited(ExitKind),
     /// Every process of the program is gone (its cgroup or process group is empty).
@@ -193,6 +197,9 @@ pub struct Machine {
     pub last_exit: Option<ExitKind>,
     /// When the failed runs restarted within the last `start_limit_interval` ended.
     failures: VecDeque<Instant>,
+    /// Spawns in a row that failed for lack of a resource (fds, memory): their delay doubles
+    /// up to `max_restart_delay`, so that a long shortage costs a line per that delay.
+    short_tries: u32,
 }
 
 impl Machine {
@@ -204,6 +211,7 @@ impl Machine {
             restarts: 0,
             last_exit: None,
             failures: VecDeque::new(),
+            short_tries: 0,
         }
     }
 
@@ -256,11 +264,14 @@ impl Machine {
                 Some("sent SIGKILL".into()),
             ),
 
-            (S::Stopped | S::Exited | S::Fatal | S::Backoff { .. }, E::Spawned { pid }) => (
-                Some(S::Starting { pid, since: now }),
-                vec![],
-                Some(format!("pid {pid}")),
-            ),
+            (S::Stopped | S::Exited | S::Fatal | S::Backoff { .. }, E::Spawned { pid }) => {
+                self.short_tries = 0;
+                (
+                    Some(S::Starting { pid, since: now }),
+                    vec![],
+                    Some(format!("pid {pid}")),
+                )
+            }
             // Spawned is only ever the answer to our own Spawn effect, which these states never ask.
             (S::Starting { .. } | S::Running { .. } | S::Stopping { .. }, E::Spawned { .. }) => (None, vec![], None),
 
@@ -274,6 +285,16 @@ impl Machine {
             (S::Starting { .. } | S::Running { .. } | S::Stopping { .. }, E::SpawnFailed { .. }) => {
                 (None, vec![], None)
             }
+            (S::Stopped | S::Exited | S::Fatal | S::Backoff { .. }, E::SpawnShort { reason }) => {
+                self.short_tries = self.short_tries.saturating_add(1);
+                let delay = policy.delay(self.consecutive.max(1).saturating_add(self.short_tries - 1));
+                let reason = format!(
+                    "{reason}; out of a resource, trying again in {}",
+                    humantime::format_duration(delay)
+                );
+                (Some(S::Backoff { until: now + delay }), vec![], Some(reason))
+            }
+            (S::Starting { .. } | S::Running { .. } | S::Stopping { .. }, E::SpawnShort { .. }) => (None, vec![], None),
 
             (S::Starting { .. }, E::Exited(exit)) => {
                 self.last_exit = Some(exit);
@@ -678,6 +699,37 @@ mod tests {
                 reason: Some(reason)
             })
         );
+    }
+
+    #[test]
+    fn a_spawn_short_of_fds_backs_off_forever_and_is_never_fatal() {
+        let p = policy(RestartPolicy::Always);
+        let t0 = Instant::now();
+        let mut m = Machine::new(t0);
+        m.handle(&p, Start, t0);
+        for i in 0..(p.max_restarts * 3) {
+            let now = secs(t0, f64::from(i) * 10.0);
+            let (effects, tr) = m.handle(
+                &p,
+                SpawnShort {
+                    reason: "cannot create an output pipe for web: too many open files".into(),
+                },
+                now,
+            );
+            assert!(effects.is_empty());
+            assert_eq!(m.state.name(), "BACKOFF", "try {i}");
+            let delay = p.delay(i + 1);
+            let want = format!(
+                "out of a resource, trying again in {}",
+                humantime::format_duration(delay)
+            );
+            assert!(tr.unwrap().reason.unwrap().ends_with(&want), "try {i}");
+            let (effects, _) = m.handle(&p, Deadline, now + delay);
+            assert_eq!(effects, vec![Spawn], "try {i}");
+        }
+        let (_, _) = m.handle(&p, Spawned { pid: 7 }, secs(t0, 100.0));
+        assert_eq!(m.state.name(), "STARTING");
+        assert_eq!(m.restarts, 0);
     }
 
     #[test]

@@ -463,7 +463,7 @@ fn a_stranger_is_refused_and_served_once_in_allow_uids() {
     assert_eq!(
         text(&out.stderr),
         format!(
-            "holden: permission denied on {}: uid 65534 may not use this socket; run as root or ask for uid 65534 in allow_uids\n",
+            "holden: permission denied on {}: uid 65534 may not use this socket; run as root, or ask for uid 65534 in read_uids (status, logs) or allow_uids (also start, stop, restart, signal)\n",
             sup.socket.display()
         )
     );

@@ -14,4 +14,5 @@ mod hardening;
 mod instances;
 mod logs;
 mod process;
+mod trust;
 mod unsupervised;

@@ -1,0 +1,286 @@
+//! Integration tests for issue 14's trust boundary, through the real binary: who may do what on
+//! the control socket, the fd budget, what `check` refuses, bounded warnings.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use crate::harness::*;
+
+const T: Duration = Duration::from_secs(15);
+
+const SLEEPER: &str = r#"
+[programs.web]
+command = "sleep 1000"
+min_uptime = "100ms"
+"#;
+
+/// Run `holden ARGS --socket SOCKET` as uid and gid 65534, with no supplementary groups.
+fn as_nobody(sup: &Supervisor, args: &[&str]) -> Output {
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        HOLDEN,
+        args[0],
+        "--socket",
+    ])
+    .arg(&sup.socket)
+    .args(&args[1..])
+    .current_dir("/")
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .env_remove("HOLDEN_CONTROL_SOCKET")
+    .env_remove("HOLDEN_CONFIG");
+    wait_output(
+        cmd.spawn().expect("setpriv"),
+        T,
+        &format!("holden {args:?} as uid 65534"),
+    )
+}
+
+/// A holden whose socket anyone may connect to, with `grants` in `[supervisor]`.
+fn open_holden(grants: &str) -> Supervisor {
+    let sup = Supervisor::start_with(
+        &format!("cgroups = \"off\"\nsocket_mode = \"0666\"\n{grants}\n"),
+        SLEEPER,
+    );
+    fs::set_permissions(sup.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    wait_state_within(T, &sup, "web", "RUNNING");
+    sup
+}
+
+fn assert_refused(out: &Output, sup: &Supervisor, verb: &str) -> String {
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{verb}: {err}");
+    let want = format!(
+        "holden: permission denied on {}: uid 65534 may not {verb}: ",
+        sup.socket.display()
+    );
+    assert!(err.starts_with(&want), "{want:?} is not the start of {err:?}");
+    err
+}
+
+#[test]
+fn allow_uids_may_read_and_operate_but_only_admin_uids_may_administer() {
+    if skip_unless_root("allow_uids_may_read_and_operate_but_only_admin_uids_may_administer") {
+        return;
+    }
+    let sup = open_holden("allow_uids = [65534]");
+    let out = as_nobody(&sup, &["status"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).lines().any(|l| l.starts_with("web ")));
+
+    // Administering is refused with a sentence that does not send people to allow_uids.
+    let pwned = sup.path("pwned");
+    let add = ["add", "x", "--", "/bin/sh", "-c", &format!("id > {}", pwned.display())];
+    for (args, verb) in [
+        (&add[..], "add"),
+        (&["shutdown"][..], "shutdown"),
+        (&["constrain", "web", "--pids", "10"][..], "constrain"),
+        (&["reload"][..], "reload"),
+        (&["reopen"][..], "reopen"),
+        (&["remove", "web"][..], "remove"),
+    ] {
+        let err = assert_refused(&as_nobody(&sup, args), &sup, verb);
+        assert!(err.contains("admin_uids"), "{err}");
+        assert!(!err.contains("allow_uids"), "{err}");
+    }
+    assert!(!pwned.exists(), "a refused add ran its command");
+    assert_eq!(sup.program_status("web")["state"], "RUNNING");
+    let log = sup.log_text();
+    assert!(
+        log.contains("control: refused add from uid 65534: it needs admin access"),
+        "{log}"
+    );
+
+    // Operating is allowed.
+    let out = as_nobody(&sup, &["stop", "web"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(sup.program_status("web")["state"], "STOPPED");
+    let out = as_nobody(&sup, &["start", "web"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    drop(sup);
+
+    // An administrator may add.
+    let sup = open_holden("admin_uids = [65534]");
+    let out = as_nobody(&sup, &["add", "x", "--", "sleep", "1000"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(wait_state_within(T, &sup, "x", "RUNNING")["transient"], true);
+}
+
+#[test]
+fn read_uids_may_only_read() {
+    if skip_unless_root("read_uids_may_only_read") {
+        return;
+    }
+    let sup = open_holden("read_uids = [65534]");
+    let out = as_nobody(&sup, &["status", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("\"web\""));
+    for (args, verb) in [
+        (&["stop", "web"][..], "stop"),
+        (&["signal", "HUP", "web"][..], "signal"),
+    ] {
+        let err = assert_refused(&as_nobody(&sup, args), &sup, verb);
+        assert!(err.contains("allow_uids"), "{err}");
+    }
+    let err = assert_refused(&as_nobody(&sup, &["shutdown"]), &sup, "shutdown");
+    assert!(!err.contains("allow_uids"), "{err}");
+    assert_eq!(sup.program_status("web")["state"], "RUNNING");
+}
+
+/// Start `holden run` on `sup`'s config under `prlimit ARGS --`, and wait for its socket.
+fn spawn_under_prlimit(mut sup: Supervisor, limit: &str) -> Supervisor {
+    let child = Command::new("prlimit")
+        .arg(limit)
+        .arg("--")
+        .arg(HOLDEN)
+        .arg("run")
+        .arg("-c")
+        .arg(&sup.config)
+        .current_dir(sup.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(sup.path("holden.stderr")).unwrap())
+        .env_remove("HOLDEN_CONFIG")
+        .env_remove("HOLDEN_CONTROL_SOCKET")
+        .env("RUST_LOG", "debug")
+        .process_group(0)
+        .spawn()
+        .expect("prlimit holden run");
+    // prlimit execs holden: same pid.
+    sup.pid = child.id();
+    sup.child = Some(child);
+    let socket = sup.socket.clone();
+    wait_for(T, "holden to bind its control socket", || {
+        UnixStream::connect(&socket).map(drop).map_err(|e| e.to_string())
+    });
+    sup
+}
+
+fn pid_of(v: &serde_json::Value) -> u64 {
+    v["pid"].as_u64().unwrap_or_else(|| panic!("no pid in {v}"))
+}
+
+fn kill9(pid: u64) {
+    let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+}
+
+const LOGGED: &str = r#"
+[programs.web]
+command = "sleep 1000"
+min_uptime = "100ms"
+restart_delay = "50ms"
+max_restarts = 2
+stdout = "web.log"
+"#;
+
+#[test]
+fn clients_past_the_fd_budget_get_busy_and_a_dying_program_still_restarts() {
+    let sup = spawn_under_prlimit(Supervisor::prepare("cgroups = \"off\"", LOGGED), "--nofile=64:64");
+    let first = pid_of(&wait_state_within(T, &sup, "web", "RUNNING"));
+    // 64 open files, 32 + 8 for one program kept: 24 clients at once. Hold 60 idle ones.
+    let mut held = Vec::new();
+    for _ in 0..60 {
+        held.push(UnixStream::connect(&sup.socket).expect("connect"));
+    }
+    let last = held.last().unwrap();
+    last.set_read_timeout(Some(T)).unwrap();
+    let mut line = String::new();
+    BufReader::new(last).read_line(&mut line).expect("an answer");
+    assert!(line.contains("\"code\":\"busy\""), "{line}");
+    assert!(line.contains("too many connections (24 at most)"), "{line}");
+    let out = sup.ctl(&["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("too many connections"),
+        "{}",
+        text(&out.stderr)
+    );
+    let log = sup.log_text();
+    assert!(
+        log.contains("kept for supervising 1 program); refusing one more with busy"),
+        "{log}"
+    );
+    assert!(
+        log.matches("refusing one more with busy").count() <= 2,
+        "busy WARN lines are not rate-limited:\n{log}"
+    );
+
+    // The program dies while the clients hold their connections: it restarts, no FATAL.
+    kill9(first);
+    wait_for(T, "web to be RUNNING again", || {
+        let log = sup.log_text();
+        match log.matches("web: STARTING -> RUNNING").count() {
+            2 => Ok(()),
+            _ => Err(log),
+        }
+    });
+    assert!(!sup.log_text().contains("FATAL"), "{}", sup.log_text());
+
+    // The clients go: everyone is served again.
+    drop(held);
+    let again = wait_for(T, "status to be served again", || {
+        let out = sup.ctl(&["status", "--json"]);
+        if out.status.success() {
+            Ok(out.stdout)
+        } else {
+            Err(text(&out.stderr))
+        }
+    });
+    let v: serde_json::Value = serde_json::from_slice(&again).unwrap();
+    let web = &v["programs"][0];
+    assert_eq!(web["state"], "RUNNING", "{web}");
+    assert_ne!(pid_of(web), first);
+}
+
+#[test]
+fn a_spawn_out_of_fds_is_retried_until_they_come_back_never_fatal() {
+    if skip_unless_root("a_spawn_out_of_fds_is_retried_until_they_come_back_never_fatal") {
+        return;
+    }
+    let sup = Supervisor::start(LOGGED);
+    let first = pid_of(&wait_state_within(T, &sup, "web", "RUNNING"));
+    let pid = sup.pid.to_string();
+    let prlimit = |limit: &str| {
+        let out = Command::new("prlimit")
+            .args(["--pid", &pid, limit])
+            .output()
+            .expect("prlimit");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+    // Fewer open files than holden holds now: no new pipe can be made.
+    let held = fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    prlimit(&format!("--nofile={}:1024", held - 2));
+    kill9(first);
+    // More tries than max_restarts = 2, each one backing off (50ms doubling up to 1s) and logged.
+    wait_for(T, "several retries", || {
+        let log = sup.log_text();
+        match log.matches("out of a resource, trying again in").count() {
+            n if n > 3 => Ok(()),
+            _ => Err(log),
+        }
+    });
+    let log = sup.log_text();
+    assert!(log.contains("Too many open files"), "{log}");
+    assert!(!log.contains("FATAL"), "{log}");
+    prlimit("--nofile=1024:1024");
+    wait_for(T, "web to run again", || {
+        let log = sup.log_text();
+        match log.matches("web: STARTING -> RUNNING").count() {
+            2 => Ok(()),
+            _ => Err(log),
+        }
+    });
+    let web = sup.program_status("web");
+    assert_eq!(web["state"], "RUNNING", "{web}");
+    assert_eq!(web["restarts"], 1, "{web}");
+}
