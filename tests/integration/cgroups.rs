@@ -114,6 +114,8 @@ fn a_busy_loop_is_held_to_its_cpu_limit() {
 [programs.busy]
 command = ["sh", "-c", "while :; do :; done"]
 cpu_limit = 0.5
+# First in line for a CPU, so that it reaches its quota on a loaded machine too.
+nice = -20
 "#,
     );
     wait_running(&sup, "busy");

@@ -170,7 +170,7 @@ fn a_clean_shutdown_removes_every_program_cgroup_added_ones_included() {
 /// many TERM lines there were when it started.
 const DAEMON: &str = r#"
 [programs.web]
-command = ["sh", "-c", "echo $(cat {dir}/term.log 2>/dev/null | wc -l) >> {dir}/runs.log; for n in 1 2; do perl -e '$SIG{TERM} = sub { select(undef, undef, undef, 0.3); open(my $f, \">>\", \"{dir}/term.log\"); print $f \"TERM $$\\n\"; close $f; exit 0 }; sleep 1000' & done; sleep 0.2; exit 0"]
+command = ["sh", "-c", "echo $(cat {dir}/term.log 2>/dev/null | wc -l) >> {dir}/runs.log; for n in 1 2; do perl -e '$SIG{TERM} = sub { select(undef, undef, undef, 0.3); open(my $f, \">>\", \"{dir}/term.log\"); print $f \"TERM $$$$\\n\"; close $f; exit 0 }; sleep 1000' & done; sleep 0.2; exit 0"]
 autorestart = "always"
 min_uptime = "50ms"
 restart_delay = "50ms"
@@ -179,7 +179,7 @@ start_limit_burst = 0
 stop_timeout = "10s"
 
 [programs.stubborn]
-command = ["sh", "-c", "perl -e '$SIG{TERM} = \"IGNORE\"; open(my $f, \">\", \"{dir}/stubborn.pid\"); print $f \"$$\\n\"; close $f; sleep 1000' & sleep 0.2; exit 0"]
+command = ["sh", "-c", "perl -e '$SIG{TERM} = \"IGNORE\"; open(my $f, \">\", \"{dir}/stubborn.pid\"); print $f \"$$$$\\n\"; close $f; sleep 1000' & sleep 0.2; exit 0"]
 autorestart = "never"
 stop_timeout = "300ms"
 "#;
