@@ -95,9 +95,14 @@ pub fn spawn(
                 command: command.clone(),
                 reason,
             },
+            // The child's chdir and exec both report ENOENT, EACCES, ENOTDIR: the working
+            // directory is named when it is the one at fault.
             _ => SpawnError::Exec {
                 command: command.clone(),
-                reason,
+                reason: match directory_fault(&program.directory) {
+                    Some(why) => why,
+                    None => reason,
+                },
             },
         }
     })?;
@@ -113,6 +118,15 @@ pub fn spawn(
         reason: format!("pidfd_open: {}", io_text(&e.into())),
     })?;
     Ok(Spawned { pid, pidfd })
+}
+
+/// "working directory /x: No such file or directory" when `dir` cannot be a working directory.
+fn directory_fault(dir: &std::path::Path) -> Option<String> {
+    match std::fs::metadata(dir) {
+        Err(e) => Some(format!("working directory {}: {}", dir.display(), io_text(&e))),
+        Ok(m) if !m.is_dir() => Some(format!("working directory {}: Not a directory", dir.display())),
+        Ok(_) => None,
+    }
 }
 
 /// An io::Error as a sentence fragment, without std's " (os error N)" tail.
