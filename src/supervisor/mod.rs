@@ -13,7 +13,7 @@
 //! SIGCHLD, and after each reap the programs that are stopping check whether their cgroup (or
 //! process group) is empty.
 
-mod budget;
+pub(crate) mod budget;
 pub mod logger;
 mod notify;
 mod ops;

@@ -402,3 +402,27 @@ directory = "/nonexistent-holden-dir"
     );
     assert_eq!(sup.status().len(), 1);
 }
+
+#[test]
+fn refused_connections_are_logged_once_per_interval() {
+    if skip_unless_root("refused_connections_are_logged_once_per_interval") {
+        return;
+    }
+    let sup = open_holden("");
+    for _ in 0..5 {
+        let out = as_nobody(&sup, &["status"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            text(&out.stderr).contains("may not use this socket"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    let log = sup.log_text();
+    assert_eq!(
+        log.matches("control: refused a connection from uid 65534").count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(sup.program_status("web")["state"], "RUNNING");
+}
