@@ -225,6 +225,15 @@ pub struct Grants {
 }
 
 impl Grants {
+    /// The grants of a `[supervisor]` table.
+    pub fn from_settings(s: &crate::config::SupervisorSettings) -> Grants {
+        Grants {
+            read_uids: s.read_uids.clone(),
+            allow_uids: s.allow_uids.clone(),
+            admin_uids: s.admin_uids.clone(),
+        }
+    }
+
     /// The access of a peer with `uid`, or `None`: it may not use the socket at all.
     pub fn access(&self, uid: u32, own_uid: u32) -> Option<Access> {
         if uid == 0 || uid == own_uid || self.admin_uids.contains(&uid) {
@@ -509,6 +518,42 @@ impl Server {
     pub fn set_fd_budget(&mut self, fd_limit: u64, programs: usize) {
         self.fd_limit = fd_limit;
         self.programs = programs;
+    }
+
+    /// The grants in force.
+    pub fn grants(&self) -> &Grants {
+        &self.grants
+    }
+
+    /// New grants (a reload): they apply to every request from now on, on open connections
+    /// too; a connection whose peer lost every grant is told `not_permitted` and closed.
+    pub fn set_grants(&mut self, reactor: &Reactor, grants: Grants) {
+        self.grants = grants;
+        let ids: Vec<u64> = self.conns.keys().copied().collect();
+        for id in ids {
+            let Some(c) = self.conns.get_mut(&id) else {
+                continue;
+            };
+            if c.closing {
+                continue;
+            }
+            match self.grants.access(c.uid, self.own_uid) {
+                Some(access) => c.access = access,
+                None => {
+                    let uid = c.uid;
+                    refuse(
+                        c,
+                        ErrorCode::NotPermitted,
+                        format!("uid {uid} may no longer use this socket: a reload took its grant away"),
+                    );
+                    let fate = match c.flush(Instant::now()) {
+                        Ok(()) => Fate::Keep,
+                        Err(_) => Fate::Close("it went away"),
+                    };
+                    self.settle(reactor, id, fate);
+                }
+            }
+        }
     }
 
     /// The number of programs supervised changed (add, remove, reload).

@@ -203,11 +203,7 @@ impl Supervisor {
         // The socket first: a second holden on the same config stops here, before it could
         // start any program a second time.
         let settings = &config.supervisor;
-        let grants = crate::control::server::Grants {
-            read_uids: settings.read_uids.clone(),
-            allow_uids: settings.allow_uids.clone(),
-            admin_uids: settings.admin_uids.clone(),
-        };
+        let grants = crate::control::server::Grants::from_settings(settings);
         let mut control = Server::bind(&settings.socket, settings.socket_mode, &grants, &reactor)?;
         let fd_limit = budget::raise_nofile();
         control.set_fd_budget(fd_limit, config.programs.len());

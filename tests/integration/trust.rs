@@ -134,6 +134,32 @@ fn read_uids_may_only_read() {
     let err = assert_refused(&as_nobody(&sup, &["shutdown"]), &sup, "shutdown");
     assert!(!err.contains("allow_uids"), "{err}");
     assert_eq!(sup.program_status("web")["state"], "RUNNING");
+
+    // A reload changes the grants at once: operating is allowed, then nothing is.
+    let reload_with = |from: &str, to: &str| {
+        let text = fs::read_to_string(&sup.config).unwrap();
+        assert!(text.contains(from), "{text}");
+        fs::write(&sup.config, text.replace(from, to)).unwrap();
+        let out = sup.ctl(&["reload"]);
+        assert!(out.status.success(), "{}", self::text(&out.stderr));
+    };
+    reload_with("read_uids = [65534]", "allow_uids = [65534]");
+    let out = as_nobody(&sup, &["stop", "web"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    reload_with("allow_uids = [65534]", "");
+    let out = as_nobody(&sup, &["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("may not use this socket"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        sup.log_text()
+            .contains("reload: control socket grants now read_uids [], allow_uids [], admin_uids []"),
+        "{}",
+        sup.log_text()
+    );
 }
 
 /// Start `holden run` on `sup`'s config under `prlimit ARGS --`, and wait for its socket.
