@@ -122,10 +122,16 @@ pub const FD_RESERVE_BASE: u64 = 32;
 /// Open files kept per program: two output pipes, a pidfd, log files, cgroup files.
 pub const FD_RESERVE_PER_PROGRAM: u64 = 8;
 
-/// How many connections fit in `fd_limit` open files with `programs` programs supervised.
+/// Connections served whatever the budget, so that an operator can always reach holden.
+pub const MIN_CONNECTIONS: usize = 4;
+
+/// How many connections fit in `fd_limit` open files with `programs` programs supervised
+/// (never fewer than [`MIN_CONNECTIONS`]).
 pub fn connection_budget(fd_limit: u64, programs: usize) -> usize {
-    let reserve = FD_RESERVE_BASE + FD_RESERVE_PER_PROGRAM * programs as u64;
-    usize::try_from(fd_limit.saturating_sub(reserve)).unwrap_or(usize::MAX)
+    let reserve = FD_RESERVE_BASE.saturating_add(FD_RESERVE_PER_PROGRAM.saturating_mul(programs as u64));
+    usize::try_from(fd_limit.saturating_sub(reserve))
+        .unwrap_or(usize::MAX)
+        .max(MIN_CONNECTIONS)
 }
 
 /// At most one WARN line per interval for a kind of refusal, with a count of the ones it kept

@@ -109,13 +109,15 @@ pub fn spawn(
     let pid = child.id() as i32;
     // The `Child` is dropped without waiting: reaping belongs to `reap_all`.
     drop(child);
-    let pidfd = pidfd_open(
-        Pid::from_raw(pid).expect("spawned pid is positive"),
-        PidfdFlags::NONBLOCK,
-    )
-    .map_err(|e| SpawnError::Resources {
-        command: command.clone(),
-        reason: format!("pidfd_open: {}", io_text(&e.into())),
+    let child_pid = Pid::from_raw(pid).expect("spawned pid is positive");
+    let pidfd = pidfd_open(child_pid, PidfdFlags::NONBLOCK).map_err(|e| {
+        // Unwatched, it would run unsupervised beside the copy a retry starts: end it now.
+        // Not reaped yet, so the pid is still this child's.
+        let _ = rustix::process::kill_process(child_pid, rustix::process::Signal::KILL);
+        SpawnError::Resources {
+            command: command.clone(),
+            reason: format!("pidfd_open: {}", io_text(&e.into())),
+        }
     })?;
     Ok(Spawned { pid, pidfd })
 }
