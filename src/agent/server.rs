@@ -34,12 +34,14 @@ use rustix::process::{Pid, PidfdFlags, Signal, WaitOptions};
 
 use super::describe_errno;
 use super::frame::{self, HEADER_LEN, MAX_PAYLOAD, Message, StartProcess};
+use crate::control::server::{WARN_INTERVAL, WarnLimit};
 use crate::reactor::{Interest, Kind, Reactor, Signals, Token};
 
 /// How long a connection may stay silent before the agent closes it.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections served at once; more are accepted and closed at once.
-const MAX_CONNECTIONS: usize = 1024;
+/// Connections served at once; more are accepted, answered with a PROCESS_ERROR `EAGAIN`
+/// frame and closed (docs/agent-protocol.md).
+pub const MAX_CONNECTIONS: usize = 1024;
 /// Requests served from one connection per turn of the loop, so that a client that pipelines
 /// thousands of requests takes turns with the others instead of holding the loop.
 const REQUESTS_PER_TURN: usize = 16;
@@ -86,6 +88,8 @@ pub fn serve(opts: &Options) -> Result<(), ServerError> {
     // caller) is marked close-on-exec once here, and everything it opens itself already is.
     // Doing it once keeps spawns on posix_spawn (a pre_exec step would force a fork each).
     crate::sys::exec::cloexec_inherited();
+    // Room for MAX_CONNECTIONS clients and the pidfds in flight, where the hard limit allows.
+    crate::supervisor::budget::raise_nofile();
     let listener = bind(&opts.socket)?;
     // Remember which file is ours, so that exiting never removes a successor's socket.
     let identity = fs::metadata(&opts.socket).map(|m| (m.dev(), m.ino())).ok();
@@ -175,6 +179,22 @@ struct Server<'a> {
     busy: VecDeque<u64>,
     next_id: u64,
     own_uid: u32,
+    /// Refusals are logged at most once per interval, with a count.
+    warn_full: WarnLimit,
+    warn_refused: WarnLimit,
+    warn_accept: WarnLimit,
+}
+
+/// " (N more ... not logged)" after a rate-limited line.
+fn suppressed(n: u64) -> String {
+    if n == 0 {
+        String::new()
+    } else {
+        format!(
+            " ({n} more like it within {} not logged)",
+            humantime::format_duration(WARN_INTERVAL)
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,6 +226,9 @@ impl<'a> Server<'a> {
             busy: VecDeque::new(),
             next_id: 0,
             own_uid: rustix::process::getuid().as_raw(),
+            warn_full: WarnLimit::new(WARN_INTERVAL),
+            warn_refused: WarnLimit::new(WARN_INTERVAL),
+            warn_accept: WarnLimit::new(WARN_INTERVAL),
         })
     }
 
@@ -291,12 +314,27 @@ impl<'a> Server<'a> {
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
                 Err(e) => {
                     // EMFILE and friends: leave the rest in the backlog for the next round.
-                    log::warn!("cannot accept a connection: {e}");
+                    if let Some(n) = self.warn_accept.check(Instant::now()) {
+                        log::warn!("cannot accept a connection: {e}{}", suppressed(n));
+                    }
                     return;
                 }
             };
             if self.conns.len() >= MAX_CONNECTIONS {
-                log::warn!("{MAX_CONNECTIONS} connections open; refusing one more");
+                if let Some(n) = self.warn_full.check(Instant::now()) {
+                    log::warn!(
+                        "{MAX_CONNECTIONS} connections open; refusing one more with EAGAIN{}",
+                        suppressed(n)
+                    );
+                }
+                let refusal = Message::ProcessError {
+                    errno: Errno::AGAIN.raw_os_error(),
+                    message: format!("the agent is serving {MAX_CONNECTIONS} connections, its most; try again"),
+                };
+                // Best effort, without blocking: a short frame into an empty socket buffer.
+                if let Ok(bytes) = frame::encode(&refusal) {
+                    let _ = rustix::net::send(&stream, &bytes, SendFlags::NOSIGNAL | SendFlags::DONTWAIT);
+                }
                 continue;
             }
             if let Err(e) = stream.set_nonblocking(true) {
@@ -315,10 +353,13 @@ impl<'a> Server<'a> {
                 Ok(cred) => {
                     let uid = cred.uid;
                     if !(uid == 0 || uid == self.own_uid || self.opts.allow_uids.contains(&uid)) {
-                        log::warn!(
-                            "refused a client with uid {uid} (pid {}; 0: outside this PID namespace)",
-                            cred.pid
-                        );
+                        if let Some(n) = self.warn_refused.check(Instant::now()) {
+                            log::warn!(
+                                "refused a client with uid {uid} (pid {}; 0: outside this PID namespace){}",
+                                cred.pid,
+                                suppressed(n)
+                            );
+                        }
                         conn.answer(Message::ProcessError {
                             errno: Errno::ACCESS.raw_os_error(),
                             message: format!(

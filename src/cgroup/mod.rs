@@ -102,6 +102,19 @@ pub enum CgroupError {
     NotEmpty { path: PathBuf, count: usize },
 }
 
+impl CgroupError {
+    /// Failed for lack of a resource that comes back (fds, memory): worth trying again later.
+    pub fn short_of_resources(&self) -> bool {
+        match self {
+            CgroupError::Io { source, .. } | CgroupError::Write { source, .. } => matches!(
+                Errno::from_io_error(source),
+                Some(Errno::MFILE | Errno::NFILE | Errno::NOMEM)
+            ),
+            _ => false,
+        }
+    }
+}
+
 /// The errno in words, with its name where that helps to search for it.
 fn describe(e: &io::Error) -> String {
     match Errno::from_io_error(e) {
@@ -1118,6 +1131,20 @@ mod tests {
             let refs: Vec<(&str, &str)> = files.iter().map(|(f, c)| (f.as_str(), *c)).collect();
             fake(root, &refs);
         }
+    }
+
+    #[test]
+    fn fd_and_memory_shortages_are_worth_retrying_and_others_are_not() {
+        let io = |e: Errno| CgroupError::Io {
+            op: "open",
+            path: "/sys/fs/cgroup/x/cgroup.procs".into(),
+            source: e.into(),
+        };
+        assert!(io(Errno::MFILE).short_of_resources());
+        assert!(io(Errno::NFILE).short_of_resources());
+        assert!(io(Errno::NOMEM).short_of_resources());
+        assert!(!io(Errno::ACCESS).short_of_resources());
+        assert!(!io(Errno::NOENT).short_of_resources());
     }
 
     #[test]

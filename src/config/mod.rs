@@ -369,6 +369,43 @@ pub fn valid_program_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
+/// Prefixes of cgroup interface files (`cgroup.procs`, `memory.max`, `pids.max`, ... in v1 and
+/// v2): a program's cgroup directory is named after the program, and the kernel has a file of
+/// that name already, or reserves the prefix for its controller's files.
+pub const CGROUP_RESERVED_PREFIXES: &[&str] = &[
+    "cgroup.",
+    "memory.",
+    "pids.",
+    "cpu.",
+    "cpuacct.",
+    "cpuset.",
+    "io.",
+    "blkio.",
+    "hugetlb.",
+    "rdma.",
+    "misc.",
+    "freezer.",
+    "devices.",
+    "net_cls.",
+    "net_prio.",
+    "perf_event.",
+];
+
+/// Names of cgroup v1 interface files without a controller prefix.
+pub const CGROUP_RESERVED_NAMES: &[&str] = &["tasks", "notify_on_release", "release_agent"];
+
+/// Why `name` cannot be a program's cgroup directory, if it cannot: it is, or may be, the name
+/// of a cgroup interface file. Compared as the kernel does, case-sensitively.
+pub fn cgroup_reserved(name: &str) -> Option<String> {
+    if CGROUP_RESERVED_NAMES.contains(&name) {
+        return Some(format!("{name:?} is a cgroup interface file"));
+    }
+    CGROUP_RESERVED_PREFIXES
+        .iter()
+        .find(|p| name.starts_with(*p))
+        .map(|p| format!("names starting with {p:?} are cgroup interface files"))
+}
+
 /// Is `name` the name of a supervised unit: a program name, or an instance name `BASE@INDEX`
 /// (a program name, `@`, a decimal index without leading zeros).
 pub fn valid_unit_name(name: &str) -> bool {

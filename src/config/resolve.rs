@@ -470,7 +470,15 @@ fn program(raw: &RawProgram, base: &Path, p: &mut Vec<Problem>) -> Program {
             format!("the program name {name:?}"),
             "a name of 1 to 64 letters, digits, '_', '.' or '-' (not \".\" or \"..\")",
         ));
+    } else if let Some(why) = super::cgroup_reserved(&name) {
+        p.push(Problem::found(
+            raw.name.span(),
+            &prefix,
+            format!("the program name {name:?} ({why}; each program gets a cgroup of its name)"),
+            "another name, for example with '_' instead of '.'",
+        ));
     }
+    no_nul(raw, &key, p);
     let command = match &raw.command {
         Some(c) => command(c, &key("command"), base, p),
         None => {
@@ -671,6 +679,15 @@ fn program(raw: &RawProgram, base: &Path, p: &mut Vec<Problem>) -> Program {
     }
     if let Some(v) = &raw.pids_limit {
         match u64::try_from(*v.get_ref()) {
+            Ok(n) if n > crate::control::protocol::MAX_PIDS => p.push(Problem::found(
+                v.span(),
+                &key("pids_limit"),
+                n,
+                format!(
+                    "at most {} (the kernel's pid_max limit; leave it out for no limit)",
+                    crate::control::protocol::MAX_PIDS
+                ),
+            )),
             Ok(n) if n > 0 => program.pids_limit = Some(n),
             Ok(_) | Err(_) => p.push(Problem::found(
                 v.span(),
@@ -1080,6 +1097,41 @@ fn duration(v: Option<&Spanned<String>>, key: &str, p: &mut Vec<Problem>) -> Opt
     }
 }
 
+/// A NUL byte cannot be passed to exec, nor be in a path: refuse it in the command, the
+/// directory, the user and the group, where `run` would fail to spawn.
+fn no_nul(raw: &RawProgram, key: &dyn Fn(&str) -> String, p: &mut Vec<Problem>) {
+    let mut check = |span: raw::Span, k: String, v: &str| {
+        if v.contains('\0') {
+            p.push(Problem::found(
+                span,
+                &k,
+                format!("{v:?}, with a NUL byte"),
+                "text without NUL bytes (exec and paths cannot carry them)",
+            ));
+        }
+    };
+    if let Some(c) = &raw.command {
+        match c.get_ref() {
+            RawCommand::Line(line) => check(c.span(), key("command"), line),
+            RawCommand::Argv(argv) => {
+                for (i, a) in argv.iter().enumerate() {
+                    check(a.span(), key(&format!("command[{i}]")), a.get_ref());
+                }
+            }
+        }
+    }
+    // The environment is checked where it is resolved.
+    for (field, v) in [
+        ("directory", &raw.directory),
+        ("user", &raw.user),
+        ("group", &raw.group),
+    ] {
+        if let Some(v) = v {
+            check(v.span(), key(field), v.get_ref());
+        }
+    }
+}
+
 fn size(v: &Spanned<RawSize>, key: &str, p: &mut Vec<Problem>) -> Option<u64> {
     let parsed = match v.get_ref() {
         RawSize::Bytes(n) => u64::try_from(*n).ok(),
@@ -1089,7 +1141,11 @@ fn size(v: &Spanned<RawSize>, key: &str, p: &mut Vec<Problem>) -> Option<u64> {
             if t.starts_with(['-', '+']) {
                 None
             } else {
-                bytesize::ByteSize::from_str(t).ok().map(|b| b.as_u64())
+                // bytesize saturates what overflows at u64::MAX: "99999999TiB" is not 16 EiB.
+                bytesize::ByteSize::from_str(t)
+                    .ok()
+                    .map(|b| b.as_u64())
+                    .filter(|&n| n != u64::MAX)
             }
         }
     };

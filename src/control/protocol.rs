@@ -243,8 +243,23 @@ impl Request {
                         "{name:?} is not a program name: use 1 to 64 of A-Za-z0-9_.- (not . or ..)"
                     ));
                 }
+                if let Some(why) = config::cgroup_reserved(name) {
+                    return invalid(format!(
+                        "add {name}: {why}, and each program gets a cgroup of its name; choose another name"
+                    ));
+                }
                 if command.is_empty() || command[0].is_empty() {
                     return invalid(format!("add {name}: the command is empty"));
+                }
+                if command.iter().any(|a| a.contains('\0'))
+                    || directory.as_os_str().as_encoded_bytes().contains(&0)
+                    || stdout
+                        .as_ref()
+                        .is_some_and(|p| p.as_os_str().as_encoded_bytes().contains(&0))
+                {
+                    return invalid(format!(
+                        "add {name}: a NUL byte in the command or a path; exec and paths cannot carry one"
+                    ));
                 }
                 if *memory == Some(0) || *pids == Some(0) {
                     return invalid(format!("add {name}: a limit of 0 would stop the program from running"));

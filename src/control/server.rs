@@ -122,10 +122,16 @@ pub const FD_RESERVE_BASE: u64 = 32;
 /// Open files kept per program: two output pipes, a pidfd, log files, cgroup files.
 pub const FD_RESERVE_PER_PROGRAM: u64 = 8;
 
-/// How many connections fit in `fd_limit` open files with `programs` programs supervised.
+/// Connections served whatever the budget, so that an operator can always reach holden.
+pub const MIN_CONNECTIONS: usize = 4;
+
+/// How many connections fit in `fd_limit` open files with `programs` programs supervised
+/// (never fewer than [`MIN_CONNECTIONS`]).
 pub fn connection_budget(fd_limit: u64, programs: usize) -> usize {
-    let reserve = FD_RESERVE_BASE + FD_RESERVE_PER_PROGRAM * programs as u64;
-    usize::try_from(fd_limit.saturating_sub(reserve)).unwrap_or(usize::MAX)
+    let reserve = FD_RESERVE_BASE.saturating_add(FD_RESERVE_PER_PROGRAM.saturating_mul(programs as u64));
+    usize::try_from(fd_limit.saturating_sub(reserve))
+        .unwrap_or(usize::MAX)
+        .max(MIN_CONNECTIONS)
 }
 
 /// At most one WARN line per interval for a kind of refusal, with a count of the ones it kept
@@ -225,6 +231,15 @@ pub struct Grants {
 }
 
 impl Grants {
+    /// The grants of a `[supervisor]` table.
+    pub fn from_settings(s: &crate::config::SupervisorSettings) -> Grants {
+        Grants {
+            read_uids: s.read_uids.clone(),
+            allow_uids: s.allow_uids.clone(),
+            admin_uids: s.admin_uids.clone(),
+        }
+    }
+
     /// The access of a peer with `uid`, or `None`: it may not use the socket at all.
     pub fn access(&self, uid: u32, own_uid: u32) -> Option<Access> {
         if uid == 0 || uid == own_uid || self.admin_uids.contains(&uid) {
@@ -509,6 +524,42 @@ impl Server {
     pub fn set_fd_budget(&mut self, fd_limit: u64, programs: usize) {
         self.fd_limit = fd_limit;
         self.programs = programs;
+    }
+
+    /// The grants in force.
+    pub fn grants(&self) -> &Grants {
+        &self.grants
+    }
+
+    /// New grants (a reload): they apply to every request from now on, on open connections
+    /// too; a connection whose peer lost every grant is told `not_permitted` and closed.
+    pub fn set_grants(&mut self, reactor: &Reactor, grants: Grants) {
+        self.grants = grants;
+        let ids: Vec<u64> = self.conns.keys().copied().collect();
+        for id in ids {
+            let Some(c) = self.conns.get_mut(&id) else {
+                continue;
+            };
+            if c.closing {
+                continue;
+            }
+            match self.grants.access(c.uid, self.own_uid) {
+                Some(access) => c.access = access,
+                None => {
+                    let uid = c.uid;
+                    refuse(
+                        c,
+                        ErrorCode::NotPermitted,
+                        format!("uid {uid} may no longer use this socket: a reload took its grant away"),
+                    );
+                    let fate = match c.flush(Instant::now()) {
+                        Ok(()) => Fate::Keep,
+                        Err(_) => Fate::Close("it went away"),
+                    };
+                    self.settle(reactor, id, fate);
+                }
+            }
+        }
     }
 
     /// The number of programs supervised changed (add, remove, reload).

@@ -116,22 +116,29 @@ pub fn spawn(
                 command: command.clone(),
                 reason,
             },
+            // The child's chdir and exec both report ENOENT, EACCES, ENOTDIR: the working
+            // directory is named when it is the one at fault.
             _ => SpawnError::Exec {
                 command: command.clone(),
-                reason,
+                reason: match directory_fault(&program.directory) {
+                    Some(why) => why,
+                    None => reason,
+                },
             },
         }
     })?;
     let pid = child.id() as i32;
     // The `Child` is dropped without waiting: reaping belongs to `reap_all`.
     drop(child);
-    let pidfd = pidfd_open(
-        Pid::from_raw(pid).expect("spawned pid is positive"),
-        PidfdFlags::NONBLOCK,
-    )
-    .map_err(|e| SpawnError::Resources {
-        command: command.clone(),
-        reason: format!("pidfd_open: {}", io_text(&e.into())),
+    let child_pid = Pid::from_raw(pid).expect("spawned pid is positive");
+    let pidfd = pidfd_open(child_pid, PidfdFlags::NONBLOCK).map_err(|e| {
+        // Unwatched, it would run unsupervised beside the copy a retry starts: end it now.
+        // Not reaped yet, so the pid is still this child's.
+        let _ = rustix::process::kill_process(child_pid, rustix::process::Signal::KILL);
+        SpawnError::Resources {
+            command: command.clone(),
+            reason: format!("pidfd_open: {}", io_text(&e.into())),
+        }
     })?;
     Ok(Spawned { pid, pidfd })
 }
@@ -211,6 +218,15 @@ fn step_text(program: &Program, step: Step, errno: &std::io::Error) -> String {
         Step::Gid => format!("cannot switch to the group: {why}"),
         Step::Uid => format!("cannot switch to the user: {why}"),
         Step::CloseRange => format!("cannot close holden's other file descriptors (close_range, Linux 5.11+): {why}"),
+    }
+}
+
+/// "working directory /x: No such file or directory" when `dir` cannot be a working directory.
+fn directory_fault(dir: &std::path::Path) -> Option<String> {
+    match std::fs::metadata(dir) {
+        Err(e) => Some(format!("working directory {}: {}", dir.display(), io_text(&e))),
+        Ok(m) if !m.is_dir() => Some(format!("working directory {}: Not a directory", dir.display())),
+        Ok(_) => None,
     }
 }
 

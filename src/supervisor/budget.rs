@@ -37,7 +37,8 @@ mod tests {
         assert_eq!(connection_budget(1024, 0), 992);
         assert_eq!(connection_budget(1024, 10), 912);
         assert_eq!(connection_budget(64, 1), 24);
-        assert_eq!(connection_budget(30, 1), 0);
+        assert_eq!(connection_budget(30, 1), 4);
+        assert_eq!(connection_budget(64, 100), 4);
         assert!(connection_budget(u64::MAX, 5) > 1_000_000);
     }
 }

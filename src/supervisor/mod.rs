@@ -13,7 +13,7 @@
 //! SIGCHLD, and after each reap the programs that are stopping check whether their cgroup (or
 //! process group) is empty.
 
-mod budget;
+pub(crate) mod budget;
 pub mod logger;
 mod notify;
 mod ops;
@@ -223,11 +223,7 @@ impl Supervisor {
         // The socket first: a second holden on the same config stops here, before it could
         // start any program a second time.
         let settings = &config.supervisor;
-        let grants = crate::control::server::Grants {
-            read_uids: settings.read_uids.clone(),
-            allow_uids: settings.allow_uids.clone(),
-            admin_uids: settings.admin_uids.clone(),
-        };
+        let grants = crate::control::server::Grants::from_settings(settings);
         let mut control = Server::bind(&settings.socket, settings.socket_mode, &grants, &reactor)?;
         let fd_limit = budget::raise_nofile();
         control.set_fd_budget(fd_limit, config.programs.len());
@@ -738,7 +734,13 @@ impl Supervisor {
         };
         let procs = match self.prepare_cgroup(i) {
             Ok(procs) => procs,
-            Err(reason) => return Event::SpawnFailed { reason, retry: false },
+            Err(e) if e.short_of_resources() => return Event::SpawnShort { reason: e.to_string() },
+            Err(e) => {
+                return Event::SpawnFailed {
+                    reason: e.to_string(),
+                    retry: false,
+                };
+            }
         };
         match process::spawn(&program, stdout, stderr, procs) {
             Ok(spawned) => {
@@ -767,7 +769,7 @@ impl Supervisor {
     /// Program `i`'s cgroup, created (with its limits) at its first spawn and after a reload
     /// changed it; returns the cgroup.procs files the child joins before exec. Limits are not
     /// rewritten at each restart, so a live `constrain` lasts until a reload changes the program.
-    fn prepare_cgroup(&mut self, i: usize) -> Result<Vec<OwnedFd>, String> {
+    fn prepare_cgroup(&mut self, i: usize) -> Result<Vec<OwnedFd>, crate::cgroup::CgroupError> {
         let Some(cgroups) = &self.cgroups else {
             return Ok(Vec::new());
         };
@@ -779,7 +781,7 @@ impl Supervisor {
             Some(cg) => cg.clone(),
             None => {
                 let program = &slot.program;
-                let (cg, leftovers) = cgroups.program(&program.name).map_err(|e| e.to_string())?;
+                let (cg, leftovers) = cgroups.program(&program.name)?;
                 if leftovers > 0 {
                     log::warn!(
                         "{}: killed {leftovers} leftover process(es) of an earlier run in {}",
@@ -787,15 +789,14 @@ impl Supervisor {
                         cg.path().display()
                     );
                 }
-                cg.set_limits(slot.limits.0, slot.limits.1, slot.limits.2)
-                    .map_err(|e| e.to_string())?;
+                cg.set_limits(slot.limits.0, slot.limits.1, slot.limits.2)?;
                 if program.has_limits() {
                     log::info!("{}: limits applied in {}", program.name, cg.path().display());
                 }
                 cg
             }
         };
-        let procs = cg.procs_files().map_err(|e| e.to_string())?;
+        let procs = cg.procs_files()?;
         let name = slot.program.name.clone();
         let slot = self.slot_mut(i);
         slot.oom_before = cg.oom_kills();

@@ -223,8 +223,31 @@ impl Supervisor {
                 summary.added.push(p.name.clone());
             }
         }
-        if new.supervisor != self.config.supervisor {
-            log::warn!("reload: [supervisor] settings changed; they take effect at the next start of holden");
+        let grants = crate::control::server::Grants::from_settings(&new.supervisor);
+        if let Some(server) = &mut self.control
+            && *server.grants() != grants
+        {
+            log::info!(
+                "reload: control socket grants now read_uids {:?}, allow_uids {:?}, admin_uids {:?}",
+                grants.read_uids,
+                grants.allow_uids,
+                grants.admin_uids
+            );
+            server.set_grants(&self.reactor, grants);
+        }
+        let others_changed = {
+            let (mut a, mut b) = (new.supervisor.clone(), self.config.supervisor.clone());
+            for s in [&mut a, &mut b] {
+                s.read_uids.clear();
+                s.allow_uids.clear();
+                s.admin_uids.clear();
+            }
+            a != b
+        };
+        if others_changed {
+            log::warn!(
+                "reload: [supervisor] settings changed; except the uid grants, they take effect at the next start of holden"
+            );
         }
         for name in &summary.removed {
             let i = self.index_of(name).expect("listed above");

@@ -942,3 +942,43 @@ fn a_program_whose_agent_is_down_backs_off_and_starts_once_it_is_up() {
     running_pid(&sup, "late", None);
     assert!(sup.log_text().contains("no agent is listening there"));
 }
+
+#[test]
+fn past_1024_connections_the_agent_answers_eagain_frames_and_logs_one_line() {
+    // 1024 held connections and then some: this process needs the open files for them.
+    let lim = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    if lim.maximum.is_some_and(|m| m < 4096) {
+        skip(
+            "past_1024_connections_the_agent_answers_eagain_frames_and_logs_one_line",
+            "the hard open files limit is below 4096",
+        );
+        return;
+    }
+    if lim.current.is_some_and(|c| c < 4096) {
+        let raised = rustix::process::Rlimit {
+            current: Some(4096),
+            maximum: lim.maximum,
+        };
+        rustix::process::setrlimit(rustix::process::Resource::Nofile, raised).unwrap();
+    }
+    let agent = Agent::start(false, &[("HOLDEN_AGENT_IDLE_TIMEOUT", "60s")], true);
+    agent.wait_ready();
+    let held: Vec<UnixStream> = (0..1024)
+        .map(|_| UnixStream::connect(&agent.socket).expect("connect"))
+        .collect();
+    for _ in 0..20 {
+        let mut raw = Raw::connect(&agent.socket);
+        let (errno, message) = raw.expect_error();
+        assert_eq!(errno, rustix::io::Errno::AGAIN.raw_os_error());
+        assert_eq!(message, "the agent is serving 1024 connections, its most; try again");
+        assert!(raw.answer().is_none(), "closed after the refusal");
+    }
+    let log = agent.log();
+    assert_eq!(
+        log.matches("connections open; refusing one more with EAGAIN").count(),
+        1,
+        "{log}"
+    );
+    drop(held);
+    agent.wait_ready();
+}

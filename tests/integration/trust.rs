@@ -2,7 +2,7 @@
 //! the control socket, the fd budget, what `check` refuses, bounded warnings.
 
 use std::fs;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
@@ -134,6 +134,32 @@ fn read_uids_may_only_read() {
     let err = assert_refused(&as_nobody(&sup, &["shutdown"]), &sup, "shutdown");
     assert!(!err.contains("allow_uids"), "{err}");
     assert_eq!(sup.program_status("web")["state"], "RUNNING");
+
+    // A reload changes the grants at once: operating is allowed, then nothing is.
+    let reload_with = |from: &str, to: &str| {
+        let text = fs::read_to_string(&sup.config).unwrap();
+        assert!(text.contains(from), "{text}");
+        fs::write(&sup.config, text.replace(from, to)).unwrap();
+        let out = sup.ctl(&["reload"]);
+        assert!(out.status.success(), "{}", self::text(&out.stderr));
+    };
+    reload_with("read_uids = [65534]", "allow_uids = [65534]");
+    let out = as_nobody(&sup, &["stop", "web"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    reload_with("allow_uids = [65534]", "");
+    let out = as_nobody(&sup, &["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("may not use this socket"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        sup.log_text()
+            .contains("reload: control socket grants now read_uids [], allow_uids [], admin_uids []"),
+        "{}",
+        sup.log_text()
+    );
 }
 
 /// Start `holden run` on `sup`'s config under `prlimit ARGS --`, and wait for its socket.
@@ -283,4 +309,146 @@ fn a_spawn_out_of_fds_is_retried_until_they_come_back_never_fatal() {
     let web = sup.program_status("web");
     assert_eq!(web["state"], "RUNNING", "{web}");
     assert_eq!(web["restarts"], 1, "{web}");
+}
+
+/// `holden check` on `text`: exit 2 with nothing on stdout; the error lines.
+fn check_errors(text: &str) -> Vec<String> {
+    let dir = tempdir();
+    fs::write(dir.path().join("bad.toml"), text).expect("write config");
+    let out = holden_in(Some(dir.path()), &["check", "-c", "bad.toml"], &[]);
+    assert_eq!(out.status.code(), Some(2), "holden check accepted:\n{text}\n{out:?}");
+    assert!(out.stdout.is_empty());
+    text_lines(&out.stderr)
+}
+
+fn text_lines(b: &[u8]) -> Vec<String> {
+    text(b).lines().map(str::to_string).collect()
+}
+
+#[test]
+fn check_refuses_cgroup_file_names_huge_limits_and_nul_bytes_with_file_line_col() {
+    for name in [
+        "cgroup.procs",
+        "tasks",
+        "pids.max",
+        "memory.limit_in_bytes",
+        "cpu.x",
+        "notify_on_release",
+        "release_agent",
+        "io.weight",
+        "perf_event.y",
+    ] {
+        let lines = check_errors(&format!("[programs.\"{name}\"]\ncommand = \"sleep 10\"\n"));
+        assert_eq!(lines.len(), 1, "{name}: {lines:#?}");
+        assert!(lines[0].starts_with("bad.toml:1:11: programs."), "{lines:?}");
+        assert!(
+            lines[0].contains(&format!(": found the program name \"{name}\" (")),
+            "{lines:?}"
+        );
+        assert!(lines[0].contains("cgroup interface file"), "{lines:?}");
+    }
+    // Names merely containing a dot, or a controller's name without one, are fine.
+    let dir = tempdir();
+    fs::write(
+        dir.path().join("ok.toml"),
+        "[programs.\"web.1\"]\ncommand = \"sleep 1\"\n[programs.memory]\ncommand = \"sleep 1\"\n[programs.\"my.cpu.x\"]\ncommand = \"sleep 1\"\n",
+    )
+    .unwrap();
+    let out = holden_in(Some(dir.path()), &["check", "-c", "ok.toml"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let lines = check_errors("[programs.web]\ncommand = \"sleep 10\"\npids_limit = 4194305\n");
+    assert_eq!(
+        lines,
+        [
+            "bad.toml:3:14: programs.web.pids_limit: found 4194305, expected at most 4194304 (the kernel's pid_max limit; leave it out for no limit)"
+        ]
+    );
+    let lines = check_errors("[programs.web]\ncommand = \"sleep 10\"\nmemory_limit = \"99999999TiB\"\n");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("bad.toml:3:16: programs.web.memory_limit: found \"99999999TiB\", expected a size"),
+        "{lines:?}"
+    );
+
+    let lines =
+        check_errors("[programs.web]\ncommand = [\"sleep\", \"1\\u0000\"]\nenvironment = { A = \"x\\u0000y\" }\n");
+    assert_eq!(
+        lines,
+        [
+            "bad.toml:2:21: programs.web.command[1]: found \"1\\0\", with a NUL byte, expected text without NUL bytes (exec and paths cannot carry them)",
+            "bad.toml:3:21: programs.web.environment.A: found \"x\\0y\", expected a string without NUL",
+        ]
+    );
+    let lines = check_errors("[programs.web]\ncommand = \"sleep\\u00001\"\n");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("bad.toml:2:11: programs.web.command: found"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn a_missing_directory_is_named_and_add_refuses_cgroup_names_and_nul() {
+    let mut sup = Supervisor::start(
+        r#"
+[programs.web]
+command = "sleep 1000"
+directory = "/nonexistent-holden-dir"
+"#,
+    );
+    sup.wait_log(
+        "web: STOPPED -> FATAL (cannot spawn sleep: working directory /nonexistent-holden-dir: No such file or directory)",
+        T,
+    );
+    for (args, want) in [
+        (
+            &["add", "cgroup.procs", "--", "sleep", "1"][..],
+            "holden: add cgroup.procs: names starting with \"cgroup.\" are cgroup interface files, and each program gets a cgroup of its name; choose another name\n",
+        ),
+        (
+            &["add", "tasks", "--", "sleep", "1"][..],
+            "holden: add tasks: \"tasks\" is a cgroup interface file, and each program gets a cgroup of its name; choose another name\n",
+        ),
+    ] {
+        let out = sup.ctl(args);
+        assert_eq!(text(&out.stderr), want, "{args:?}");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+    // A NUL cannot be passed on a command line: straight to the socket.
+    let mut s = UnixStream::connect(&sup.socket).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    s.write_all(b"{\"cmd\":\"add\",\"name\":\"x\",\"command\":[\"sleep\",\"1\\u0000\"],\"directory\":\"/\"}\n")
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(&s).read_line(&mut line).unwrap();
+    assert_eq!(
+        line,
+        "{\"ok\":false,\"error\":{\"code\":\"invalid_argument\",\"message\":\"add x: a NUL byte in the command or a path; exec and paths cannot carry one\"}}\n"
+    );
+    assert_eq!(sup.status().len(), 1);
+}
+
+#[test]
+fn refused_connections_are_logged_once_per_interval() {
+    if skip_unless_root("refused_connections_are_logged_once_per_interval") {
+        return;
+    }
+    let sup = open_holden("");
+    for _ in 0..5 {
+        let out = as_nobody(&sup, &["status"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            text(&out.stderr).contains("may not use this socket"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    let log = sup.log_text();
+    assert_eq!(
+        log.matches("control: refused a connection from uid 65534").count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(sup.program_status("web")["state"], "RUNNING");
 }
