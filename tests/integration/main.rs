@@ -13,4 +13,5 @@ mod deploy;
 mod hardening;
 mod instances;
 mod logs;
+mod soak;
 mod unsupervised;
