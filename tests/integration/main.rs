@@ -14,5 +14,6 @@ mod hardening;
 mod instances;
 mod logs;
 mod process;
+mod soak;
 mod trust;
 mod unsupervised;
