@@ -109,6 +109,10 @@ const PROGRAM_ORDER: &[&str] = &[
     "log_backups",
 ];
 
+/// supervisord's default `startretries`, written as `max_restarts` when a program does not set
+/// it (holden's own default is 5).
+const SUPERVISORD_STARTRETRIES: u32 = 3;
+
 /// Sections that holden has nothing for, with why.
 fn unsupported_section(name: &str) -> Option<&'static str> {
     let kind = name.split(':').next().unwrap_or(name);
@@ -686,6 +690,11 @@ impl Conv<'_> {
             }
         }
 
+        // supervisord's startretries defaults to 3, holden's max_restarts to 5: keep supervisord's.
+        if get(self.ini, s, "startretries").is_none() {
+            p.set("max_restarts", SUPERVISORD_STARTRETRIES.to_string());
+        }
+
         let mut stdout = Log::Auto;
         let mut stderr = Log::Auto;
         let mut redirect = false;
@@ -1122,6 +1131,22 @@ mod tests {
                         min_uptime = \"5s\"\nmax_restarts = 7\nstop_signal = \"QUIT\"\nstop_timeout = \"30s\"\n\
                         stdout = \"/var/log/web.log\"\nstderr = \"stdout\"\nlog_max_bytes = \"10MiB\"\nlog_backups = 3\n";
         assert!(o.toml.contains(expected), "{}", o.toml);
+    }
+
+    #[test]
+    fn an_unset_startretries_keeps_supervisords_default_of_three() {
+        let o = ok("[program:a]\ncommand=a\n[program:b]\ncommand=b\nstartretries=0\n");
+        assert!(
+            o.toml.contains("[programs.a]\ncommand = \"a\"\nmax_restarts = 3\n"),
+            "{}",
+            o.toml
+        );
+        assert!(
+            o.toml.contains("[programs.b]\ncommand = \"b\"\nmax_restarts = 0\n"),
+            "{}",
+            o.toml
+        );
+        assert!(o.warnings.is_empty(), "{:?}", o.warnings);
     }
 
     #[test]
