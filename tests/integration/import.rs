@@ -613,3 +613,46 @@ fn supervisords_sample_with_every_commented_option_switched_on_imports_and_passe
     );
     check_ok(dir.path(), &i, &[]);
 }
+
+/// The fenced block of `lang` that follows `after` in `doc`.
+fn block_after<'d>(doc: &'d str, after: &str, lang: &str) -> &'d str {
+    let from = doc.find(after).unwrap_or_else(|| panic!("{after:?} not in the doc")) + after.len();
+    let open = format!("```{lang}\n");
+    let start = doc[from..]
+        .find(&open)
+        .unwrap_or_else(|| panic!("no {open:?} after {after:?}"))
+        + from
+        + open.len();
+    let len = doc[start..].find("```").expect("a closed block");
+    &doc[start..start + len]
+}
+
+#[test]
+fn the_migration_guides_worked_example_is_what_import_writes() {
+    let doc = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/migrating-from-supervisord.md"))
+        .expect("docs/migrating-from-supervisord.md");
+    let before = block_after(&doc, "## A worked example", "ini");
+    let after = block_after(&doc, "## A worked example", "toml");
+    let dir = tempdir();
+    fs::write(dir.path().join("supervisord.conf"), before).unwrap();
+    let i = import(dir.path(), &dir.path().join("supervisord.conf"), &[]);
+    let written = i.toml.replace(
+        &dir.path().join("supervisord.conf").display().to_string(),
+        "/etc/supervisor/supervisord.conf",
+    );
+    assert_eq!(written, after, "the guide's example is not what holden import writes");
+    let file = dir.path().join("supervisord.conf").display().to_string();
+    for (line, about) in [
+        (7, "[supervisord] pidfile: no equivalent"),
+        (9, "[rpcinterface:supervisor]: no equivalent"),
+        (
+            17,
+            "[program:web] environment: %(ENV_SHOP_DATABASE_URL)s became ${SHOP_DATABASE_URL}",
+        ),
+        (18, "[program:web] priority: no equivalent"),
+    ] {
+        warned(&i, &format!("{file}:{line}"), about);
+    }
+    assert_eq!(warning_lines(&i).len(), 4, "{}", i.warnings);
+    check_ok(dir.path(), &i, &[("SHOP_DATABASE_URL", "postgres://shop@db/shop")]);
+}
