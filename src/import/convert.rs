@@ -547,9 +547,25 @@ impl Conv<'_> {
             for e in entries(self.ini, s) {
                 match (s.name.as_str(), e.key.as_str()) {
                     ("supervisord", "logfile") => {
-                        if let Some(v) = self.plain(s, e, &vars) {
+                        let Some(v) = self.plain(s, e, &vars) else { continue };
+                        if v.trim() == "syslog" {
+                            // supervisord's special value: its log to the syslog service.
+                            self.no_equivalent(
+                                &mut comments,
+                                s,
+                                e,
+                                "holden writes no syslog; its own log goes to stderr, which journald or the container runtime collects",
+                            );
+                        } else {
                             keys.push(("logfile", basic_string(&v)));
                         }
+                    }
+                    ("supervisord", "logfile_maxbytes" | "logfile_backups") if self.own_log_unrotated(s) => {
+                        comments.push(format!(
+                            "# supervisord: {} = {}  (logfile_maxbytes = 0: no rotation, as holden does not rotate its own log)",
+                            e.key,
+                            shown_value(e)
+                        ));
                     }
                     ("supervisord", "loglevel") => {
                         let Some(v) = self.plain(s, e, &vars) else { continue };
@@ -645,6 +661,19 @@ impl Conv<'_> {
         for c in comments {
             let _ = writeln!(out, "{c}");
         }
+    }
+
+    /// `[supervisord] logfile_maxbytes = 0`: supervisord does not rotate its own log either.
+    fn own_log_unrotated(&self, s: &Section) -> bool {
+        let Some(e) = get(self.ini, s, "logfile_maxbytes") else {
+            return false;
+        };
+        let env = self.host.env;
+        expand(&e.value, &|_| None)
+            .ok()
+            .and_then(|x| x.resolve(env).ok())
+            .and_then(|v| byte_size(&v))
+            .is_some_and(|v| v == "0")
     }
 
     fn program(&mut self, out: &mut String, s: &Section, name: &str, holden: &str, group: &str) {
@@ -1335,6 +1364,40 @@ mod tests {
         assert!(!o.toml.contains("secret") && !o.toml.contains("hunter2"), "{}", o.toml);
         // password, pidfile, inet_http_server, eventlistener, rpcinterface.
         assert_eq!(o.warnings.len(), 5, "{:?}", o.warnings);
+    }
+
+    #[test]
+    fn supervisords_own_log_to_syslog_or_unrotated() {
+        let o = ok("[supervisord]\nlogfile=syslog\n[program:a]\ncommand=a\n");
+        assert!(!o.toml.contains("\nlogfile = "), "{}", o.toml);
+        assert!(
+            o.toml
+                .contains("# supervisord: logfile = syslog  (holden writes no syslog;"),
+            "{}",
+            o.toml
+        );
+        assert_eq!(o.warnings.len(), 1, "{:?}", o.warnings);
+        assert!(
+            o.warnings[0].contains("[supervisord] logfile: no equivalent"),
+            "{:?}",
+            o.warnings
+        );
+
+        // The container pattern: no rotation is what holden does; comments, no warnings.
+        let o = ok("[supervisord]\nlogfile=/dev/null\nlogfile_maxbytes=0\nlogfile_backups=5\n[program:a]\ncommand=a\n");
+        assert!(o.toml.contains("logfile = \"/dev/null\"\n"), "{}", o.toml);
+        assert!(
+            o.toml
+                .contains("# supervisord: logfile_maxbytes = 0  (logfile_maxbytes = 0: no rotation"),
+            "{}",
+            o.toml
+        );
+        assert!(o.toml.contains("# supervisord: logfile_backups = 5  ("), "{}", o.toml);
+        assert!(o.warnings.is_empty(), "{:?}", o.warnings);
+
+        // Rotation on: holden does not do it for its own log, which is worth a warning.
+        let o = ok("[supervisord]\nlogfile=/var/log/s.log\nlogfile_maxbytes=1MB\n[program:a]\ncommand=a\n");
+        assert_eq!(o.warnings.len(), 1, "{:?}", o.warnings);
     }
 
     #[test]
