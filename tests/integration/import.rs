@@ -602,6 +602,28 @@ fn supervisords_sample_with_every_commented_option_switched_on_imports_and_passe
             i.warnings
         );
     }
+    // Every option the sample names is one the converter knows.
+    for unknown in [
+        "not a supervisord [program] option",
+        "not a [supervisord] option",
+        "not a [unix_http_server] option",
+    ] {
+        assert!(!i.warnings.contains(unknown), "{unknown}:\n{}", i.warnings);
+    }
+    // ... and one the migration guide's table names.
+    let guide = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/migrating-from-supervisord.md"))
+        .expect("docs/migrating-from-supervisord.md");
+    let mut keys = 0;
+    for line in full.lines().filter(|l| !l.starts_with([';', '[', ' ', '\t'])) {
+        let Some((key, _)) = line.split_once('=') else { continue };
+        let key = key.trim();
+        assert!(
+            guide.contains(&format!("`{key}`")),
+            "the migration guide does not name `{key}`"
+        );
+        keys += 1;
+    }
+    assert!(keys > 80, "only {keys} options in the uncommented sample:\n{full}");
     assert_contains(
         &i.toml,
         &[
