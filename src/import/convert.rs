@@ -594,6 +594,13 @@ impl Conv<'_> {
                             shown_value(e)
                         ));
                     }
+                    ("supervisord", "user") if matches!(e.value.trim(), "root" | "0") => {
+                        // Containers set it to silence supervisord's warning about running as root.
+                        comments.push(format!(
+                            "# supervisord: user = {}  (holden runs as the user that starts it, root here too)",
+                            shown_value(e)
+                        ));
+                    }
                     ("supervisord", "nodaemon") => {
                         comments.push(format!(
                             "# supervisord: nodaemon = {}  (holden always runs in the foreground)",
@@ -1367,7 +1374,7 @@ mod tests {
     }
 
     #[test]
-    fn supervisords_own_log_to_syslog_or_unrotated() {
+    fn supervisords_own_log_and_user_as_containers_write_them() {
         let o = ok("[supervisord]\nlogfile=syslog\n[program:a]\ncommand=a\n");
         assert!(!o.toml.contains("\nlogfile = "), "{}", o.toml);
         assert!(
@@ -1394,6 +1401,13 @@ mod tests {
         );
         assert!(o.toml.contains("# supervisord: logfile_backups = 5  ("), "{}", o.toml);
         assert!(o.warnings.is_empty(), "{:?}", o.warnings);
+
+        // user=root, as containers write it: a comment, no warning; another user: a warning.
+        let o = ok("[supervisord]\nuser=root\n[program:a]\ncommand=a\n");
+        assert!(o.toml.contains("# supervisord: user = root  ("), "{}", o.toml);
+        assert!(o.warnings.is_empty(), "{:?}", o.warnings);
+        let o = ok("[supervisord]\nuser=supervisor\n[program:a]\ncommand=a\n");
+        assert_eq!(o.warnings.len(), 1, "{:?}", o.warnings);
 
         // Rotation on: holden does not do it for its own log, which is worth a warning.
         let o = ok("[supervisord]\nlogfile=/var/log/s.log\nlogfile_maxbytes=1MB\n[program:a]\ncommand=a\n");

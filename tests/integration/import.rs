@@ -453,6 +453,67 @@ fn event_listeners_servers_and_rpc_are_comments_in_place_and_one_warning_each() 
 }
 
 #[test]
+fn laravels_queue_workers_get_a_log_file_each() {
+    let dir = tempdir();
+    let conf = fixture("laravel/supervisord.conf");
+    let i = import(dir.path(), &conf, &[]);
+    assert_contains(
+        &i.toml,
+        &[
+            "[programs.laravel-worker]\ncommand = \"php /home/forge/app.com/artisan queue:work sqs --sleep=3 --tries=3 --max-time=3600\"\n\
+             user = \"forge\"\nautostart = true\nautorestart = \"always\"\nmax_restarts = 3\nstop_timeout = \"3600s\"\n\
+             instances = 8\nstdout = \"/home/forge/app.com/worker-{index}.log\"\nstderr = \"stdout\"\n",
+            "(holden names the instances laravel-worker@INDEX)",
+        ],
+        "the imported Laravel workers",
+    );
+    warned(
+        &i,
+        &format!("{}:13", conf.display()),
+        "[program:laravel-worker] stdout_logfile: holden's instances each need their own log file; \"/home/forge/app.com/worker.log\" became \"/home/forge/app.com/worker-{index}.log\"",
+    );
+    assert_eq!(warning_lines(&i).len(), 1, "{}", i.warnings);
+    let printed = check_ok(dir.path(), &i, &[]);
+    assert_contains(
+        &printed,
+        &["instance_start = 0  # laravel-worker@0 to laravel-worker@7"],
+        "holden check's output",
+    );
+}
+
+#[test]
+fn a_containers_config_keeps_its_streams_and_warns_only_about_the_pidfile() {
+    let dir = tempdir();
+    let conf = fixture("docker/supervisord.conf");
+    let i = import(dir.path(), &conf, &[]);
+    assert_contains(
+        &i.toml,
+        &[
+            "[supervisor]\nlogfile = \"/dev/null\"\n",
+            "# supervisord: nodaemon = true  (",
+            "# supervisord: user = root  (",
+            "# supervisord: logfile_maxbytes = 0  (",
+            "[programs.php-fpm]\ncommand = \"php-fpm8.2 -F\"\nautorestart = \"always\"\nmax_restarts = 0\n\
+             stdout = \"/dev/stdout\"\nstderr = \"/dev/stderr\"\nlog_max_bytes = 0\n",
+            "[programs.nginx]\ncommand = \"nginx -g 'daemon off;'\"\n",
+        ],
+        "the imported container config",
+    );
+    warned(
+        &i,
+        &format!("{}:7", conf.display()),
+        "[supervisord] pidfile: no equivalent",
+    );
+    assert_eq!(warning_lines(&i).len(), 1, "{}", i.warnings);
+    let printed = check_ok(dir.path(), &i, &[]);
+    assert_contains(
+        &printed,
+        &["command = [\"nginx\", \"-g\", \"daemon off;\"]"],
+        "holden check's output",
+    );
+}
+
+#[test]
 fn bad_input_is_refused_with_file_and_line_and_writes_nothing() {
     let dir = tempdir();
     let cases = [
