@@ -193,6 +193,7 @@ fn runnable_django(dir: &Path) -> String {
             in_command = true;
             out.push_str("command=sleep 1000\n");
         } else if line.starts_with("user=") {
+            // Dropped: the users redis and shop do not exist here.
         } else if line.starts_with("startsecs=") {
             out.push_str("startsecs=1\n");
         } else {
@@ -511,6 +512,39 @@ fn a_containers_config_keeps_its_streams_and_warns_only_about_the_pidfile() {
         &["command = [\"nginx\", \"-g\", \"daemon off;\"]"],
         "holden check's output",
     );
+}
+
+#[test]
+fn without_a_file_import_looks_where_supervisord_does_and_writes_to_stdout() {
+    let dir = tempdir();
+    fs::create_dir(dir.path().join("etc")).unwrap();
+    fs::write(
+        dir.path().join("etc/supervisord.conf"),
+        "[program:from_etc]\ncommand=sleep 1\n",
+    )
+    .unwrap();
+    let o = holden_env(dir.path(), &["import"], &[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let toml = text(&o.stdout);
+    assert!(
+        toml.starts_with("# Converted by `holden import` from the supervisord configuration etc/supervisord.conf\n"),
+        "{toml}"
+    );
+    assert!(toml.contains("[programs.from_etc]\ncommand = \"sleep 1\"\n"), "{toml}");
+    // ./supervisord.conf comes first.
+    fs::write(
+        dir.path().join("supervisord.conf"),
+        "[program:from_cwd]\ncommand=sleep 1\n",
+    )
+    .unwrap();
+    let o = holden_env(dir.path(), &["import"], &[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let toml = text(&o.stdout);
+    assert!(
+        toml.contains("[programs.from_cwd]\n") && !toml.contains("from_etc"),
+        "{toml}"
+    );
+    assert_eq!(text(&o.stderr), "", "no warnings");
 }
 
 #[test]
