@@ -4,7 +4,7 @@
 # supervisord is started). Idempotent and quick when it is there.
 set -euo pipefail
 command -v echo_supervisord_conf >/dev/null && exit 0
-if ! command -v pip3 >/dev/null && ! python3 -m pip --version >/dev/null 2>&1; then
+if ! python3 -m pip --version >/dev/null 2>&1; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-pip
 fi
