@@ -11,6 +11,7 @@ mod control;
 mod core;
 mod deploy;
 mod hardening;
+mod import;
 mod instances;
 mod logs;
 mod process;
