@@ -233,3 +233,46 @@ fn daemonized_leftovers_get_the_stop_signal_and_the_restart_waits_for_them_with_
 fn daemonized_leftovers_get_the_stop_signal_and_the_restart_waits_for_them_without_cgroups() {
     daemonized_leftovers_get_the_stop_signal_and_the_restart_waits_for_them("cgroups = \"off\"\n");
 }
+
+#[test]
+fn a_stop_cancels_a_restart_that_waits_for_leftovers_and_they_still_end() {
+    let mut sup = Supervisor::start(
+        r#"
+[programs.d]
+command = ["sh", "-c", "perl -e '$SIG{TERM} = \"IGNORE\"; open(my $f, \">\", \"{dir}/child.pid\"); print $f \"$$\\n\"; close $f; sleep 1000' & sleep 0.2; exit 1"]
+min_uptime = "50ms"
+restart_delay = "10ms"
+stop_timeout = "2s"
+"#,
+    );
+    sup.wait_log(
+        "d: waiting for the processes of its last run to end before it starts again",
+        T,
+    );
+    let pid: u32 = fs::read_to_string(sup.path("child.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(alive(pid));
+    assert_eq!(sup.program_status("d")["state"], "BACKOFF");
+    let out = sup.ctl(&["stop", "d"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(sup.program_status("d")["state"], "STOPPED");
+    let log = sup.wait_log(
+        "d: 1 leftover process(es) still alive after stop_timeout 2s: sent SIGKILL",
+        T,
+    );
+    wait_for(T, "the leftover to be gone", || {
+        (!alive(pid)).then_some(()).ok_or("alive".to_string())
+    });
+    assert_eq!(log.matches("-> STARTING").count(), 1, "it ran once:\n{log}");
+    assert_eq!(sup.program_status("d")["state"], "STOPPED");
+    // It starts again on request.
+    let out = sup.ctl(&["start", "d"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    wait_for(T, "a second run", || {
+        let n = sup.log_count("-> STARTING");
+        (n == 2).then_some(()).ok_or(format!("{n} runs"))
+    });
+}
