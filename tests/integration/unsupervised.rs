@@ -276,3 +276,29 @@ stop_timeout = "2s"
         (n == 2).then_some(()).ok_or(format!("{n} runs"))
     });
 }
+
+#[test]
+fn removing_a_program_whose_leftovers_are_ending_kills_them_at_once() {
+    let mut sup = Supervisor::start("");
+    let script = format!(
+        "perl -e '$SIG{{TERM}} = \"IGNORE\"; open(my $f, \">\", \"{}\"); print $f \"$$\\n\"; close $f; sleep 1000' & while [ ! -e {} ]; do sleep 0.01; done; exit 1",
+        sup.path("child.pid").display(),
+        sup.path("go").display()
+    );
+    add(&sup, "x", &["sh", "-c", &script]);
+    fs::write(sup.path("go"), "").unwrap();
+    sup.wait_log("x: 1 process(es) left after the main process exited: sent SIGTERM", T);
+    let pid: u32 = fs::read_to_string(sup.path("child.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let sock = sup.socket.display().to_string();
+    let out = holden_in(Some(sup.dir.path()), &["remove", "x", "--socket", &sock], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    sup.wait_log("x: removed", T);
+    // Long before its stop_timeout (10s): a forgotten program leaves nothing behind.
+    wait_for(Duration::from_secs(3), "the leftover to be gone", || {
+        (!alive(pid)).then_some(()).ok_or("alive".to_string())
+    });
+}
