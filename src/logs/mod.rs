@@ -403,11 +403,20 @@ impl Logs {
         let busy = stream.emptied.is_some_and(|t| now < t + BATCH_DELAY);
         // A hang-up is read at once: it is the end of the stream, or its program's death.
         let at = now + stream.delay;
-        if busy && !ready.hangup && self.defer(reactor, id, now, at) {
+        let batching = !stream.delay.is_zero();
+        if busy && batching && !ready.hangup && self.defer(reactor, id, now, at) {
             return;
         }
         self.move_siblings_first(reactor, id);
-        self.move_now(reactor, id);
+        let moved = self.move_now(reactor, id);
+        // Read at once because the program outran the shortest batch: batch again once a read
+        // finds it slower than us.
+        if !batching
+            && moved < FIRST_READ
+            && let Some(stream) = self.streams.get_mut(&id)
+        {
+            stream.delay = MIN_BATCH_DELAY;
+        }
     }
 
     /// Before stream `id` is read out of turn, move what its program's other stream holds
@@ -684,7 +693,9 @@ impl Logs {
 /// The next batch delay of a stream whose last batch, waiting `waited`, found `moved` bytes in
 /// a pipe of `capacity`: the delay that fills half the pipe at that rate, between
 /// `MIN_BATCH_DELAY` and `BATCH_DELAY`. A pipe found nearly full may have stopped its program in
-/// `write(2)`, which hides the real rate: the delay is then cut to a quarter.
+/// `write(2)`, which hides the real rate: the delay is then cut to a quarter, and below
+/// `MIN_BATCH_DELAY` to zero: the stream is read at every readiness, as without batches, until a
+/// read finds less than `FIRST_READ` waiting (`on_ready`).
 ///
 /// A program writing a line at a time (a few hundred MiB/s at most) keeps the full
 /// `BATCH_DELAY` and so the largest batches; one writing 64 KiB blocks into a 1 MiB pipe fills
@@ -693,7 +704,12 @@ impl Logs {
 fn batch_delay(delay: Duration, waited: Duration, moved: usize, capacity: usize) -> Duration {
     let capacity = capacity.max(1);
     if moved >= capacity - capacity / 8 {
-        return (delay / 4).max(MIN_BATCH_DELAY);
+        let quarter = delay / 4;
+        return if quarter < MIN_BATCH_DELAY {
+            Duration::ZERO
+        } else {
+            quarter
+        };
     }
     if moved == 0 {
         return BATCH_DELAY;
@@ -942,9 +958,9 @@ mod tests {
     }
 
     #[test]
-    fn a_pipe_found_full_cuts_the_delay_to_a_quarter_down_to_the_floor() {
+    fn a_pipe_found_full_cuts_the_delay_to_a_quarter_then_to_reading_at_once() {
         let mut d = BATCH_DELAY;
-        for want in [250, 62, 50, 50] {
+        for want in [250, 62, 0] {
             d = batch_delay(d, d, MIB, MIB);
             assert_eq!(d.as_micros(), want);
         }
