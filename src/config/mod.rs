@@ -5,6 +5,7 @@
 //! rest of holden only ever sees these resolved types.
 
 pub mod placeholder;
+pub mod probe;
 pub mod raw;
 pub mod resolve;
 pub mod words;
@@ -243,6 +244,15 @@ pub struct Program {
     pub agent: Option<PathBuf>,
     /// Set on each of the `instances` of a program (named `BASE@INDEX`).
     pub instance: Option<Instance>,
+    /// When the program counts as ready (STARTING -> RUNNING).
+    pub readiness: probe::Readiness,
+    /// Not ready by then (readiness other than uptime): a failure.
+    pub start_timeout: Duration,
+    pub liveness: Option<probe::Probe>,
+    /// With readiness "notify": WATCHDOG=1 expected at least this often.
+    pub watchdog: Option<Duration>,
+    /// The names in `depends_on` that wait for a run that completed with success, not ready.
+    pub depends_completed: Vec<String>,
 }
 
 impl Program {
@@ -281,6 +291,11 @@ impl Program {
             depends_on: Vec::new(),
             agent: None,
             instance: None,
+            readiness: probe::Readiness::Uptime,
+            start_timeout: Duration::from_secs(90),
+            liveness: None,
+            watchdog: None,
+            depends_completed: Vec::new(),
         }
     }
 

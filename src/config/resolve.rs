@@ -689,6 +689,43 @@ fn program(raw: &RawProgram, base: &Path, p: &mut Vec<Problem>) -> Program {
     if let Some(v) = &raw.agent {
         program.agent = path_value(v, &key("agent"), base, "the path of an agent socket", p);
     }
+    if let Some(r) = raw
+        .readiness
+        .as_ref()
+        .and_then(|v| super::probe::readiness(v, &key("readiness"), p))
+    {
+        program.readiness = r;
+    }
+    match (
+        &raw.start_timeout,
+        duration(raw.start_timeout.as_ref(), &key("start_timeout"), p),
+    ) {
+        (Some(v), Some(d)) if d.is_zero() => p.push(Problem::found(
+            v.span(),
+            &key("start_timeout"),
+            format!("{:?}", v.get_ref()),
+            "a duration above zero like \"90s\"",
+        )),
+        (_, Some(d)) => program.start_timeout = d,
+        (_, None) => {}
+    }
+    program.liveness = raw
+        .liveness
+        .as_ref()
+        .and_then(|v| super::probe::liveness(v, &key("liveness"), p));
+    match (&raw.watchdog, duration(raw.watchdog.as_ref(), &key("watchdog"), p)) {
+        (Some(v), Some(d)) if d.is_zero() || program.readiness != super::probe::Readiness::Notify => {
+            p.push(Problem::found(
+                v.span(),
+                &key("watchdog"),
+                format!("{:?}", v.get_ref()),
+                "a duration above zero like \"30s\", with readiness = \"notify\"",
+            ))
+        }
+        (_, Some(d)) => program.watchdog = Some(d),
+        (_, None) => {}
+    }
+    program.depends_completed = raw.depends_completed.iter().map(|n| n.get_ref().clone()).collect();
     program
 }
 
@@ -1115,13 +1152,47 @@ fn render_program(out: &mut String, p: &Program) {
     }
     let _ = writeln!(out, "log_backups = {}", p.log_backups);
     let _ = writeln!(out, "log_timestamps = {}", p.log_timestamps);
-    let deps: Vec<String> = p.depends_on.iter().map(|d| quote(d)).collect();
-    let _ = writeln!(out, "depends_on = [{}]", deps.join(", "));
+    if p.depends_completed.is_empty() {
+        let deps: Vec<String> = p.depends_on.iter().map(|d| quote(d)).collect();
+        let _ = writeln!(out, "depends_on = [{}]", deps.join(", "));
+    } else {
+        let deps: Vec<String> = p
+            .depends_on
+            .iter()
+            .map(|d| {
+                let how = if p.depends_completed.contains(d) {
+                    "completed"
+                } else {
+                    "ready"
+                };
+                format!("{} = \"{how}\"", raw::segment(d))
+            })
+            .collect();
+        let _ = writeln!(out, "depends_on = {{ {} }}", deps.join(", "));
+    }
     optional(
         out,
         "agent",
         p.agent.as_ref().map(|a| quote(&a.display().to_string())),
         "spawned by holden itself",
+    );
+    let _ = writeln!(out, "readiness = {}", p.readiness.render());
+    let _ = writeln!(
+        out,
+        "start_timeout = \"{}\"",
+        humantime::format_duration(p.start_timeout)
+    );
+    optional(
+        out,
+        "liveness",
+        p.liveness.as_ref().map(|l| l.render(true)),
+        "no liveness probe",
+    );
+    optional(
+        out,
+        "watchdog",
+        p.watchdog.map(|d| format!("\"{}\"", humantime::format_duration(d))),
+        "no watchdog",
     );
 }
 

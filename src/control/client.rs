@@ -421,7 +421,9 @@ impl Progress {
                 if to == "STARTING" {
                     self.started = true;
                 }
-                let failure = matches!(to.as_str(), "FATAL" | "EXITED" | "BACKOFF");
+                // A start that ends STOPPED was refused on the way (a dependency failed).
+                let failure = matches!(to.as_str(), "FATAL" | "EXITED" | "BACKOFF")
+                    || (to == "STOPPED" && action == Action::Start);
                 if failure && action != Action::Stop && self.failed.is_none() {
                     self.failed = Some(match reason {
                         Some(r) => format!("{to} ({r})"),
@@ -1043,6 +1045,9 @@ mod tests {
             pids_limit: None,
             cgroup: None,
             transient: false,
+            ready: false,
+            health: None,
+            status_text: None,
             started: None,
             pids_current: None,
             program: name.into(),
@@ -1165,6 +1170,9 @@ mod tests {
             "pids_limit",
             "cgroup",
             "transient",
+            "ready",
+            "health",
+            "status_text",
             // SPEC's `group` and `instance`; `program` (the base name) and `groups` (all of them).
             "program",
             "instance",
@@ -1176,6 +1184,8 @@ mod tests {
         // In SPEC's order on the page.
         let text = status_json(&[status_of("web", "RUNNING", Some(3))]);
         assert!(text.find("\"name\"") < text.find("\"transient\""), "{text}");
+        assert!(text.find("\"transient\"") < text.find("\"status_text\""), "{text}");
+        assert!(text.find("\"status_text\"") < text.find("\"group\""), "{text}");
     }
 
     #[test]

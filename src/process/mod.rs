@@ -6,4 +6,3 @@ pub mod spawn;
 pub mod users;
 
 pub use reap::{ExitKind, reap_all};
-pub use spawn::spawn;

@@ -19,6 +19,7 @@ mod ops;
 mod remote;
 mod requests;
 pub mod state;
+mod watch;
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
@@ -120,6 +121,8 @@ struct Slot {
     limits: (Option<u64>, Option<f64>, Option<u64>),
     /// An agent's program ended: its exit status is being read from its pidfd.
     exit_wait: Option<ExitWait>,
+    /// Readiness and health of the current run: notify socket, fd, probes, watchdog.
+    watch: crate::health::Watch,
 }
 
 /// Reading an agent-spawned process's exit status, which appears once its agent reaped it.
@@ -191,6 +194,7 @@ impl Supervisor {
                     oom_before: None,
                     limits: (p.memory_limit, p.cpu_limit, p.pids_limit),
                     exit_wait: None,
+                    watch: crate::health::Watch::default(),
                 })
             })
             .collect();
@@ -277,6 +281,9 @@ impl Supervisor {
                     }
                     Kind::Output => self.logs.on_ready(&self.reactor, r.token.id, r),
                     Kind::CgroupEvents => self.on_other(r),
+                    Kind::Notify => self.on_notify(r.token.id as usize, now),
+                    Kind::ReadyFd => self.on_ready_fd(r.token.id as usize, now),
+                    Kind::Probe => {}
                     Kind::AgentListener | Kind::AgentConn => {}
                 }
             }
@@ -310,10 +317,10 @@ impl Supervisor {
 
     fn next_deadline(&self) -> Option<Instant> {
         let programs = self.slots.iter().flatten().filter_map(|s| {
-            let state = s.machine.state.deadline(s.policy.min_uptime);
+            let state = s.machine.state.deadline();
             // An agent's program whose exit status is still being read.
             let exit_wait = s.exit_wait.map(|w| w.next);
-            state.into_iter().chain(exit_wait).min()
+            state.into_iter().chain(exit_wait).chain(s.watch.next_deadline()).min()
         });
         programs
             .chain(self.control.as_ref().and_then(Server::next_deadline))
@@ -466,10 +473,13 @@ impl Supervisor {
             }
             let due = self.slots[i]
                 .as_ref()
-                .and_then(|s| s.machine.state.deadline(s.policy.min_uptime))
+                .and_then(|s| s.machine.state.deadline())
                 .is_some_and(|d| d <= now);
             if due {
                 self.apply(i, Event::Deadline, now);
+            }
+            if self.slots[i].is_some() {
+                self.watch_deadlines(i, now);
             }
         }
     }
@@ -589,6 +599,7 @@ impl Supervisor {
                     slot.started_wall = Some(slot.since_wall);
                 }
                 self.log_transition(i, &t);
+                self.watch_transition(i, t.to, now);
                 if t.from != t.to {
                     self.push_transition(i, t.from, t.to, t.reason);
                 }
@@ -654,7 +665,11 @@ impl Supervisor {
             Ok(procs) => procs,
             Err(reason) => return Event::SpawnFailed { reason, retry: false },
         };
-        match process::spawn(&program, stdout, stderr, procs) {
+        let extra = match self.prepare_watch(i) {
+            Ok(extra) => extra,
+            Err(reason) => return Event::SpawnFailed { reason, retry: false },
+        };
+        match process::spawn::spawn_with(&program, stdout, stderr, procs, extra) {
             Ok(spawned) => {
                 let token = Token::new(Kind::Pidfd, i as u64);
                 if let Err(e) = self

@@ -286,6 +286,7 @@ impl Supervisor {
             transient,
             limits: (program_limits.0, program_limits.1, program_limits.2),
             exit_wait: None,
+            watch: crate::health::Watch::default(),
             cgroup: None,
             events: None,
             oom_before: None,

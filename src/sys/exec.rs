@@ -10,7 +10,7 @@
 //! Order matters: join the cgroups first (while still privileged; the procs files were opened
 //! by holden beforehand), then a new session, then drop supplementary groups, gid, uid.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
@@ -26,6 +26,9 @@ pub struct ChildSetup {
     pub new_session: bool,
     /// Credentials to switch to: supplementary groups, gid, uid.
     pub credentials: Option<Credentials>,
+    /// Fds the program gets at a given number (`readiness = { fd = N }`): (source, N). Done
+    /// as the very last step, after anything that closes fds, so N stays open across exec.
+    pub dup_fds: Vec<(OwnedFd, i32)>,
 }
 
 #[derive(Debug, Clone)]
@@ -41,6 +44,7 @@ pub fn install(cmd: &mut Command, setup: ChildSetup) {
         cgroup_procs,
         new_session,
         credentials,
+        dup_fds,
     } = setup;
     let closure = move || -> std::io::Result<()> {
         for fd in &cgroup_procs {
@@ -57,9 +61,23 @@ pub fn install(cmd: &mut Command, setup: ChildSetup) {
             rustix::thread::set_thread_gid(c.gid)?;
             rustix::thread::set_thread_uid(c.uid)?;
         }
+        // Last: dup2 gives fd N without FD_CLOEXEC, so it survives exec.
+        for (src, target) in &dup_fds {
+            if src.as_raw_fd() == *target {
+                rustix::io::fcntl_setfd(src, rustix::io::FdFlags::empty())?;
+            } else {
+                // SAFETY: `target` is a plain fd number owned by nobody in this child; dup2
+                // (re)opens it, and `forget` keeps the OwnedFd from closing it again.
+                let mut fd = unsafe { OwnedFd::from_raw_fd(*target) };
+                let r = rustix::io::dup2(src, &mut fd);
+                std::mem::forget(fd);
+                r?;
+            }
+        }
         Ok(())
     };
-    // SAFETY: the closure only makes raw syscalls (write, setsid, setgroups, setgid, setuid)
+    // SAFETY: the closure only makes raw syscalls (write, setsid, setgroups, setgid, setuid,
+    // fcntl, dup2)
     // through rustix's linux_raw backend, on fds and vectors allocated before the fork; it
     // allocates nothing, takes no lock and touches no state shared with other threads, so it
     // is async-signal-safe as pre_exec requires.

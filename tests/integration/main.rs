@@ -12,3 +12,4 @@ mod deploy;
 mod hardening;
 mod instances;
 mod logs;
+mod readiness;

@@ -1,0 +1,259 @@
+//! Integration tests: readiness and health (SPEC "Readiness and health"), through the real
+//! binary: sd_notify from `systemd-notify` in a shell script, the notification fd, probes,
+//! start timeout, watchdog, liveness, and `depends_on` waiting for ready.
+
+use std::fs;
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+const T: Duration = Duration::from_secs(20);
+
+fn has_systemd_notify(test: &str) -> bool {
+    if std::process::Command::new("systemd-notify")
+        .arg("--help")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return true;
+    }
+    skip(test, "systemd-notify is not installed (.ci/setup-systemd.sh)");
+    false
+}
+
+/// The value of `var` in the environment of process `pid`.
+fn env_of(pid: u32, var: &str) -> Option<String> {
+    let environ = fs::read(format!("/proc/{pid}/environ")).ok()?;
+    environ.split(|b| *b == 0).find_map(|kv| {
+        let kv = String::from_utf8_lossy(kv);
+        kv.strip_prefix(&format!("{var}=")).map(str::to_string)
+    })
+}
+
+fn pid_of(p: &Value) -> u32 {
+    p["pid"].as_u64().unwrap_or_else(|| panic!("no pid in {p}")) as u32
+}
+
+/// The time of a log line containing `needle` (RFC 3339 at its start), as seconds of the day.
+fn log_time(log: &str, needle: &str) -> f64 {
+    let line = log
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?} in\n{log}"));
+    // 2026-11-23T07:41:00.123Z
+    let t = &line[11..23];
+    let h: f64 = t[0..2].parse().unwrap();
+    let m: f64 = t[3..5].parse().unwrap();
+    let s: f64 = t[6..12].parse().unwrap();
+    h * 3600.0 + m * 60.0 + s
+}
+
+#[test]
+fn systemd_notify_from_a_script_makes_it_running_and_min_uptime_does_not() {
+    if !has_systemd_notify("systemd_notify_from_a_script_makes_it_running_and_min_uptime_does_not") {
+        return;
+    }
+    let mut sup = Supervisor::start(
+        r#"
+[programs.db]
+command = ["sh", "-c", "while [ ! -e {dir}/go ]; do sleep 0.05; done; systemd-notify --ready --status='accepting connections'; exec sleep 1000"]
+readiness = "notify"
+min_uptime = "100ms"
+"#,
+    );
+    let p = wait_state_within(T, &sup, "db", "STARTING");
+    let pid = pid_of(&p);
+    let socket = env_of(pid, "NOTIFY_SOCKET").expect("NOTIFY_SOCKET in the program's environment");
+    let meta = fs::metadata(std::path::Path::new(&socket).parent().unwrap()).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(meta.permissions().mode() & 0o777, 0o700, "its directory is private");
+    // Well past min_uptime, still not ready.
+    let started = Instant::now();
+    wait_for(T, "min_uptime to pass", || {
+        (started.elapsed() > Duration::from_millis(600))
+            .then_some(())
+            .ok_or("not yet".to_string())
+    });
+    let p = sup.program_status("db");
+    assert_eq!(p["state"], "STARTING", "{p}");
+    assert_eq!(p["ready"], false, "{p}");
+    // A stranger (this test, not a process of db) is not heard.
+    let stranger = UnixDatagram::unbound().unwrap();
+    stranger.send_to(b"READY=1", &socket).unwrap();
+    sup.wait_log("from a stranger", T);
+    assert_eq!(sup.program_status("db")["state"], "STARTING");
+
+    fs::write(sup.path("go"), "").unwrap();
+    let p = wait_state_within(T, &sup, "db", "RUNNING");
+    assert_eq!(p["ready"], true, "{p}");
+    assert_eq!(p["status_text"], "accepting connections", "{p}");
+    assert_eq!(p["health"], Value::Null, "{p}");
+    sup.wait_log("db: STARTING -> RUNNING (ready: READY=1)", T);
+    // The socket goes with the run.
+    assert!(sup.ctl(&["stop", "db"]).status.success());
+    wait_for(T, "the notify socket to be removed", || {
+        (!std::path::Path::new(&socket).exists())
+            .then_some(())
+            .ok_or(socket.clone())
+    });
+}
+
+#[test]
+fn a_short_lived_systemd_notify_is_never_lost() {
+    if !has_systemd_notify("a_short_lived_systemd_notify_is_never_lost") {
+        return;
+    }
+    // --no-block: systemd-notify sends and exits at once, before holden reads the datagram:
+    // the race that makes systemd drop READY=1. Ten instances, ten READY=1 heard.
+    let sup = Supervisor::start(
+        r#"
+[programs.quick]
+command = ["sh", "-c", "systemd-notify --no-block --ready; exec sleep 1000"]
+readiness = "notify"
+start_timeout = "15s"
+instances = 10
+"#,
+    );
+    for i in 0..10 {
+        wait_state_within(T, &sup, &format!("quick@{i}"), "RUNNING");
+    }
+    assert_eq!(sup.log_count("(ready: READY=1)"), 10, "{}", sup.log_text());
+    assert_eq!(sup.log_count("not ready after"), 0);
+}
+
+#[test]
+fn garbage_on_the_notify_socket_is_counted_and_ignored() {
+    let mut sup = Supervisor::start(
+        r#"
+[programs.noisy]
+command = ["python3", "-c", "import os, socket\ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\np = os.environ['NOTIFY_SOCKET']\nfor m in [b'\\xff\\xfe', b'A' * 10000, b'', b'FOO=bar\\nREADY=2', b'MAINPID=1', b'EXTEND_TIMEOUT_USEC=x']:\n    s.sendto(m, p)\ns.sendto(b'STATUS=fine\\nREADY=1', p)\nimport time\ntime.sleep(1000)\n"]
+readiness = "notify"
+"#,
+    );
+    let p = wait_state_within(T, &sup, "noisy", "RUNNING");
+    assert_eq!(p["status_text"], "fine");
+    let log = sup.wait_log("not UTF-8", T);
+    assert!(log.contains("oversized"), "{log}");
+    assert!(log.contains("FOO=bar"), "{log}");
+    assert!(log.contains("MAINPID=1 is not a process of noisy"), "{log}");
+    assert_eq!(p["pid"], sup.program_status("noisy")["pid"], "MAINPID=1 was refused");
+}
+
+#[test]
+fn a_newline_on_the_notification_fd_makes_it_running() {
+    let mut sup = Supervisor::start(
+        r#"
+[programs.s6]
+command = ["sh", "-c", "while [ ! -e {dir}/go ]; do sleep 0.05; done; echo >&5; exec sleep 1000"]
+readiness = { fd = 5 }
+min_uptime = "50ms"
+"#,
+    );
+    let p = wait_state_within(T, &sup, "s6", "STARTING");
+    let pid = pid_of(&p);
+    assert!(
+        fs::read_link(format!("/proc/{pid}/fd/5"))
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("pipe:"),
+        "fd 5 is the notification pipe"
+    );
+    fs::write(sup.path("go"), "").unwrap();
+    wait_state_within(T, &sup, "s6", "RUNNING");
+    sup.wait_log("s6: STARTING -> RUNNING (ready: newline on fd 5)", T);
+}
+
+#[test]
+fn not_ready_within_start_timeout_is_a_failure_and_start_says_why() {
+    let mut sup = Supervisor::start(
+        r#"
+[programs.mute]
+command = ["sleep", "1000"]
+readiness = "notify"
+start_timeout = "1s"
+autostart = false
+max_restarts = 1
+restart_delay = "100ms"
+"#,
+    );
+    let t0 = Instant::now();
+    let out = sup.ctl(&["start", "mute"]);
+    assert!(!out.status.success(), "start of a program that is never ready fails");
+    let said = text(&out.stderr) + &text(&out.stdout);
+    assert!(said.contains("not ready after 1s"), "{said}");
+    assert!(t0.elapsed() >= Duration::from_millis(900));
+    sup.wait_log("mute: STARTING -> STOPPING (not ready after 1s; sent SIGTERM)", T);
+    sup.wait_log("mute: STOPPING -> BACKOFF (not ready after 1s; restart 1/1", T);
+    // Never ready counts as a quick exit: max_restarts = 1 gives up at the second.
+    wait_state_within(T, &sup, "mute", "FATAL");
+    sup.wait_log("not ready after 1s; gave up after 1 restarts", T);
+}
+
+#[test]
+fn start_returns_once_the_program_is_ready() {
+    if !has_systemd_notify("start_returns_once_the_program_is_ready") {
+        return;
+    }
+    let sup = Supervisor::start(
+        r#"
+[programs.slow]
+command = ["sh", "-c", "sleep 1.5; systemd-notify --ready; exec sleep 1000"]
+readiness = "notify"
+autostart = false
+min_uptime = "100ms"
+"#,
+    );
+    let t0 = Instant::now();
+    let out = sup.ctl(&["start", "slow"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(t0.elapsed() >= Duration::from_millis(1400), "returned before READY=1");
+    assert_eq!(sup.program_status("slow")["state"], "RUNNING");
+}
+
+#[test]
+fn a_missed_watchdog_stops_and_restarts_it() {
+    let mut sup = Supervisor::start(
+        r#"
+[programs.dog]
+command = ["python3", "-c", "import os, socket, time\ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\np = os.environ['NOTIFY_SOCKET']\ns.sendto(b'READY=1', p)\nfor _ in range(6):\n    time.sleep(0.2)\n    s.sendto(b'WATCHDOG=1', p)\ntime.sleep(1000)\n"]
+readiness = "notify"
+watchdog = "1s"
+restart_delay = "100ms"
+"#,
+    );
+    wait_state_within(T, &sup, "dog", "RUNNING");
+    let p = sup.program_status("dog");
+    assert_eq!(p["health"]["ok"], true, "{p}");
+    let log = sup.wait_log(
+        "dog: RUNNING -> STOPPING (watchdog: no WATCHDOG=1 for 1s; sent SIGTERM)",
+        T,
+    );
+    let ready = log_time(&log, "dog: STARTING -> RUNNING");
+    let stopped = log_time(&log, "dog: RUNNING -> STOPPING");
+    // Pets for 1.2 s, then 1 s of silence.
+    assert!(stopped - ready > 1.9, "{ready} {stopped}");
+    sup.wait_log(
+        "dog: STOPPING -> BACKOFF (watchdog: no WATCHDOG=1 for 1s; restart 1/5",
+        T,
+    );
+}
+
+#[test]
+fn watchdog_trigger_is_a_failure_at_once() {
+    let mut sup = Supervisor::start(
+        r#"
+[programs.trig]
+command = ["sh", "-c", "systemd-notify --ready 2>/dev/null || python3 -c \"import os,socket; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b'READY=1', os.environ['NOTIFY_SOCKET'])\"; while [ ! -e {dir}/go ]; do sleep 0.05; done; python3 -c \"import os,socket; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b'WATCHDOG=trigger', os.environ['NOTIFY_SOCKET'])\"; exec sleep 1000"]
+readiness = "notify"
+watchdog = "30s"
+autorestart = "never"
+"#,
+    );
+    wait_state_within(T, &sup, "trig", "RUNNING");
+    fs::write(sup.path("go"), "").unwrap();
+    wait_state_within(T, &sup, "trig", "EXITED");
+    sup.wait_log("trig: STOPPING -> EXITED (watchdog: WATCHDOG=trigger)", T);
+}
