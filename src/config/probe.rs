@@ -58,7 +58,6 @@ pub enum Check {
     },
 }
 
-#[allow(dead_code)] // used by the probes
 impl Check {
     /// `exec`, `tcp` or `http`, for reasons.
     pub fn kind(&self) -> &'static str {
@@ -308,5 +307,82 @@ mod tests {
         assert_eq!(parse_http("http://x:0/"), None);
         assert_eq!(split_host_port("[::1]:5432"), Some(("::1", 5432)));
         assert_eq!(split_host_port("db"), None);
+    }
+}
+
+#[cfg(test)]
+mod config_tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::resolve::load_str;
+
+    fn web(line: &str) -> Result<crate::config::Program, Vec<String>> {
+        let text = format!("[programs.db]\ncommand = \"true\"\n[programs.web]\ncommand = \"sleep 1\"\n{line}\n");
+        load_str(Path::new("sv.toml"), &text)
+            .map(|c| c.program("web").unwrap().clone())
+            .map_err(|e| e.messages)
+    }
+
+    #[test]
+    fn readiness_forms_and_defaults() {
+        assert_eq!(web("").unwrap().readiness, Readiness::Uptime);
+        assert_eq!(web("").unwrap().start_timeout, Duration::from_secs(90));
+        assert_eq!(web("readiness = \"notify\"").unwrap().readiness, Readiness::Notify);
+        assert_eq!(web("readiness = { fd = 3 }").unwrap().readiness, Readiness::Fd(3));
+        let Readiness::Probe(p) = web("readiness = { http = \"http://127.0.0.1:8080/up\" }")
+            .unwrap()
+            .readiness
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (p.interval, p.timeout),
+            (Duration::from_secs(1), Duration::from_secs(1))
+        );
+        assert!(matches!(p.check, Check::Http { ref path, status: None, .. } if path == "/up"));
+        let l = web("liveness = { exec = [\"pg_isready\"], status = 200 }").unwrap_err();
+        assert!(l[0].contains("status only with http"), "{l:?}");
+        let l = web("liveness = { tcp = \"db:5432\" }").unwrap().liveness.unwrap();
+        assert_eq!(
+            (l.interval, l.timeout, l.failures),
+            (Duration::from_secs(10), Duration::from_secs(2), 3)
+        );
+    }
+
+    #[test]
+    fn bad_readiness_names_file_line_and_key() {
+        let e = web("readiness = \"ready\"").unwrap_err();
+        assert!(
+            e[0].starts_with("sv.toml:5:13: programs.web.readiness: found \"ready\""),
+            "{e:?}"
+        );
+        let e = web("readiness = { fd = 1 }").unwrap_err();
+        assert!(
+            e[0].contains("programs.web.readiness.fd: found 1, expected an fd number from 3"),
+            "{e:?}"
+        );
+        let e = web("readiness = { tcp = \"nope\" }").unwrap_err();
+        assert!(e[0].contains("programs.web.readiness.tcp"), "{e:?}");
+        let e = web("readiness = { tcp = \"a:1\", http = \"http://a:1/\" }").unwrap_err();
+        assert!(e[0].contains("exactly one"), "{e:?}");
+        let e = web("readiness = { exec = [\"x\"], failures = 2 }").unwrap_err();
+        assert!(e[0].contains("unknown key \"failures\""), "{e:?}");
+        let e = web("liveness = { http = \"http://a:1/\", interval = \"0s\" }").unwrap_err();
+        assert!(e[0].contains("liveness.interval"), "{e:?}");
+        let e = web("watchdog = \"30s\"").unwrap_err();
+        assert!(e[0].contains("with readiness = \"notify\""), "{e:?}");
+        let e = web("depends_on = { db = \"healthy\" }").unwrap_err();
+        assert!(e[0].contains("programs.web.depends_on.db: found \"healthy\""), "{e:?}");
+    }
+
+    #[test]
+    fn depends_on_table_form() {
+        let p = web("depends_on = { db = \"completed\" }").unwrap();
+        assert_eq!(p.depends_on, ["db"]);
+        assert_eq!(p.depends_completed, ["db"]);
+        let p = web("depends_on = [\"db\"]").unwrap();
+        assert!(p.depends_completed.is_empty());
     }
 }

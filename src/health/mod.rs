@@ -4,6 +4,7 @@
 //! (src/supervisor/watch.rs).
 
 pub mod notify;
+pub mod probe;
 
 use std::os::fd::OwnedFd;
 use std::time::Instant;
@@ -32,6 +33,10 @@ pub struct Watch {
     pub watchdog_due: Option<Instant>,
     /// Bad notify datagrams of this program since holden started.
     pub bad: u64,
+    /// The probe in flight (readiness while STARTING, liveness while RUNNING).
+    pub probe: Option<probe::InFlight>,
+    /// When the next probe starts; None without one.
+    pub next_probe: Option<Instant>,
 }
 
 impl Watch {
@@ -46,7 +51,10 @@ impl Watch {
 
     /// The next time something of this watch is due.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.watchdog_due
+        let in_flight = self.probe.as_ref().map(|p| p.deadline);
+        // While a probe is in flight the next one waits for it.
+        let next = if self.probe.is_some() { None } else { self.next_probe };
+        [self.watchdog_due, in_flight, next].into_iter().flatten().min()
     }
 
     /// Count one bad notify datagram; true when it deserves a warning (the 1st, 10th, 100th...).

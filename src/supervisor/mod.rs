@@ -283,7 +283,7 @@ impl Supervisor {
                     Kind::CgroupEvents => self.on_other(r),
                     Kind::Notify => self.on_notify(r.token.id as usize, now),
                     Kind::ReadyFd => self.on_ready_fd(r.token.id as usize, now),
-                    Kind::Probe => {}
+                    Kind::Probe => self.on_probe(r.token.id as usize, now),
                     Kind::AgentListener | Kind::AgentConn => {}
                 }
             }
@@ -443,6 +443,7 @@ impl Supervisor {
                     };
                     self.apply(i, Event::Exited(exit), now);
                 }
+                None if self.on_probe_exit(pid, exit, now) => {}
                 None => log::debug!("reaped orphan {pid} ({})", exit.describe()),
             }
         }

@@ -104,7 +104,6 @@ impl State {
 
 /// What happened to a program.
 #[derive(Debug, Clone, PartialEq)]
-#[allow(dead_code)] // Ready, Fail and Extend come with the notify socket, the fd and probes.
 pub enum Event {
     /// Start requested (autostart, `holden start`, dependencies now running).
     Start,

@@ -8,9 +8,10 @@ use std::time::Instant;
 use rustix::process::Pid;
 
 use super::{State, Supervisor};
-use crate::config::probe::Readiness;
+use crate::config::probe::{Probe, Readiness};
 use crate::health::Watch;
 use crate::health::notify::{self, Msg, NotifySocket};
+use crate::health::probe::{self, Outcome};
 use crate::process::spawn::Extra;
 use crate::reactor::{Interest, Kind, Token};
 use crate::supervisor::state::Event;
@@ -98,6 +99,154 @@ impl Supervisor {
             self.reactor.delete(fd.as_fd());
         }
         watch.watchdog_due = None;
+        watch.next_probe = None;
+        self.cancel_probe(i);
+    }
+
+    /// Drop the probe in flight of program `i`, killing an exec probe.
+    fn cancel_probe(&mut self, i: usize) {
+        let Some(slot) = self.slots[i].as_mut() else { return };
+        if let Some(p) = slot.watch.probe.take() {
+            if let Some((fd, _)) = p.fd() {
+                self.reactor.delete(fd);
+            }
+            probe::kill(&p);
+        }
+    }
+
+    /// The probe program `i` runs now: readiness while STARTING, liveness while RUNNING.
+    fn current_probe(&self, i: usize) -> Option<(Probe, bool)> {
+        let slot = self.slot(i);
+        match (&slot.machine.state, &slot.program.readiness, &slot.program.liveness) {
+            (State::Starting { .. }, Readiness::Probe(p), _) => Some((p.clone(), false)),
+            (State::Running { .. }, _, Some(p)) => Some((p.clone(), true)),
+            _ => None,
+        }
+    }
+
+    fn start_probe(&mut self, i: usize, now: Instant) {
+        let Some((p, liveness)) = self.current_probe(i) else {
+            self.slot_mut(i).watch.next_probe = None;
+            return;
+        };
+        let procs = match (&p.check, &self.slot(i).cgroup) {
+            (crate::config::probe::Check::Exec(_), Some(cg)) => cg.procs_files().unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let program = self.slot(i).program.clone();
+        match probe::start(&program, &p, liveness, procs, now) {
+            Ok(inflight) => {
+                if let Some((fd, interest)) = inflight.fd()
+                    && let Err(e) = self.reactor.add(fd, Token::new(Kind::Probe, i as u64), interest)
+                {
+                    log::warn!("{}: cannot watch its probe: {e}", program.name);
+                }
+                let slot = self.slot_mut(i);
+                slot.watch.probe = Some(inflight);
+                slot.watch.next_probe = Some(now + p.interval);
+            }
+            Err(e) => {
+                self.slot_mut(i).watch.next_probe = Some(now + p.interval);
+                self.probe_done(i, liveness, Outcome::Fail(e), now);
+            }
+        }
+    }
+
+    /// The reactor reported program `i`'s probe fd.
+    pub(super) fn on_probe(&mut self, i: usize, now: Instant) {
+        let Some(slot) = self.slots[i].as_mut() else { return };
+        let Some(p) = slot.watch.probe.as_mut() else { return };
+        let was_connecting = matches!(
+            p.what,
+            probe::What::Net {
+                stage: probe::Stage::Connecting,
+                ..
+            }
+        );
+        let outcome = probe::on_ready(p);
+        let liveness = p.liveness;
+        match outcome {
+            Some(o) => {
+                self.cancel_probe(i);
+                self.probe_done(i, liveness, o, now);
+            }
+            None => {
+                let p = self.slot(i).watch.probe.as_ref();
+                if was_connecting && let Some((fd, interest)) = p.and_then(|p| p.fd()) {
+                    let _ = self.reactor.modify(fd, Token::new(Kind::Probe, i as u64), interest);
+                }
+            }
+        }
+    }
+
+    /// A reaped pid that is no program's main process: an exec probe's? Returns true if so.
+    pub(super) fn on_probe_exit(&mut self, pid: i32, exit: crate::process::ExitKind, now: Instant) -> bool {
+        let found = self.slots.iter().position(|s| {
+            s.as_ref().is_some_and(|s| {
+                matches!(&s.watch.probe, Some(probe::InFlight { what: probe::What::Exec { pid: p, .. }, .. }) if *p == pid)
+            })
+        });
+        let Some(i) = found else { return false };
+        let Some(p) = self.slot_mut(i).watch.probe.as_mut() else {
+            return true;
+        };
+        let liveness = p.liveness;
+        if let Some(o) = probe::on_exit(p, exit) {
+            self.cancel_probe(i);
+            self.probe_done(i, liveness, o, now);
+        }
+        true
+    }
+
+    /// A probe of program `i` ended.
+    fn probe_done(&mut self, i: usize, liveness: bool, outcome: Outcome, now: Instant) {
+        let slot = self.slot_mut(i);
+        let name = slot.program.name.clone();
+        if !liveness {
+            if !matches!(slot.machine.state, State::Starting { .. }) {
+                return;
+            }
+            match outcome {
+                Outcome::Ok(t) => self.apply(
+                    i,
+                    Event::Ready {
+                        how: format!("probe {t}"),
+                    },
+                    now,
+                ),
+                Outcome::Fail(t) => log::debug!("{name}: readiness probe: {t}"),
+            }
+            return;
+        }
+        if !matches!(slot.machine.state, State::Running { .. }) {
+            return;
+        }
+        let n = slot.program.liveness.as_ref().map_or(3, |p| p.failures);
+        match outcome {
+            Outcome::Ok(t) => {
+                if slot.watch.failures > 0 {
+                    log::info!("{name}: liveness probe passes again ({t})");
+                }
+                slot.watch.failures = 0;
+                slot.watch.last = Some(t);
+            }
+            Outcome::Fail(t) => {
+                slot.watch.failures += 1;
+                slot.watch.last = Some(t.clone());
+                let f = slot.watch.failures;
+                if f >= n {
+                    self.apply(
+                        i,
+                        Event::Fail {
+                            reason: format!("liveness: {t} {f}/{n}"),
+                        },
+                        now,
+                    );
+                } else {
+                    log::warn!("{name}: liveness probe failed {f}/{n}: {t}");
+                }
+            }
+        }
     }
 
     /// After each transition of program `i`.
@@ -108,13 +257,20 @@ impl Supervisor {
                 if let Some(fd) = slot.watch.ready_fd.take() {
                     self.reactor.delete(fd.as_fd());
                 }
+                self.cancel_probe(i);
                 let slot = self.slot_mut(i);
+                slot.watch.next_probe = slot.program.liveness.as_ref().map(|p| now + p.interval);
                 if let Some(wd) = slot.program.watchdog {
                     slot.watch.watchdog_due = Some(now + wd);
                     slot.watch.last.get_or_insert_with(|| "watchdog armed".into());
                 }
             }
-            "STARTING" => {}
+            "STARTING" => {
+                let slot = self.slot_mut(i);
+                if let Readiness::Probe(p) = &slot.program.readiness {
+                    slot.watch.next_probe = Some(now + p.interval.min(std::time::Duration::from_millis(250)));
+                }
+            }
             "STOPPING" => self.stop_health(i),
             _ => self.end_watch(i),
         }
@@ -122,6 +278,23 @@ impl Supervisor {
 
     /// Deadlines of program `i`'s watch.
     pub(super) fn watch_deadlines(&mut self, i: usize, now: Instant) {
+        let Some(slot) = self.slots[i].as_ref() else { return };
+        if let Some(p) = &slot.watch.probe
+            && p.deadline <= now
+        {
+            let liveness = p.liveness;
+            let (kind, timeout) = self
+                .current_probe(i)
+                .map(|(p, _)| (p.check.kind(), p.timeout))
+                .unwrap_or(("probe", std::time::Duration::ZERO));
+            self.cancel_probe(i);
+            let why = format!("{kind}: timed out after {}", humantime::format_duration(timeout));
+            self.probe_done(i, liveness, Outcome::Fail(why), now);
+        }
+        let Some(slot) = self.slots[i].as_ref() else { return };
+        if slot.watch.probe.is_none() && slot.watch.next_probe.is_some_and(|t| t <= now) {
+            self.start_probe(i, now);
+        }
         let Some(slot) = self.slots[i].as_ref() else { return };
         if let Some(due) = slot.watch.watchdog_due
             && due <= now

@@ -257,3 +257,158 @@ autorestart = "never"
     wait_state_within(T, &sup, "trig", "EXITED");
     sup.wait_log("trig: STOPPING -> EXITED (watchdog: WATCHDOG=trigger)", T);
 }
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A tiny HTTP server: /healthz answers 200 until the file `sick` exists, then 503.
+const HEALTH_SERVER: &str = r#"
+import http.server, os, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        code = 503 if os.path.exists(sys.argv[2]) else 200
+        self.send_response(code)
+        self.end_headers()
+        self.wfile.write(b'ok' if code == 200 else b'sick')
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()
+"#;
+
+#[test]
+fn an_http_server_that_turns_unhealthy_is_stopped_and_restarted() {
+    let port = free_port();
+    let mut sup = Supervisor::prepare(
+        "cgroups = \"off\"\n",
+        &format!(
+            r#"
+[programs.web]
+command = ["sh", "-c", "sleep 1; exec python3 {{dir}}/server.py {port} {{dir}}/sick"]
+readiness = {{ http = "http://127.0.0.1:{port}/healthz", interval = "100ms" }}
+liveness = {{ http = "http://127.0.0.1:{port}/healthz", interval = "200ms", timeout = "1s", failures = 3 }}
+min_uptime = "100ms"
+restart_delay = "100ms"
+"#
+        ),
+    );
+    fs::write(sup.path("server.py"), HEALTH_SERVER).unwrap();
+    sup = sup.spawn();
+    let log = sup.wait_log("web: STARTING -> RUNNING (ready: probe http 200)", T);
+    let started = log_time(&log, "web: STOPPED -> STARTING");
+    let ready = log_time(&log, "web: STARTING -> RUNNING");
+    assert!(ready - started >= 0.9, "ready only once it listens: {started} {ready}");
+    wait_for(T, "a passing liveness probe in status", || {
+        let p = sup.program_status("web");
+        (p["health"]["ok"] == true && p["health"]["last"] == "http 200" && p["ready"] == true)
+            .then_some(())
+            .ok_or(p.to_string())
+    });
+    fs::write(sup.path("sick"), "").unwrap();
+    sup.wait_log("web: liveness probe failed 1/3: http 503", T);
+    wait_for(T, "failing health in status", || {
+        let p = sup.program_status("web");
+        (p["health"]["ok"] == false && p["health"]["last"] == "http 503")
+            .then_some(())
+            .ok_or(p.to_string())
+    });
+    sup.wait_log("web: RUNNING -> STOPPING (liveness: http 503 3/3; sent SIGTERM)", T);
+    sup.wait_log("web: STOPPING -> BACKOFF (liveness: http 503 3/3; restart 1/5", T);
+    fs::remove_file(sup.path("sick")).unwrap();
+    wait_for(T, "web back to RUNNING", || {
+        (sup.log_count("web: STARTING -> RUNNING (ready: probe http 200)") == 2)
+            .then_some(())
+            .ok_or(sup.log_text())
+    });
+}
+
+#[test]
+fn a_tcp_port_that_opens_late_is_ready_only_then() {
+    let port = free_port();
+    let mut sup = Supervisor::start(&format!(
+        r#"
+[programs.late]
+command = ["sh", "-c", "sleep 1.5; exec python3 -m http.server {port} --bind 127.0.0.1"]
+readiness = {{ tcp = "127.0.0.1:{port}", interval = "100ms" }}
+min_uptime = "100ms"
+stdout = "null"
+stderr = "null"
+"#
+    ));
+    let log = sup.wait_log("late: STARTING -> RUNNING (ready: probe tcp: connected)", T);
+    let started = log_time(&log, "late: STOPPED -> STARTING");
+    let ready = log_time(&log, "late: STARTING -> RUNNING");
+    assert!(ready - started >= 1.4, "{started} {ready}");
+    assert!(ready - started < 5.0, "{started} {ready}");
+}
+
+#[test]
+fn exec_probes_run_in_the_programs_cgroup_and_their_output_is_the_reason() {
+    let root = is_root();
+    let cg = unique_cgroup_path();
+    let extra = if root {
+        format!("cgroups = \"auto\"\ncgroup_path = \"{cg}\"\n")
+    } else {
+        "cgroups = \"off\"\n".to_string()
+    };
+    let mut sup = Supervisor::start_with(
+        &extra,
+        r#"
+[programs.job]
+command = ["sleep", "1000"]
+readiness = { exec = ["sh", "-c", "cat /proc/self/cgroup > {dir}/probe-cgroup; test -e {dir}/ready"], interval = "100ms" }
+liveness = { exec = ["sh", "-c", "test ! -e {dir}/down || { echo checking; echo db unreachable; exit 2; }"], interval = "100ms", failures = 2 }
+autorestart = "never"
+"#,
+    );
+    wait_for(T, "a readiness probe to run", || {
+        fs::read_to_string(sup.path("probe-cgroup")).map_err(|e| e.to_string())
+    });
+    assert_eq!(sup.program_status("job")["state"], "STARTING");
+    if root {
+        let seen = fs::read_to_string(sup.path("probe-cgroup")).unwrap();
+        assert!(
+            seen.contains(&format!("{cg}/job")),
+            "the probe ran in job's cgroup: {seen}"
+        );
+    }
+    fs::write(sup.path("ready"), "").unwrap();
+    sup.wait_log("job: STARTING -> RUNNING (ready: probe exec ok)", T);
+    fs::write(sup.path("down"), "").unwrap();
+    sup.wait_log(
+        "job: RUNNING -> STOPPING (liveness: exec exit status 2: db unreachable 2/2; sent SIGTERM)",
+        T,
+    );
+    wait_state_within(T, &sup, "job", "EXITED");
+    sup.wait_log(
+        "job: STOPPING -> EXITED (liveness: exec exit status 2: db unreachable 2/2)",
+        T,
+    );
+}
+
+#[test]
+fn a_probe_that_hangs_is_killed_at_its_timeout() {
+    let mut sup = Supervisor::start(
+        r#"
+[programs.hang]
+command = ["sleep", "1000"]
+readiness = { exec = ["sh", "-c", "echo $$ >> {dir}/probe-pids; exec sleep 1000"], interval = "200ms", timeout = "300ms" }
+start_timeout = "30s"
+"#,
+    );
+    sup.wait_log("hang: readiness probe: exec: timed out after 300ms", T);
+    let pids = wait_for(T, "two probes", || {
+        let t = fs::read_to_string(sup.path("probe-pids")).unwrap_or_default();
+        let pids: Vec<u32> = t.lines().filter_map(|l| l.parse().ok()).collect();
+        if pids.len() >= 2 { Ok(pids) } else { Err(t) }
+    });
+    wait_for(T, "the first probe to be gone", || {
+        (!alive(pids[0])).then_some(()).ok_or(format!("{} alive", pids[0]))
+    });
+    assert_eq!(sup.program_status("hang")["state"], "STARTING");
+}
