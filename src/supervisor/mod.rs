@@ -13,6 +13,7 @@
 //! SIGCHLD, and after each reap the programs that are stopping check whether their cgroup (or
 //! process group) is empty.
 
+mod deps;
 pub mod logger;
 mod notify;
 mod ops;
@@ -497,7 +498,15 @@ impl Supervisor {
                 let Some(slot) = self.slots[i].as_ref() else {
                     continue;
                 };
-                if slot.pending_start && self.deps_running(i) {
+                let deps = if slot.pending_start {
+                    self.deps(i)
+                } else {
+                    deps::Deps::Waiting
+                };
+                if let deps::Deps::Failed(why) = deps {
+                    self.refuse_start(i, why);
+                    progressed = true;
+                } else if slot.pending_start && deps == deps::Deps::Satisfied {
                     self.slot_mut(i).pending_start = false;
                     self.apply(i, Event::Start, now);
                     progressed = true;
@@ -536,12 +545,15 @@ impl Supervisor {
         if depth > self.slots.len() {
             return true;
         }
-        self.slot(i).program.depends_on.iter().any(|d| {
+        let program = &self.slot(i).program;
+        program.depends_on.iter().any(|d| {
             let found = self.program_named(d);
+            let completed = program.depends_completed.contains(d);
             found.is_empty()
                 || found.into_iter().any(|j| {
                     let dep = self.slot(j);
                     match dep.machine.state {
+                        State::Exited if completed => !self.completed_ok(j),
                         State::Fatal | State::Exited => true,
                         State::Stopped => !dep.pending_start || self.never_starts(j, depth + 1),
                         _ => false,
@@ -553,13 +565,7 @@ impl Supervisor {
     /// Is every program that `i` depends on RUNNING? A dependency on a program with
     /// instances waits for all of them.
     fn deps_running(&self, i: usize) -> bool {
-        self.slot(i).program.depends_on.iter().all(|d| {
-            let found = self.program_named(d);
-            !found.is_empty()
-                && found
-                    .iter()
-                    .all(|&j| matches!(self.slot(j).machine.state, State::Running { .. }))
-        })
+        self.deps(i) == deps::Deps::Satisfied
     }
 
     /// Programs that depend on `i` and are being stopped too but are not down yet.
@@ -576,13 +582,21 @@ impl Supervisor {
         let slot = self.slot_mut(i);
         slot.pending_stop = false;
         slot.pending_start = true;
-        let deps = slot.program.depends_on.clone();
+        let (completed, ready): (Vec<String>, Vec<String>) = slot
+            .program
+            .depends_on
+            .iter()
+            .cloned()
+            .partition(|d| slot.program.depends_completed.contains(d));
         if !self.deps_running(i) {
-            log::info!(
-                "{}: waiting for {} to be RUNNING",
-                self.slot(i).program.name,
-                deps.join(", ")
-            );
+            let mut what = Vec::new();
+            if !ready.is_empty() {
+                what.push(format!("{} to be RUNNING", ready.join(", ")));
+            }
+            if !completed.is_empty() {
+                what.push(format!("{} to complete", completed.join(", ")));
+            }
+            log::info!("{}: waiting for {}", self.slot(i).program.name, what.join(" and "));
         }
     }
 

@@ -412,3 +412,74 @@ start_timeout = "30s"
     });
     assert_eq!(sup.program_status("hang")["state"], "STARTING");
 }
+
+#[test]
+fn a_dependent_starts_only_after_its_dependency_is_ready_or_completed() {
+    let mut sup = Supervisor::start(
+        r#"
+[programs.db]
+command = ["sh", "-c", "sleep 1; python3 -c \"import os,socket; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b'READY=1', os.environ['NOTIFY_SOCKET'])\"; exec sleep 1000"]
+readiness = "notify"
+min_uptime = "100ms"
+
+[programs.migrate]
+command = ["sh", "-c", "sleep 0.5; exit 0"]
+autorestart = "never"
+
+[programs.web]
+command = "sleep 1000"
+depends_on = { db = "ready", migrate = "completed" }
+min_uptime = "100ms"
+"#,
+    );
+    wait_state_within(T, &sup, "web", "RUNNING");
+    let log = sup.wait_log("web: STOPPED -> STARTING", T);
+    assert!(
+        log.contains("web: waiting for db to be RUNNING and migrate to complete"),
+        "{log}"
+    );
+    let db_ready = log_time(&log, "db: STARTING -> RUNNING (ready: READY=1)");
+    let migrated = log_time(&log, "migrate: STARTING -> EXITED (exit status 0)");
+    let web = log_time(&log, "web: STOPPED -> STARTING");
+    assert!(
+        web >= db_ready && web >= migrated,
+        "db {db_ready} migrate {migrated} web {web}"
+    );
+    // db is ready only after its 1 s, not at min_uptime.
+    let db_started = log_time(&log, "db: STOPPED -> STARTING");
+    assert!(db_ready - db_started >= 0.9, "{db_started} {db_ready}");
+}
+
+#[test]
+fn a_failed_one_shot_or_a_fatal_dependency_leaves_the_dependent_stopped() {
+    let mut sup = Supervisor::start(
+        r#"
+[programs.migrate]
+command = ["sh", "-c", "exit 3"]
+autorestart = "never"
+
+[programs.broken]
+command = "/nonexistent/command"
+
+[programs.web]
+command = "sleep 1000"
+depends_on = { migrate = "completed" }
+
+[programs.app]
+command = "sleep 1000"
+depends_on = ["broken"]
+autostart = false
+"#,
+    );
+    sup.wait_log(
+        "web: STOPPED (not started: dependency migrate completed with a failure (exit status 3))",
+        T,
+    );
+    assert_eq!(sup.program_status("web")["state"], "STOPPED");
+    wait_state_within(T, &sup, "broken", "FATAL");
+    let out = sup.ctl(&["start", "app"]);
+    assert!(!out.status.success());
+    let said = text(&out.stderr) + &text(&out.stdout);
+    assert!(said.contains("dependency broken is FATAL"), "{said}");
+    assert_eq!(sup.program_status("app")["state"], "STOPPED");
+}
