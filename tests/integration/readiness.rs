@@ -59,7 +59,7 @@ fn systemd_notify_from_a_script_makes_it_running_and_min_uptime_does_not() {
     let mut sup = Supervisor::start(
         r#"
 [programs.db]
-command = ["sh", "-c", "while [ ! -e {dir}/go ]; do sleep 0.05; done; systemd-notify --ready --status='accepting connections'; exec sleep 1000"]
+command = ["sh", "-c", "while [ ! -e {dir}/go ]; do sleep 0.05; done; s=$(date +%s%N); systemd-notify --ready --status='accepting connections'; echo $(( $(date +%s%N) - s )) > {dir}/took; exec sleep 1000"]
 readiness = "notify"
 min_uptime = "100ms"
 "#,
@@ -92,6 +92,17 @@ min_uptime = "100ms"
     assert_eq!(p["status_text"], "accepting connections", "{p}");
     assert_eq!(p["health"], Value::Null, "{p}");
     sup.wait_log("db: STARTING -> RUNNING (ready: READY=1)", T);
+    // systemd-notify waits for its BARRIER=1 fd to be closed (5 s at most): holden closes it.
+    let took: u64 = wait_for(T, "systemd-notify to return", || {
+        fs::read_to_string(sup.path("took"))
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .ok_or("not yet".to_string())
+    });
+    assert!(
+        took < 2_000_000_000,
+        "systemd-notify took {took} ns: its barrier was not answered"
+    );
     // The socket goes with the run.
     assert!(sup.ctl(&["stop", "db"]).status.success());
     wait_for(T, "the notify socket to be removed", || {
@@ -482,4 +493,90 @@ autostart = false
     let said = text(&out.stderr) + &text(&out.stdout);
     assert!(said.contains("dependency broken is FATAL"), "{said}");
     assert_eq!(sup.program_status("app")["state"], "STOPPED");
+}
+
+#[test]
+fn a_real_daemon_speaking_sd_notify_dbus_daemon() {
+    // Debian's dbus-daemon is built with libsystemd: it sends READY=1 once its bus listens.
+    if std::process::Command::new("dbus-daemon")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        skip(
+            "a_real_daemon_speaking_sd_notify_dbus_daemon",
+            "dbus-daemon is not installed",
+        );
+        return;
+    }
+    let mut sup = Supervisor::start(
+        r#"
+[programs.bus]
+command = ["dbus-daemon", "--session", "--nofork", "--nopidfile", "--address=unix:path={dir}/bus"]
+readiness = "notify"
+start_timeout = "15s"
+min_uptime = "10ms"
+stderr = "null"
+"#,
+    );
+    wait_state_within(T, &sup, "bus", "RUNNING");
+    sup.wait_log("bus: STARTING -> RUNNING (ready: READY=1)", T);
+    // Ready means listening: its socket answers.
+    std::os::unix::net::UnixStream::connect(sup.path("bus")).expect("the bus listens once READY=1 came");
+}
+
+#[test]
+fn a_real_daemon_as_another_user_postgres() {
+    // Debian's postgres is built --with-systemd: READY=1 once it accepts connections. It runs
+    // as the user postgres, so the notify socket's directory is that user's.
+    let initdb = "/usr/lib/postgresql/15/bin/initdb";
+    if !is_root()
+        || !std::path::Path::new(initdb).exists()
+        || !fs::read_to_string("/etc/passwd").unwrap().contains("\npostgres:")
+    {
+        skip(
+            "a_real_daemon_as_another_user_postgres",
+            "needs root, the user postgres and PostgreSQL 15",
+        );
+        return;
+    }
+    let port = free_port();
+    let data = tempdir();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(data.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    let pg = data.path().join("pg");
+    let mut sup = Supervisor::start(&format!(
+        r#"
+[programs.db]
+command = ["sh", "-c", "{initdb} -A trust -U postgres -D {pg} >/dev/null && exec /usr/lib/postgresql/15/bin/postgres -D {pg} -k {sock} -p {port} -c listen_addresses=''"]
+user = "postgres"
+directory = "/"
+readiness = "notify"
+start_timeout = "60s"
+stop_signal = "INT"
+stdout = "null"
+stderr = "null"
+"#,
+        pg = pg.display(),
+        sock = data.path().display(),
+    ));
+    let p = wait_state_within(Duration::from_secs(60), &sup, "db", "RUNNING");
+    sup.wait_log("db: STARTING -> RUNNING (ready: READY=1)", T);
+    let pid = pid_of(&p);
+    let socket = env_of(pid, "NOTIFY_SOCKET").unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let dir = fs::metadata(std::path::Path::new(&socket).parent().unwrap()).unwrap();
+    let passwd = fs::read_to_string("/etc/passwd").unwrap();
+    let uid: u32 = passwd
+        .lines()
+        .find(|l| l.starts_with("postgres:"))
+        .and_then(|l| l.split(':').nth(2))
+        .and_then(|u| u.parse().ok())
+        .unwrap();
+    assert_eq!(dir.uid(), uid, "the socket's directory belongs to postgres");
+    assert!(
+        data.path().join(format!(".s.PGSQL.{port}")).exists(),
+        "ready means it listens"
+    );
+    assert!(sup.ctl(&["stop", "db"]).status.success());
 }
