@@ -386,3 +386,25 @@ mod config_tests {
         assert!(p.depends_completed.is_empty());
     }
 }
+
+#[cfg(test)]
+mod agent_tests {
+    use std::path::Path;
+
+    #[test]
+    fn an_agents_program_cannot_use_notify_fd_or_exec() {
+        for line in [
+            "readiness = \"notify\"",
+            "readiness = { fd = 3 }",
+            "readiness = { exec = [\"true\"] }",
+            "liveness = { exec = [\"true\"] }",
+        ] {
+            let text = format!("[programs.web]\ncommand = \"sleep 1\"\nagent = \"/run/a.sock\"\n{line}\n");
+            let e = crate::config::resolve::load_str(Path::new("sv.toml"), &text).unwrap_err();
+            assert!(e.messages[0].contains("with agent"), "{line}: {:?}", e.messages);
+        }
+        let text =
+            "[programs.web]\ncommand = \"sleep 1\"\nagent = \"/run/a.sock\"\nreadiness = { tcp = \"127.0.0.1:80\" }\n";
+        assert!(crate::config::resolve::load_str(Path::new("sv.toml"), text).is_ok());
+    }
+}

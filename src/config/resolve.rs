@@ -726,6 +726,36 @@ fn program(raw: &RawProgram, base: &Path, p: &mut Vec<Problem>) -> Program {
         (_, None) => {}
     }
     program.depends_completed = raw.depends_completed.iter().map(|n| n.get_ref().clone()).collect();
+    // An agent's program lives in another mount (and PID) namespace: a notify socket or a pipe
+    // of holden's cannot reach it, and an exec probe would run here, not beside it.
+    if program.agent.is_some() {
+        use super::probe::{Check, Readiness};
+        let exec = |p: &Option<&super::probe::Probe>| p.is_some_and(|p| matches!(p.check, Check::Exec(_)));
+        let readiness_probe = match &program.readiness {
+            Readiness::Probe(p) => Some(p),
+            _ => None,
+        };
+        if let Some(v) = &raw.readiness
+            && (matches!(program.readiness, Readiness::Notify | Readiness::Fd(_)) || exec(&readiness_probe))
+        {
+            p.push(Problem::found(
+                v.span(),
+                &key("readiness"),
+                "a way that cannot reach a program spawned through an agent",
+                "\"uptime\", a tcp or an http probe with agent",
+            ));
+        }
+        if let Some(v) = &raw.liveness
+            && exec(&program.liveness.as_ref())
+        {
+            p.push(Problem::found(
+                v.span(),
+                &key("liveness"),
+                "an exec probe",
+                "a tcp or an http probe with agent (an exec probe would run beside holden, not the program)",
+            ));
+        }
+    }
     program
 }
 

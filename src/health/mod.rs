@@ -37,6 +37,9 @@ pub struct Watch {
     pub probe: Option<probe::InFlight>,
     /// When the next probe starts; None without one.
     pub next_probe: Option<Instant>,
+    /// The main process came from `MAINPID=` and may not be holden's child: its end is seen
+    /// on its pidfd, not by a reap.
+    pub foreign_main: bool,
 }
 
 impl Watch {

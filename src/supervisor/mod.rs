@@ -258,17 +258,20 @@ impl Supervisor {
                 if let Some(c) = &self.cgroups {
                     c.cleanup();
                 }
+                self.remove_notify_dir();
                 return Ok(());
             }
             let deadline = self.next_deadline();
             let ready = self.reactor.wait(deadline).map_err(SupervisorError::Loop)?;
             let now = Instant::now();
             let mut reap = false;
+            let mut pidfds = Vec::new();
             for r in &ready {
                 match r.token.kind {
                     Kind::Signal => reap |= self.on_signals(),
                     Kind::Pidfd => {
                         reap = true;
+                        pidfds.push(r.token.id as usize);
                         self.on_pidfd(r.token.id as usize, now);
                     }
                     Kind::ControlListener | Kind::ControlConn => {
@@ -290,6 +293,9 @@ impl Supervisor {
             }
             if reap {
                 self.reap();
+                for i in pidfds {
+                    self.foreign_main_exit(i, now);
+                }
             }
             if let Some(server) = &mut self.control
                 && server.next_deadline().is_some_and(|d| d <= now)

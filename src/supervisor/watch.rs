@@ -80,6 +80,11 @@ impl Supervisor {
         socket.parent().unwrap_or(std::path::Path::new("/")).join("notify")
     }
 
+    /// At exit: the (empty) folder of the notify sockets.
+    pub(super) fn remove_notify_dir(&self) {
+        let _ = std::fs::remove_dir(self.notify_dir());
+    }
+
     /// The run is over (or never began): close what watched it.
     pub(super) fn end_watch(&mut self, i: usize) {
         let Some(slot) = self.slots[i].as_mut() else { return };
@@ -375,6 +380,37 @@ impl Supervisor {
         slot.pgid.is_some() && process_group(pid) == slot.pgid
     }
 
+    /// After a reap: a main process from `MAINPID=` that is not holden's child ended (its
+    /// pidfd is readable) and no reap saw it. Its status is known only where the kernel tells
+    /// (PIDFD_GET_INFO, once its parent reaped it); otherwise "unknown".
+    pub(super) fn foreign_main_exit(&mut self, i: usize, now: Instant) {
+        let Some(slot) = self.slots[i].as_ref() else { return };
+        if !slot.watch.foreign_main || slot.program.agent.is_some() {
+            return;
+        }
+        let Some(fd) = &slot.pidfd else { return };
+        let mut fds = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
+        let zero = rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 };
+        if !matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(n) if n > 0) {
+            return;
+        }
+        let exit = match crate::sys::pidfd::exit_info(fd.as_fd()) {
+            Ok(Some(crate::sys::pidfd::ExitInfo::Exited(code))) => crate::process::ExitKind::Code(code),
+            Ok(Some(crate::sys::pidfd::ExitInfo::Killed(sig))) => crate::process::ExitKind::Signal(sig),
+            _ => crate::process::ExitKind::Unknown,
+        };
+        let pid = slot.machine.state.pid();
+        if let Some(pid) = pid {
+            self.by_pid.remove(&pid);
+        }
+        let slot = self.slot_mut(i);
+        slot.watch.foreign_main = false;
+        if let Some(fd) = slot.pidfd.take() {
+            self.reactor.delete(fd.as_fd());
+        }
+        self.apply(i, Event::Exited(exit), now);
+    }
+
     /// Does `pid` still exist (a zombie counts)?
     fn exists(pid: i32) -> bool {
         std::path::Path::new(&format!("/proc/{pid}")).exists()
@@ -510,6 +546,7 @@ impl Supervisor {
         self.by_pid.insert(pid, i);
         let slot = self.slot_mut(i);
         slot.pidfd = Some(fd);
+        slot.watch.foreign_main = true;
         slot.machine.state.set_pid(pid);
         log::info!("{name}: main process is now {pid} (MAINPID)");
     }

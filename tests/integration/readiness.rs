@@ -580,3 +580,50 @@ stderr = "null"
     );
     assert!(sup.ctl(&["stop", "db"]).status.success());
 }
+
+/// A program that sends `lines` (one datagram each, `\n` inside a line for several
+/// assignments) to its NOTIFY_SOCKET, then runs `then` (a shell command line).
+fn notifier(lines: &[&str], then: &str) -> String {
+    let sends: Vec<String> = lines
+        .iter()
+        .map(|l| format!("python3 -c \\\"import os,socket; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b'{l}', os.environ['NOTIFY_SOCKET'])\\\""))
+        .collect();
+    format!("[\"sh\", \"-c\", \"{}; {then}\"]", sends.join("; "))
+}
+
+#[test]
+fn extend_timeout_usec_moves_the_start_timeout() {
+    let cmd = notifier(
+        &["EXTEND_TIMEOUT_USEC=4000000"],
+        "sleep 2; exec python3 -c \\\"import os,socket,time; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b'READY=1', os.environ['NOTIFY_SOCKET']); time.sleep(1000)\\\"",
+    );
+    let mut sup = Supervisor::start(&format!(
+        "[programs.slow]\ncommand = {cmd}\nreadiness = \"notify\"\nstart_timeout = \"1s\"\n"
+    ));
+    sup.wait_log("slow: STARTING -> RUNNING (ready: READY=1)", T);
+    assert_eq!(sup.log_count("not ready after"), 0, "{}", sup.log_text());
+}
+
+#[test]
+fn mainpid_hands_the_program_to_another_of_its_processes() {
+    // The shell starts the real server in the background, names it with MAINPID= and exits:
+    // holden follows the server, and its end is the program's end.
+    let cmd = "[\"sh\", \"-c\", \"sleep 1000 & python3 -c \\\"import os,socket,sys; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(('MAINPID=%s\\\\\\\\nREADY=1' % sys.argv[1]).encode(), os.environ['NOTIFY_SOCKET'])\\\" $!; wait\"]";
+    let mut sup = Supervisor::start(&format!(
+        "[programs.fork]\ncommand = {cmd}\nreadiness = \"notify\"\nautorestart = \"never\"\n"
+    ));
+    let log = sup.wait_log("(MAINPID)", T);
+    let p = wait_state_within(T, &sup, "fork", "RUNNING");
+    let server = pid_of(&p);
+    assert_eq!(
+        fs::read_to_string(format!("/proc/{server}/comm")).unwrap().trim(),
+        "sleep",
+        "{log}"
+    );
+    // The sleep is the shell's child, not holden's: its death is seen on its pidfd.
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_raw(server as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    );
+    wait_state_within(T, &sup, "fork", "EXITED");
+}
