@@ -52,6 +52,10 @@ impl Supervisor {
                 extra
                     .env
                     .push(("NOTIFY_SOCKET".into(), sock.path.display().to_string()));
+                // What sd_watchdog_enabled(3) reads: daemons pet only when it is set.
+                if let Some(wd) = program.watchdog {
+                    extra.env.push(("WATCHDOG_USEC".into(), wd.as_micros().to_string()));
+                }
                 let watch = &mut self.slot_mut(i).watch;
                 watch.notify_uid = owner.map_or_else(|| rustix::process::getuid().as_raw(), |(u, _)| u);
                 watch.notify = Some(sock);

@@ -235,7 +235,8 @@ watchdog = "1s"
 restart_delay = "100ms"
 "#,
     );
-    wait_state_within(T, &sup, "dog", "RUNNING");
+    let p = wait_state_within(T, &sup, "dog", "RUNNING");
+    assert_eq!(env_of(pid_of(&p), "WATCHDOG_USEC").as_deref(), Some("1000000"));
     let p = sup.program_status("dog");
     assert_eq!(p["health"]["ok"], true, "{p}");
     let log = sup.wait_log(
