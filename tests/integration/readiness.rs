@@ -628,3 +628,54 @@ fn mainpid_hands_the_program_to_another_of_its_processes() {
     );
     wait_state_within(T, &sup, "fork", "EXITED");
 }
+
+/// Context switches of process `pid` so far (each wakeup of a sleeping holden is one).
+fn switches(pid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("voluntary_ctxt_switches") || l.starts_with("nonvoluntary_ctxt_switches"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn a_probe_wakes_holden_only_at_its_interval_and_no_probe_costs_nothing() {
+    let port = free_port();
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let sup = Supervisor::start(&format!(
+        r#"
+[programs.plain]
+command = "sleep 1000"
+min_uptime = "10ms"
+
+[programs.probed]
+command = "sleep 1000"
+autostart = false
+readiness = {{ tcp = "127.0.0.1:{port}", interval = "100ms" }}
+liveness = {{ tcp = "127.0.0.1:{port}", interval = "250ms" }}
+"#
+    ));
+    wait_state_within(T, &sup, "plain", "RUNNING");
+    // holden's main thread: the only one.
+    let measure = || {
+        let before = switches(sup.pid);
+        let t0 = Instant::now();
+        wait_for(T, "a 2 s window", || {
+            (t0.elapsed() >= Duration::from_secs(2))
+                .then_some(())
+                .ok_or(String::new())
+        });
+        switches(sup.pid) - before
+    };
+    let idle = measure();
+    assert!(idle <= 1, "{idle} wakeups in 2 s with no probe");
+    assert!(sup.ctl(&["start", "probed"]).status.success());
+    let probing = measure();
+    // 8 probes of a connect each: a few wakeups per probe, not a busy loop.
+    assert!(
+        (4..=60).contains(&probing),
+        "{probing} wakeups in 2 s with a 250 ms probe"
+    );
+    drop(listener);
+}
