@@ -28,6 +28,8 @@ pub struct ChildSetup {
     pub credentials: Option<Credentials>,
     /// Fds the program gets at a given number (`readiness = { fd = N }`): (source, N). Done
     /// as the very last step, after anything that closes fds, so N stays open across exec.
+    /// A `close_range` before it must leave the sources open: `CLOSE_RANGE_CLOEXEC` (they are
+    /// close-on-exec already), or a range that skips them.
     pub dup_fds: Vec<(OwnedFd, i32)>,
 }
 
