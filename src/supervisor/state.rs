@@ -222,6 +222,8 @@ pub struct Machine {
     pub last_exit: Option<ExitKind>,
     /// When the failed runs restarted within the last `start_limit_interval` ended.
     failures: VecDeque<Instant>,
+    /// What the last readiness probe of this run said, for the "not ready" reason.
+    pub ready_hint: Option<String>,
 }
 
 impl Machine {
@@ -233,6 +235,7 @@ impl Machine {
             restarts: 0,
             last_exit: None,
             failures: VecDeque::new(),
+            ready_hint: None,
         }
     }
 
@@ -308,16 +311,19 @@ impl Machine {
             ),
 
             (S::Stopped | S::Exited | S::Fatal | S::Backoff { .. }, E::Spawned { pid }) => (
-                Some(S::Starting {
-                    pid,
-                    since: now,
-                    ready_by: now
-                        + if policy.ready_on_uptime {
-                            policy.min_uptime
-                        } else {
-                            policy.start_timeout
-                        },
-                }),
+                {
+                    self.ready_hint = None;
+                    Some(S::Starting {
+                        pid,
+                        since: now,
+                        ready_by: now
+                            + if policy.ready_on_uptime {
+                                policy.min_uptime
+                            } else {
+                                policy.start_timeout
+                            },
+                    })
+                },
                 vec![],
                 Some(format!("pid {pid}")),
             ),
@@ -409,7 +415,10 @@ impl Machine {
             }
             (S::Starting { pid, since, .. }, E::Deadline) => {
                 let waited = Duration::from_secs(now.saturating_duration_since(*since).as_secs());
-                let reason = format!("not ready after {}", humantime::format_duration(waited));
+                let mut reason = format!("not ready after {}", humantime::format_duration(waited));
+                if let Some(hint) = &self.ready_hint {
+                    reason.push_str(&format!(" ({hint})"));
+                }
                 self.fail(policy, *pid, reason, now)
             }
             (S::Backoff { .. }, E::Deadline) => (None, vec![Effect::Spawn], None),

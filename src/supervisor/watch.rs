@@ -223,7 +223,10 @@ impl Supervisor {
                     },
                     now,
                 ),
-                Outcome::Fail(t) => log::debug!("{name}: readiness probe: {t}"),
+                Outcome::Fail(t) => {
+                    log::debug!("{name}: readiness probe: {t}");
+                    self.slot_mut(i).machine.ready_hint = Some(format!("last probe: {t}"));
+                }
             }
             return;
         }

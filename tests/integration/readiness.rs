@@ -679,3 +679,22 @@ liveness = {{ tcp = "127.0.0.1:{port}", interval = "250ms" }}
     );
     drop(listener);
 }
+
+#[test]
+fn not_ready_says_what_the_last_probe_saw() {
+    let port = free_port();
+    let mut sup = Supervisor::start(&format!(
+        r#"
+[programs.closed]
+command = "sleep 1000"
+readiness = {{ tcp = "127.0.0.1:{port}", interval = "100ms" }}
+start_timeout = "1s"
+autorestart = "never"
+"#
+    ));
+    sup.wait_log(
+        "closed: STARTING -> STOPPING (not ready after 1s (last probe: tcp: connection refused); sent SIGTERM)",
+        T,
+    );
+    wait_state_within(T, &sup, "closed", "EXITED");
+}
