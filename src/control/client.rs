@@ -414,16 +414,17 @@ impl Progress {
     /// An event that arrived after the action was sent.
     fn apply(&mut self, action: Action, event: &Event) {
         match event {
-            Event::Transition { to, reason, pid, .. } => {
+            Event::Transition {
+                from, to, reason, pid, ..
+            } => {
                 self.state = to.clone();
                 self.pid = *pid;
                 self.reason = reason.clone();
                 if to == "STARTING" {
                     self.started = true;
                 }
-                // A start that ends STOPPED was refused on the way (a dependency failed).
-                let failure = matches!(to.as_str(), "FATAL" | "EXITED" | "BACKOFF")
-                    || (to == "STOPPED" && action == Action::Start);
+                // from = to: a start refused on the way (a dependency failed), the program down.
+                let failure = matches!(to.as_str(), "FATAL" | "EXITED" | "BACKOFF") || from == to;
                 if failure && action != Action::Stop && self.failed.is_none() {
                     self.failed = Some(match reason {
                         Some(r) => format!("{to} ({r})"),
@@ -957,6 +958,22 @@ mod tests {
         assert_eq!(Progress::new("RUNNING", Some(3)).verdict(Action::Start), Verdict::Done);
         // FATAL before the start is no failure of this start (it may wait on dependencies).
         assert_eq!(Progress::new("FATAL", None).verdict(Action::Start), Verdict::Waiting);
+
+        // A start refused because a dependency failed: a from = to event, the program down.
+        let mut p = Progress::new("STOPPED", None);
+        let mut refused = transition("STOPPED", Some("not started: dependency db is FATAL"), None);
+        if let Event::Transition { from, .. } = &mut refused {
+            *from = "STOPPED".into();
+        }
+        p.apply(Action::Start, &refused);
+        assert_eq!(
+            p.verdict(Action::Start),
+            Verdict::Failed("STOPPED (not started: dependency db is FATAL)".into())
+        );
+        // A start of a stopping program passes through STOPPED: no failure.
+        let mut p = Progress::new("STOPPING", Some(3));
+        p.apply(Action::Start, &transition("STOPPED", None, None));
+        assert_eq!(p.verdict(Action::Start), Verdict::Waiting);
     }
 
     #[test]
