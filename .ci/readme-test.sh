@@ -110,6 +110,9 @@ t0=$(date +%s)
 wait_until "$build_timeout" "the web server on port $port (build included)" web_answers
 say "the web server answers on 127.0.0.1:$port ($(( $(date +%s) - t0 )) s after the command started)"
 holden_pid=$(holden_in_clone) || fail "no holden running in $clone"
+web_ready() { grep -q "web: STARTING -> RUNNING (ready: probe http 200)" "$tmp/out.log"; }
+wait_until 30 "web to be RUNNING by its http readiness probe" web_ready
+say "web became RUNNING when its readiness probe got HTTP 200"
 holden=$clone/target/release/holden
 memhog_oom_reported() {
     (cd "$clone" && "$holden" status memhog --json 2>/dev/null) | grep -qE '"oom_killed": *true'

@@ -6,6 +6,7 @@ mod cgroup;
 mod cli;
 mod config;
 mod control;
+mod health;
 mod import;
 mod logs;
 mod process;

@@ -279,7 +279,14 @@ impl<'a> Server<'a> {
                         };
                         self.settle(id, flow);
                     }
-                    Kind::Pidfd | Kind::Output | Kind::ControlListener | Kind::ControlConn | Kind::CgroupEvents => {}
+                    Kind::Pidfd
+                    | Kind::Output
+                    | Kind::ControlListener
+                    | Kind::ControlConn
+                    | Kind::CgroupEvents
+                    | Kind::Notify
+                    | Kind::ReadyFd
+                    | Kind::Probe => {}
                 }
             }
             for id in std::mem::take(&mut self.busy) {

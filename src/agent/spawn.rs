@@ -148,7 +148,10 @@ fn supervise(reactor: &mut Reactor, signals: &Signals, pidfd: &OwnedFd) -> std::
                 | Kind::ControlConn
                 | Kind::CgroupEvents
                 | Kind::AgentListener
-                | Kind::AgentConn => {}
+                | Kind::AgentConn
+                | Kind::Notify
+                | Kind::ReadyFd
+                | Kind::Probe => {}
             }
         }
     }

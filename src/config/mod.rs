@@ -6,6 +6,7 @@
 
 pub mod envfile;
 pub mod placeholder;
+pub mod probe;
 pub mod raw;
 pub mod resolve;
 pub mod vars;
@@ -262,6 +263,15 @@ pub struct Program {
     pub oom_score_adj: Option<i32>,
     /// Resource limits set before exec, in `RLIMITS` order (holden's own for the others).
     pub rlimits: Vec<Rlimit>,
+    /// When the program counts as ready (STARTING -> RUNNING).
+    pub readiness: probe::Readiness,
+    /// Not ready by then (readiness other than uptime): a failure.
+    pub start_timeout: Duration,
+    pub liveness: Option<probe::Probe>,
+    /// With readiness "notify": WATCHDOG=1 expected at least this often.
+    pub watchdog: Option<Duration>,
+    /// The names in `depends_on` that wait for a run that completed with success, not ready.
+    pub depends_completed: Vec<String>,
 }
 
 /// One resource limit of a program. `None` is unlimited (RLIM_INFINITY).
@@ -334,6 +344,11 @@ impl Program {
             nice: None,
             oom_score_adj: None,
             rlimits: Vec::new(),
+            readiness: probe::Readiness::Uptime,
+            start_timeout: Duration::from_secs(90),
+            liveness: None,
+            watchdog: None,
+            depends_completed: Vec::new(),
         }
     }
 

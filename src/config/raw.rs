@@ -115,6 +115,40 @@ pub struct RawProgram {
     pub oom_score_adj: Option<Spanned<i64>>,
     /// `rlimits = { nofile = 65536, ... }`: each name (with its span) and value.
     pub rlimits: Vec<(Spanned<String>, Spanned<RawRlimit>)>,
+    pub readiness: Option<Spanned<RawCheck>>,
+    pub start_timeout: Option<Spanned<String>>,
+    pub liveness: Option<Spanned<RawCheck>>,
+    pub watchdog: Option<Spanned<String>>,
+    /// The names of `depends_on`'s table form whose condition is "completed".
+    pub depends_completed: Vec<Spanned<String>>,
+}
+
+/// `readiness` or `liveness` as written: a word, or a table of simple values.
+#[derive(Debug)]
+pub enum RawCheck {
+    Word(String),
+    Table(Vec<(Spanned<String>, Spanned<RawValue>)>),
+}
+
+/// A value inside a `readiness`/`liveness` table.
+#[derive(Debug)]
+pub enum RawValue {
+    Str(String),
+    Int(i64),
+    Strs(Vec<String>),
+    /// Any other TOML value, described for the message.
+    Other(String),
+}
+
+impl RawValue {
+    pub fn describe(&self) -> String {
+        match self {
+            RawValue::Str(s) => format!("{s:?}"),
+            RawValue::Int(n) => n.to_string(),
+            RawValue::Strs(_) => "an array".into(),
+            RawValue::Other(d) => d.clone(),
+        }
+    }
 }
 
 impl RawProgram {
@@ -155,6 +189,11 @@ impl RawProgram {
             nice: None,
             oom_score_adj: None,
             rlimits: Vec::new(),
+            readiness: None,
+            start_timeout: None,
+            liveness: None,
+            watchdog: None,
+            depends_completed: Vec::new(),
         }
     }
 }
@@ -253,6 +292,10 @@ pub const PROGRAM_KEYS: &[&str] = &[
     "nice",
     "oom_score_adj",
     "rlimits",
+    "readiness",
+    "start_timeout",
+    "liveness",
+    "watchdog",
 ];
 
 /// Parse `text`. `Err`: TOML syntax errors (every one the parser found), nothing else is
@@ -381,7 +424,7 @@ fn program(name: &Spanned<DeString<'_>>, value: &Spanned<DeValue<'_>>, p: &mut V
             "log_max_bytes" => raw.log_max_bytes = size(path, v, p),
             "log_backups" => raw.log_backups = integer(path, v, "a number of files like 10", p),
             "log_timestamps" => raw.log_timestamps = boolean(path, v, p),
-            "depends_on" => raw.depends_on = strings(path, v, "an array of program names like [\"db\"]", p),
+            "depends_on" => depends_on(&mut raw, path, v, p),
             "agent" => raw.agent = string(path, v, "the path of an agent socket", p),
             "instances" => raw.instances = integer(path, v, "a number of instances like 4", p),
             "instance_start" => raw.instance_start = integer(path, v, "the first instance's index like 0", p),
@@ -390,10 +433,78 @@ fn program(name: &Spanned<DeString<'_>>, value: &Spanned<DeValue<'_>>, p: &mut V
             "nice" => raw.nice = integer(path, v, "a niceness from -20 to 19", p),
             "oom_score_adj" => raw.oom_score_adj = integer(path, v, "an OOM score adjustment from -1000 to 1000", p),
             "rlimits" => raw.rlimits = rlimits(path, v, p),
+            "readiness" => raw.readiness = check(path, v, p),
+            "start_timeout" => raw.start_timeout = string(path, v, DURATION, p),
+            "liveness" => raw.liveness = check(path, v, p),
+            "watchdog" => raw.watchdog = string(path, v, DURATION, p),
             _ => p.push(unknown_key(key, path, PROGRAM_KEYS)),
         }
     }
     Some(raw)
+}
+
+/// `depends_on = ["db"]` (each "ready") or `{ db = "ready", migrate = "completed" }`.
+fn depends_on(raw: &mut RawProgram, path: &str, v: &Spanned<DeValue<'_>>, p: &mut Vec<Problem>) {
+    const EXPECTED: &str =
+        "an array of program names like [\"db\"] or a table like { db = \"ready\", migrate = \"completed\" }";
+    let DeValue::Table(t) = v.get_ref() else {
+        raw.depends_on = strings(path, v, EXPECTED, p);
+        return;
+    };
+    let mut names = Vec::new();
+    for (key, value) in t.iter() {
+        let dep_path = format!("{path}.{}", segment(key.get_ref()));
+        let name = Spanned::new(key.span(), key.get_ref().to_string());
+        match value.get_ref() {
+            DeValue::String(s) if s.as_ref() == "ready" => names.push(name),
+            DeValue::String(s) if s.as_ref() == "completed" => {
+                raw.depends_completed.push(name.clone());
+                names.push(name);
+            }
+            _ => p.push(wrong(&dep_path, value, "\"ready\" or \"completed\"")),
+        }
+    }
+    raw.depends_on = Some(names);
+}
+
+/// `readiness`/`liveness`: a word or a table of strings, integers and string arrays.
+fn check(path: &str, v: &Spanned<DeValue<'_>>, p: &mut Vec<Problem>) -> Option<Spanned<RawCheck>> {
+    match v.get_ref() {
+        DeValue::String(s) => Some(Spanned::new(v.span(), RawCheck::Word(s.to_string()))),
+        DeValue::Table(t) => {
+            let mut entries = Vec::new();
+            for (key, value) in t.iter() {
+                let sub = format!("{path}.{}", segment(key.get_ref()));
+                let raw = match value.get_ref() {
+                    DeValue::String(s) => RawValue::Str(s.to_string()),
+                    DeValue::Integer(_) => match to_i64(value) {
+                        Some(n) => RawValue::Int(n),
+                        None => RawValue::Other(describe(value.get_ref())),
+                    },
+                    DeValue::Array(_) => RawValue::Strs(
+                        strings(&sub, value, "an array of strings", p)?
+                            .into_iter()
+                            .map(|s| s.into_inner())
+                            .collect(),
+                    ),
+                    other => RawValue::Other(describe(other)),
+                };
+                entries.push((
+                    Spanned::new(key.span(), key.get_ref().to_string()),
+                    Spanned::new(value.span(), raw),
+                ));
+            }
+            Some(Spanned::new(v.span(), RawCheck::Table(entries)))
+        }
+        _ => {
+            p.push(wrong(
+                path,
+                v,
+                "a string like \"notify\" or a table like { http = \"http://127.0.0.1:8080/\" }",
+            ));
+            None
+        }
+    }
 }
 
 /// How a found value reads in a message: strings quoted, numbers as written, the rest by kind.

@@ -739,6 +739,73 @@ fn program(raw: &RawProgram, base: &Path, p: &mut Vec<Problem>) -> Program {
         program.agent = path_value(v, &key("agent"), base, "the path of an agent socket", p);
     }
     process_settings(raw, &mut program, &key, p);
+    if let Some(r) = raw
+        .readiness
+        .as_ref()
+        .and_then(|v| super::probe::readiness(v, &key("readiness"), p))
+    {
+        program.readiness = r;
+    }
+    match (
+        &raw.start_timeout,
+        duration(raw.start_timeout.as_ref(), &key("start_timeout"), p),
+    ) {
+        (Some(v), Some(d)) if d.is_zero() => p.push(Problem::found(
+            v.span(),
+            &key("start_timeout"),
+            format!("{:?}", v.get_ref()),
+            "a duration above zero like \"90s\"",
+        )),
+        (_, Some(d)) => program.start_timeout = d,
+        (_, None) => {}
+    }
+    program.liveness = raw
+        .liveness
+        .as_ref()
+        .and_then(|v| super::probe::liveness(v, &key("liveness"), p));
+    match (&raw.watchdog, duration(raw.watchdog.as_ref(), &key("watchdog"), p)) {
+        (Some(v), Some(d)) if d.is_zero() || program.readiness != super::probe::Readiness::Notify => {
+            p.push(Problem::found(
+                v.span(),
+                &key("watchdog"),
+                format!("{:?}", v.get_ref()),
+                "a duration above zero like \"30s\", with readiness = \"notify\"",
+            ))
+        }
+        (_, Some(d)) => program.watchdog = Some(d),
+        (_, None) => {}
+    }
+    program.depends_completed = raw.depends_completed.iter().map(|n| n.get_ref().clone()).collect();
+    // An agent's program lives in another mount (and PID) namespace: a notify socket or a pipe
+    // of holden's cannot reach it, and an exec probe would run here, not beside it.
+    if program.agent.is_some() {
+        use super::probe::{Check, Readiness};
+        let exec = |p: &Option<&super::probe::Probe>| p.is_some_and(|p| matches!(p.check, Check::Exec(_)));
+        let readiness_probe = match &program.readiness {
+            Readiness::Probe(p) => Some(p),
+            _ => None,
+        };
+        if let Some(v) = &raw.readiness
+            && (matches!(program.readiness, Readiness::Notify | Readiness::Fd(_)) || exec(&readiness_probe))
+        {
+            p.push(Problem::found(
+                v.span(),
+                &key("readiness"),
+                "a way that cannot reach a program spawned through an agent",
+                "\"uptime\", a tcp or an http probe with agent",
+            ));
+        }
+        if let Some(v) = &raw.liveness
+            && exec(&program.liveness.as_ref())
+        {
+            p.push(Problem::found(
+                v.span(),
+                &key("liveness"),
+                "an exec probe",
+                "a tcp or an http probe with agent (an exec probe would run beside holden, not the program)",
+            ));
+        }
+    }
     program
 }
 
@@ -1465,8 +1532,24 @@ fn render_program(out: &mut String, p: &Program) {
     }
     let _ = writeln!(out, "log_backups = {}", p.log_backups);
     let _ = writeln!(out, "log_timestamps = {}", p.log_timestamps);
-    let deps: Vec<String> = p.depends_on.iter().map(|d| quote(d)).collect();
-    let _ = writeln!(out, "depends_on = [{}]", deps.join(", "));
+    if p.depends_completed.is_empty() {
+        let deps: Vec<String> = p.depends_on.iter().map(|d| quote(d)).collect();
+        let _ = writeln!(out, "depends_on = [{}]", deps.join(", "));
+    } else {
+        let deps: Vec<String> = p
+            .depends_on
+            .iter()
+            .map(|d| {
+                let how = if p.depends_completed.contains(d) {
+                    "completed"
+                } else {
+                    "ready"
+                };
+                format!("{} = \"{how}\"", raw::segment(d))
+            })
+            .collect();
+        let _ = writeln!(out, "depends_on = {{ {} }}", deps.join(", "));
+    }
     optional(
         out,
         "agent",
@@ -1498,6 +1581,24 @@ fn render_program(out: &mut String, p: &Program) {
     } else {
         let _ = writeln!(out, "rlimits = {{ {} }}", limits.join(", "));
     }
+    let _ = writeln!(out, "readiness = {}", p.readiness.render());
+    let _ = writeln!(
+        out,
+        "start_timeout = \"{}\"",
+        humantime::format_duration(p.start_timeout)
+    );
+    optional(
+        out,
+        "liveness",
+        p.liveness.as_ref().map(|l| l.render(true)),
+        "no liveness probe",
+    );
+    optional(
+        out,
+        "watchdog",
+        p.watchdog.map(|d| format!("\"{}\"", humantime::format_duration(d))),
+        "no watchdog",
+    );
 }
 
 fn optional(out: &mut String, key: &str, value: Option<String>, unset: &str) {

@@ -414,14 +414,17 @@ impl Progress {
     /// An event that arrived after the action was sent.
     fn apply(&mut self, action: Action, event: &Event) {
         match event {
-            Event::Transition { to, reason, pid, .. } => {
+            Event::Transition {
+                from, to, reason, pid, ..
+            } => {
                 self.state = to.clone();
                 self.pid = *pid;
                 self.reason = reason.clone();
                 if to == "STARTING" {
                     self.started = true;
                 }
-                let failure = matches!(to.as_str(), "FATAL" | "EXITED" | "BACKOFF");
+                // from = to: a start refused on the way (a dependency failed), the program down.
+                let failure = matches!(to.as_str(), "FATAL" | "EXITED" | "BACKOFF") || from == to;
                 if failure && action != Action::Stop && self.failed.is_none() {
                     self.failed = Some(match reason {
                         Some(r) => format!("{to} ({r})"),
@@ -955,6 +958,22 @@ mod tests {
         assert_eq!(Progress::new("RUNNING", Some(3)).verdict(Action::Start), Verdict::Done);
         // FATAL before the start is no failure of this start (it may wait on dependencies).
         assert_eq!(Progress::new("FATAL", None).verdict(Action::Start), Verdict::Waiting);
+
+        // A start refused because a dependency failed: a from = to event, the program down.
+        let mut p = Progress::new("STOPPED", None);
+        let mut refused = transition("STOPPED", Some("not started: dependency db is FATAL"), None);
+        if let Event::Transition { from, .. } = &mut refused {
+            *from = "STOPPED".into();
+        }
+        p.apply(Action::Start, &refused);
+        assert_eq!(
+            p.verdict(Action::Start),
+            Verdict::Failed("STOPPED (not started: dependency db is FATAL)".into())
+        );
+        // A start of a stopping program passes through STOPPED: no failure.
+        let mut p = Progress::new("STOPPING", Some(3));
+        p.apply(Action::Start, &transition("STOPPED", None, None));
+        assert_eq!(p.verdict(Action::Start), Verdict::Waiting);
     }
 
     #[test]
@@ -1043,6 +1062,9 @@ mod tests {
             pids_limit: None,
             cgroup: None,
             transient: false,
+            ready: false,
+            health: None,
+            status_text: None,
             started: None,
             pids_current: None,
             program: name.into(),
@@ -1165,6 +1187,9 @@ mod tests {
             "pids_limit",
             "cgroup",
             "transient",
+            "ready",
+            "health",
+            "status_text",
             // SPEC's `group` and `instance`; `program` (the base name) and `groups` (all of them).
             "program",
             "instance",
@@ -1176,6 +1201,8 @@ mod tests {
         // In SPEC's order on the page.
         let text = status_json(&[status_of("web", "RUNNING", Some(3))]);
         assert!(text.find("\"name\"") < text.find("\"transient\""), "{text}");
+        assert!(text.find("\"transient\"") < text.find("\"status_text\""), "{text}");
+        assert!(text.find("\"status_text\"") < text.find("\"group\""), "{text}");
     }
 
     #[test]

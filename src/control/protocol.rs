@@ -548,6 +548,25 @@ pub struct ProgramStatus {
     /// The `[groups]` that name the program (by its name or its base name), in name order.
     #[serde(default)]
     pub groups: Vec<String>,
+    /// Ready (RUNNING): its readiness said so.
+    #[serde(default)]
+    pub ready: bool,
+    /// The liveness probe's (or watchdog's) view; null without either.
+    #[serde(default)]
+    pub health: Option<Health>,
+    /// The last sd_notify `STATUS=` text.
+    #[serde(default)]
+    pub status_text: Option<String>,
+}
+
+/// SPEC's `health`: `{"ok": bool, "failures": n, "last": text}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    pub ok: bool,
+    /// Consecutive failed probes now.
+    pub failures: u32,
+    /// What the last probe (or watchdog) said.
+    pub last: String,
 }
 
 /// A [`ProgramStatus`] as `holden status --json` prints it: SPEC's status fields (`group` and
@@ -559,7 +578,7 @@ impl Serialize for SpecStatus<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let p = self.0;
-        let mut st = s.serialize_struct("ProgramStatus", 17)?;
+        let mut st = s.serialize_struct("ProgramStatus", 20)?;
         st.serialize_field("name", &p.name)?;
         st.serialize_field("state", &p.state)?;
         st.serialize_field("pid", &p.pid)?;
@@ -573,6 +592,9 @@ impl Serialize for SpecStatus<'_> {
         st.serialize_field("pids_limit", &p.pids_limit)?;
         st.serialize_field("cgroup", &p.cgroup)?;
         st.serialize_field("transient", &p.transient)?;
+        st.serialize_field("ready", &p.ready)?;
+        st.serialize_field("health", &p.health)?;
+        st.serialize_field("status_text", &p.status_text)?;
         st.serialize_field("group", &p.group)?;
         st.serialize_field("instance", &p.instance)?;
         st.serialize_field("program", &p.program)?;
@@ -1067,6 +1089,9 @@ mod tests {
                 pids_limit: None,
                 cgroup: Some("/supervisor/web".into()),
                 transient: false,
+                ready: false,
+                health: None,
+                status_text: None,
                 started: None,
                 pids_current: None,
                 program: "web".into(),
@@ -1128,6 +1153,9 @@ mod tests {
             "pids_limit",
             "cgroup",
             "transient",
+            "ready",
+            "health",
+            "status_text",
             "started",
             "pids_current",
             "program",

@@ -486,7 +486,15 @@ impl Server {
                 };
                 self.settle(reactor, id, fate);
             }
-            Kind::Signal | Kind::Pidfd | Kind::Output | Kind::CgroupEvents | Kind::AgentListener | Kind::AgentConn => {
+            Kind::Signal
+            | Kind::Pidfd
+            | Kind::Output
+            | Kind::CgroupEvents
+            | Kind::AgentListener
+            | Kind::AgentConn
+            | Kind::Notify
+            | Kind::ReadyFd
+            | Kind::Probe => {
                 log::debug!("control: readiness for {:?} is not ours", ready.token);
             }
         }
@@ -1115,6 +1123,9 @@ mod tests {
                 pids_limit: None,
                 cgroup: None,
                 transient: false,
+                ready: false,
+                health: None,
+                status_text: None,
                 started: None,
                 pids_current: None,
                 program: "web".into(),

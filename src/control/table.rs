@@ -205,12 +205,39 @@ fn footnote(programs: &[ProgramStatus]) -> &'static str {
     }
 }
 
-/// `holden status`: NAME STATE PID UPTIME RESTARTS LAST-EXIT CPU MEMORY. `now` is Unix time.
+/// HEALTH: the liveness probe's or watchdog's view, then the last `STATUS=` text.
+fn health_cell(p: &ProgramStatus) -> String {
+    let health = p.health.as_ref().map(|h| {
+        if h.ok {
+            "ok".to_string()
+        } else {
+            format!("failing {}: {}", h.failures, h.last)
+        }
+    });
+    match (health, &p.status_text) {
+        (Some(h), Some(t)) => format!("{h}; {t}"),
+        (Some(h), None) => h,
+        (None, Some(t)) => t.clone(),
+        (None, None) => "-".to_string(),
+    }
+}
+
+/// Add the HEALTH column when any program has something to show in it.
+fn with_health(programs: &[ProgramStatus], headers: &mut Vec<&'static str>, rows: &mut [Vec<String>]) {
+    if programs.iter().any(|p| p.health.is_some() || p.status_text.is_some()) {
+        headers.push("HEALTH");
+        for (row, p) in rows.iter_mut().zip(programs) {
+            row.push(health_cell(p));
+        }
+    }
+}
+
+/// `holden status`: NAME STATE PID UPTIME RESTARTS LAST-EXIT CPU MEMORY (HEALTH). `now` is Unix time.
 pub fn status_table(programs: &[ProgramStatus], now: f64) -> String {
     if programs.is_empty() {
         return "no programs\n".to_string();
     }
-    let rows: Vec<Vec<String>> = programs
+    let mut rows: Vec<Vec<String>> = programs
         .iter()
         .map(|p| {
             let cpu = match (p.cpu_usage_usec, p.cpu_limit) {
@@ -231,19 +258,18 @@ pub fn status_table(programs: &[ProgramStatus], now: f64) -> String {
             ]
         })
         .collect();
-    let mut out = columns(
-        &[
-            "NAME",
-            "STATE",
-            "PID",
-            "UPTIME",
-            "RESTARTS",
-            "LAST-EXIT",
-            "CPU",
-            "MEMORY",
-        ],
-        &rows,
-    );
+    let mut headers = vec![
+        "NAME",
+        "STATE",
+        "PID",
+        "UPTIME",
+        "RESTARTS",
+        "LAST-EXIT",
+        "CPU",
+        "MEMORY",
+    ];
+    with_health(programs, &mut headers, &mut rows);
+    let mut out = columns(&headers, &rows);
     out.push_str(footnote(programs));
     out
 }
@@ -284,7 +310,7 @@ pub fn monitor_table(programs: &[ProgramStatus], previous: Option<&CpuSample>, e
     if programs.is_empty() {
         return "no programs\n".to_string();
     }
-    let rows: Vec<Vec<String>> = programs
+    let mut rows: Vec<Vec<String>> = programs
         .iter()
         .map(|p| {
             let pct = previous.and_then(|s| s.percent(p, elapsed));
@@ -305,7 +331,9 @@ pub fn monitor_table(programs: &[ProgramStatus], previous: Option<&CpuSample>, e
             ]
         })
         .collect();
-    let mut out = columns(&["NAME", "STATE", "PID", "UPTIME", "CPU", "MEMORY", "PIDS"], &rows);
+    let mut headers = vec!["NAME", "STATE", "PID", "UPTIME", "CPU", "MEMORY", "PIDS"];
+    with_health(programs, &mut headers, &mut rows);
+    let mut out = columns(&headers, &rows);
     out.push_str(footnote(programs));
     out
 }
@@ -330,6 +358,9 @@ mod tests {
             pids_limit: None,
             cgroup: None,
             transient: false,
+            ready: false,
+            health: None,
+            status_text: None,
             started: None,
             pids_current: None,
             program: name.into(),
@@ -417,5 +448,33 @@ mod tests {
         assert!(t.lines().nth(1).unwrap().contains("- / 50%"), "{t}");
         let t = monitor_table(&[web], None, Duration::ZERO, 1010.0);
         assert!(t.starts_with("NAME  STATE    PID  UPTIME  CPU"), "{t}");
+    }
+
+    #[test]
+    fn health_and_status_text_get_a_column_only_when_some_program_has_them() {
+        let web = program("web", "RUNNING");
+        let t = monitor_table(std::slice::from_ref(&web), None, Duration::ZERO, 1010.0);
+        assert!(!t.contains("HEALTH"), "{t}");
+        let mut db = program("db", "RUNNING");
+        db.health = Some(crate::control::protocol::Health {
+            ok: false,
+            failures: 2,
+            last: "http 503".into(),
+        });
+        db.status_text = Some("serving".into());
+        let mut ok = program("ok", "RUNNING");
+        ok.health = Some(crate::control::protocol::Health {
+            ok: true,
+            failures: 0,
+            last: "http 200".into(),
+        });
+        let t = monitor_table(&[db.clone(), ok.clone(), web.clone()], None, Duration::ZERO, 1010.0);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].ends_with("HEALTH"), "{t}");
+        assert!(lines[1].ends_with("failing 2: http 503; serving"), "{t}");
+        assert!(lines[2].ends_with("ok"), "{t}");
+        assert!(lines[3].ends_with('-'), "{t}");
+        let t = status_table(&[db, ok, web], 1010.0);
+        assert!(t.lines().next().unwrap().ends_with("HEALTH"), "{t}");
     }
 }

@@ -6,7 +6,6 @@ pub mod spawn;
 pub mod users;
 
 pub use reap::{ExitKind, reap_all};
-pub use spawn::spawn;
 
 /// How many live processes (not zombies) are in process group `pgid`, from `/proc/*/stat`.
 pub fn group_members(pgid: i32) -> usize {

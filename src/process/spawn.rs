@@ -44,12 +44,32 @@ pub struct Spawned {
     pub pidfd: OwnedFd,
 }
 
+/// What a spawn adds for readiness: `NOTIFY_SOCKET`, the notification fd.
+#[derive(Debug, Default)]
+pub struct Extra {
+    pub env: Vec<(String, String)>,
+    /// (source, the fd number the program gets it at).
+    pub fds: Vec<(OwnedFd, i32)>,
+}
+
 /// Spawn `program` with `stdout`/`stderr`, joining the cgroups whose `cgroup.procs` are given.
+#[allow(dead_code)]
 pub fn spawn(
     program: &Program,
     stdout: Stdio,
     stderr: Stdio,
     cgroup_procs: Vec<OwnedFd>,
+) -> Result<Spawned, SpawnError> {
+    spawn_with(program, stdout, stderr, cgroup_procs, Extra::default())
+}
+
+/// `spawn` with readiness additions.
+pub fn spawn_with(
+    program: &Program,
+    stdout: Stdio,
+    stderr: Stdio,
+    cgroup_procs: Vec<OwnedFd>,
+    extra: Extra,
 ) -> Result<Spawned, SpawnError> {
     let command = program.command[0].clone();
     let exec_error = |reason: String| SpawnError::Exec {
@@ -75,6 +95,7 @@ pub fn spawn(
     cmd.envs(&program.environment);
     // Set last: the config's environment does not override them.
     cmd.envs(program.holden_env());
+    cmd.envs(extra.env);
     exec::install(
         &mut cmd,
         ChildSetup {
@@ -99,6 +120,7 @@ pub fn spawn(
             credentials: identity.map(|i| i.credentials),
             close_other_fds: true,
             fd_bound: exec::fd_bound(),
+            dup_fds: extra.fds,
         },
     );
     let child = cmd.spawn().map_err(|e| {

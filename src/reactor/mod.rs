@@ -41,6 +41,12 @@ pub enum Kind {
     AgentListener = 7,
     /// An agent connection (id: owned by agent).
     AgentConn = 8,
+    /// A program's sd_notify socket (id: the program's slot).
+    Notify = 9,
+    /// A program's notification fd pipe, `readiness = { fd = N }` (id: the program's slot).
+    ReadyFd = 10,
+    /// A program's probe in flight: socket or exec output pipe (id: the program's slot).
+    Probe = 11,
 }
 
 const ID_BITS: u32 = 56;
@@ -66,6 +72,9 @@ impl Token {
             6 => Kind::CgroupEvents,
             7 => Kind::AgentListener,
             8 => Kind::AgentConn,
+            9 => Kind::Notify,
+            10 => Kind::ReadyFd,
+            11 => Kind::Probe,
             _ => return None,
         };
         Some(Token {

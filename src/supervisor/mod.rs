@@ -14,12 +14,14 @@
 //! process group) is empty.
 
 pub(crate) mod budget;
+mod deps;
 pub mod logger;
 mod notify;
 mod ops;
 mod remote;
 mod requests;
 pub mod state;
+mod watch;
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
@@ -123,6 +125,8 @@ struct Slot {
     exit_wait: Option<ExitWait>,
     /// Processes its main process left behind, being stopped; a spawn waits for them.
     leftovers: Leftovers,
+    /// Readiness and health of the current run: notify socket, fd, probes, watchdog.
+    watch: crate::health::Watch,
 }
 
 /// What a main process that exited on its own left behind (a daemon that forked): they get the
@@ -212,6 +216,7 @@ impl Supervisor {
                     limits: (p.memory_limit, p.cpu_limit, p.pids_limit),
                     exit_wait: None,
                     leftovers: Leftovers::default(),
+                    watch: crate::health::Watch::default(),
                 })
             })
             .collect();
@@ -293,17 +298,20 @@ impl Supervisor {
                 if let Some(c) = &self.cgroups {
                     c.cleanup();
                 }
+                self.remove_notify_dir();
                 return Ok(());
             }
             let deadline = self.next_deadline();
             let ready = self.reactor.wait(deadline).map_err(SupervisorError::Loop)?;
             let now = Instant::now();
             let mut reap = false;
+            let mut pidfds = Vec::new();
             for r in &ready {
                 match r.token.kind {
                     Kind::Signal => reap |= self.on_signals(),
                     Kind::Pidfd => {
                         reap = true;
+                        pidfds.push(r.token.id as usize);
                         self.on_pidfd(r.token.id as usize, now);
                     }
                     Kind::ControlListener | Kind::ControlConn => {
@@ -323,11 +331,17 @@ impl Supervisor {
                     }
                     Kind::Output => self.logs.on_ready(&self.reactor, r.token.id, r),
                     Kind::CgroupEvents => self.on_other(r),
+                    Kind::Notify => self.on_notify(r.token.id as usize, now),
+                    Kind::ReadyFd => self.on_ready_fd(r.token.id as usize, now),
+                    Kind::Probe => self.on_probe(r.token.id as usize, now),
                     Kind::AgentListener | Kind::AgentConn => {}
                 }
             }
             if reap {
                 self.reap();
+                for i in pidfds {
+                    self.foreign_main_exit(i, now);
+                }
             }
             if let Some(server) = &mut self.control
                 && server.next_deadline().is_some_and(|d| d <= now)
@@ -360,14 +374,14 @@ impl Supervisor {
             let state = s
                 .machine
                 .state
-                .deadline(s.policy.min_uptime)
+                .deadline()
                 .filter(|_| !s.leftovers.spawn_deferred)
                 .into_iter()
                 .chain(s.leftovers.kill_at)
                 .min();
             // An agent's program whose exit status is still being read.
             let exit_wait = s.exit_wait.map(|w| w.next);
-            state.into_iter().chain(exit_wait).min()
+            state.into_iter().chain(exit_wait).chain(s.watch.next_deadline()).min()
         });
         programs
             .chain(self.control.as_ref().and_then(Server::next_deadline))
@@ -497,6 +511,7 @@ impl Supervisor {
                     };
                     self.apply(i, Event::Exited(exit), now);
                 }
+                None if self.on_probe_exit(pid, exit, now) => {}
                 None => log::debug!("reaped orphan {pid} ({})", exit.describe()),
             }
         }
@@ -536,10 +551,13 @@ impl Supervisor {
             let due = self.slots[i]
                 .as_ref()
                 .filter(|s| !s.leftovers.spawn_deferred)
-                .and_then(|s| s.machine.state.deadline(s.policy.min_uptime))
+                .and_then(|s| s.machine.state.deadline())
                 .is_some_and(|d| d <= now);
             if due {
                 self.apply(i, Event::Deadline, now);
+            }
+            if self.slots[i].is_some() {
+                self.watch_deadlines(i, now);
             }
         }
     }
@@ -556,7 +574,15 @@ impl Supervisor {
                 let Some(slot) = self.slots[i].as_ref() else {
                     continue;
                 };
-                if slot.pending_start && self.deps_running(i) {
+                let deps = if slot.pending_start {
+                    self.deps(i)
+                } else {
+                    deps::Deps::Waiting
+                };
+                if let deps::Deps::Failed(why) = deps {
+                    self.refuse_start(i, why);
+                    progressed = true;
+                } else if slot.pending_start && deps == deps::Deps::Satisfied {
                     self.slot_mut(i).pending_start = false;
                     self.apply(i, Event::Start, now);
                     progressed = true;
@@ -595,12 +621,15 @@ impl Supervisor {
         if depth > self.slots.len() {
             return true;
         }
-        self.slot(i).program.depends_on.iter().any(|d| {
+        let program = &self.slot(i).program;
+        program.depends_on.iter().any(|d| {
             let found = self.program_named(d);
+            let completed = program.depends_completed.contains(d);
             found.is_empty()
                 || found.into_iter().any(|j| {
                     let dep = self.slot(j);
                     match dep.machine.state {
+                        State::Exited if completed => !self.completed_ok(j),
                         State::Fatal | State::Exited => true,
                         State::Stopped => !dep.pending_start || self.never_starts(j, depth + 1),
                         _ => false,
@@ -612,13 +641,7 @@ impl Supervisor {
     /// Is every program that `i` depends on RUNNING? A dependency on a program with
     /// instances waits for all of them.
     fn deps_running(&self, i: usize) -> bool {
-        self.slot(i).program.depends_on.iter().all(|d| {
-            let found = self.program_named(d);
-            !found.is_empty()
-                && found
-                    .iter()
-                    .all(|&j| matches!(self.slot(j).machine.state, State::Running { .. }))
-        })
+        self.deps(i) == deps::Deps::Satisfied
     }
 
     /// Programs that depend on `i` and are being stopped too but are not down yet.
@@ -635,13 +658,21 @@ impl Supervisor {
         let slot = self.slot_mut(i);
         slot.pending_stop = false;
         slot.pending_start = true;
-        let deps = slot.program.depends_on.clone();
+        let (completed, ready): (Vec<String>, Vec<String>) = slot
+            .program
+            .depends_on
+            .iter()
+            .cloned()
+            .partition(|d| slot.program.depends_completed.contains(d));
         if !self.deps_running(i) {
-            log::info!(
-                "{}: waiting for {} to be RUNNING",
-                self.slot(i).program.name,
-                deps.join(", ")
-            );
+            let mut what = Vec::new();
+            if !ready.is_empty() {
+                what.push(format!("{} to be RUNNING", ready.join(", ")));
+            }
+            if !completed.is_empty() {
+                what.push(format!("{} to complete", completed.join(", ")));
+            }
+            log::info!("{}: waiting for {}", self.slot(i).program.name, what.join(" and "));
         }
     }
 
@@ -663,6 +694,7 @@ impl Supervisor {
                     slot.started_wall = Some(slot.since_wall);
                 }
                 self.log_transition(i, &t);
+                self.watch_transition(i, t.to, now);
                 if t.from != t.to {
                     self.push_transition(i, t.from, t.to, t.reason);
                 }
@@ -742,7 +774,11 @@ impl Supervisor {
                 };
             }
         };
-        match process::spawn(&program, stdout, stderr, procs) {
+        let extra = match self.prepare_watch(i) {
+            Ok(extra) => extra,
+            Err(reason) => return Event::SpawnFailed { reason, retry: false },
+        };
+        match process::spawn::spawn_with(&program, stdout, stderr, procs, extra) {
             Ok(spawned) => {
                 let token = Token::new(Kind::Pidfd, i as u64);
                 if let Err(e) = self

@@ -9,7 +9,13 @@
 //! - `STATUS=...`, a line for `systemctl status`, with each.
 //!
 //! `$NOTIFY_SOCKET` is removed from holden's environment first: the programs inherit that
-//! environment, and one of them speaking for holden would confuse the manager.
+//! environment, and one of them speaking for holden would confuse the manager. (A program with
+//! `readiness = "notify"` gets its own `$NOTIFY_SOCKET`, holden's: src/health/notify.rs.)
+//!
+//! "Spawned", not "ready": a program that never gets ready (its start_timeout is 90 s by
+//! default, and it may be restarted) would otherwise hold holden's own start hostage, and with
+//! it the manager's start timeout of holden; holden is up, and serving its socket, once its
+//! programs are on their way. docs/config.md says so.
 
 use std::os::fd::OwnedFd;
 

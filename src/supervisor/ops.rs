@@ -310,6 +310,7 @@ impl Supervisor {
             limits: (program_limits.0, program_limits.1, program_limits.2),
             exit_wait: None,
             leftovers: super::Leftovers::default(),
+            watch: crate::health::Watch::default(),
             cgroup: None,
             events: None,
             oom_before: None,

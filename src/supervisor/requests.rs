@@ -229,6 +229,9 @@ impl Supervisor {
                 .filter(|_| slot.machine.state.pid().is_some())
                 .map(unix_time),
             pids_current: usage.and_then(|u| u.pids_current),
+            ready: matches!(slot.machine.state, super::State::Running { .. }),
+            health: slot.watch.health(),
+            status_text: slot.watch.status_text.clone(),
         }
     }
 

@@ -20,10 +20,12 @@ use crate::process::ExitKind;
 #[derive(Debug, Clone, PartialEq)]
 pub enum State {
     Stopped,
-    /// Spawned, younger than min_uptime.
+    /// Spawned, not ready yet. `ready_by`: readiness "uptime": when min_uptime has passed (then
+    /// RUNNING); any other: the start_timeout (then a failure), moved by EXTEND_TIMEOUT_USEC.
     Starting {
         pid: i32,
         since: Instant,
+        ready_by: Instant,
     },
     Running {
         pid: i32,
@@ -39,6 +41,9 @@ pub enum State {
         pid: Option<i32>,
         deadline: Instant,
         killed: bool,
+        /// Stopped by holden because the program failed (not ready in time, liveness,
+        /// watchdog): once down, the restart policy applies as to a failed exit.
+        failure: Option<String>,
     },
     /// Ended on its own; the policy does not restart it.
     Exited,
@@ -69,12 +74,25 @@ impl State {
     }
 
     /// When this state wants a `Deadline` event.
-    pub fn deadline(&self, min_uptime: Duration) -> Option<Instant> {
+    pub fn deadline(&self) -> Option<Instant> {
         match self {
-            State::Starting { since, .. } => Some(*since + min_uptime),
+            State::Starting { ready_by, .. } => Some(*ready_by),
             State::Backoff { until } => Some(*until),
             State::Stopping { deadline, .. } => Some(*deadline),
             State::Stopped | State::Running { .. } | State::Exited | State::Fatal => None,
+        }
+    }
+
+    /// `MAINPID=`: another process of the program is its main process now.
+    pub fn set_pid(&mut self, new: i32) {
+        match self {
+            State::Starting { pid, .. } | State::Running { pid, .. } => *pid = new,
+            State::Stopping { pid: Some(pid), .. } => *pid = new,
+            State::Stopping { pid: None, .. }
+            | State::Stopped
+            | State::Backoff { .. }
+            | State::Exited
+            | State::Fatal => {}
         }
     }
 
@@ -107,6 +125,12 @@ pub enum Event {
     Emptied,
     /// `State::deadline` has passed.
     Deadline,
+    /// The program said or showed it is ready (READY=1, its fd, a probe); `how` for the log.
+    Ready { how: String },
+    /// The program failed while alive (liveness, watchdog): stop it, then apply the policy.
+    Fail { reason: String },
+    /// EXTEND_TIMEOUT_USEC: the current start or stop may take this much longer from now.
+    Extend(Duration),
 }
 
 /// What the supervisor must do.
@@ -146,6 +170,10 @@ pub struct Policy {
     pub start_limit_interval: Duration,
     pub stop_signal: Signal,
     pub stop_timeout: Duration,
+    /// Readiness "uptime": ready after min_uptime. Otherwise a Ready event must come within
+    /// start_timeout.
+    pub ready_on_uptime: bool,
+    pub start_timeout: Duration,
 }
 
 impl Policy {
@@ -161,6 +189,8 @@ impl Policy {
             start_limit_interval: p.start_limit_interval,
             stop_signal: p.stop_signal,
             stop_timeout: p.stop_timeout,
+            ready_on_uptime: p.readiness == crate::config::probe::Readiness::Uptime,
+            start_timeout: p.start_timeout,
         }
     }
 
@@ -200,6 +230,8 @@ pub struct Machine {
     /// Spawns in a row that failed for lack of a resource (fds, memory): their delay doubles
     /// up to `max_restart_delay`, so that a long shortage costs a line per that delay.
     short_tries: u32,
+    /// What the last readiness probe of this run said, for the "not ready" reason.
+    pub ready_hint: Option<String>,
 }
 
 impl Machine {
@@ -212,6 +244,7 @@ impl Machine {
             last_exit: None,
             failures: VecDeque::new(),
             short_tries: 0,
+            ready_hint: None,
         }
     }
 
@@ -237,11 +270,31 @@ impl Machine {
                     pid: Some(*pid),
                     deadline: now + policy.stop_timeout,
                     killed: false,
+                    failure: None,
                 }),
                 vec![Effect::Signal(policy.stop_signal)],
                 Some(format!("sent SIG{}", policy.stop_signal.name())),
             ),
-            (S::Stopping { .. }, E::Stop) => (None, vec![], None),
+            // A stop asked while holden stops a failed program: no restart after it.
+            (
+                S::Stopping {
+                    pid,
+                    deadline,
+                    killed,
+                    failure: Some(_),
+                },
+                E::Stop,
+            ) => (
+                Some(S::Stopping {
+                    pid: *pid,
+                    deadline: *deadline,
+                    killed: *killed,
+                    failure: None,
+                }),
+                vec![],
+                None,
+            ),
+            (S::Stopping { failure: None, .. }, E::Stop) => (None, vec![], None),
 
             (S::Stopped | S::Exited | S::Fatal, E::Kill) => (None, vec![], None),
             (S::Backoff { .. }, E::Kill) => (Some(S::Stopped), vec![], Some("killed".into())),
@@ -250,6 +303,7 @@ impl Machine {
                     pid: Some(*pid),
                     deadline: now + KILL_GRACE,
                     killed: true,
+                    failure: None,
                 }),
                 vec![Effect::KillAll],
                 Some("sent SIGKILL".into()),
@@ -259,6 +313,7 @@ impl Machine {
                     pid: *pid,
                     deadline: now + KILL_GRACE,
                     killed: true,
+                    failure: None,
                 }),
                 vec![Effect::KillAll],
                 Some("sent SIGKILL".into()),
@@ -266,8 +321,19 @@ impl Machine {
 
             (S::Stopped | S::Exited | S::Fatal | S::Backoff { .. }, E::Spawned { pid }) => {
                 self.short_tries = 0;
+                self.ready_hint = None;
+                let ready_by = now
+                    + if policy.ready_on_uptime {
+                        policy.min_uptime
+                    } else {
+                        policy.start_timeout
+                    };
                 (
-                    Some(S::Starting { pid, since: now }),
+                    Some(S::Starting {
+                        pid,
+                        since: now,
+                        ready_by,
+                    }),
                     vec![],
                     Some(format!("pid {pid}")),
                 )
@@ -304,7 +370,15 @@ impl Machine {
                 self.last_exit = Some(exit);
                 self.after_exit(policy, exit, now)
             }
-            (S::Stopping { deadline, killed, .. }, E::Exited(exit)) => {
+            (
+                S::Stopping {
+                    deadline,
+                    killed,
+                    failure,
+                    ..
+                },
+                E::Exited(exit),
+            ) => {
                 self.last_exit = Some(exit);
                 // Still STOPPING until the rest of its processes are gone (Emptied).
                 (
@@ -312,6 +386,7 @@ impl Machine {
                         pid: None,
                         deadline: *deadline,
                         killed: *killed,
+                        failure: failure.clone(),
                     }),
                     vec![],
                     None,
@@ -319,7 +394,25 @@ impl Machine {
             }
             (S::Stopped | S::Exited | S::Fatal | S::Backoff { .. }, E::Exited(_)) => (None, vec![], None),
 
-            (S::Stopping { pid: None, .. }, E::Emptied) => {
+            (
+                S::Stopping {
+                    pid: None,
+                    failure: Some(reason),
+                    ..
+                },
+                E::Emptied,
+            ) => {
+                let reason = reason.clone();
+                self.after_failure(policy, reason, now)
+            }
+            (
+                S::Stopping {
+                    pid: None,
+                    failure: None,
+                    ..
+                },
+                E::Emptied,
+            ) => {
                 let reason = self.last_exit.map(ExitKind::describe);
                 (Some(S::Stopped), vec![], reason)
             }
@@ -336,17 +429,34 @@ impl Machine {
                 E::Emptied,
             ) => (None, vec![], None),
 
-            (S::Starting { pid, .. }, E::Deadline) => {
+            (S::Starting { pid, .. }, E::Deadline) if policy.ready_on_uptime => {
                 // A run that reached RUNNING resets the count and the delay.
                 self.consecutive = 0;
                 (Some(S::Running { pid: *pid, since: now }), vec![], None)
             }
+            (S::Starting { pid, since, .. }, E::Deadline) => {
+                let waited = Duration::from_secs(now.saturating_duration_since(*since).as_secs());
+                let mut reason = format!("not ready after {}", humantime::format_duration(waited));
+                if let Some(hint) = &self.ready_hint {
+                    reason.push_str(&format!(" ({hint})"));
+                }
+                self.fail(policy, *pid, reason, now)
+            }
             (S::Backoff { .. }, E::Deadline) => (None, vec![Effect::Spawn], None),
-            (S::Stopping { pid, killed: false, .. }, E::Deadline) => (
+            (
+                S::Stopping {
+                    pid,
+                    killed: false,
+                    failure,
+                    ..
+                },
+                E::Deadline,
+            ) => (
                 Some(S::Stopping {
                     pid: *pid,
                     deadline: now + KILL_GRACE,
                     killed: true,
+                    failure: failure.clone(),
                 }),
                 vec![Effect::KillAll],
                 Some(format!(
@@ -354,7 +464,15 @@ impl Machine {
                     humantime::format_duration(policy.stop_timeout)
                 )),
             ),
-            (S::Stopping { pid, killed: true, .. }, E::Deadline) => {
+            (
+                S::Stopping {
+                    pid,
+                    killed: true,
+                    failure,
+                    ..
+                },
+                E::Deadline,
+            ) => {
                 // Still there after SIGKILL (uninterruptible sleep): keep waiting, say so.
                 log::warn!(
                     "processes still alive {} after SIGKILL",
@@ -365,12 +483,72 @@ impl Machine {
                         pid: *pid,
                         deadline: now + KILL_GRACE,
                         killed: true,
+                        failure: failure.clone(),
                     }),
                     vec![Effect::KillAll],
                     None,
                 )
             }
             (S::Stopped | S::Exited | S::Fatal | S::Running { .. }, E::Deadline) => (None, vec![], None),
+
+            (S::Starting { pid, .. }, E::Ready { how }) => {
+                // A run that reached RUNNING resets the count and the delay.
+                self.consecutive = 0;
+                (
+                    Some(S::Running { pid: *pid, since: now }),
+                    vec![],
+                    Some(format!("ready: {how}")),
+                )
+            }
+            (
+                S::Stopped | S::Exited | S::Fatal | S::Backoff { .. } | S::Running { .. } | S::Stopping { .. },
+                E::Ready { .. },
+            ) => (None, vec![], None),
+
+            (S::Starting { pid, .. } | S::Running { pid, .. }, E::Fail { reason }) => {
+                self.fail(policy, *pid, reason, now)
+            }
+            (S::Stopped | S::Exited | S::Fatal | S::Backoff { .. } | S::Stopping { .. }, E::Fail { .. }) => {
+                (None, vec![], None)
+            }
+
+            (S::Starting { pid, since, ready_by }, E::Extend(d)) if !policy.ready_on_uptime => (
+                Some(S::Starting {
+                    pid: *pid,
+                    since: *since,
+                    ready_by: (*ready_by).max(now + d),
+                }),
+                vec![],
+                None,
+            ),
+            (
+                S::Stopping {
+                    pid,
+                    deadline,
+                    killed: false,
+                    failure,
+                },
+                E::Extend(d),
+            ) => (
+                Some(S::Stopping {
+                    pid: *pid,
+                    deadline: (*deadline).max(now + d),
+                    killed: false,
+                    failure: failure.clone(),
+                }),
+                vec![],
+                None,
+            ),
+            (
+                S::Stopped
+                | S::Exited
+                | S::Fatal
+                | S::Backoff { .. }
+                | S::Starting { .. }
+                | S::Running { .. }
+                | S::Stopping { .. },
+                E::Extend(_),
+            ) => (None, vec![], None),
         };
         let transition = next.and_then(|next| {
             let from = self.state.name();
@@ -418,6 +596,50 @@ impl Machine {
         };
         effects.insert(0, Effect::KillLeftovers);
         (next, effects, reason)
+    }
+
+    /// Holden decided the program failed: stop it by its stop sequence; the policy applies
+    /// once it is down.
+    fn fail(
+        &mut self,
+        policy: &Policy,
+        pid: i32,
+        reason: String,
+        now: Instant,
+    ) -> (Option<State>, Vec<Effect>, Option<String>) {
+        let line = format!("{reason}; sent SIG{}", policy.stop_signal.name());
+        (
+            Some(State::Stopping {
+                pid: Some(pid),
+                deadline: now + policy.stop_timeout,
+                killed: false,
+                failure: Some(reason),
+            }),
+            vec![Effect::Signal(policy.stop_signal)],
+            Some(line),
+        )
+    }
+
+    /// A program that holden stopped because it failed is down: restart it as after a failed
+    /// exit, or leave it EXITED (autorestart = "never").
+    fn after_failure(
+        &mut self,
+        policy: &Policy,
+        how: String,
+        now: Instant,
+    ) -> (Option<State>, Vec<Effect>, Option<String>) {
+        if policy.autorestart == RestartPolicy::Never {
+            return (Some(State::Exited), vec![], Some(how));
+        }
+        if self.start_limit_hit(policy, now) {
+            let reason = format!(
+                "{how}; gave up: {} failed runs within {} (start_limit_burst)",
+                self.failures.len(),
+                humantime::format_duration(policy.start_limit_interval)
+            );
+            return (Some(State::Fatal), vec![], Some(reason));
+        }
+        self.restart_or_give_up(policy, now, how)
     }
 
     /// Count a failed run that ended at `now`: has the program failed more than
@@ -476,6 +698,8 @@ mod tests {
             start_limit_interval: Duration::from_secs(60),
             stop_signal: Signal(15),
             stop_timeout: Duration::from_secs(10),
+            ready_on_uptime: true,
+            start_timeout: Duration::from_secs(90),
         }
     }
 
@@ -838,8 +1062,204 @@ mod tests {
         let mut m = Machine::new(t0);
         m.handle(&p, Start, t0);
         m.handle(&p, Spawned { pid: 1 }, t0);
-        assert_eq!(m.state.deadline(p.min_uptime), Some(t0));
+        assert_eq!(m.state.deadline(), Some(t0));
         m.handle(&p, Deadline, t0);
         assert_eq!(m.state.name(), "RUNNING");
+    }
+}
+
+#[cfg(test)]
+mod readiness_tests {
+    use super::*;
+
+    fn policy() -> Policy {
+        Policy {
+            autorestart: RestartPolicy::OnFailure,
+            exit_codes: vec![0],
+            min_uptime: Duration::from_secs(1),
+            restart_delay: Duration::from_secs(1),
+            max_restart_delay: Duration::from_secs(5),
+            max_restarts: 1,
+            start_limit_burst: 0,
+            start_limit_interval: Duration::from_secs(60),
+            stop_signal: Signal(15),
+            stop_timeout: Duration::from_secs(10),
+            ready_on_uptime: false,
+            start_timeout: Duration::from_secs(5),
+        }
+    }
+
+    fn at(t0: Instant, s: f64) -> Instant {
+        t0 + Duration::from_secs_f64(s)
+    }
+
+    /// Rows of (time, event, state after, reason of the transition if any).
+    fn run(p: &Policy, rows: &[(f64, Event, &str, Option<&str>)]) -> Machine {
+        let t0 = Instant::now();
+        let mut m = Machine::new(t0);
+        for (i, (t, ev, want, why)) in rows.iter().enumerate() {
+            let (_, tr) = m.handle(p, ev.clone(), at(t0, *t));
+            assert_eq!(m.state.name(), *want, "row {i}: {ev:?}");
+            if let Some(why) = why {
+                let got = tr.and_then(|t| t.reason).unwrap_or_default();
+                assert_eq!(got, *why, "row {i}: {ev:?}");
+            }
+        }
+        m
+    }
+
+    fn ready() -> Event {
+        Event::Ready { how: "READY=1".into() }
+    }
+
+    #[test]
+    fn min_uptime_does_not_make_a_notify_program_ready() {
+        let p = policy();
+        let t0 = Instant::now();
+        let mut m = Machine::new(t0);
+        m.handle(&p, Event::Start, t0);
+        m.handle(&p, Event::Spawned { pid: 7 }, t0);
+        assert_eq!(m.state.deadline(), Some(at(t0, 5.0)), "the deadline is start_timeout");
+        let (_, tr) = m.handle(&p, ready(), at(t0, 2.0));
+        assert_eq!(m.state.name(), "RUNNING");
+        assert_eq!(tr.unwrap().reason.as_deref(), Some("ready: READY=1"));
+        assert_eq!(m.state.deadline(), None);
+    }
+
+    #[test]
+    fn not_ready_within_start_timeout_stops_it_then_restarts_as_a_quick_exit() {
+        let p = policy();
+        let m = run(
+            &p,
+            &[
+                (0.0, Event::Start, "STOPPED", None),
+                (0.0, Event::Spawned { pid: 7 }, "STARTING", None),
+                (
+                    5.0,
+                    Event::Deadline,
+                    "STOPPING",
+                    Some("not ready after 5s; sent SIGTERM"),
+                ),
+                (5.1, Event::Exited(ExitKind::Signal(15)), "STOPPING", None),
+                (
+                    5.1,
+                    Event::Emptied,
+                    "BACKOFF",
+                    Some("not ready after 5s; restart 1/1 in 1s"),
+                ),
+                (6.1, Event::Deadline, "BACKOFF", None),
+                (6.1, Event::Spawned { pid: 8 }, "STARTING", None),
+                // Never ready again: counted as a quick exit, so max_restarts = 1 gives up.
+                (11.1, Event::Deadline, "STOPPING", None),
+                (11.2, Event::Exited(ExitKind::Signal(15)), "STOPPING", None),
+                (
+                    11.2,
+                    Event::Emptied,
+                    "FATAL",
+                    Some("not ready after 5s; gave up after 1 restarts"),
+                ),
+            ],
+        );
+        assert_eq!(m.restarts, 1);
+    }
+
+    #[test]
+    fn a_failure_with_autorestart_never_ends_exited_with_the_reason() {
+        let mut p = policy();
+        p.autorestart = RestartPolicy::Never;
+        run(
+            &p,
+            &[
+                (0.0, Event::Start, "STOPPED", None),
+                (0.0, Event::Spawned { pid: 7 }, "STARTING", None),
+                (1.0, ready(), "RUNNING", None),
+                (
+                    9.0,
+                    Event::Fail {
+                        reason: "liveness: http 503 3/3".into(),
+                    },
+                    "STOPPING",
+                    Some("liveness: http 503 3/3; sent SIGTERM"),
+                ),
+                (9.1, Event::Exited(ExitKind::Signal(15)), "STOPPING", None),
+                (9.1, Event::Emptied, "EXITED", Some("liveness: http 503 3/3")),
+            ],
+        );
+    }
+
+    #[test]
+    fn a_liveness_failure_after_ready_restarts_with_a_fresh_count() {
+        let p = policy();
+        run(
+            &p,
+            &[
+                (0.0, Event::Start, "STOPPED", None),
+                (0.0, Event::Spawned { pid: 7 }, "STARTING", None),
+                (1.0, ready(), "RUNNING", None),
+                (
+                    9.0,
+                    Event::Fail {
+                        reason: "watchdog".into(),
+                    },
+                    "STOPPING",
+                    None,
+                ),
+                (9.1, Event::Exited(ExitKind::Signal(15)), "STOPPING", None),
+                (9.1, Event::Emptied, "BACKOFF", Some("watchdog; restart 1/1 in 1s")),
+            ],
+        );
+    }
+
+    #[test]
+    fn a_stop_during_a_failure_stop_means_no_restart() {
+        let p = policy();
+        run(
+            &p,
+            &[
+                (0.0, Event::Start, "STOPPED", None),
+                (0.0, Event::Spawned { pid: 7 }, "STARTING", None),
+                (5.0, Event::Deadline, "STOPPING", None),
+                (5.0, Event::Stop, "STOPPING", None),
+                (5.1, Event::Exited(ExitKind::Signal(15)), "STOPPING", None),
+                (5.1, Event::Emptied, "STOPPED", None),
+            ],
+        );
+    }
+
+    #[test]
+    fn extend_timeout_moves_the_start_deadline_and_the_stop_deadline() {
+        let p = policy();
+        let t0 = Instant::now();
+        let mut m = Machine::new(t0);
+        m.handle(&p, Event::Start, t0);
+        m.handle(&p, Event::Spawned { pid: 7 }, t0);
+        m.handle(&p, Event::Extend(Duration::from_secs(20)), at(t0, 4.0));
+        assert_eq!(m.state.deadline(), Some(at(t0, 24.0)));
+        // Never shortens.
+        m.handle(&p, Event::Extend(Duration::from_secs(1)), at(t0, 5.0));
+        assert_eq!(m.state.deadline(), Some(at(t0, 24.0)));
+        m.handle(&p, Event::Stop, at(t0, 6.0));
+        m.handle(&p, Event::Extend(Duration::from_secs(30)), at(t0, 7.0));
+        assert_eq!(m.state.deadline(), Some(at(t0, 37.0)));
+    }
+
+    #[test]
+    fn ready_and_fail_are_ignored_where_they_mean_nothing() {
+        let p = policy();
+        let mut uptime = p.clone();
+        uptime.ready_on_uptime = true;
+        run(
+            &uptime,
+            &[
+                (0.0, ready(), "STOPPED", None),
+                (0.0, Event::Fail { reason: "x".into() }, "STOPPED", None),
+                (0.0, Event::Start, "STOPPED", None),
+                (0.0, Event::Spawned { pid: 7 }, "STARTING", None),
+                // uptime readiness: EXTEND does not move min_uptime.
+                (0.5, Event::Extend(Duration::from_secs(60)), "STARTING", None),
+                (1.0, Event::Deadline, "RUNNING", None),
+                (2.0, ready(), "RUNNING", None),
+            ],
+        );
     }
 }

@@ -20,7 +20,7 @@
 //! `failed_step` takes it apart again in the parent.
 
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
@@ -49,6 +49,11 @@ pub struct ChildSetup {
     pub close_other_fds: bool,
     /// Above every fd the process has: its RLIMIT_NOFILE soft limit, taken before the fork.
     pub fd_bound: u32,
+    /// Fds the program gets at a given number (`readiness = { fd = N }`): (source, N). Done
+    /// as the very last step, after anything that closes fds, so N stays open across exec.
+    /// A `close_range` before it must leave the sources open: `CLOSE_RANGE_CLOEXEC` (they are
+    /// close-on-exec already), or a range that skips them.
+    pub dup_fds: Vec<(OwnedFd, i32)>,
 }
 
 #[derive(Debug, Clone)]
@@ -145,6 +150,7 @@ pub fn install(cmd: &mut Command, setup: ChildSetup) {
         credentials,
         close_other_fds,
         fd_bound,
+        dup_fds,
     } = setup;
     let closure = move || -> io::Result<()> {
         for fd in &cgroup_procs {
@@ -188,13 +194,26 @@ pub fn install(cmd: &mut Command, setup: ChildSetup) {
                 Err(e) => return Err(fail(Step::CloseRange)(e)),
             }
         }
+        // Last: dup2 gives fd N without FD_CLOEXEC, so it survives exec.
+        for (src, target) in &dup_fds {
+            if src.as_raw_fd() == *target {
+                rustix::io::fcntl_setfd(src, rustix::io::FdFlags::empty())?;
+            } else {
+                // SAFETY: `target` is a plain fd number owned by nobody in this child; dup2
+                // (re)opens it, and `forget` keeps the OwnedFd from closing it again.
+                let mut fd = unsafe { OwnedFd::from_raw_fd(*target) };
+                let r = rustix::io::dup2(src, &mut fd);
+                std::mem::forget(fd);
+                r?;
+            }
+        }
         Ok(())
     };
     // SAFETY: the closure only makes raw syscalls (write, setsid, setrlimit, setpriority,
-    // open/write/close, umask, setgroups, setgid, setuid, close_range or fcntl) through rustix's
-    // linux_raw backend and libc's `syscall`, on fds, vectors and a static path prepared
-    // before the fork; it allocates nothing (an `io::Error` from a raw code is not boxed),
-    // takes no lock and touches no state shared with other threads, so it is
+    // open/write/close, umask, setgroups, setgid, setuid, close_range or fcntl, dup2) through
+    // rustix's linux_raw backend and libc's `syscall`, on fds, vectors and a static path
+    // prepared before the fork; it allocates nothing (an `io::Error` from a raw code is not
+    // boxed), takes no lock and touches no state shared with other threads, so it is
     // async-signal-safe as pre_exec requires.
     unsafe {
         cmd.pre_exec(closure);

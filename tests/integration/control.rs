@@ -83,6 +83,9 @@ autorestart = "never"
         "pids_limit",
         "cgroup",
         "transient",
+        "ready",
+        "health",
+        "status_text",
         // SPEC's `group` and `instance`, and `program` and `groups` (docs/control-protocol.md).
         "program",
         "instance",
@@ -106,6 +109,9 @@ autorestart = "never"
         assert!(p["cpu_limit"].is_null() || p["cpu_limit"].is_number(), "{p}");
         assert!(p["cgroup"].is_null() || p["cgroup"].is_string(), "{p}");
         assert_eq!(p["transient"], false, "{p}");
+        assert_eq!(p["ready"], p["state"] == "RUNNING", "{p}");
+        assert_eq!(p["health"], Value::Null, "{p}");
+        assert_eq!(p["status_text"], Value::Null, "{p}");
         assert_eq!(p["program"], p["name"], "{p}");
         assert_eq!(p["instance"], Value::Null, "{p}");
         assert_eq!(p["group"], Value::Null, "{p}");

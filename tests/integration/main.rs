@@ -15,6 +15,7 @@ mod import;
 mod instances;
 mod logs;
 mod process;
+mod readiness;
 mod soak;
 mod trust;
 mod unsupervised;

@@ -71,7 +71,7 @@ if [ $build = 1 ]; then
         CARGO_PROFILE_RELEASE_INCREMENTAL=true \
         RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release \
         --manifest-path "$repo/Cargo.toml" --target "$triple" --target-dir "$target_dir" \
-        --bin holden --example memhog >"$cache/build.log" 2>&1; then
+        --bin holden --example memhog --example sdnotify >"$cache/build.log" 2>&1; then
         cat "$cache/build.log" >&2
         die "the static build failed (above; also in $cache/build.log)"
     fi
@@ -80,7 +80,8 @@ fi
 bin_dir=${HOLDEN_VM_BIN_DIR:-$target_dir/$triple/release}
 holden=$bin_dir/holden
 memhog=$bin_dir/examples/memhog
-[ -x "$holden" ] && [ -x "$memhog" ] || die "no static holden/memhog in $bin_dir; run without -k"
+sdnotify=$bin_dir/examples/sdnotify
+[ -x "$holden" ] && [ -x "$memhog" ] && [ -x "$sdnotify" ] || die "no static holden/memhog/sdnotify in $bin_dir; run without -k"
 
 # --- the kernel: the ELF vmlinux out of the bzImage, once ----------------------------------
 mkdir -p "$cache"
@@ -116,6 +117,7 @@ mkdir -p "$work/base"
     done
     cp "$holden" bin/holden
     cp "$memhog" bin/memhog
+    cp "$sdnotify" bin/sdnotify
     # util-linux unshare (busybox's has no --cgroup) and the two libraries it needs.
     mkdir -p usr/bin lib64 lib/x86_64-linux-gnu
     cp /usr/bin/unshare usr/bin/unshare
@@ -123,7 +125,7 @@ mkdir -p "$work/base"
     cp -L /lib/x86_64-linux-gnu/libc.so.6 lib/x86_64-linux-gnu/
     cp "$here/lib/init" init
     cp "$here/lib/vmtest.sh" lib/vmtest.sh
-    chmod 755 init bin/holden bin/memhog
+    chmod 755 init bin/holden bin/memhog bin/sdnotify
     # The kernel opens /dev/console for init before anything is mounted.
     mknod -m 600 dev/console c 5 1 2>/dev/null || true
     find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -1 >"$work/base.cpio.gz"
