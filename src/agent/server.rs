@@ -84,6 +84,10 @@ pub struct Options {
 
 /// Serve until SIGTERM or SIGINT, then remove the socket. Spawned processes live on.
 pub fn serve(opts: &Options) -> Result<(), ServerError> {
+    // Spawned processes get exactly fds 0, 1 and 2: what the agent inherited (fds from its
+    // caller) is marked close-on-exec once here, and everything it opens itself already is.
+    // Doing it once keeps spawns on posix_spawn (a pre_exec step would force a fork each).
+    crate::sys::exec::cloexec_inherited();
     // Room for MAX_CONNECTIONS clients and the pidfds in flight, where the hard limit allows.
     crate::supervisor::budget::raise_nofile();
     let listener = bind(&opts.socket)?;

@@ -58,6 +58,9 @@ pub const SELF_LEAF: &str = "holden";
 const KILL_FALLBACK_BUDGET: Duration = Duration::from_millis(500);
 /// How long `program` waits for a leftover cgroup to empty after SIGKILL.
 const LEFTOVER_WAIT: Duration = Duration::from_secs(5);
+/// How long the processes of a stranger cgroup (not a program of the file) get between
+/// SIGTERM and SIGKILL at start: short, as holden supervises nothing until they are gone.
+const STRANGER_GRACE: Duration = Duration::from_millis(500);
 
 /// `cpu_limit` in CPUs as a quota per 100 ms period.
 pub fn quota_us(cpus: f64) -> u64 {
@@ -230,7 +233,7 @@ pub fn parse_cgroup_path(path: &str) -> Result<(bool, Vec<String>), CgroupError>
 }
 
 /// One set of directories, one per hierarchy holden uses: the parent, or a program's cgroup.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Dirs {
     /// The cgroup2 directory (controllers on v2; kill/events on hybrid).
     unified: Option<PathBuf>,
@@ -513,6 +516,98 @@ impl Cgroups {
             }
         }
         Ok((pg, leftovers))
+    }
+
+    /// Stop and remove every cgroup below the parent (in any hierarchy) whose name `keep`
+    /// refuses: a program removed from the file, or a transient one, of an earlier holden that
+    /// was killed. Their processes get SIGTERM (their stop_signal is not known any more), then,
+    /// after `STRANGER_GRACE`, SIGKILL (cgroup.kill, else freeze and kill), and holden waits up
+    /// to `LEFTOVER_WAIT` for them to be gone before it removes the cgroups (sub-cgroups
+    /// first). Returns, per cgroup, how many processes it held, or why it could not be removed.
+    /// A cgroup holding holden itself is left alone.
+    pub fn stop_strangers(&self, keep: impl Fn(&str) -> bool) -> Vec<(String, Result<usize, CgroupError>)> {
+        let mut names = BTreeSet::new();
+        for parent in self.parent.all() {
+            if let Ok(rd) = fs::read_dir(parent) {
+                for e in rd.flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir())
+                        && let Some(name) = e.file_name().to_str()
+                        && !keep(name)
+                    {
+                        names.insert(name.to_string());
+                    }
+                }
+            }
+        }
+        let me = rustix::process::getpid().as_raw_nonzero().get();
+        let strangers: Vec<(String, ProgramCgroup, usize)> = names
+            .into_iter()
+            .map(|name| {
+                let pg = ProgramCgroup {
+                    layout: self.layout,
+                    dirs: self.parent.join(&name),
+                    usage: Rc::new(UsageFiles::open(self.layout, &Dirs::default(), 0)),
+                };
+                let count = pg.pids().len();
+                (name, pg, count)
+            })
+            .filter(|(name, pg, _)| {
+                let ours = pg.pids().contains(&me);
+                if ours {
+                    log::warn!("cgroup {name} below the parent holds holden itself; left alone");
+                }
+                !ours
+            })
+            .collect();
+        if strangers.is_empty() {
+            return Vec::new();
+        }
+        let now = Instant::now();
+        for (_, pg, _) in &strangers {
+            // A holden killed while it froze a cgroup left it frozen: a frozen process waits
+            // for SIGTERM until it is thawed.
+            pg.freeze(false, now);
+            pg.signal_all(rustix::process::Signal::TERM.as_raw());
+        }
+        let all_empty = |deadline: Instant| loop {
+            let empty = strangers.iter().all(|(_, pg, _)| !pg.populated());
+            if empty || Instant::now() >= deadline {
+                return empty;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        if !all_empty(now + STRANGER_GRACE) {
+            for (_, pg, _) in &strangers {
+                if pg.populated() {
+                    let _ = pg.kill_all();
+                }
+            }
+            let deadline = Instant::now() + LEFTOVER_WAIT;
+            loop {
+                let left: Vec<_> = strangers.iter().filter(|(_, pg, _)| pg.populated()).collect();
+                if left.is_empty() || Instant::now() >= deadline {
+                    break;
+                }
+                for (_, pg, _) in left {
+                    let _ = pg.kill_all();
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        strangers
+            .into_iter()
+            .map(|(name, pg, count)| {
+                let result = if pg.populated() {
+                    Err(CgroupError::NotEmpty {
+                        path: pg.path(),
+                        count: pg.pids().len(),
+                    })
+                } else {
+                    pg.remove_tree().map(|()| count)
+                };
+                (name, result)
+            })
+            .collect()
     }
 
     /// Remove every empty program cgroup below the parent, the parent if empty, and the
@@ -914,6 +1009,38 @@ impl ProgramCgroup {
     /// The path to show in status: the v2 dir on v2, else the memory dir.
     pub fn path(&self) -> PathBuf {
         path_of(self.layout, &self.dirs)
+    }
+
+    /// Remove the cgroup and the cgroups below it (deepest first) in every hierarchy; they
+    /// must be empty. A missing one is fine.
+    fn remove_tree(&self) -> Result<(), CgroupError> {
+        fn below(dir: &Path, out: &mut Vec<PathBuf>) {
+            if let Ok(rd) = fs::read_dir(dir) {
+                for e in rd.flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        below(&e.path(), out);
+                    }
+                }
+            }
+            out.push(dir.to_path_buf());
+        }
+        let mut dirs = Vec::new();
+        for d in self.dirs.all() {
+            below(d, &mut dirs);
+        }
+        let mut first = Ok(());
+        for d in &dirs {
+            match fs::remove_dir(d) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    if first.is_ok() {
+                        first = Err(io_err("remove", d)(e));
+                    }
+                }
+            }
+        }
+        first
     }
 
     /// Remove the cgroup in every hierarchy (it must be empty). A missing one is fine.

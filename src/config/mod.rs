@@ -4,9 +4,11 @@
 //! into the types below, checks every value and reports all errors of a file at once. The
 //! rest of holden only ever sees these resolved types.
 
+pub mod envfile;
 pub mod placeholder;
 pub mod raw;
 pub mod resolve;
+pub mod vars;
 pub mod words;
 
 use std::collections::BTreeMap;
@@ -170,6 +172,10 @@ impl Signal {
 }
 
 /// Linux x86_64/aarch64 signal numbers (the generic ones; no architecture here differs in these).
+/// The most `log_backups` a program may keep: each rotation renames every backup it has, so the
+/// count bounds the work one rotation does inside the event loop (SPEC: bounded work per event).
+pub const MAX_LOG_BACKUPS: u32 = 1000;
+
 pub const SIGNAL_NAMES: &[(i32, &str)] = &[
     (1, "HUP"),
     (2, "INT"),
@@ -248,7 +254,45 @@ pub struct Program {
     pub agent: Option<PathBuf>,
     /// Set on each of the `instances` of a program (named `BASE@INDEX`).
     pub instance: Option<Instance>,
+    /// File mode creation mask of the program (holden's own when unset).
+    pub umask: Option<u32>,
+    /// Niceness, -20 to 19 (holden's own when unset).
+    pub nice: Option<i32>,
+    /// Written to /proc/self/oom_score_adj, -1000 to 1000 (holden's own when unset).
+    pub oom_score_adj: Option<i32>,
+    /// Resource limits set before exec, in `RLIMITS` order (holden's own for the others).
+    pub rlimits: Vec<Rlimit>,
 }
+
+/// One resource limit of a program. `None` is unlimited (RLIM_INFINITY).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rlimit {
+    /// The lowercase name: `nofile` for RLIMIT_NOFILE; one of `RLIMITS`.
+    pub name: &'static str,
+    pub soft: Option<u64>,
+    pub hard: Option<u64>,
+}
+
+/// Every `RLIMIT_*` by its lowercase name, and whether its values are bytes (a size like
+/// "64MiB" is accepted for those).
+pub const RLIMITS: &[(&str, bool)] = &[
+    ("as", true),
+    ("core", true),
+    ("cpu", false),
+    ("data", true),
+    ("fsize", true),
+    ("locks", false),
+    ("memlock", true),
+    ("msgqueue", true),
+    ("nice", false),
+    ("nofile", false),
+    ("nproc", false),
+    ("rss", true),
+    ("rtprio", false),
+    ("rttime", false),
+    ("sigpending", false),
+    ("stack", true),
+];
 
 impl Program {
     pub fn has_limits(&self) -> bool {
@@ -286,6 +330,10 @@ impl Program {
             depends_on: Vec::new(),
             agent: None,
             instance: None,
+            umask: None,
+            nice: None,
+            oom_score_adj: None,
+            rlimits: Vec::new(),
         }
     }
 

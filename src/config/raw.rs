@@ -20,6 +20,11 @@ pub type Span = Range<usize>;
 pub const DURATION: &str = "a duration like \"10s\"";
 /// What a size is expected to look like, for every size key.
 pub const SIZE: &str = "a size like \"500MB\" (KB = 1000, KiB = 1024) or a number of bytes";
+/// What `environment_file` is expected to be.
+pub const ENV_FILE: &str = "a path like \".env\" or an array of paths (a leading '-' makes a missing file fine)";
+/// What one resource limit is expected to be.
+pub const RLIMIT: &str =
+    "a number, \"unlimited\", a size like \"64MiB\" (for byte limits) or { soft = ..., hard = ... }";
 /// What an output is expected to be, for `stdout`.
 pub const STDOUT: &str = "a path, \"inherit\" or \"null\"";
 /// What an output is expected to be, for `stderr`.
@@ -103,6 +108,13 @@ pub struct RawProgram {
     pub agent: Option<Spanned<String>>,
     pub instances: Option<Spanned<i64>>,
     pub instance_start: Option<Spanned<i64>>,
+    /// One path or several, each with its span; a leading `-` makes a missing file fine.
+    pub environment_file: Option<Vec<Spanned<String>>>,
+    pub umask: Option<Spanned<RawMode>>,
+    pub nice: Option<Spanned<i64>>,
+    pub oom_score_adj: Option<Spanned<i64>>,
+    /// `rlimits = { nofile = 65536, ... }`: each name (with its span) and value.
+    pub rlimits: Vec<(Spanned<String>, Spanned<RawRlimit>)>,
 }
 
 impl RawProgram {
@@ -138,8 +150,30 @@ impl RawProgram {
             agent: None,
             instances: None,
             instance_start: None,
+            environment_file: None,
+            umask: None,
+            nice: None,
+            oom_score_adj: None,
+            rlimits: Vec::new(),
         }
     }
+}
+
+/// One resource limit: a single value for soft and hard, or both.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawRlimit {
+    Both(RawLimit),
+    Pair {
+        soft: Spanned<RawLimit>,
+        hard: Spanned<RawLimit>,
+    },
+}
+
+/// A limit value: an integer, or text (`"unlimited"`, a size like `"64MiB"`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawLimit {
+    Number(i64),
+    Text(String),
 }
 
 /// `command`: one string to split into words, or an argv array.
@@ -214,6 +248,11 @@ pub const PROGRAM_KEYS: &[&str] = &[
     "agent",
     "instances",
     "instance_start",
+    "environment_file",
+    "umask",
+    "nice",
+    "oom_score_adj",
+    "rlimits",
 ];
 
 /// Parse `text`. `Err`: TOML syntax errors (every one the parser found), nothing else is
@@ -346,6 +385,11 @@ fn program(name: &Spanned<DeString<'_>>, value: &Spanned<DeValue<'_>>, p: &mut V
             "agent" => raw.agent = string(path, v, "the path of an agent socket", p),
             "instances" => raw.instances = integer(path, v, "a number of instances like 4", p),
             "instance_start" => raw.instance_start = integer(path, v, "the first instance's index like 0", p),
+            "environment_file" => raw.environment_file = paths(path, v, ENV_FILE, p),
+            "umask" => raw.umask = mode(path, v, p),
+            "nice" => raw.nice = integer(path, v, "a niceness from -20 to 19", p),
+            "oom_score_adj" => raw.oom_score_adj = integer(path, v, "an OOM score adjustment from -1000 to 1000", p),
+            "rlimits" => raw.rlimits = rlimits(path, v, p),
             _ => p.push(unknown_key(key, path, PROGRAM_KEYS)),
         }
     }
@@ -547,6 +591,74 @@ fn environment(path: &str, v: &Spanned<DeValue<'_>>, p: &mut Vec<Problem>) -> Ve
         };
         if let Some(s) = string(&var_path, value, &expected, p) {
             out.push((Spanned::new(key.span(), key.get_ref().to_string()), s));
+        }
+    }
+    out
+}
+
+/// One string or an array of strings.
+fn paths(path: &str, v: &Spanned<DeValue<'_>>, expected: &str, p: &mut Vec<Problem>) -> Option<Vec<Spanned<String>>> {
+    match v.get_ref() {
+        DeValue::Array(_) => strings(path, v, expected, p),
+        _ => string(path, v, expected, p).map(|s| vec![s]),
+    }
+}
+
+fn limit(path: &str, v: &Spanned<DeValue<'_>>, p: &mut Vec<Problem>) -> Option<Spanned<RawLimit>> {
+    match v.get_ref() {
+        DeValue::String(s) => Some(Spanned::new(v.span(), RawLimit::Text(s.to_string()))),
+        DeValue::Integer(_) => {
+            integer(path, v, RLIMIT, p).map(|n| Spanned::new(n.span(), RawLimit::Number(*n.get_ref())))
+        }
+        _ => {
+            p.push(wrong(path, v, RLIMIT));
+            None
+        }
+    }
+}
+
+fn rlimits(path: &str, v: &Spanned<DeValue<'_>>, p: &mut Vec<Problem>) -> Vec<(Spanned<String>, Spanned<RawRlimit>)> {
+    let Some(t) = table(
+        path,
+        v,
+        "a table of limits like { nofile = 65536, core = \"unlimited\" }",
+        p,
+    ) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (key, value) in t.iter() {
+        let limit_path = format!("{path}.{}", segment(key.get_ref()));
+        let name = Spanned::new(key.span(), key.get_ref().to_string());
+        let parsed = match value.get_ref() {
+            DeValue::Table(pair) => {
+                let (mut soft, mut hard) = (None, None);
+                let before = p.len();
+                for (k, lv) in pair.iter() {
+                    let k_path = format!("{limit_path}.{}", segment(k.get_ref()));
+                    match k.get_ref().as_ref() {
+                        "soft" => soft = limit(&k_path, lv, p),
+                        "hard" => hard = limit(&k_path, lv, p),
+                        _ => p.push(unknown_key(k, &k_path, &["soft", "hard"])),
+                    }
+                }
+                match (soft, hard) {
+                    (Some(soft), Some(hard)) if p.len() == before => Some(RawRlimit::Pair { soft, hard }),
+                    _ if p.len() == before => {
+                        p.push(wrong(
+                            &limit_path,
+                            value,
+                            "both soft and hard, like { soft = 1024, hard = 4096 }",
+                        ));
+                        None
+                    }
+                    _ => None,
+                }
+            }
+            _ => limit(&limit_path, value, p).map(|l| RawRlimit::Both(l.into_inner())),
+        };
+        if let Some(r) = parsed {
+            out.push((name, Spanned::new(value.span(), r)));
         }
     }
     out

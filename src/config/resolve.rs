@@ -14,10 +14,12 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{self, Problem, RawCommand, RawMode, RawProgram, RawSignal, RawSize, RawSupervisor};
+use super::raw::{
+    self, Problem, RawCommand, RawLimit, RawMode, RawProgram, RawRlimit, RawSignal, RawSize, RawSupervisor,
+};
 use super::{
-    CgroupMode, Config, Instance, Instanced, LogFile, Output, Program, RestartPolicy, Signal, SupervisorSettings,
-    placeholder, words,
+    CgroupMode, Config, Instance, Instanced, LogFile, Output, Program, RLIMITS, RestartPolicy, Rlimit, Signal,
+    SupervisorSettings, envfile, placeholder, vars, words,
 };
 
 /// The most `instances` a program may have.
@@ -350,7 +352,11 @@ fn supervisor(raw: &RawSupervisor, base: &Path, p: &mut Vec<Problem>) -> Supervi
         .as_ref()
         .and_then(|v| path_value(v, "supervisor.socket", base, "a path", p))
         .unwrap_or_else(super::default_socket);
-    let socket_mode = raw.socket_mode.as_ref().and_then(|v| mode(v, p)).unwrap_or(0o600);
+    let socket_mode = raw
+        .socket_mode
+        .as_ref()
+        .and_then(|v| mode(v, "supervisor.socket_mode", "an octal mode like \"0600\"", p))
+        .unwrap_or(0o600);
     let allow_uids = uids(&raw.allow_uids, "allow_uids", p);
     let admin_uids = uids(&raw.admin_uids, "admin_uids", p);
     let read_uids = uids(&raw.read_uids, "read_uids", p);
@@ -425,8 +431,7 @@ fn supervisor(raw: &RawSupervisor, base: &Path, p: &mut Vec<Problem>) -> Supervi
     }
 }
 
-fn mode(v: &Spanned<RawMode>, p: &mut Vec<Problem>) -> Option<u32> {
-    const EXPECTED: &str = "an octal mode like \"0600\"";
+fn mode(v: &Spanned<RawMode>, key: &str, expected: &str, p: &mut Vec<Problem>) -> Option<u32> {
     let parsed = match v.get_ref() {
         RawMode::Text(s) => {
             let digits = s.strip_prefix("0o").unwrap_or(s);
@@ -434,6 +439,8 @@ fn mode(v: &Spanned<RawMode>, p: &mut Vec<Problem>) -> Option<u32> {
             ok.then(|| u32::from_str_radix(digits, 8).ok()).flatten()
         }
         RawMode::Integer { value, radix: 8 } => u32::try_from(*value).ok(),
+        // 0 is 0 in any radix.
+        RawMode::Integer { value: 0, .. } => Some(0),
         RawMode::Integer { .. } => None,
     };
     match parsed {
@@ -444,7 +451,7 @@ fn mode(v: &Spanned<RawMode>, p: &mut Vec<Problem>) -> Option<u32> {
                 RawMode::Integer { value, radix: 8 } => format!("0o{value:o}"),
                 RawMode::Integer { value, .. } => value.to_string(),
             };
-            p.push(Problem::found(v.span(), "supervisor.socket_mode", found, EXPECTED));
+            p.push(Problem::found(v.span(), key, found, expected));
             None
         }
     }
@@ -490,9 +497,22 @@ fn program(raw: &RawProgram, base: &Path, p: &mut Vec<Problem>) -> Program {
     if let Some(dir) = raw
         .directory
         .as_ref()
-        .and_then(|d| path_value(d, &key("directory"), base, "a directory", p))
+        .and_then(|d| expanded(d, &key("directory"), p))
+        .and_then(|d| path_value(&d, &key("directory"), base, "a directory", p))
     {
         program.directory = dir;
+    }
+    // SPEC: the files in order, then `environment` over them.
+    let files = raw.environment_file.as_deref().unwrap_or_default();
+    for (i, f) in files.iter().enumerate() {
+        let file_key = if files.len() > 1 {
+            format!("{}[{i}]", key("environment_file"))
+        } else {
+            key("environment_file")
+        };
+        for (k, v) in environment_file(f, &file_key, base, p) {
+            program.environment.insert(k, v);
+        }
     }
     for (k, v) in &raw.environment {
         let var_key = format!("{}.{}", key("environment"), raw::segment(k.get_ref()));
@@ -510,8 +530,8 @@ fn program(raw: &RawProgram, base: &Path, p: &mut Vec<Problem>) -> Program {
                 format!("{:?}", v.get_ref()),
                 "a string without NUL",
             ));
-        } else {
-            program.environment.insert(k.get_ref().clone(), v.get_ref().clone());
+        } else if let Some(v) = expanded(v, &var_key, p) {
+            program.environment.insert(k.get_ref().clone(), v.into_inner());
         }
     }
     program.user = id_name(raw.user.as_ref(), &key("user"), "a user name or uid", p);
@@ -677,10 +697,12 @@ fn program(raw: &RawProgram, base: &Path, p: &mut Vec<Problem>) -> Program {
             )),
         }
     }
-    if let Some(out) = output(raw.stdout.as_ref(), &key("stdout"), base, false, p) {
+    let stdout = raw.stdout.as_ref().and_then(|v| expanded(v, &key("stdout"), p));
+    if let Some(out) = output(stdout.as_ref(), &key("stdout"), base, false, p) {
         program.stdout = out;
     }
-    if let Some(err) = output(raw.stderr.as_ref(), &key("stderr"), base, true, p) {
+    let stderr = raw.stderr.as_ref().and_then(|v| expanded(v, &key("stderr"), p));
+    if let Some(err) = output(stderr.as_ref(), &key("stderr"), base, true, p) {
         program.stderr = err;
     }
     if matches!((&program.stdout, &program.stderr), (Output::File(a), Output::File(b)) if a == b) {
@@ -695,12 +717,12 @@ fn program(raw: &RawProgram, base: &Path, p: &mut Vec<Problem>) -> Program {
     }
     if let Some(v) = &raw.log_backups {
         match u32::try_from(*v.get_ref()) {
-            Ok(n) => program.log_backups = n,
-            Err(_) => p.push(Problem::found(
+            Ok(n) if n <= super::MAX_LOG_BACKUPS => program.log_backups = n,
+            _ => p.push(Problem::found(
                 v.span(),
                 &key("log_backups"),
                 v.get_ref(),
-                "a number of files from 0 to 4294967295",
+                format!("a number of files from 0 to {}", super::MAX_LOG_BACKUPS),
             )),
         }
     }
@@ -716,7 +738,245 @@ fn program(raw: &RawProgram, base: &Path, p: &mut Vec<Problem>) -> Program {
     if let Some(v) = &raw.agent {
         program.agent = path_value(v, &key("agent"), base, "the path of an agent socket", p);
     }
+    process_settings(raw, &mut program, &key, p);
     program
+}
+
+/// `v` with `${VAR}` expanded from holden's environment; the problem names the variable.
+fn expanded(v: &Spanned<String>, key: &str, p: &mut Vec<Problem>) -> Option<Spanned<String>> {
+    expand_text(v.get_ref(), v.span(), key, p).map(|s| Spanned::new(v.span(), s))
+}
+
+fn expand_text(s: &str, span: raw::Span, key: &str, p: &mut Vec<Problem>) -> Option<String> {
+    match vars::expand(s, &vars::process_env) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            p.push(Problem::found(span, key, e, vars::EXPECTED));
+            None
+        }
+    }
+}
+
+/// The assignments of one `environment_file` entry: `${VAR}` expanded in its path, relative to
+/// the config's folder, a leading `-` for "missing is fine". Each problem names the file and
+/// its line besides the config's own place.
+fn environment_file(v: &Spanned<String>, key: &str, base: &Path, p: &mut Vec<Problem>) -> Vec<(String, String)> {
+    const EXPECTED: &str = "a readable file of KEY=value lines (a leading '-' makes a missing file fine)";
+    let (optional, written) = match v.get_ref().strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, v.get_ref().as_str()),
+    };
+    let Some(text) = expand_text(written, v.span(), key, p) else {
+        return Vec::new();
+    };
+    let Some(path) = path_value(&Spanned::new(v.span(), text), key, base, EXPECTED, p) else {
+        return Vec::new();
+    };
+    let content = match read_env_file(&path) {
+        Ok(c) => c,
+        Err(e) if optional && e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            p.push(Problem::found(
+                v.span(),
+                key,
+                format!("{}, which cannot be read: {}", path.display(), io_reason(&e)),
+                EXPECTED,
+            ));
+            return Vec::new();
+        }
+    };
+    match envfile::parse(&content) {
+        Ok(pairs) => pairs,
+        Err(e) => {
+            p.push(Problem::found(
+                v.span(),
+                key,
+                format!("{}:{}: {}", path.display(), e.line, e.message),
+                "KEY=value lines, # comments and blank lines (quotes as in systemd's EnvironmentFile)",
+            ));
+            Vec::new()
+        }
+    }
+}
+
+/// The most an environment file may hold.
+pub const ENV_FILE_MAX: u64 = 1 << 20;
+
+/// An environment file's text. Only a regular file of at most `ENV_FILE_MAX` bytes: the file is
+/// read inside holden's loop at a reload, where a FIFO with no writer (or `/dev/zero`) would
+/// block or never end. Opened non-blocking, so that opening a FIFO does not wait either.
+fn read_env_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("it is not a regular file"));
+    }
+    if meta.len() > ENV_FILE_MAX {
+        return Err(std::io::Error::other(format!(
+            "it is larger than {} bytes",
+            ENV_FILE_MAX
+        )));
+    }
+    let mut text = String::new();
+    file.take(ENV_FILE_MAX + 1).read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// umask, nice, oom_score_adj and rlimits.
+fn process_settings(raw: &RawProgram, program: &mut Program, key: &dyn Fn(&str) -> String, p: &mut Vec<Problem>) {
+    if let Some(v) = &raw.umask {
+        program.umask = mode(
+            v,
+            &key("umask"),
+            "an octal umask like \"027\" or 0o027, at most 0777",
+            p,
+        );
+    }
+    if let Some(v) = &raw.nice {
+        match i32::try_from(*v.get_ref()) {
+            Ok(n) if (-20..=19).contains(&n) => program.nice = Some(n),
+            Ok(_) | Err(_) => p.push(Problem::found(
+                v.span(),
+                &key("nice"),
+                v.get_ref(),
+                "a niceness from -20 to 19",
+            )),
+        }
+    }
+    if let Some(v) = &raw.oom_score_adj {
+        match i32::try_from(*v.get_ref()) {
+            Ok(n) if (-1000..=1000).contains(&n) => program.oom_score_adj = Some(n),
+            Ok(_) | Err(_) => p.push(Problem::found(
+                v.span(),
+                &key("oom_score_adj"),
+                v.get_ref(),
+                "an OOM score adjustment from -1000 to 1000",
+            )),
+        }
+    }
+    for (name, value) in &raw.rlimits {
+        let limit_key = format!("{}.{}", key("rlimits"), raw::segment(name.get_ref()));
+        let Some(&(known, bytes)) = RLIMITS.iter().find(|(n, _)| *n == name.get_ref()) else {
+            let names: Vec<&str> = RLIMITS.iter().map(|(n, _)| *n).collect();
+            p.push(Problem::found(
+                name.span(),
+                &limit_key,
+                format!("the unknown limit {:?}", name.get_ref()),
+                format!("one of {}", names.join(", ")),
+            ));
+            continue;
+        };
+        let (soft, hard) = match value.get_ref() {
+            RawRlimit::Both(l) => {
+                let v = limit_value(&Spanned::new(value.span(), l.clone()), &limit_key, bytes, p);
+                (v, v)
+            }
+            RawRlimit::Pair { soft, hard } => (
+                limit_value(soft, &format!("{limit_key}.soft"), bytes, p),
+                limit_value(hard, &format!("{limit_key}.hard"), bytes, p),
+            ),
+        };
+        let (Some(soft), Some(hard)) = (soft, hard) else {
+            continue;
+        };
+        let show = |l: Option<u64>| l.map_or_else(|| "unlimited".to_string(), |n| n.to_string());
+        if soft.unwrap_or(u64::MAX) > hard.unwrap_or(u64::MAX) {
+            p.push(Problem::found(
+                value.span(),
+                &limit_key,
+                format!("the soft limit {} above the hard limit {}", show(soft), show(hard)),
+                "a soft limit at most the hard one",
+            ));
+            continue;
+        }
+        // The kernel refuses a nofile limit above fs.nr_open (and "unlimited" is above it).
+        if known == "nofile"
+            && let Some(max) = nr_open()
+            && hard.is_none_or(|h| h > max)
+        {
+            p.push(Problem::found(
+                value.span(),
+                &limit_key,
+                format!("{}, above this kernel's fs.nr_open ({max})", show(hard)),
+                format!("a number of files up to {max}"),
+            ));
+            continue;
+        }
+        program.rlimits.push(Rlimit {
+            name: known,
+            soft,
+            hard,
+        });
+    }
+    if let Some(agent) = &raw.agent {
+        let settings = [
+            ("umask", raw.umask.as_ref().map(Spanned::span)),
+            ("nice", raw.nice.as_ref().map(Spanned::span)),
+            ("oom_score_adj", raw.oom_score_adj.as_ref().map(Spanned::span)),
+            ("rlimits", raw.rlimits.first().map(|(n, _)| n.span())),
+        ];
+        for (setting, span) in settings {
+            if let Some(span) = span {
+                p.push(Problem::found(
+                    span,
+                    &key(setting),
+                    format!("{setting} on a program spawned through the agent {:?}", agent.get_ref()),
+                    "no umask, nice, oom_score_adj or rlimits with agent (the agent protocol does not carry them: set them on the agent itself)",
+                ));
+            }
+        }
+    }
+}
+
+/// `/proc/sys/fs/nr_open`, the most open files any process may be allowed.
+fn nr_open() -> Option<u64> {
+    std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// One limit: `Some(None)` for unlimited, `Some(Some(n))` for a number, `None` after a problem.
+fn limit_value(v: &Spanned<RawLimit>, key: &str, bytes: bool, p: &mut Vec<Problem>) -> Option<Option<u64>> {
+    let parsed = match v.get_ref() {
+        RawLimit::Number(n) => u64::try_from(*n).ok().map(Some),
+        RawLimit::Text(t) => {
+            let t = t.trim();
+            if t == "unlimited" || t == "infinity" {
+                Some(None)
+            } else if let Ok(n) = t.parse::<u64>() {
+                Some(Some(n))
+            } else if bytes && !t.starts_with(['-', '+']) {
+                bytesize::ByteSize::from_str(t).ok().map(|b| Some(b.as_u64()))
+            } else {
+                None
+            }
+        }
+    };
+    match parsed {
+        // RLIM_INFINITY is all ones: the same as unlimited.
+        Some(Some(u64::MAX)) => Some(None),
+        Some(l) => Some(l),
+        None => {
+            let found = match v.get_ref() {
+                RawLimit::Number(n) => n.to_string(),
+                RawLimit::Text(t) => format!("{t:?}"),
+            };
+            let expected = if bytes {
+                "a number of bytes, a size like \"64MiB\", or \"unlimited\""
+            } else {
+                "a number or \"unlimited\""
+            };
+            p.push(Problem::found(v.span(), key, found, expected));
+            None
+        }
+    }
 }
 
 /// `NAME=value` with NAME a shell variable name.
@@ -752,7 +1012,13 @@ fn command(c: &Spanned<RawCommand>, key: &str, base: &Path, p: &mut Vec<Problem>
                 ));
                 None
             }
-            Ok(argv) if argv.first().is_some_and(|w| !w.is_empty()) => Some(argv_from(base, argv)),
+            // SPEC (docs/config.md): `${VAR}` is expanded in each word after the split, so a
+            // value with blanks stays one word and its quotes are not read again.
+            Ok(argv) if argv.first().is_some_and(|w| !w.is_empty()) => {
+                let before = p.len();
+                let argv: Vec<String> = argv.iter().filter_map(|w| expand_text(w, c.span(), key, p)).collect();
+                (p.len() == before).then(|| argv_from(base, argv))
+            }
             Ok(_) => {
                 p.push(Problem::found(
                     c.span(),
@@ -774,7 +1040,13 @@ fn command(c: &Spanned<RawCommand>, key: &str, base: &Path, p: &mut Vec<Problem>
         },
         RawCommand::Argv(argv) => match argv.first() {
             Some(first) if !first.get_ref().is_empty() => {
-                Some(argv_from(base, argv.iter().map(|a| a.get_ref().clone()).collect()))
+                let before = p.len();
+                let words: Vec<String> = argv
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, a)| expand_text(a.get_ref(), a.span(), &format!("{key}[{i}]"), p))
+                    .collect();
+                (p.len() == before).then(|| argv_from(base, words))
             }
             Some(first) => {
                 p.push(Problem::found(
@@ -1117,13 +1389,19 @@ fn render_program(out: &mut String, p: &Program) {
             agent.display()
         );
     }
-    let argv: Vec<String> = p.command.iter().map(|a| quote(a)).collect();
+    // Values are shown expanded, with `$` doubled where it would be read as `$$` or `${`, so
+    // that the text reads back the same; `environment` includes what environment_file gave.
+    let argv: Vec<String> = p.command.iter().map(|a| quote_expanded(a)).collect();
     let _ = writeln!(out, "command = [{}]", argv.join(", "));
-    let _ = writeln!(out, "directory = {}", quote(&p.directory.display().to_string()));
+    let _ = writeln!(
+        out,
+        "directory = {}",
+        quote_expanded(&p.directory.display().to_string())
+    );
     let env: Vec<String> = p
         .environment
         .iter()
-        .map(|(k, v)| format!("{} = {}", raw::segment(k), quote(v)))
+        .map(|(k, v)| format!("{} = {}", raw::segment(k), quote_expanded(v)))
         .collect();
     if env.is_empty() {
         let _ = writeln!(out, "environment = {{}}");
@@ -1195,6 +1473,31 @@ fn render_program(out: &mut String, p: &Program) {
         p.agent.as_ref().map(|a| quote(&a.display().to_string())),
         "spawned by holden itself",
     );
+    optional(out, "umask", p.umask.map(|m| format!("\"{m:04o}\"")), "holden's own");
+    optional(out, "nice", p.nice.map(|n| n.to_string()), "holden's own");
+    optional(
+        out,
+        "oom_score_adj",
+        p.oom_score_adj.map(|n| n.to_string()),
+        "holden's own",
+    );
+    let show = |l: Option<u64>| l.map_or_else(|| "\"unlimited\"".to_string(), |n| n.to_string());
+    let limits: Vec<String> = p
+        .rlimits
+        .iter()
+        .map(|r| {
+            if r.soft == r.hard {
+                format!("{} = {}", r.name, show(r.hard))
+            } else {
+                format!("{} = {{ soft = {}, hard = {} }}", r.name, show(r.soft), show(r.hard))
+            }
+        })
+        .collect();
+    if limits.is_empty() {
+        let _ = writeln!(out, "# rlimits: not set (holden's own)");
+    } else {
+        let _ = writeln!(out, "rlimits = {{ {} }}", limits.join(", "));
+    }
 }
 
 fn optional(out: &mut String, key: &str, value: Option<String>, unset: &str) {
@@ -1206,7 +1509,7 @@ fn optional(out: &mut String, key: &str, value: Option<String>, unset: &str) {
 
 fn output_text(o: &Output) -> String {
     match o {
-        Output::File(p) => quote(&p.display().to_string()),
+        Output::File(p) => quote_expanded(&p.display().to_string()),
         Output::Inherit => "\"inherit\"".to_string(),
         Output::Null => "\"null\"".to_string(),
         Output::Stdout => "\"stdout\"".to_string(),
@@ -1215,6 +1518,11 @@ fn output_text(o: &Output) -> String {
 
 fn quote(s: &str) -> String {
     raw::basic_string(s)
+}
+
+/// A value that `${VAR}` expansion reads, quoted so that it reads back as itself.
+fn quote_expanded(s: &str) -> String {
+    raw::basic_string(&vars::escape(s))
 }
 
 #[cfg(test)]
@@ -1893,5 +2201,286 @@ stop_signal = \"NOPE\"
         }
         let again = load_str(Path::new("/etc/holden/supervisor.toml"), &r).unwrap_or_else(|e| panic!("{e}\n{r}"));
         assert_eq!(again, c);
+    }
+
+    const UNSET: &str = "HOLDEN_TEST_SURELY_UNSET_VARIABLE";
+
+    #[test]
+    fn variables_expand_in_commands_environment_and_paths() {
+        let path = std::env::var("PATH").expect("PATH is set");
+        let text = r#"[programs.web]
+command = "echo ${PATH} '${HOLDEN_TEST_SURELY_UNSET_VARIABLE:-a b}' $$HOME $1 ${PATH}$${X}"
+directory = "${HOLDEN_TEST_SURELY_UNSET_VARIABLE:-/srv}/app"
+environment = { P = "${PATH}:/x", L = "$${PATH}", S = "cost: 5$" }
+stdout = "${HOLDEN_TEST_SURELY_UNSET_VARIABLE:-logs}/web.log"
+stderr = "${HOLDEN_TEST_SURELY_UNSET_VARIABLE:-null}"
+[programs.argv]
+command = ["sh", "-c", "echo $HOME ${HOLDEN_TEST_SURELY_UNSET_VARIABLE:-}x"]
+"#;
+        let c = ok(text);
+        let web = c.program("web").expect("web");
+        assert_eq!(
+            web.command,
+            vec![
+                "echo".to_string(),
+                path.clone(),
+                "a b".into(),
+                "$HOME".into(),
+                "$1".into(),
+                format!("{path}${{X}}"),
+            ]
+        );
+        assert_eq!(web.directory, PathBuf::from("/srv/app"));
+        assert_eq!(web.environment["P"], format!("{path}:/x"));
+        assert_eq!(web.environment["L"], "${PATH}");
+        assert_eq!(web.environment["S"], "cost: 5$");
+        assert_eq!(web.stdout, Output::File(PathBuf::from("/etc/holden/logs/web.log")));
+        assert_eq!(web.stderr, Output::Null);
+        let argv = c.program("argv").expect("argv");
+        assert_eq!(argv.command, vec!["sh", "-c", "echo $HOME x"]);
+        // What check prints reads back the same, `$` and all.
+        let r = render(&c);
+        assert!(r.contains("L = \"$${PATH}\""), "{r}");
+        let again = load_str(Path::new("/etc/holden/supervisor.toml"), &r).unwrap_or_else(|e| panic!("{e}\n{r}"));
+        assert_eq!(again.programs, c.programs);
+    }
+
+    #[test]
+    fn an_unset_variable_is_an_error_naming_it() {
+        let e = errors(&format!(
+            "[programs.web]\ncommand = [\"echo\", \"${{{UNSET}}}\"]\nenvironment = {{ A = \"x${{{UNSET}}}\" }}\ndirectory = \"${{A\"\n"
+        ));
+        assert_eq!(
+            e,
+            vec![
+                format!(
+                    "sv.toml:2:20: programs.web.command[1]: found ${{{UNSET}}}, but {UNSET} is not set in holden's environment, expected {}",
+                    vars::EXPECTED
+                ),
+                format!(
+                    "sv.toml:3:21: programs.web.environment.A: found ${{{UNSET}}}, but {UNSET} is not set in holden's environment, expected {}",
+                    vars::EXPECTED
+                ),
+                format!(
+                    "sv.toml:4:13: programs.web.directory: found a ${{ without its closing }}, expected {}",
+                    vars::EXPECTED
+                ),
+            ]
+        );
+        let e = one_error(&program_with(&format!("stdout = \"${{{UNSET}}}/x.log\"")));
+        assert!(
+            e.starts_with("sv.toml:3:10: programs.web.stdout: found ${HOLDEN_TEST"),
+            "{e}"
+        );
+        let e = one_error(&format!("[programs.web]\ncommand = \"run ${{{UNSET}}}\"\n"));
+        assert!(
+            e.starts_with("sv.toml:2:11: programs.web.command: found ${HOLDEN_TEST"),
+            "{e}"
+        );
+    }
+
+    fn in_dir(dir: &Path, text: &str) -> Result<Config, Vec<String>> {
+        load_str(&dir.join("sv.toml"), text).map_err(|e| e.messages)
+    }
+
+    #[test]
+    fn environment_files_in_order_then_the_environment_table() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join(".env"), "# base\nA=1\nB='two words'\nC=\"x\\ny\"\n").expect("write");
+        std::fs::create_dir(dir.path().join("more")).expect("mkdir");
+        std::fs::write(dir.path().join("more/over.env"), "export B=2\nD=$A\n").expect("write");
+        let text = format!(
+            "[programs.web]\ncommand = \"sleep 1\"\nenvironment_file = [\".env\", \"-missing.env\", \"${{{UNSET}:-more}}/over.env\"]\nenvironment = {{ D = \"table\" }}\n"
+        );
+        let c = in_dir(dir.path(), &text).unwrap_or_else(|e| panic!("{e:#?}"));
+        let env = &c.programs[0].environment;
+        assert_eq!(env["A"], "1");
+        assert_eq!(env["B"], "2");
+        assert_eq!(env["C"], "x\ny");
+        assert_eq!(env["D"], "table");
+        assert_eq!(env.len(), 4);
+        // One path alone is fine too.
+        let c = in_dir(
+            dir.path(),
+            "[programs.web]\ncommand = \"x\"\nenvironment_file = \".env\"\n",
+        )
+        .expect("valid");
+        assert_eq!(c.programs[0].environment["A"], "1");
+    }
+
+    #[test]
+    fn environment_file_problems_name_the_file_its_line_and_the_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("bad.env"), "A=1\n# fine\nB C\n").expect("write");
+        let file = dir.path().join("sv.toml").display().to_string();
+        let bad = dir.path().join("bad.env").display().to_string();
+        let missing = dir.path().join("missing.env").display().to_string();
+        let e = in_dir(
+            dir.path(),
+            "[programs.web]\ncommand = \"x\"\nenvironment_file = [\"bad.env\", \"missing.env\", \"\"]\n",
+        )
+        .expect_err("refused");
+        assert_eq!(e.len(), 3, "{e:#?}");
+        assert_eq!(
+            e[0],
+            format!(
+                "{file}:3:21: programs.web.environment_file[0]: found {bad}:3: \"B C\" has no '=', expected KEY=value lines, # comments and blank lines (quotes as in systemd's EnvironmentFile)"
+            )
+        );
+        assert!(
+            e[1].starts_with(&format!(
+                "{file}:3:32: programs.web.environment_file[1]: found {missing}, which cannot be read: no such file"
+            )),
+            "{e:#?}"
+        );
+        assert!(e[2].contains("programs.web.environment_file[2]: found \"\""), "{e:#?}");
+        // Not a regular file: refused at once, never read (a FIFO would block the loop).
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            dir.path().join("fifo"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .expect("mkfifo");
+        let e = in_dir(
+            dir.path(),
+            "[programs.web]\ncommand = \"x\"\nenvironment_file = [\"/dev/zero\", \"-.\", \"fifo\"]\n",
+        )
+        .expect_err("refused");
+        assert_eq!(e.len(), 3, "{e:#?}");
+        assert!(
+            e[2].contains("fifo, which cannot be read: it is not a regular file"),
+            "{e:#?}"
+        );
+        assert!(
+            e[0].contains("found /dev/zero, which cannot be read: it is not a regular file"),
+            "{e:#?}"
+        );
+        assert!(
+            e[1].contains("which cannot be read: it is not a regular file"),
+            "{e:#?}"
+        );
+        std::fs::write(dir.path().join("big.env"), vec![b'#'; (ENV_FILE_MAX + 1) as usize]).expect("write");
+        let e = in_dir(
+            dir.path(),
+            "[programs.web]\ncommand = \"x\"\nenvironment_file = \"big.env\"\n",
+        )
+        .expect_err("refused");
+        assert!(e[0].contains("it is larger than 1048576 bytes"), "{e:#?}");
+    }
+
+    #[test]
+    fn process_settings_resolve() {
+        let c = ok(&program_with(
+            "umask = \"027\"\nnice = 5\noom_score_adj = -100\nrlimits = { nofile = 4096, core = \"unlimited\", memlock = \"64MiB\", nproc = { soft = 100, hard = 200 }, cpu = \"30\" }",
+        ));
+        let p = &c.programs[0];
+        assert_eq!(p.umask, Some(0o27));
+        assert_eq!(p.nice, Some(5));
+        assert_eq!(p.oom_score_adj, Some(-100));
+        let limit = |name: &str| p.rlimits.iter().find(|r| r.name == name).map(|r| (r.soft, r.hard));
+        assert_eq!(limit("nofile"), Some((Some(4096), Some(4096))));
+        assert_eq!(limit("core"), Some((None, None)));
+        assert_eq!(limit("memlock"), Some((Some(64 << 20), Some(64 << 20))));
+        assert_eq!(limit("nproc"), Some((Some(100), Some(200))));
+        assert_eq!(limit("cpu"), Some((Some(30), Some(30))));
+        assert_eq!(ok(&program_with("umask = 0o077")).programs[0].umask, Some(0o77));
+        assert_eq!(ok(&program_with("umask = 0")).programs[0].umask, Some(0));
+        let r = render(&c);
+        for needle in [
+            "umask = \"0027\"",
+            "nice = 5",
+            "oom_score_adj = -100",
+            "nproc = { soft = 100, hard = 200 }",
+            "core = \"unlimited\"",
+        ] {
+            assert!(r.contains(needle), "{needle:?} not in\n{r}");
+        }
+        let again = load_str(Path::new("/etc/holden/supervisor.toml"), &r).unwrap_or_else(|e| panic!("{e}\n{r}"));
+        assert_eq!(again.programs, c.programs);
+    }
+
+    #[test]
+    fn bad_process_settings_are_refused_with_their_place() {
+        let cases = [
+            (
+                "umask = \"999\"",
+                "sv.toml:3:9: programs.web.umask: found \"999\", expected an octal umask like \"027\" or 0o027, at most 0777",
+            ),
+            (
+                "umask = 0o1777",
+                "sv.toml:3:9: programs.web.umask: found 0o1777, expected an octal umask like \"027\" or 0o027, at most 0777",
+            ),
+            (
+                "umask = 22",
+                "sv.toml:3:9: programs.web.umask: found 22, expected an octal umask like \"027\" or 0o027, at most 0777",
+            ),
+            (
+                "nice = 40",
+                "sv.toml:3:8: programs.web.nice: found 40, expected a niceness from -20 to 19",
+            ),
+            (
+                "oom_score_adj = -1001",
+                "sv.toml:3:17: programs.web.oom_score_adj: found -1001, expected an OOM score adjustment from -1000 to 1000",
+            ),
+            (
+                "rlimits = { nofiles = 10 }",
+                "sv.toml:3:13: programs.web.rlimits.nofiles: found the unknown limit \"nofiles\", expected one of as, core, cpu, data, fsize, locks, memlock, msgqueue, nice, nofile, nproc, rss, rtprio, rttime, sigpending, stack",
+            ),
+            (
+                "rlimits = { nproc = { soft = 200, hard = 100 } }",
+                "sv.toml:3:21: programs.web.rlimits.nproc: found the soft limit 200 above the hard limit 100, expected a soft limit at most the hard one",
+            ),
+            (
+                "rlimits = { nproc = { soft = \"unlimited\", hard = 100 } }",
+                "sv.toml:3:21: programs.web.rlimits.nproc: found the soft limit unlimited above the hard limit 100, expected a soft limit at most the hard one",
+            ),
+            (
+                "rlimits = { nofile = \"1MiB\" }",
+                "sv.toml:3:22: programs.web.rlimits.nofile: found \"1MiB\", expected a number or \"unlimited\"",
+            ),
+            (
+                "rlimits = { core = -1 }",
+                "sv.toml:3:20: programs.web.rlimits.core: found -1, expected a number of bytes, a size like \"64MiB\", or \"unlimited\"",
+            ),
+            (
+                "rlimits = { nproc = { soft = 1 } }",
+                "sv.toml:3:21: programs.web.rlimits.nproc: found a table, expected both soft and hard, like { soft = 1024, hard = 4096 }",
+            ),
+            (
+                "rlimits = { nproc = { soft = 1, max = 2 } }",
+                "sv.toml:3:33: programs.web.rlimits.nproc.max: found unknown key \"max\", expected one of soft, hard",
+            ),
+            (
+                "rlimits = 5",
+                "sv.toml:3:11: programs.web.rlimits: found 5, expected a table of limits like { nofile = 65536, core = \"unlimited\" }",
+            ),
+        ];
+        for (line, want) in cases {
+            assert_eq!(one_error(&program_with(line)), want, "{line}");
+        }
+        if let Some(max) = nr_open() {
+            let e = one_error(&program_with(&format!("rlimits = {{ nofile = {} }}", max + 1)));
+            assert!(e.contains(&format!("above this kernel's fs.nr_open ({max})")), "{e}");
+            let e = one_error(&program_with("rlimits = { nofile = \"unlimited\" }"));
+            assert!(e.contains("found unlimited, above this kernel's fs.nr_open"), "{e}");
+        }
+    }
+
+    #[test]
+    fn process_settings_are_refused_with_an_agent() {
+        let e = errors("[programs.web]\ncommand = \"x\"\nagent = \"/run/a.sock\"\nnice = 1\nrlimits = { core = 0 }\n");
+        assert_eq!(e.len(), 2, "{e:#?}");
+        assert!(
+            e[0].starts_with(
+                "sv.toml:4:8: programs.web.nice: found nice on a program spawned through the agent \"/run/a.sock\""
+            ),
+            "{e:#?}"
+        );
+        assert!(
+            e[1].starts_with("sv.toml:5:13: programs.web.rlimits: found rlimits"),
+            "{e:#?}"
+        );
     }
 }

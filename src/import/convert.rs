@@ -718,7 +718,7 @@ impl Conv<'_> {
                 "umask" => {
                     let Some(v) = self.plain(s, e, &vars) else { continue };
                     match parse_octal(&v) {
-                        Some(m) if m <= 0o7777 => p.set("umask", format!("\"{m:03o}\"")),
+                        Some(m) if m <= 0o777 => p.set("umask", format!("\"{m:03o}\"")),
                         _ => self.entry_error(s, e, format!("found {v:?}, expected an octal umask like 022")),
                     }
                 }

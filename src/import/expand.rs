@@ -316,4 +316,46 @@ mod tests {
             assert!(expand(s, &lookup).is_err(), "{s}");
         }
     }
+
+    #[test]
+    fn templates_read_back_exactly_through_the_config_expander() {
+        use crate::config::vars::{VarError, expand as load_expand};
+        let env = |name: &str| -> Result<Option<String>, VarError> {
+            Ok(match name {
+                "HOME" => Some("/home/me".into()),
+                "EMPTY" => Some(String::new()),
+                "ARGS" => Some("-v --port 80".into()),
+                _ => None,
+            })
+        };
+        let cases = [
+            // Braces are left out: `{`/`}` doubling belongs to the `{index}` templates.
+            (
+                vec![Piece::Text("echo $HOME $$ $x end$".into())],
+                "echo $HOME $$ $x end$",
+            ),
+            (
+                vec![
+                    Piece::Text("--home=$".into()),
+                    Piece::Env("HOME".into()),
+                    Piece::Text("/x $".into()),
+                ],
+                "--home=$/home/me/x $",
+            ),
+            (
+                vec![Piece::Env("HOME".into()), Piece::Env("ARGS".into())],
+                "/home/me-v --port 80",
+            ),
+            (vec![Piece::Text("$".into())], "$"),
+            (vec![Piece::Text("a$$b$".into()), Piece::Env("EMPTY".into())], "a$$b$"),
+        ];
+        for (pieces, want) in cases {
+            let template = Expanded(pieces).template();
+            assert_eq!(
+                load_expand(&template, &env).as_deref(),
+                Ok(want),
+                "template {template:?}"
+            );
+        }
+    }
 }

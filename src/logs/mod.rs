@@ -406,7 +406,30 @@ impl Logs {
         if busy && !ready.hangup && self.defer(reactor, id, now, at) {
             return;
         }
+        self.move_siblings_first(reactor, id);
         self.move_now(reactor, id);
+    }
+
+    /// Before stream `id` is read out of turn, move what its program's other stream holds
+    /// back for a batch: that came first. So a program that writes to stdout and then to
+    /// stderr has them in that order in a shared file (or on holden's stderr), as when every
+    /// write was read at once.
+    fn move_siblings_first(&mut self, reactor: &Reactor, id: u64) {
+        let program = &self.streams[&id].program;
+        let waiting: Vec<u64> = self
+            .streams
+            .iter()
+            .filter(|(other, s)| **other != id && s.batch.is_some() && &s.program == program)
+            .map(|(other, _)| *other)
+            .collect();
+        for other in waiting {
+            let stream = self.streams.get_mut(&other).expect("listed above");
+            stream.batch = None;
+            if let Err(e) = reactor.add(stream.pipe.as_fd(), Token::new(Kind::Output, other), Interest::Read) {
+                log::warn!("cannot watch the output pipe of {} again: {e}", stream.program);
+            }
+            self.move_now(reactor, other);
+        }
     }
 
     /// Move stream `id`'s pipe now; at EOF drop the stream. Returns the bytes moved.

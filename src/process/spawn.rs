@@ -13,10 +13,10 @@
 use std::os::fd::OwnedFd;
 use std::process::{Command, Stdio};
 
-use rustix::process::{Pid, PidfdFlags, pidfd_open};
+use rustix::process::{Pid, PidfdFlags, Resource, Rlimit, pidfd_open};
 
 use crate::config::Program;
-use crate::sys::exec::{self, ChildSetup};
+use crate::sys::exec::{self, ChildSetup, Step};
 
 use super::users;
 
@@ -80,12 +80,33 @@ pub fn spawn(
         ChildSetup {
             cgroup_procs,
             new_session: true,
+            rlimits: program
+                .rlimits
+                .iter()
+                .map(|r| {
+                    (
+                        resource(r.name),
+                        Rlimit {
+                            current: r.soft,
+                            maximum: r.hard,
+                        },
+                    )
+                })
+                .collect(),
+            nice: program.nice,
+            oom_score_adj: program.oom_score_adj.map(|n| n.to_string().into_bytes()),
+            umask: program.umask,
             credentials: identity.map(|i| i.credentials),
+            close_other_fds: true,
+            fd_bound: exec::fd_bound(),
         },
     );
     let child = cmd.spawn().map_err(|e| {
-        let reason = io_text(&e);
-        match e.raw_os_error().map(rustix::io::Errno::from_raw_os_error) {
+        let reason = match exec::failed_step(&e) {
+            Some((step, errno)) => step_text(program, step, &errno),
+            None => io_text(&e),
+        };
+        match exec::errno(&e).map(rustix::io::Errno::from_raw_os_error) {
             Some(
                 rustix::io::Errno::AGAIN
                 | rustix::io::Errno::NOMEM
@@ -122,6 +143,84 @@ pub fn spawn(
     Ok(Spawned { pid, pidfd })
 }
 
+/// The `RLIMIT_*` of a name of `config::RLIMITS`.
+fn resource(name: &str) -> Resource {
+    match name {
+        "as" => Resource::As,
+        "core" => Resource::Core,
+        "cpu" => Resource::Cpu,
+        "data" => Resource::Data,
+        "fsize" => Resource::Fsize,
+        "locks" => Resource::Locks,
+        "memlock" => Resource::Memlock,
+        "msgqueue" => Resource::Msgqueue,
+        "nice" => Resource::Nice,
+        "nofile" => Resource::Nofile,
+        "nproc" => Resource::Nproc,
+        "rss" => Resource::Rss,
+        "rtprio" => Resource::Rtprio,
+        "rttime" => Resource::Rttime,
+        "sigpending" => Resource::Sigpending,
+        "stack" => Resource::Stack,
+        other => unreachable!("config::RLIMITS has no {other:?}"),
+    }
+}
+
+/// What a failed pre-exec step means, as a sentence fragment naming the setting.
+fn step_text(program: &Program, step: Step, errno: &std::io::Error) -> String {
+    let why = io_text(errno);
+    let show = |l: Option<u64>| l.map_or_else(|| "unlimited".to_string(), |n| n.to_string());
+    let denied = errno.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error());
+    match step {
+        Step::Cgroup => format!("cannot join its cgroup: {why}"),
+        Step::Setsid => format!("cannot start a new session: {why}"),
+        Step::Rlimit(i) => match program.rlimits.get(i) {
+            Some(r) => {
+                let hint = match (denied, r.name) {
+                    (true, "nofile") => {
+                        " (raising a hard limit needs CAP_SYS_RESOURCE, and nofile cannot exceed fs.nr_open)"
+                    }
+                    (true, _) => " (raising a hard limit needs CAP_SYS_RESOURCE)",
+                    (false, _) => "",
+                };
+                format!(
+                    "the kernel refused rlimits.{} = {{ soft = {}, hard = {} }}: {why}{hint}",
+                    r.name,
+                    show(r.soft),
+                    show(r.hard)
+                )
+            }
+            None => format!("the kernel refused a resource limit: {why}"),
+        },
+        Step::Nice => {
+            let hint = if denied {
+                " (a niceness below holden's own needs CAP_SYS_NICE)"
+            } else {
+                ""
+            };
+            format!(
+                "the kernel refused nice = {}: {why}{hint}",
+                program.nice.unwrap_or_default()
+            )
+        }
+        Step::OomScoreAdj => {
+            let hint = if denied || errno.raw_os_error() == Some(rustix::io::Errno::ACCESS.raw_os_error()) {
+                " (an oom_score_adj below holden's own needs CAP_SYS_RESOURCE)"
+            } else {
+                ""
+            };
+            format!(
+                "the kernel refused oom_score_adj = {}: {why}{hint}",
+                program.oom_score_adj.unwrap_or_default()
+            )
+        }
+        Step::Groups => format!("cannot set the supplementary groups: {why}"),
+        Step::Gid => format!("cannot switch to the group: {why}"),
+        Step::Uid => format!("cannot switch to the user: {why}"),
+        Step::CloseRange => format!("cannot close holden's other file descriptors (close_range, Linux 5.11+): {why}"),
+    }
+}
+
 /// "working directory /x: No such file or directory" when `dir` cannot be a working directory.
 fn directory_fault(dir: &std::path::Path) -> Option<String> {
     match std::fs::metadata(dir) {
@@ -137,5 +236,18 @@ pub fn io_text(e: &std::io::Error) -> String {
     match s.find(" (os error ") {
         Some(i) => s[..i].to_string(),
         None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_limit_name_of_the_config_has_its_resource() {
+        let all: Vec<Resource> = crate::config::RLIMITS.iter().map(|(name, _)| resource(name)).collect();
+        assert_eq!(all.len(), 16);
+        assert_eq!(resource("nofile"), Resource::Nofile);
+        assert_eq!(resource("as"), Resource::As);
     }
 }

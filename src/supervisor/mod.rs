@@ -121,7 +121,26 @@ struct Slot {
     limits: (Option<u64>, Option<f64>, Option<u64>),
     /// An agent's program ended: its exit status is being read from its pidfd.
     exit_wait: Option<ExitWait>,
+    /// Processes its main process left behind, being stopped; a spawn waits for them.
+    leftovers: Leftovers,
 }
+
+/// What a main process that exited on its own left behind (a daemon that forked): they get the
+/// program's stop_signal, SIGKILL after its stop_timeout, and the program is not spawned again
+/// until they are all gone (its cgroup, else its process group, is empty): no program ever
+/// runs twice.
+#[derive(Debug, Clone, Copy, Default)]
+struct Leftovers {
+    /// While some are alive: when to send SIGKILL (again).
+    kill_at: Option<Instant>,
+    /// SIGKILL was sent.
+    killed: bool,
+    /// A spawn was asked for while they lived: it happens once they are gone.
+    spawn_deferred: bool,
+}
+
+/// How often to say that leftovers are still there after SIGKILL (uninterruptible sleep).
+const LEFTOVER_KILL_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Reading an agent-spawned process's exit status, which appears once its agent reaped it.
 #[derive(Debug, Clone, Copy)]
@@ -192,6 +211,7 @@ impl Supervisor {
                     oom_before: None,
                     limits: (p.memory_limit, p.cpu_limit, p.pids_limit),
                     exit_wait: None,
+                    leftovers: Leftovers::default(),
                 })
             })
             .collect();
@@ -216,6 +236,16 @@ impl Supervisor {
                 c.parent_path().display(),
                 c.controllers().join(", ")
             );
+            // SPEC "nothing unsupervised": the lock says no other holden owns these cgroups, so
+            // one that is not a program of the file is a leftover of an earlier run (a removed
+            // or transient program of a holden that was killed). Transient programs are not
+            // resurrected: they are stopped like the removed ones.
+            for (name, result) in c.stop_strangers(|name| config.programs.iter().any(|p| p.name == name)) {
+                match result {
+                    Ok(n) => log::warn!("leftover cgroup {name} of an earlier run: stopped {n} process(es), removed"),
+                    Err(e) => log::error!("leftover cgroup {name} of an earlier run: {e}"),
+                }
+            }
         }
         Ok(Supervisor {
             config,
@@ -248,7 +278,13 @@ impl Supervisor {
         self.settle();
         loop {
             self.notify_ready();
-            if self.shutting_down && self.slots.iter().flatten().all(|s| s.machine.state.is_down()) {
+            if self.shutting_down
+                && self
+                    .slots
+                    .iter()
+                    .flatten()
+                    .all(|s| s.machine.state.is_down() && s.leftovers.kill_at.is_none())
+            {
                 self.logs.drain_all(&self.reactor);
                 log::info!("every program stopped; exiting");
                 // Processes killed through cgroup.kill leave their cgroup before they are
@@ -320,7 +356,15 @@ impl Supervisor {
 
     fn next_deadline(&self) -> Option<Instant> {
         let programs = self.slots.iter().flatten().filter_map(|s| {
-            let state = s.machine.state.deadline(s.policy.min_uptime);
+            // A spawn that waits for leftovers happens when they are gone, not at the deadline.
+            let state = s
+                .machine
+                .state
+                .deadline(s.policy.min_uptime)
+                .filter(|_| !s.leftovers.spawn_deferred)
+                .into_iter()
+                .chain(s.leftovers.kill_at)
+                .min();
             // An agent's program whose exit status is still being read.
             let exit_wait = s.exit_wait.map(|w| w.next);
             state.into_iter().chain(exit_wait).min()
@@ -380,9 +424,13 @@ impl Supervisor {
             for i in 0..self.slots.len() {
                 if let Some(slot) = self.slots[i].as_mut() {
                     slot.pending_stop = false;
+                    if slot.leftovers.kill_at.is_some() {
+                        slot.leftovers.kill_at = Some(now);
+                    }
                     self.apply(i, Event::Kill, now);
                 }
             }
+            self.fire_deadlines();
             return;
         }
         self.begin_shutdown(&format!("SIG{name}"));
@@ -417,6 +465,9 @@ impl Supervisor {
             let waiting = matches!(slot.machine.state, State::Stopping { pid: None, .. });
             if empty && waiting && self.tree_empty(i) {
                 self.apply(i, Event::Emptied, Instant::now());
+            }
+            if empty {
+                self.check_leftovers(i, Instant::now());
             }
             return;
         }
@@ -460,6 +511,7 @@ impl Supervisor {
                 if waiting && self.tree_empty(i) {
                     self.apply(i, Event::Emptied, now);
                 }
+                self.check_leftovers(i, now);
             }
         }
     }
@@ -474,8 +526,16 @@ impl Supervisor {
             {
                 self.poll_remote_exit(i, now);
             }
+            if self.slots[i]
+                .as_ref()
+                .and_then(|s| s.leftovers.kill_at)
+                .is_some_and(|d| d <= now)
+            {
+                self.kill_leftovers(i, now);
+            }
             let due = self.slots[i]
                 .as_ref()
+                .filter(|s| !s.leftovers.spawn_deferred)
                 .and_then(|s| s.machine.state.deadline(s.policy.min_uptime))
                 .is_some_and(|d| d <= now);
             if due {
@@ -588,6 +648,10 @@ impl Supervisor {
     /// Feed `event` to program `i`, log its transition, perform its effects (which may feed
     /// further events, e.g. Spawn -> Spawned).
     fn apply(&mut self, i: usize, event: Event, now: Instant) {
+        if matches!(event, Event::Stop | Event::Kill) {
+            // A stop cancels a spawn that waited for leftovers; they still end as planned.
+            self.slot_mut(i).leftovers.spawn_deferred = false;
+        }
         let mut queue = vec![event];
         while let Some(ev) = queue.pop() {
             let slot = self.slot_mut(i);
@@ -627,8 +691,16 @@ impl Supervisor {
     }
 
     /// Carry out one effect; returns the event it produced, if any.
-    fn perform(&mut self, i: usize, effect: Effect, _now: Instant) -> Option<Event> {
+    fn perform(&mut self, i: usize, effect: Effect, now: Instant) -> Option<Event> {
         match effect {
+            Effect::Spawn if self.slot(i).leftovers.kill_at.is_some() => {
+                log::info!(
+                    "{}: waiting for the processes of its last run to end before it starts again",
+                    self.slot(i).program.name
+                );
+                self.slot_mut(i).leftovers.spawn_deferred = true;
+                None
+            }
             Effect::Spawn => Some(self.spawn(i)),
             Effect::Signal(sig) => {
                 self.signal_tree(i, sig.0);
@@ -639,8 +711,7 @@ impl Supervisor {
                 None
             }
             Effect::KillLeftovers => {
-                // The main process is reaped; whatever is left of its process group goes.
-                self.signal_tree(i, SIGKILL);
+                self.stop_leftovers(i, now);
                 None
             }
         }
@@ -777,6 +848,86 @@ impl Supervisor {
                 Err(e) => log::warn!("{}: cannot signal process group {pgid}: {e}", slot.program.name),
             }
         }
+    }
+
+    /// The main process of program `i` exited on its own: whatever it left behind (a daemon
+    /// that forked) gets the stop_signal now and SIGKILL after stop_timeout.
+    fn stop_leftovers(&mut self, i: usize, now: Instant) {
+        let slot = self.slot(i);
+        if slot.program.agent.is_some() || self.tree_empty(i) {
+            return;
+        }
+        let n = self.leftover_count(i);
+        let (sig, timeout) = (slot.policy.stop_signal, slot.policy.stop_timeout);
+        self.signal_tree(i, sig.0);
+        log::warn!(
+            "{}: {n} process(es) left after the main process exited: sent SIG{}",
+            slot.program.name,
+            sig.name()
+        );
+        self.slot_mut(i).leftovers = Leftovers {
+            kill_at: Some(now + timeout),
+            killed: false,
+            spawn_deferred: false,
+        };
+        self.check_leftovers(i, now);
+    }
+
+    /// The leftovers of program `i` outlived stop_timeout (or SIGKILL): SIGKILL (again).
+    fn kill_leftovers(&mut self, i: usize, now: Instant) {
+        if self.check_leftovers(i, now) {
+            return;
+        }
+        let slot = self.slot(i);
+        let name = slot.program.name.clone();
+        let n = self.leftover_count(i);
+        if slot.leftovers.killed {
+            log::warn!(
+                "{name}: {n} leftover process(es) still alive {} after SIGKILL",
+                humantime::format_duration(LEFTOVER_KILL_GRACE)
+            );
+        } else {
+            log::warn!(
+                "{name}: {n} leftover process(es) still alive after stop_timeout {}: sent SIGKILL",
+                humantime::format_duration(slot.policy.stop_timeout)
+            );
+        }
+        self.signal_tree(i, SIGKILL);
+        let left = &mut self.slot_mut(i).leftovers;
+        left.killed = true;
+        left.kill_at = Some(now + LEFTOVER_KILL_GRACE);
+        self.check_leftovers(i, now);
+    }
+
+    /// Are the leftovers of program `i` gone (or were there none)? When they just went, the
+    /// spawn that waited for them happens now.
+    fn check_leftovers(&mut self, i: usize, now: Instant) -> bool {
+        let Some(slot) = self.slots[i].as_ref() else {
+            return true;
+        };
+        if slot.leftovers.kill_at.is_none() {
+            return true;
+        }
+        if !self.tree_empty(i) {
+            return false;
+        }
+        let deferred = slot.leftovers.spawn_deferred;
+        log::debug!("{}: the processes of its last run are gone", slot.program.name);
+        self.slot_mut(i).leftovers = Leftovers::default();
+        if deferred && !self.shutting_down {
+            let event = self.spawn(i);
+            self.apply(i, event, now);
+        }
+        true
+    }
+
+    /// How many processes program `i` has: in its cgroup, else in its process group.
+    fn leftover_count(&self, i: usize) -> usize {
+        let slot = self.slot(i);
+        if let Some(cg) = &slot.cgroup {
+            return cg.pids().len();
+        }
+        slot.pgid.map_or(0, process::group_members)
     }
 
     /// Are all processes of program `i` gone?

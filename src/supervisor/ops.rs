@@ -309,6 +309,7 @@ impl Supervisor {
             transient,
             limits: (program_limits.0, program_limits.1, program_limits.2),
             exit_wait: None,
+            leftovers: super::Leftovers::default(),
             cgroup: None,
             events: None,
             oom_before: None,
@@ -352,6 +353,10 @@ impl Supervisor {
                 }
             }
             Then::Remove => {
+                if self.slot(i).leftovers.kill_at.is_some() {
+                    // Forgotten programs leave nothing behind: what its last run left ends now.
+                    self.signal_tree(i, 9);
+                }
                 let slot = self.slots[i].take().expect("live slot");
                 let name = slot.program.name;
                 self.logs.forget(&self.reactor, &name);

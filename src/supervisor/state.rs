@@ -117,8 +117,9 @@ pub enum Effect {
     Signal(Signal),
     /// SIGKILL every process of the program.
     KillAll,
-    /// The main process ended on its own: end what it left behind, so a restart never runs
-    /// the program twice.
+    /// The main process ended on its own: stop what it left behind (a daemon that forked):
+    /// the stop_signal, SIGKILL after stop_timeout. The supervisor holds any spawn of the
+    /// program until they are gone, so a restart never runs the program twice.
     KillLeftovers,
 }
 

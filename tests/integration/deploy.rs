@@ -64,6 +64,23 @@ fn static_busybox() -> Option<PathBuf> {
         .find(|p| fs::read(p).is_ok_and(|elf| is_static_elf64(&elf)))
 }
 
+/// What the podman tests need: podman, and a static busybox for the programs in the image;
+/// with the podman lock held (the tests run one at a time). None: skipped, and recorded.
+fn podman_with_busybox(test: &str) -> Option<(PathBuf, fs::File)> {
+    if let Err(why) = podman_usable() {
+        skip(test, &why);
+        return None;
+    }
+    let Some(busybox) = static_busybox() else {
+        skip(
+            test,
+            "no static busybox for the programs (.ci/setup.sh installs busybox-static)",
+        );
+        return None;
+    };
+    Some((busybox, podman_lock()))
+}
+
 /// An ELF64 executable without a program interpreter (no PT_INTERP): it needs no libc.
 fn is_static_elf64(elf: &[u8]) -> bool {
     const PT_INTERP: u32 = 3;
@@ -240,7 +257,8 @@ stdout = "/run/holden/trapper.out"
 stop_timeout = "5s"
 
 [programs.parent]
-command = ["/bin/busybox", "sh", "-c", "(/bin/busybox sh -c 'echo $$ > /run/holden/orphan.pid; exec /bin/busybox sleep 1000' &); exec /bin/busybox sleep 1000"]
+# `$$$$`: holden reads `$$` as a literal `$`, so the shell gets its `$$`.
+command = ["/bin/busybox", "sh", "-c", "(/bin/busybox sh -c 'echo $$$$ > /run/holden/orphan.pid; exec /bin/busybox sleep 1000' &); exec /bin/busybox sleep 1000"]
 stop_timeout = "5s"
 "#;
 
@@ -268,18 +286,9 @@ fn mounts(dir: &Path, busybox: &Path) -> [String; 6] {
 #[test]
 fn podman_holden_is_pid_1_supervises_reaps_orphans_and_stops_every_program_on_sigterm() {
     let test = "podman_holden_is_pid_1_supervises_reaps_orphans_and_stops_every_program_on_sigterm";
-    if let Err(why) = podman_usable() {
-        skip(test, &why);
-        return;
-    }
-    let Some(busybox) = static_busybox() else {
-        skip(
-            test,
-            "no static busybox for the programs (.ci/setup.sh installs busybox-static)",
-        );
+    let Some((busybox, _podman)) = podman_with_busybox(test) else {
         return;
     };
-    let _podman = podman_lock();
     let dir = container_dirs(CONTAINER_CONFIG);
     let run = dir.path().join("run");
     let mut image = Image::build();
@@ -386,18 +395,9 @@ memory_limit = "50MB"
 #[test]
 fn podman_with_a_private_cgroup_namespace_limits_apply_when_writable_and_stop_holden_when_read_only() {
     let test = "podman_with_a_private_cgroup_namespace_limits_apply_when_writable_and_stop_holden_when_read_only";
-    if let Err(why) = podman_usable() {
-        skip(test, &why);
-        return;
-    }
-    let Some(busybox) = static_busybox() else {
-        skip(
-            test,
-            "no static busybox for the programs (.ci/setup.sh installs busybox-static)",
-        );
+    let Some((busybox, _podman)) = podman_with_busybox(test) else {
         return;
     };
-    let _podman = podman_lock();
     let dir = container_dirs(LIMITED_CONFIG);
     let mut image = Image::build();
     let args = mounts(dir.path(), &busybox);
@@ -1039,18 +1039,9 @@ impl Drop for KubePod {
 #[test]
 fn podman_kube_play_runs_the_pod_spec_holden_pid_1_with_agent_and_app_and_stops_every_program_with_0() {
     let test = "podman_kube_play_runs_the_pod_spec_holden_pid_1_with_agent_and_app_and_stops_every_program_with_0";
-    if let Err(why) = podman_usable() {
-        skip(test, &why);
-        return;
-    }
-    let Some(busybox) = static_busybox() else {
-        skip(
-            test,
-            "no static busybox for the app (.ci/setup.sh installs busybox-static)",
-        );
+    let Some((busybox, _podman)) = podman_with_busybox(test) else {
         return;
     };
-    let _podman = podman_lock();
     let dir = tempdir();
     // The image as a user builds it (contrib/container/build.sh), and an app image derived from
     // it, as docs/deploy.md says: FROM holden + COPY the app.

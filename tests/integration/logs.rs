@@ -188,6 +188,22 @@ stdout = "pause.log"
 }
 
 #[test]
+fn a_line_on_stderr_after_a_burst_on_stdout_comes_after_it_in_a_shared_file() {
+    let sup = Supervisor::start(&format!(
+        r#"
+[programs.both]
+command = ["sh", "-c", "{LINE_WRITER}; echo mark >&2; sleep 0.3; echo after"]
+autorestart = "never"
+stdout = "both.log"
+stderr = "both.log"
+"#
+    ));
+    wait_exited(&sup, "both");
+    let got = std::fs::read_to_string(sup.path("both.log")).unwrap();
+    assert_eq!(got, format!("{}mark\nafter\n", seq(0, 19_999)));
+}
+
+#[test]
 fn inherit_prefixes_each_line_with_the_program_name_on_holdens_stderr() {
     let sup = Supervisor::start(
         r#"

@@ -3,6 +3,7 @@
 mod harness;
 
 mod agent;
+mod bounded;
 mod cgroups;
 mod check;
 mod cli;
@@ -12,4 +13,6 @@ mod deploy;
 mod hardening;
 mod instances;
 mod logs;
+mod process;
 mod trust;
+mod unsupervised;
