@@ -452,3 +452,44 @@ fn refused_connections_are_logged_once_per_interval() {
     );
     assert_eq!(sup.program_status("web")["state"], "RUNNING");
 }
+
+#[test]
+fn holden_raises_its_open_files_limit_and_programs_keep_the_one_it_was_started_with() {
+    let sup = spawn_under_prlimit(
+        Supervisor::prepare(
+            "cgroups = \"off\"",
+            r#"
+[programs.plain]
+command = ["sh", "-c", "ulimit -Sn > {dir}/plain.nofile; exec sleep 1000"]
+[programs.own]
+command = ["sh", "-c", "ulimit -Sn > {dir}/own.nofile; exec sleep 1000"]
+rlimits = { nofile = 200 }
+"#,
+        ),
+        "--nofile=100:4096",
+    );
+    let limits = fs::read_to_string(format!("/proc/{}/limits", sup.pid)).unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    assert_eq!(
+        line.split_whitespace().collect::<Vec<_>>(),
+        ["Max", "open", "files", "4096", "4096", "files"],
+        "{limits}"
+    );
+    let read = |name: &str| {
+        let path = sup.path(name);
+        wait_for(T, &format!("{name} written"), || {
+            fs::read_to_string(&path)
+                .ok()
+                .filter(|s| s.ends_with('\n'))
+                .ok_or_else(|| "not yet".to_string())
+        })
+    };
+    assert_eq!(read("plain.nofile"), "100\n");
+    assert_eq!(read("own.nofile"), "200\n");
+    assert!(
+        sup.log_text()
+            .contains("open files limit raised from 100 to 4096 (the hard limit)"),
+        "{}",
+        sup.log_text()
+    );
+}
