@@ -415,6 +415,19 @@ directory = "/nonexistent-holden-dir"
         assert_eq!(text(&out.stderr), want, "{args:?}");
         assert_eq!(out.status.code(), Some(2), "{args:?}");
     }
+    // Values out of range get a sentence, with the number readable.
+    let out = sup.ctl(&["constrain", "web", "--memory", "99999999TiB"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "holden: --memory \"99999999TiB\" is too large (past 16 EiB); use max to lift the limit\n"
+    );
+    let out = sup.ctl(&["constrain", "web", "--cpu", "1e308"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "holden: a cpu limit of 1e308 CPUs is out of range; the most is 1000000, or \"max\" to lift it\n"
+    );
     // A NUL cannot be passed on a command line: straight to the socket.
     let mut s = UnixStream::connect(&sup.socket).unwrap();
     s.set_read_timeout(Some(T)).unwrap();
