@@ -14,6 +14,14 @@ mod supervisor;
 #[allow(unsafe_code)]
 mod sys;
 
+#[cfg(test)]
+mod fuzz;
+
+/// Tests count what each thread allocates (sys/alloc_count.rs): the fuzz tests bound it.
+#[cfg(test)]
+#[global_allocator]
+static ALLOC: sys::alloc_count::Counting = sys::alloc_count::Counting;
+
 use std::process::ExitCode;
 
 use clap::Parser;

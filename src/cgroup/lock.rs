@@ -10,11 +10,15 @@
 use std::fs;
 use std::os::fd::OwnedFd;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use rustix::fs::{FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 
 use super::CgroupError;
+
+/// How long the lock may stay taken before holden believes another holden has it.
+const HELD_BY_A_CHILD: Duration = Duration::from_secs(2);
 
 /// Take the lock on `dir`, or say who holds it.
 pub fn take(dir: &Path) -> Result<OwnedFd, CgroupError> {
@@ -25,7 +29,16 @@ pub fn take(dir: &Path) -> Result<OwnedFd, CgroupError> {
     };
     let fd = rustix::fs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
         .map_err(|e| io("open", e))?;
-    match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+    // A holden SIGKILLed while it was spawning leaves a child between fork and exec holding a
+    // copy of this fd, and with it the lock, until its exec closes it: wait that out.
+    let deadline = Instant::now() + HELD_BY_A_CHILD;
+    let locked = loop {
+        match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+            Err(Errno::WOULDBLOCK) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            other => break other,
+        }
+    };
+    match locked {
         Ok(()) => Ok(fd),
         Err(Errno::WOULDBLOCK) => Err(CgroupError::Taken {
             path: dir.to_path_buf(),

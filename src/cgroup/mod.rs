@@ -1885,6 +1885,49 @@ mod kernel_tests {
     }
 
     #[test]
+    fn kernel_stop_strangers_ends_and_removes_every_cgroup_that_is_no_program() {
+        if !root_or_skip("kernel_stop_strangers_ends_and_removes_every_cgroup_that_is_no_program") {
+            return;
+        }
+        let tp = TestPath::new();
+        let earlier = tp.setup();
+        let (keep, _) = earlier.program("keep").unwrap();
+        let (gone, _) = earlier.program("gone").unwrap();
+        let (stubborn, _) = earlier.program("stubborn").unwrap();
+        let (mut k, _sk) = Proc::gated("sleep 30");
+        let (mut g, _sg) = Proc::gated("sleep 30");
+        // Ignores SIGTERM: SIGKILL after the grace ends it.
+        let (mut s, mut ss) = Proc::gated("trap '' TERM; sleep 30 & wait");
+        move_in(&keep, k.pid());
+        move_in(&gone, g.pid());
+        move_in(&stubborn, s.pid());
+        go(&mut ss);
+        wait_for(Duration::from_secs(5), "the stubborn shell and its sleep", || {
+            let n = stubborn.pids().len();
+            (n == 2).then_some(()).ok_or(format!("{n}"))
+        });
+        // An empty sub-cgroup below a stranger goes with it.
+        for d in gone.dirs.all() {
+            fs::create_dir(d.join("sub")).unwrap();
+        }
+        drop(earlier);
+        let later = tp.setup();
+        let mut done = later.stop_strangers(|name| name == "keep");
+        done.sort_by(|a, b| a.0.cmp(&b.0));
+        let done: Vec<(String, usize)> = done.into_iter().map(|(n, r)| (n, r.unwrap())).collect();
+        assert_eq!(done, vec![("gone".to_string(), 1), ("stubborn".to_string(), 2)]);
+        assert_eq!(g.wait_exit(Duration::from_secs(5)).signal(), Some(15), "SIGTERM first");
+        assert_eq!(s.wait_exit(Duration::from_secs(5)).signal(), Some(9), "then SIGKILL");
+        for d in gone.dirs.all().chain(stubborn.dirs.all()) {
+            assert!(!d.exists(), "{} is removed", d.display());
+        }
+        assert_eq!(keep.pids(), vec![k.pid()], "a program of the file is left alone");
+        keep.kill_all().unwrap();
+        k.wait_exit(Duration::from_secs(5));
+        later.cleanup();
+    }
+
+    #[test]
     fn kernel_relative_path_lives_below_our_own_cgroup() {
         if !root_or_skip("kernel_relative_path_lives_below_our_own_cgroup") {
             return;

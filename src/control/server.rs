@@ -878,6 +878,9 @@ fn new_socket() -> Result<OwnedFd, Errno> {
 }
 
 /// `path` is taken: remove it if it is a socket nobody listens on; refuse otherwise.
+/// How long a control socket must keep answering before holden takes it for a live holden's.
+const STALE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn replace_stale(path: &Path, addr: &SocketAddrUnix) -> Result<(), ControlError> {
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => {}
@@ -895,11 +898,24 @@ fn replace_stale(path: &Path, addr: &SocketAddrUnix) -> Result<(), ControlError>
             });
         }
     }
-    let probe = new_socket().map_err(|e| ControlError::Bind {
-        path: path.to_path_buf(),
-        source: e.into(),
-    })?;
-    match net::connect(&probe, addr) {
+    // A holden SIGKILLed while it was spawning leaves a child between fork and exec that holds
+    // a copy of every descriptor, the listening socket included, until its exec closes them
+    // (close-on-exec): the socket looks alive for that long (a join of a v1 cgroup can take tens
+    // of milliseconds). So "alive" must last `STALE_GRACE` before holden believes it.
+    let deadline = std::time::Instant::now() + STALE_GRACE;
+    let connected = loop {
+        let probe = new_socket().map_err(|e| ControlError::Bind {
+            path: path.to_path_buf(),
+            source: e.into(),
+        })?;
+        match net::connect(&probe, addr) {
+            Ok(()) | Err(Errno::AGAIN) | Err(Errno::INPROGRESS) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => break other,
+        }
+    };
+    match connected {
         // Someone accepts (or would, once its backlog drains): a live holden.
         Ok(()) | Err(Errno::AGAIN) | Err(Errno::INPROGRESS) => Err(ControlError::AlreadyRunning {
             path: path.to_path_buf(),

@@ -109,6 +109,10 @@ const PROGRAM_ORDER: &[&str] = &[
     "log_backups",
 ];
 
+/// supervisord's default `startretries`, written as `max_restarts` when a program does not set
+/// it (holden's own default is 5).
+const SUPERVISORD_STARTRETRIES: u32 = 3;
+
 /// Sections that holden has nothing for, with why.
 fn unsupported_section(name: &str) -> Option<&'static str> {
     let kind = name.split(':').next().unwrap_or(name);
@@ -543,9 +547,25 @@ impl Conv<'_> {
             for e in entries(self.ini, s) {
                 match (s.name.as_str(), e.key.as_str()) {
                     ("supervisord", "logfile") => {
-                        if let Some(v) = self.plain(s, e, &vars) {
+                        let Some(v) = self.plain(s, e, &vars) else { continue };
+                        if v.trim() == "syslog" {
+                            // supervisord's special value: its log to the syslog service.
+                            self.no_equivalent(
+                                &mut comments,
+                                s,
+                                e,
+                                "holden writes no syslog; its own log goes to stderr, which journald or the container runtime collects",
+                            );
+                        } else {
                             keys.push(("logfile", basic_string(&v)));
                         }
+                    }
+                    ("supervisord", "logfile_maxbytes" | "logfile_backups") if self.own_log_unrotated(s) => {
+                        comments.push(format!(
+                            "# supervisord: {} = {}  (logfile_maxbytes = 0: no rotation, as holden does not rotate its own log)",
+                            e.key,
+                            shown_value(e)
+                        ));
                     }
                     ("supervisord", "loglevel") => {
                         let Some(v) = self.plain(s, e, &vars) else { continue };
@@ -571,6 +591,13 @@ impl Conv<'_> {
                     ("supervisord", "childlogdir") => {
                         comments.push(format!(
                             "# supervisord: childlogdir = {}  (used for the AUTO log paths below)",
+                            shown_value(e)
+                        ));
+                    }
+                    ("supervisord", "user") if matches!(e.value.trim(), "root" | "0") => {
+                        // Containers set it to silence supervisord's warning about running as root.
+                        comments.push(format!(
+                            "# supervisord: user = {}  (holden runs as the user that starts it, root here too)",
                             shown_value(e)
                         ));
                     }
@@ -643,6 +670,19 @@ impl Conv<'_> {
         }
     }
 
+    /// `[supervisord] logfile_maxbytes = 0`: supervisord does not rotate its own log either.
+    fn own_log_unrotated(&self, s: &Section) -> bool {
+        let Some(e) = get(self.ini, s, "logfile_maxbytes") else {
+            return false;
+        };
+        let env = self.host.env;
+        expand(&e.value, &|_| None)
+            .ok()
+            .and_then(|x| x.resolve(env).ok())
+            .and_then(|v| byte_size(&v))
+            .is_some_and(|v| v == "0")
+    }
+
     fn program(&mut self, out: &mut String, s: &Section, name: &str, holden: &str, group: &str) {
         let mut p = ProgramOut::default();
         let base = Vars {
@@ -684,6 +724,11 @@ impl Conv<'_> {
             if start != 0 {
                 p.set("instance_start", start.to_string());
             }
+        }
+
+        // supervisord's startretries defaults to 3, holden's max_restarts to 5: keep supervisord's.
+        if get(self.ini, s, "startretries").is_none() {
+            p.set("max_restarts", SUPERVISORD_STARTRETRIES.to_string());
         }
 
         let mut stdout = Log::Auto;
@@ -1125,6 +1170,22 @@ mod tests {
     }
 
     #[test]
+    fn an_unset_startretries_keeps_supervisords_default_of_three() {
+        let o = ok("[program:a]\ncommand=a\n[program:b]\ncommand=b\nstartretries=0\n");
+        assert!(
+            o.toml.contains("[programs.a]\ncommand = \"a\"\nmax_restarts = 3\n"),
+            "{}",
+            o.toml
+        );
+        assert!(
+            o.toml.contains("[programs.b]\ncommand = \"b\"\nmax_restarts = 0\n"),
+            "{}",
+            o.toml
+        );
+        assert!(o.warnings.is_empty(), "{:?}", o.warnings);
+    }
+
+    #[test]
     fn autorestart_values() {
         for (v, want) in [("true", "always"), ("false", "never"), ("unexpected", "on-failure")] {
             let o = ok(&format!("[program:a]\ncommand=x\nautorestart={v}\n"));
@@ -1310,6 +1371,47 @@ mod tests {
         assert!(!o.toml.contains("secret") && !o.toml.contains("hunter2"), "{}", o.toml);
         // password, pidfile, inet_http_server, eventlistener, rpcinterface.
         assert_eq!(o.warnings.len(), 5, "{:?}", o.warnings);
+    }
+
+    #[test]
+    fn supervisords_own_log_and_user_as_containers_write_them() {
+        let o = ok("[supervisord]\nlogfile=syslog\n[program:a]\ncommand=a\n");
+        assert!(!o.toml.contains("\nlogfile = "), "{}", o.toml);
+        assert!(
+            o.toml
+                .contains("# supervisord: logfile = syslog  (holden writes no syslog;"),
+            "{}",
+            o.toml
+        );
+        assert_eq!(o.warnings.len(), 1, "{:?}", o.warnings);
+        assert!(
+            o.warnings[0].contains("[supervisord] logfile: no equivalent"),
+            "{:?}",
+            o.warnings
+        );
+
+        // The container pattern: no rotation is what holden does; comments, no warnings.
+        let o = ok("[supervisord]\nlogfile=/dev/null\nlogfile_maxbytes=0\nlogfile_backups=5\n[program:a]\ncommand=a\n");
+        assert!(o.toml.contains("logfile = \"/dev/null\"\n"), "{}", o.toml);
+        assert!(
+            o.toml
+                .contains("# supervisord: logfile_maxbytes = 0  (logfile_maxbytes = 0: no rotation"),
+            "{}",
+            o.toml
+        );
+        assert!(o.toml.contains("# supervisord: logfile_backups = 5  ("), "{}", o.toml);
+        assert!(o.warnings.is_empty(), "{:?}", o.warnings);
+
+        // user=root, as containers write it: a comment, no warning; another user: a warning.
+        let o = ok("[supervisord]\nuser=root\n[program:a]\ncommand=a\n");
+        assert!(o.toml.contains("# supervisord: user = root  ("), "{}", o.toml);
+        assert!(o.warnings.is_empty(), "{:?}", o.warnings);
+        let o = ok("[supervisord]\nuser=supervisor\n[program:a]\ncommand=a\n");
+        assert_eq!(o.warnings.len(), 1, "{:?}", o.warnings);
+
+        // Rotation on: holden does not do it for its own log, which is worth a warning.
+        let o = ok("[supervisord]\nlogfile=/var/log/s.log\nlogfile_maxbytes=1MB\n[program:a]\ncommand=a\n");
+        assert_eq!(o.warnings.len(), 1, "{:?}", o.warnings);
     }
 
     #[test]

@@ -95,6 +95,8 @@ pub struct Sink {
     /// A write failed and was reported; reset by the next success, so a full disk is one
     /// warning, not one per chunk.
     failing: bool,
+    /// Bytes dropped since writing began to fail.
+    lost: u64,
 }
 
 impl Sink {
@@ -115,6 +117,7 @@ impl Sink {
             writers: 0,
             splice_ok: seekable,
             failing: false,
+            lost: 0,
         })
     }
 
@@ -317,18 +320,30 @@ impl Sink {
     }
 
     /// Report a failed write once per run of failures.
+    /// The end of the run says how much was lost in all.
     pub fn report(&mut self, result: io::Result<()>, dropped: usize) {
         match result {
-            Ok(()) => self.failing = false,
+            Ok(()) => {
+                if self.failing {
+                    log::info!(
+                        "writing to {} again ({} bytes of output lost while it failed)",
+                        self.path.display(),
+                        self.lost
+                    );
+                }
+                self.failing = false;
+                self.lost = 0;
+            }
             Err(source) => {
                 if !self.failing {
                     let e = LogError::Write {
                         path: self.path.clone(),
                         source,
                     };
-                    log::warn!("{e} ({dropped} bytes of output lost)");
+                    log::warn!("{e} ({dropped} bytes of output lost; said once until writing works again)");
                 }
                 self.failing = true;
+                self.lost += dropped as u64;
             }
         }
     }

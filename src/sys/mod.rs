@@ -1,6 +1,8 @@
 //! The only home of `unsafe`: thin wrappers over what rustix and std leave to unsafe code.
 //! Every block carries a `// SAFETY:` comment; every unsafe fn a `# Safety` section.
 
+#[cfg(test)]
+pub mod alloc_count;
 pub mod env;
 pub mod exec;
 pub mod peer;

@@ -233,3 +233,72 @@ fn daemonized_leftovers_get_the_stop_signal_and_the_restart_waits_for_them_with_
 fn daemonized_leftovers_get_the_stop_signal_and_the_restart_waits_for_them_without_cgroups() {
     daemonized_leftovers_get_the_stop_signal_and_the_restart_waits_for_them("cgroups = \"off\"\n");
 }
+
+#[test]
+fn a_stop_cancels_a_restart_that_waits_for_leftovers_and_they_still_end() {
+    let mut sup = Supervisor::start(
+        r#"
+[programs.d]
+command = ["sh", "-c", "perl -e '$SIG{TERM} = \"IGNORE\"; open(my $f, \">\", \"{dir}/child.pid\"); print $f \"$$\\n\"; close $f; sleep 1000' & sleep 0.2; exit 1"]
+min_uptime = "50ms"
+restart_delay = "10ms"
+stop_timeout = "2s"
+"#,
+    );
+    sup.wait_log(
+        "d: waiting for the processes of its last run to end before it starts again",
+        T,
+    );
+    let pid: u32 = fs::read_to_string(sup.path("child.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(alive(pid));
+    assert_eq!(sup.program_status("d")["state"], "BACKOFF");
+    let out = sup.ctl(&["stop", "d"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(sup.program_status("d")["state"], "STOPPED");
+    let log = sup.wait_log(
+        "d: 1 leftover process(es) still alive after stop_timeout 2s: sent SIGKILL",
+        T,
+    );
+    wait_for(T, "the leftover to be gone", || {
+        (!alive(pid)).then_some(()).ok_or("alive".to_string())
+    });
+    assert_eq!(log.matches("-> STARTING").count(), 1, "it ran once:\n{log}");
+    assert_eq!(sup.program_status("d")["state"], "STOPPED");
+    // It starts again on request.
+    let out = sup.ctl(&["start", "d"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    wait_for(T, "a second run", || {
+        let n = sup.log_count("-> STARTING");
+        (n == 2).then_some(()).ok_or(format!("{n} runs"))
+    });
+}
+
+#[test]
+fn removing_a_program_whose_leftovers_are_ending_kills_them_at_once() {
+    let mut sup = Supervisor::start("");
+    let script = format!(
+        "perl -e '$SIG{{TERM}} = \"IGNORE\"; open(my $f, \">\", \"{}\"); print $f \"$$\\n\"; close $f; sleep 1000' & while [ ! -e {} ]; do sleep 0.01; done; exit 1",
+        sup.path("child.pid").display(),
+        sup.path("go").display()
+    );
+    add(&sup, "x", &["sh", "-c", &script]);
+    fs::write(sup.path("go"), "").unwrap();
+    sup.wait_log("x: 1 process(es) left after the main process exited: sent SIGTERM", T);
+    let pid: u32 = fs::read_to_string(sup.path("child.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let sock = sup.socket.display().to_string();
+    let out = holden_in(Some(sup.dir.path()), &["remove", "x", "--socket", &sock], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    sup.wait_log("x: removed", T);
+    // Long before its stop_timeout (10s): a forgotten program leaves nothing behind.
+    wait_for(Duration::from_secs(3), "the leftover to be gone", || {
+        (!alive(pid)).then_some(()).ok_or("alive".to_string())
+    });
+}
