@@ -88,8 +88,6 @@ pub fn serve(opts: &Options) -> Result<(), ServerError> {
     // caller) is marked close-on-exec once here, and everything it opens itself already is.
     // Doing it once keeps spawns on posix_spawn (a pre_exec step would force a fork each).
     crate::sys::exec::cloexec_inherited();
-    // Room for MAX_CONNECTIONS clients and the pidfds in flight, where the hard limit allows.
-    crate::supervisor::budget::raise_nofile();
     let listener = bind(&opts.socket)?;
     // Remember which file is ours, so that exiting never removes a successor's socket.
     let identity = fs::metadata(&opts.socket).map(|m| (m.dev(), m.ino())).ok();
@@ -179,6 +177,9 @@ struct Server<'a> {
     busy: VecDeque<u64>,
     next_id: u64,
     own_uid: u32,
+    /// [`MAX_CONNECTIONS`], or fewer where the open files limit keeps a reserve for the
+    /// listener, the loop and the pidfds in flight.
+    max_conns: usize,
     /// Refusals are logged at most once per interval, with a count.
     warn_full: WarnLimit,
     warn_refused: WarnLimit,
@@ -226,6 +227,10 @@ impl<'a> Server<'a> {
             busy: VecDeque::new(),
             next_id: 0,
             own_uid: rustix::process::getuid().as_raw(),
+            max_conns: {
+                let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+                MAX_CONNECTIONS.min(crate::control::server::connection_budget(soft.unwrap_or(u64::MAX), 0))
+            },
             warn_full: WarnLimit::new(WARN_INTERVAL),
             warn_refused: WarnLimit::new(WARN_INTERVAL),
             warn_accept: WarnLimit::new(WARN_INTERVAL),
@@ -327,16 +332,14 @@ impl<'a> Server<'a> {
                     return;
                 }
             };
-            if self.conns.len() >= MAX_CONNECTIONS {
+            if self.conns.len() >= self.max_conns {
+                let max = self.max_conns;
                 if let Some(n) = self.warn_full.check(Instant::now()) {
-                    log::warn!(
-                        "{MAX_CONNECTIONS} connections open; refusing one more with EAGAIN{}",
-                        suppressed(n)
-                    );
+                    log::warn!("{max} connections open; refusing one more with EAGAIN{}", suppressed(n));
                 }
                 let refusal = Message::ProcessError {
                     errno: Errno::AGAIN.raw_os_error(),
-                    message: format!("the agent is serving {MAX_CONNECTIONS} connections, its most; try again"),
+                    message: format!("the agent is serving {max} connections, its most; try again"),
                 };
                 // Best effort, without blocking: a short frame into an empty socket buffer.
                 if let Ok(bytes) = frame::encode(&refusal) {

@@ -1863,9 +1863,19 @@ mod kernel_tests {
         let (mut b, _sb) = Proc::gated("sleep 30");
         move_in(&pg, a.pid());
         move_in(&pg, b.pid());
-        // The earlier holden died without cleaning up: its lock went with it.
+        // The earlier holden died without cleaning up: its lock went with it. (A fork by a
+        // test running in parallel may hold a copy of the lock's fd until its exec: retry.)
         drop(earlier);
-        let later = tp.setup();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let later = loop {
+            match Cgroups::setup(CgroupMode::Required, &tp.path) {
+                Ok(c) => break c.expect("Required gives cgroups or an error"),
+                Err(CgroupError::Taken { .. }) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
         let (again, killed) = later.program("left").unwrap();
         assert_eq!(killed, 2);
         assert!(!again.populated());

@@ -605,6 +605,12 @@ fn parse_size(flag: &str, s: &str) -> Result<u64, Failure> {
     if n.0 == 0 {
         return Err(Failure::usage(format!("{flag} must be above 0")));
     }
+    // bytesize saturates what overflows at u64::MAX.
+    if n.0 == u64::MAX {
+        return Err(Failure::usage(format!(
+            "{flag} {s:?} is too large (past 16 EiB); use max to lift the limit"
+        )));
+    }
     Ok(n.0)
 }
 

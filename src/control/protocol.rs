@@ -216,7 +216,8 @@ impl Request {
                     && *c > MAX_CPUS
                 {
                     return invalid(format!(
-                        "a cpu limit of {c} CPUs is out of range; the most is {MAX_CPUS}, or \"max\" to lift it"
+                        "a cpu limit of {} CPUs is out of range; the most is {MAX_CPUS}, or \"max\" to lift it",
+                        cpus_text(*c)
                     ));
                 }
                 if let Some(Limit::Value(n)) = pids
@@ -275,7 +276,8 @@ impl Request {
                     && *c > MAX_CPUS
                 {
                     return invalid(format!(
-                        "add {name}: a cpu limit of {c} CPUs is out of range; the most is {MAX_CPUS}"
+                        "add {name}: a cpu limit of {} CPUs is out of range; the most is {MAX_CPUS}",
+                        cpus_text(*c)
                     ));
                 }
                 if let Some(n) = pids
@@ -309,6 +311,15 @@ impl Request {
         let mut s = serde_json::to_string(self).expect("a request always serializes");
         s.push('\n');
         s
+    }
+}
+
+/// A number of CPUs for a message: `1e308`, not 309 digits.
+fn cpus_text(c: f64) -> String {
+    if c.abs() >= 1e9 {
+        format!("{c:e}")
+    } else {
+        c.to_string()
     }
 }
 

@@ -384,6 +384,7 @@ pub struct Server {
     warn_busy: WarnLimit,
     warn_refused: WarnLimit,
     warn_accept: WarnLimit,
+    warn_forbidden: WarnLimit,
 }
 
 const LISTENER: Token = Token {
@@ -451,6 +452,7 @@ impl Server {
             warn_busy: WarnLimit::new(WARN_INTERVAL),
             warn_refused: WarnLimit::new(WARN_INTERVAL),
             warn_accept: WarnLimit::new(WARN_INTERVAL),
+            warn_forbidden: WarnLimit::new(WARN_INTERVAL),
         };
         // From here on, dropping `server` removes the file again.
         use std::os::unix::fs::PermissionsExt;
@@ -481,7 +483,15 @@ impl Server {
             Kind::ControlConn => {
                 let id = ready.token.id;
                 let fate = match self.conns.get_mut(&id) {
-                    Some(conn) => handle(conn, id, ready, now, &self.limits, &mut requests),
+                    Some(conn) => handle(
+                        conn,
+                        id,
+                        ready,
+                        now,
+                        &self.limits,
+                        &mut self.warn_forbidden,
+                        &mut requests,
+                    ),
                     None => Fate::Keep,
                 };
                 self.settle(reactor, id, fate);
@@ -952,6 +962,7 @@ fn handle(
     ready: &Ready,
     now: Instant,
     limits: &Limits,
+    warn: &mut WarnLimit,
     requests: &mut Vec<(ConnId, Request)>,
 ) -> Fate {
     if conn.unwritten() > 0 && conn.flush(now).is_err() {
@@ -978,7 +989,7 @@ fn handle(
             Err(_) => return Fate::Close("it went away"),
         }
     }
-    parse_lines(conn, id, limits, requests);
+    parse_lines(conn, id, limits, warn, now, requests);
     if conn.unwritten() > 0 && conn.flush(now).is_err() {
         return Fate::Close("it went away");
     }
@@ -986,7 +997,14 @@ fn handle(
 }
 
 /// Parse up to `limits.batch` complete lines of `conn`'s input.
-fn parse_lines(conn: &mut Conn, id: u64, limits: &Limits, requests: &mut Vec<(ConnId, Request)>) {
+fn parse_lines(
+    conn: &mut Conn,
+    id: u64,
+    limits: &Limits,
+    warn: &mut WarnLimit,
+    now: Instant,
+    requests: &mut Vec<(ConnId, Request)>,
+) {
     for _ in 0..limits.batch {
         if conn.closing {
             return;
@@ -1015,12 +1033,15 @@ fn parse_lines(conn: &mut Conn, id: u64, limits: &Limits, requests: &mut Vec<(Co
         match parse_request(line) {
             Ok(request) if required(&request) > conn.access => {
                 let need = required(&request);
-                log::info!(
-                    "control: refused {} from uid {}: it needs {} access",
-                    request.command(),
-                    conn.uid,
-                    need.word()
-                );
+                if let Some(n) = warn.check(now) {
+                    log::info!(
+                        "control: refused {} from uid {}: it needs {} access{}",
+                        request.command(),
+                        conn.uid,
+                        need.word(),
+                        suppressed_note(n, WARN_INTERVAL)
+                    );
+                }
                 let body = ErrorBody::new(
                     ErrorCode::Forbidden,
                     forbidden_message(conn.uid, request.command(), need),

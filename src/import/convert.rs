@@ -645,10 +645,10 @@ impl Conv<'_> {
                     ("unix_http_server", key) => {
                         let why = match key {
                             "chown" => {
-                                "holden creates the socket as its own user; grant others with [supervisor] allow_uids"
+                                "holden creates the socket as its own user; grant others with [supervisor] read_uids, allow_uids (start/stop) or admin_uids"
                             }
                             "username" | "password" => {
-                                "holden checks who connects by peer credentials, not passwords; see allow_uids"
+                                "holden checks who connects by peer credentials, not passwords; see read_uids, allow_uids, admin_uids"
                             }
                             _ => "not a [unix_http_server] option",
                         };

@@ -113,6 +113,14 @@ pub fn spawn_with(
                         },
                     )
                 })
+                // holden raised its own soft open files limit: the program gets the one holden
+                // was started with, unless its rlimits say otherwise. Last, so that a failed
+                // step's index still names the config's entry.
+                .chain(
+                    crate::supervisor::budget::programs_nofile()
+                        .filter(|_| !program.rlimits.iter().any(|r| r.name == "nofile"))
+                        .map(|l| (rustix::process::Resource::Nofile, l)),
+                )
                 .collect(),
             nice: program.nice,
             oom_score_adj: program.oom_score_adj.map(|n| n.to_string().into_bytes()),

@@ -415,6 +415,19 @@ directory = "/nonexistent-holden-dir"
         assert_eq!(text(&out.stderr), want, "{args:?}");
         assert_eq!(out.status.code(), Some(2), "{args:?}");
     }
+    // Values out of range get a sentence, with the number readable.
+    let out = sup.ctl(&["constrain", "web", "--memory", "99999999TiB"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "holden: --memory \"99999999TiB\" is too large (past 16 EiB); use max to lift the limit\n"
+    );
+    let out = sup.ctl(&["constrain", "web", "--cpu", "1e308"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "holden: a cpu limit of 1e308 CPUs is out of range; the most is 1000000, or \"max\" to lift it\n"
+    );
     // A NUL cannot be passed on a command line: straight to the socket.
     let mut s = UnixStream::connect(&sup.socket).unwrap();
     s.set_read_timeout(Some(T)).unwrap();
@@ -451,4 +464,45 @@ fn refused_connections_are_logged_once_per_interval() {
         "{log}"
     );
     assert_eq!(sup.program_status("web")["state"], "RUNNING");
+}
+
+#[test]
+fn holden_raises_its_open_files_limit_and_programs_keep_the_one_it_was_started_with() {
+    let sup = spawn_under_prlimit(
+        Supervisor::prepare(
+            "cgroups = \"off\"",
+            r#"
+[programs.plain]
+command = ["sh", "-c", "ulimit -Sn > {dir}/plain.nofile; exec sleep 1000"]
+[programs.own]
+command = ["sh", "-c", "ulimit -Sn > {dir}/own.nofile; exec sleep 1000"]
+rlimits = { nofile = 200 }
+"#,
+        ),
+        "--nofile=100:4096",
+    );
+    let limits = fs::read_to_string(format!("/proc/{}/limits", sup.pid)).unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    assert_eq!(
+        line.split_whitespace().collect::<Vec<_>>(),
+        ["Max", "open", "files", "4096", "4096", "files"],
+        "{limits}"
+    );
+    let read = |name: &str| {
+        let path = sup.path(name);
+        wait_for(T, &format!("{name} written"), || {
+            fs::read_to_string(&path)
+                .ok()
+                .filter(|s| s.ends_with('\n'))
+                .ok_or_else(|| "not yet".to_string())
+        })
+    };
+    assert_eq!(read("plain.nofile"), "100\n");
+    assert_eq!(read("own.nofile"), "200\n");
+    assert!(
+        sup.log_text()
+            .contains("open files limit raised from 100 to 4096 (the hard limit)"),
+        "{}",
+        sup.log_text()
+    );
 }

@@ -239,7 +239,7 @@ fn a_stop_cancels_a_restart_that_waits_for_leftovers_and_they_still_end() {
     let mut sup = Supervisor::start(
         r#"
 [programs.d]
-command = ["sh", "-c", "perl -e '$SIG{TERM} = \"IGNORE\"; open(my $f, \">\", \"{dir}/child.pid\"); print $f \"$$\\n\"; close $f; sleep 1000' & sleep 0.2; exit 1"]
+command = ["sh", "-c", "perl -e '$SIG{TERM} = \"IGNORE\"; open(my $f, \">\", \"{dir}/child.pid\"); print $f \"$$$$\\n\"; close $f; sleep 1000' & sleep 0.2; exit 1"]
 min_uptime = "50ms"
 restart_delay = "10ms"
 stop_timeout = "2s"
