@@ -167,9 +167,10 @@ fn probe(
                 check = Some(Check::Exec(argv.clone()))
             }
             ("exec", _) => bad(p, "a command as an array like [\"pg_isready\", \"-q\"]"),
-            ("tcp", RawValue::Str(a)) if split_host_port(a).is_some() => check = Some(Check::Tcp(a.clone())),
-            ("tcp", _) => bad(p, "\"host:port\" like \"127.0.0.1:5432\""),
+            ("tcp", RawValue::Str(a)) if socket_addr(a).is_some() => check = Some(Check::Tcp(a.clone())),
+            ("tcp", _) => bad(p, ADDRESS),
             ("http", RawValue::Str(url)) => match parse_http(url) {
+                Some((authority, _)) if socket_addr(&authority).is_none() => bad(p, ADDRESS),
                 Some((authority, path)) => {
                     check = Some(Check::Http {
                         url: url.clone(),
@@ -261,6 +262,20 @@ fn probe(
     })
 }
 
+/// What a tcp probe or the host of an http one must be.
+const ADDRESS: &str = "an IP address or localhost with a port, like \"127.0.0.1:5432\" or \"http://[::1]:8080/healthz\" (holden looks no name up: a DNS query could block its loop)";
+
+/// The address of a probe's `host:port`: an IP address, or `localhost` (127.0.0.1). Names are
+/// refused rather than looked up, because a lookup can block holden's one thread.
+pub fn socket_addr(authority: &str) -> Option<std::net::SocketAddr> {
+    let (host, port) = split_host_port(authority)?;
+    let ip: std::net::IpAddr = match host {
+        "localhost" => std::net::Ipv4Addr::LOCALHOST.into(),
+        other => other.parse().ok()?,
+    };
+    Some(std::net::SocketAddr::new(ip, port))
+}
+
 /// `host:port` (`[v6]:port` too) with a port above 0.
 pub fn split_host_port(a: &str) -> Option<(&str, u16)> {
     let (host, port) = a.rsplit_once(':')?;
@@ -306,6 +321,9 @@ mod tests {
         assert_eq!(parse_http("https://x:1/"), None);
         assert_eq!(parse_http("http://x:0/"), None);
         assert_eq!(split_host_port("[::1]:5432"), Some(("::1", 5432)));
+        assert_eq!(socket_addr("localhost:80"), Some("127.0.0.1:80".parse().unwrap()));
+        assert_eq!(socket_addr("[::1]:5432"), Some("[::1]:5432".parse().unwrap()));
+        assert_eq!(socket_addr("db.internal:5432"), None, "names are not looked up");
         assert_eq!(split_host_port("db"), None);
     }
 }
@@ -344,7 +362,7 @@ mod config_tests {
         assert!(matches!(p.check, Check::Http { ref path, status: None, .. } if path == "/up"));
         let l = web("liveness = { exec = [\"pg_isready\"], status = 200 }").unwrap_err();
         assert!(l[0].contains("status only with http"), "{l:?}");
-        let l = web("liveness = { tcp = \"db:5432\" }").unwrap().liveness.unwrap();
+        let l = web("liveness = { tcp = \"10.0.0.5:5432\" }").unwrap().liveness.unwrap();
         assert_eq!(
             (l.interval, l.timeout, l.failures),
             (Duration::from_secs(10), Duration::from_secs(2), 3)
@@ -363,13 +381,15 @@ mod config_tests {
             e[0].contains("programs.web.readiness.fd: found 1, expected an fd number from 3"),
             "{e:?}"
         );
+        let e = web("readiness = { tcp = \"db.internal:5432\" }").unwrap_err();
+        assert!(e[0].contains("holden looks no name up"), "{e:?}");
         let e = web("readiness = { tcp = \"nope\" }").unwrap_err();
         assert!(e[0].contains("programs.web.readiness.tcp"), "{e:?}");
-        let e = web("readiness = { tcp = \"a:1\", http = \"http://a:1/\" }").unwrap_err();
+        let e = web("readiness = { tcp = \"127.0.0.1:1\", http = \"http://127.0.0.1:1/\" }").unwrap_err();
         assert!(e[0].contains("exactly one"), "{e:?}");
         let e = web("readiness = { exec = [\"x\"], failures = 2 }").unwrap_err();
         assert!(e[0].contains("unknown key \"failures\""), "{e:?}");
-        let e = web("liveness = { http = \"http://a:1/\", interval = \"0s\" }").unwrap_err();
+        let e = web("liveness = { http = \"http://127.0.0.1:1/\", interval = \"0s\" }").unwrap_err();
         assert!(e[0].contains("liveness.interval"), "{e:?}");
         let e = web("watchdog = \"30s\"").unwrap_err();
         assert!(e[0].contains("with readiness = \"notify\""), "{e:?}");

@@ -3,7 +3,7 @@
 //! driven by the reactor (`Kind::Probe`) and ends with an `Outcome`, or at its timeout.
 
 use std::io::Write as _;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -156,17 +156,9 @@ fn start_exec(program: &Program, argv: &[String], cgroup_procs: Vec<OwnedFd>) ->
     })
 }
 
-/// `host:port` to an address: an IP literal at once; a name through the resolver (which may
-/// block: use addresses where that matters).
+/// `host:port` to an address, without a lookup (the config refuses names).
 fn resolve(authority: &str) -> Result<SocketAddr, String> {
-    if let Ok(a) = authority.parse::<SocketAddr>() {
-        return Ok(a);
-    }
-    authority
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {authority}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("cannot resolve {authority}"))
+    crate::config::probe::socket_addr(authority).ok_or_else(|| format!("{authority} is not an IP address and port"))
 }
 
 fn start_net(authority: &str, http: Option<(Vec<u8>, Option<u16>)>) -> Result<What, String> {
