@@ -424,12 +424,16 @@ impl Logs {
     /// stderr has them in that order in a shared file (or on holden's stderr), as when every
     /// write was read at once.
     fn move_siblings_first(&mut self, reactor: &Reactor, id: u64) {
+        // A program's two streams are made one after the other (`attach`): ids next to each
+        // other, so this costs two lookups, not a walk over every stream.
         let program = &self.streams[&id].program;
-        let waiting: Vec<u64> = self
-            .streams
-            .iter()
-            .filter(|(other, s)| **other != id && s.batch.is_some() && &s.program == program)
-            .map(|(other, _)| *other)
+        let waiting: Vec<u64> = [id.wrapping_sub(1), id + 1]
+            .into_iter()
+            .filter(|other| {
+                self.streams
+                    .get(other)
+                    .is_some_and(|s| s.batch.is_some() && &s.program == program)
+            })
             .collect();
         for other in waiting {
             let stream = self.streams.get_mut(&other).expect("listed above");
