@@ -1179,29 +1179,7 @@ mod tests {
             .keys()
             .map(String::as_str)
             .collect();
-        let spec = vec![
-            "name",
-            "state",
-            "pid",
-            "since",
-            "restarts",
-            "last_exit",
-            "memory_bytes",
-            "memory_limit",
-            "cpu_usage_usec",
-            "cpu_limit",
-            "pids_limit",
-            "cgroup",
-            "transient",
-            "ready",
-            "health",
-            "status_text",
-            // SPEC's `group` and `instance`; `program` (the base name) and `groups` (all of them).
-            "program",
-            "instance",
-            "group",
-            "groups",
-        ];
+        let spec = crate::control::protocol::STATUS_JSON_FIELDS;
         assert_eq!(keys.len(), spec.len(), "{keys:?}");
         assert!(spec.iter().all(|k| keys.contains(k)), "{keys:?}");
         // In SPEC's order on the page.

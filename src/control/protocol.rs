@@ -924,6 +924,33 @@ impl Incoming {
     }
 }
 
+/// The fields of each program in `status --json`: SPEC's (with its `group` and `instance`),
+/// then `program` (the base name) and `groups` (all of them). The wire has two more, for the
+/// tables (`started`, `pids_current`), which `status --json` leaves out.
+#[cfg(test)]
+pub(crate) const STATUS_JSON_FIELDS: &[&str] = &[
+    "name",
+    "state",
+    "pid",
+    "since",
+    "restarts",
+    "last_exit",
+    "memory_bytes",
+    "memory_limit",
+    "cpu_usage_usec",
+    "cpu_limit",
+    "pids_limit",
+    "cgroup",
+    "transient",
+    "ready",
+    "health",
+    "status_text",
+    "program",
+    "instance",
+    "group",
+    "groups",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1150,30 +1177,9 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         let p = &v["programs"][0];
         let keys: Vec<&str> = p.as_object().unwrap().keys().map(String::as_str).collect();
-        let mut expected = vec![
-            "name",
-            "state",
-            "pid",
-            "since",
-            "restarts",
-            "last_exit",
-            "memory_bytes",
-            "memory_limit",
-            "cpu_usage_usec",
-            "cpu_limit",
-            "pids_limit",
-            "cgroup",
-            "transient",
-            "ready",
-            "health",
-            "status_text",
-            "started",
-            "pids_current",
-            "program",
-            "instance",
-            "group",
-            "groups",
-        ];
+        // On the wire, besides what `status --json` shows: the two fields of the tables.
+        let mut expected = STATUS_JSON_FIELDS.to_vec();
+        expected.extend(["started", "pids_current"]);
         let mut keys_sorted = keys.clone();
         keys_sorted.sort();
         expected.sort();
