@@ -924,6 +924,37 @@ impl Incoming {
     }
 }
 
+#[cfg(test)]
+impl ProgramStatus {
+    /// A program named `name` in `state`, every other field empty: the tests' starting point.
+    pub(crate) fn bare(name: &str, state: &str) -> ProgramStatus {
+        ProgramStatus {
+            name: name.into(),
+            state: state.into(),
+            pid: None,
+            since: 0.0,
+            restarts: 0,
+            last_exit: None,
+            memory_bytes: None,
+            memory_limit: None,
+            cpu_usage_usec: None,
+            cpu_limit: None,
+            pids_limit: None,
+            cgroup: None,
+            transient: false,
+            ready: false,
+            health: None,
+            status_text: None,
+            started: None,
+            pids_current: None,
+            program: name.into(),
+            instance: None,
+            group: None,
+            groups: Vec::new(),
+        }
+    }
+}
+
 /// The fields of each program in `status --json`: SPEC's (with its `group` and `instance`),
 /// then `program` (the base name) and `groups` (all of them). The wire has two more, for the
 /// tables (`started`, `pids_current`), which `status --json` leaves out.

@@ -345,28 +345,8 @@ mod tests {
 
     fn program(name: &str, state: &str) -> ProgramStatus {
         ProgramStatus {
-            name: name.into(),
-            state: state.into(),
-            pid: None,
             since: 1000.0,
-            restarts: 0,
-            last_exit: None,
-            memory_bytes: None,
-            memory_limit: None,
-            cpu_usage_usec: None,
-            cpu_limit: None,
-            pids_limit: None,
-            cgroup: None,
-            transient: false,
-            ready: false,
-            health: None,
-            status_text: None,
-            started: None,
-            pids_current: None,
-            program: name.into(),
-            instance: None,
-            group: None,
-            groups: Vec::new(),
+            ..ProgramStatus::bare(name, state)
         }
     }
 
