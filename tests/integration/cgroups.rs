@@ -11,11 +11,6 @@ use crate::harness::*;
 
 const T: Duration = Duration::from_secs(20);
 
-/// `[supervisor]` keys for a test: cgroups on, below a path of its own.
-fn cgroup_extra(path: &str) -> String {
-    format!("cgroups = \"auto\"\ncgroup_path = \"{path}\"\n")
-}
-
 /// A program's cgroup directory holding `controller` (v1 hierarchy if mounted, else the v2 tree).
 fn cgroup_dir(path: &str, program: &str, controller: &str) -> PathBuf {
     let v1 = Path::new("/sys/fs/cgroup").join(controller);

@@ -38,10 +38,6 @@ fn add(sup: &Supervisor, args: &[&str]) -> std::process::Output {
     holden_in(Some(sup.dir.path()), &full, &[])
 }
 
-fn cgroup_extra(path: &str) -> String {
-    format!("cgroups = \"auto\"\ncgroup_path = \"{path}\"\n")
-}
-
 #[test]
 fn stop_start_and_restart_need_names_or_all_and_help_says_so() {
     for verb in ["stop", "start", "restart"] {

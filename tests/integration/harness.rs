@@ -388,18 +388,34 @@ pub fn descendants(root: u32) -> Vec<u32> {
     out
 }
 
+/// `[supervisor]` keys for a test: cgroups on, below a path of its own.
+pub fn cgroup_extra(path: &str) -> String {
+    format!("cgroups = \"auto\"\ncgroup_path = \"{path}\"\n")
+}
+
+/// Every mounted cgroup hierarchy: `/sys/fs/cgroup` itself on v2, its sub-mounts otherwise.
+pub fn hierarchies() -> Vec<PathBuf> {
+    let root = PathBuf::from("/sys/fs/cgroup");
+    let mut out: Vec<PathBuf> = fs::read_dir(&root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("cgroup.procs").exists())
+        .collect();
+    if root.join("cgroup.procs").exists() {
+        out.push(root);
+    }
+    out
+}
+
 /// Remove `<root>/<path>` with its children in every cgroup hierarchy, killing what is left in it.
 pub fn remove_cgroup_tree(path: &str) {
     let rel = path.trim_start_matches('/');
     if rel.is_empty() || rel.contains("..") {
         return;
     }
-    let Ok(rd) = fs::read_dir("/sys/fs/cgroup") else {
-        return;
-    };
-    let mut roots: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
-    roots.push(PathBuf::from("/sys/fs/cgroup"));
-    for root in roots {
+    for root in hierarchies() {
         let dir = root.join(rel);
         if dir.is_dir() {
             remove_cgroup_dir(&dir);

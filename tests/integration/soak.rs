@@ -113,22 +113,6 @@ fn fifty_crash_looping_programs_leave_holdens_fd_count_and_memory_flat() {
     assert!(!sup.log_text().contains("panicked"), "{}", sup.log_text());
 }
 
-/// Every mounted cgroup hierarchy.
-fn hierarchies() -> Vec<PathBuf> {
-    let root = PathBuf::from("/sys/fs/cgroup");
-    let mut out: Vec<PathBuf> = fs::read_dir(&root)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.join("cgroup.procs").exists())
-        .collect();
-    if root.join("cgroup.procs").exists() {
-        out.push(root);
-    }
-    out
-}
-
 /// Per program cgroup below `cg` (in the hierarchy that holds the memory controller, else the
 /// v2 one), the processes in it.
 fn procs_per_program(cg: &str) -> Vec<(String, Vec<u32>)> {

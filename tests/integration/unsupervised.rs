@@ -10,24 +10,9 @@ use crate::harness::*;
 
 const T: Duration = Duration::from_secs(15);
 
-fn cgroup_extra(path: &str) -> String {
+/// `[supervisor]` keys for a test: cgroups required, below a path of its own.
+fn required_cgroups(path: &str) -> String {
     format!("cgroups = \"required\"\ncgroup_path = \"{path}\"\n")
-}
-
-/// Every mounted cgroup hierarchy: `/sys/fs/cgroup` itself on v2, its sub-mounts otherwise.
-fn hierarchies() -> Vec<PathBuf> {
-    let root = PathBuf::from("/sys/fs/cgroup");
-    let mut out: Vec<PathBuf> = fs::read_dir(&root)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.join("cgroup.procs").exists())
-        .collect();
-    if root.join("cgroup.procs").exists() {
-        out.push(root);
-    }
-    out
 }
 
 /// `<hierarchy>/<cgroup_path>/<rel>` that exist, in any hierarchy.
@@ -86,7 +71,7 @@ fn leftovers_of_removed_and_transient_programs_are_stopped_and_their_cgroups_rem
     }
     let cg = unique_cgroup_path();
     let a = "\n[programs.a]\ncommand = \"sleep 1000\"\nmin_uptime = \"100ms\"\n";
-    let mut sup = Supervisor::start_with(&cgroup_extra(&cg), &format!("{a}{}", trapping("b")));
+    let mut sup = Supervisor::start_with(&required_cgroups(&cg), &format!("{a}{}", trapping("b")));
     let a1 = running_pid(&sup, "a");
     let b_main = running_pid(&sup, "b");
     add(&sup, "c", &["sleep", "1000"]);
@@ -149,7 +134,7 @@ fn a_clean_shutdown_removes_every_program_cgroup_added_ones_included() {
     }
     let cg = unique_cgroup_path();
     let mut sup = Supervisor::start_with(
-        &cgroup_extra(&cg),
+        &required_cgroups(&cg),
         "[programs.a]\ncommand = \"sleep 1000\"\nmin_uptime = \"100ms\"\n[programs.once]\ncommand = \"true\"\nautorestart = \"never\"\n",
     );
     running_pid(&sup, "a");
@@ -226,7 +211,7 @@ fn daemonized_leftovers_get_the_stop_signal_and_the_restart_waits_for_them_with_
         return;
     }
     let cg = unique_cgroup_path();
-    daemonized_leftovers_get_the_stop_signal_and_the_restart_waits_for_them(&cgroup_extra(&cg));
+    daemonized_leftovers_get_the_stop_signal_and_the_restart_waits_for_them(&required_cgroups(&cg));
 }
 
 #[test]
