@@ -1028,37 +1028,31 @@ impl ProgramCgroup {
         for d in self.dirs.all() {
             below(d, &mut dirs);
         }
-        let mut first = Ok(());
-        for d in &dirs {
-            match fs::remove_dir(d) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    if first.is_ok() {
-                        first = Err(io_err("remove", d)(e));
-                    }
-                }
-            }
-        }
-        first
+        remove_dirs(dirs.iter().map(PathBuf::as_path))
     }
 
     /// Remove the cgroup in every hierarchy (it must be empty). A missing one is fine.
     pub fn remove(&self) -> Result<(), CgroupError> {
-        let mut first = Ok(());
-        for d in self.dirs.all() {
-            match fs::remove_dir(d) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    if first.is_ok() {
-                        first = Err(io_err("remove", d)(e));
-                    }
+        remove_dirs(self.dirs.all())
+    }
+}
+
+/// Remove each (empty) cgroup directory, in order; a missing one is fine. Every one is tried;
+/// the first failure is the error.
+fn remove_dirs<'a>(dirs: impl Iterator<Item = &'a Path>) -> Result<(), CgroupError> {
+    let mut first = Ok(());
+    for d in dirs {
+        match fs::remove_dir(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                if first.is_ok() {
+                    first = Err(io_err("remove", d)(e));
                 }
             }
         }
-        first
     }
+    first
 }
 
 #[cfg(test)]
