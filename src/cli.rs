@@ -7,7 +7,7 @@ use std::io::Write;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use crate::Failure;
+use crate::error::Failure;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -6,6 +6,7 @@ mod cgroup;
 mod cli;
 mod config;
 mod control;
+mod error;
 mod health;
 mod import;
 mod logs;
@@ -28,35 +29,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::{Cli, Command};
+use error::Failure;
 
 /// `0.1.0 (1a2b3c4)`: the package version and, when built in a git checkout, the commit
 /// (see build.rs).
 pub const VERSION: &str = env!("HOLDEN_VERSION");
-
-/// What a command reports when it did not succeed: the exit code and one sentence for stderr.
-#[derive(Debug)]
-pub struct Failure {
-    pub code: u8,
-    pub message: String,
-}
-
-impl Failure {
-    /// Exit 1: a runtime failure.
-    pub fn runtime(message: impl Into<String>) -> Failure {
-        Failure {
-            code: 1,
-            message: message.into(),
-        }
-    }
-
-    /// Exit 2: a usage or config error; nothing was started.
-    pub fn usage(message: impl Into<String>) -> Failure {
-        Failure {
-            code: 2,
-            message: message.into(),
-        }
-    }
-}
 
 /// `holden import`: warnings on stderr, the TOML on stdout or in OUT; exit 2 on a bad input.
 fn import_main(file: Option<&std::path::Path>, output: Option<&std::path::Path>) -> Result<u8, Failure> {

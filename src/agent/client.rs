@@ -19,7 +19,6 @@ use rustix::net::{
     SocketType, sockopt,
 };
 
-use super::describe_errno;
 use super::frame::{self, FrameError, Message, StartProcess};
 use crate::sys::pidfd;
 
@@ -173,7 +172,7 @@ impl<'a> Call<'a> {
         let deadline = Instant::now() + timeout;
         let fail = |e: Errno| AgentError::Connect {
             socket: socket.into(),
-            reason: describe_errno(e.raw_os_error()),
+            reason: crate::error::errno_text(e.raw_os_error()),
         };
         let addr = SocketAddrUnix::new(socket).map_err(fail)?;
         let fd = rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)
@@ -279,7 +278,7 @@ impl<'a> Call<'a> {
     fn lost(&self, e: Errno) -> AgentError {
         AgentError::Connection {
             socket: self.socket.into(),
-            reason: describe_errno(e.raw_os_error()),
+            reason: crate::error::errno_text(e.raw_os_error()),
         }
     }
 

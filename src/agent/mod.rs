@@ -18,8 +18,8 @@ pub mod spawn;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::Failure;
 use crate::config::RestartPolicy;
+use crate::error::Failure;
 
 // The supervisor's API for programs with `agent = "PATH"`.
 #[allow(unused_imports)]
@@ -39,20 +39,6 @@ pub fn socket_path(option: Option<PathBuf>) -> PathBuf {
                 .map(PathBuf::from)
         })
         .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET))
-}
-
-/// An errno as words: "no such file or directory", without std's "(os error 2)".
-pub fn describe_errno(errno: i32) -> String {
-    let text = std::io::Error::from_raw_os_error(errno).to_string();
-    let text = match text.find(" (os error") {
-        Some(i) => &text[..i],
-        None => &text,
-    };
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => format!("errno {errno}"),
-    }
 }
 
 fn init_logging() {
@@ -111,15 +97,4 @@ pub fn ping_main(agent: Option<PathBuf>) -> Result<u8, Failure> {
     let socket = socket_path(agent);
     client::ping(&socket, PING_TIMEOUT).map_err(|e| Failure::runtime(e.to_string()))?;
     Ok(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn errnos_read_as_words() {
-        assert_eq!(describe_errno(2), "no such file or directory");
-        assert_eq!(describe_errno(13), "permission denied");
-    }
 }

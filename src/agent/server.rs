@@ -32,7 +32,6 @@ use rustix::io::Errno;
 use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 use rustix::process::{Pid, PidfdFlags, Signal, WaitOptions};
 
-use super::describe_errno;
 use super::frame::{self, HEADER_LEN, MAX_PAYLOAD, Message, StartProcess};
 use crate::control::server::{WARN_INTERVAL, WarnLimit};
 use crate::reactor::{Interest, Kind, Reactor, Signals, Token};
@@ -642,7 +641,10 @@ fn spawn(sp: &StartProcess) -> Result<(i32, OwnedFd), (i32, String)> {
     };
     let child = cmd.spawn().map_err(|e| {
         let errno = e.raw_os_error().unwrap_or(Errno::INVAL.raw_os_error());
-        (errno, format!("cannot spawn {what}: {}", describe_errno(errno)))
+        (
+            errno,
+            format!("cannot spawn {what}: {}", crate::error::errno_text(errno)),
+        )
     })?;
     let raw = child.id() as i32;
     // std's Child neither waits nor kills on drop; the loop reaps it when it dies.
@@ -657,7 +659,7 @@ fn spawn(sp: &StartProcess) -> Result<(i32, OwnedFd), (i32, String)> {
                 e.raw_os_error(),
                 format!(
                     "spawned {what} but cannot open its pidfd: {}; it was killed",
-                    describe_errno(e.raw_os_error())
+                    crate::error::errno_text(e.raw_os_error())
                 ),
             ))
         }

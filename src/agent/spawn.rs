@@ -14,8 +14,8 @@ use rustix::io::Errno;
 use rustix::process::Signal;
 
 use super::client::{self, AgentError};
-use crate::Failure;
 use crate::config::RestartPolicy;
+use crate::error::Failure;
 use crate::reactor::{Interest, Kind, Reactor, Signals, Token};
 use crate::sys::pidfd::{self, ExitInfo};
 

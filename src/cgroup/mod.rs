@@ -78,7 +78,7 @@ pub enum CgroupError {
     #[error("invalid program name {name:?} for a cgroup; use 1 to 64 of A-Za-z0-9_.-")]
     InvalidName { name: String },
     /// Creating, opening, reading or removing a cgroup file or directory failed.
-    #[error("cannot {op} {}: {}; {}", path.display(), describe(source), hint(op, path, source))]
+    #[error("cannot {op} {}: {}; {}", path.display(), crate::error::os_text(source), hint(op, path, source))]
     Io {
         op: &'static str,
         path: PathBuf,
@@ -86,7 +86,7 @@ pub enum CgroupError {
         source: io::Error,
     },
     /// The kernel refused a value (a limit, a controller, a pid).
-    #[error("cannot write {value:?} to {}: {}; {}", path.display(), describe(source), hint("write", path, source))]
+    #[error("cannot write {value:?} to {}: {}; {}", path.display(), crate::error::os_text(source), hint("write", path, source))]
     Write {
         path: PathBuf,
         value: String,
@@ -112,23 +112,6 @@ impl CgroupError {
             ),
             _ => false,
         }
-    }
-}
-
-/// The errno in words, with its name where that helps to search for it.
-fn describe(e: &io::Error) -> String {
-    match Errno::from_io_error(e) {
-        Some(Errno::ACCESS) => "permission denied".into(),
-        Some(Errno::PERM) => "operation not permitted".into(),
-        Some(Errno::ROFS) => "read-only file system".into(),
-        Some(Errno::NOENT) => "no such file or directory".into(),
-        Some(Errno::BUSY) => "device or resource busy (EBUSY)".into(),
-        Some(Errno::INVAL) => "invalid argument (EINVAL)".into(),
-        Some(Errno::NOSPC) => "no space left (ENOSPC)".into(),
-        Some(Errno::NOTEMPTY) => "directory not empty".into(),
-        Some(Errno::OPNOTSUPP) => "operation not supported (EOPNOTSUPP)".into(),
-        Some(errno) => format!("{} (errno {})", e.kind(), errno.raw_os_error()),
-        None => e.to_string(),
     }
 }
 
@@ -1425,7 +1408,7 @@ mod tests {
         };
         assert_eq!(
             e.to_string(),
-            "cannot write \"1000000\" to /sys/fs/cgroup/memory/s/web/memory.limit_in_bytes: device or resource busy (EBUSY); the program already uses more memory than that; raise memory_limit"
+            "cannot write \"1000000\" to /sys/fs/cgroup/memory/s/web/memory.limit_in_bytes: device or resource busy; the program already uses more memory than that; raise memory_limit"
         );
     }
 
@@ -1837,7 +1820,9 @@ mod kernel_tests {
         let err = pg.set_limits(Some(1 << 20), None, None).unwrap_err();
         let text = err.to_string();
         assert!(
-            text.contains("memory.limit_in_bytes") && text.contains("EBUSY") && text.contains("raise memory_limit"),
+            text.contains("memory.limit_in_bytes")
+                && text.contains("device or resource busy")
+                && text.contains("raise memory_limit"),
             "{text}"
         );
         assert_eq!(pg.limits().memory, Some(100 << 20), "the old limit stays");

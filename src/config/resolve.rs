@@ -48,11 +48,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".to_string(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        std::io::ErrorKind::IsADirectory => "it is a directory".to_string(),
         std::io::ErrorKind::InvalidData => "it is not UTF-8 text".to_string(),
-        _ => e.to_string(),
+        _ => crate::error::os_text(e),
     }
 }
 

@@ -22,9 +22,9 @@ use super::protocol::{
     SpecStatus, unix_time,
 };
 use super::table;
-use crate::Failure;
 use crate::cli::{ClientArgs, Command, Targets};
 use crate::config::{self, RestartPolicy};
+use crate::error::Failure;
 
 /// How long a request may wait for its answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -148,7 +148,7 @@ impl Connection {
                 Ok(_) | Err(_) => Err(Failure::runtime(format!(
                     "cannot send to holden on {}: {}",
                     self.path.display(),
-                    io_text(&e)
+                    crate::error::os_text(&e)
                 ))),
             },
         }
@@ -162,9 +162,13 @@ impl Connection {
             if left.is_zero() {
                 return Err(self.timeout());
             }
-            self.stream
-                .set_read_timeout(Some(left))
-                .map_err(|e| Failure::runtime(format!("cannot read from {}: {}", self.path.display(), io_text(&e))))?;
+            self.stream.set_read_timeout(Some(left)).map_err(|e| {
+                Failure::runtime(format!(
+                    "cannot read from {}: {}",
+                    self.path.display(),
+                    crate::error::os_text(&e)
+                ))
+            })?;
             let limit = MAX_RESPONSE_LINE - line.len() as u64;
             match (&mut self.reader).take(limit).read_until(b'\n', &mut line) {
                 Ok(0) if line.is_empty() => return Ok(None),
@@ -188,7 +192,7 @@ impl Connection {
                     return Err(Failure::runtime(format!(
                         "cannot read from holden on {}: {}",
                         self.path.display(),
-                        io_text(&e)
+                        crate::error::os_text(&e)
                     )));
                 }
             }
@@ -282,15 +286,7 @@ fn connect_failure(path: &Path, e: &io::Error) -> Failure {
         io::ErrorKind::InvalidInput => {
             Failure::usage(format!("cannot connect to {p}: the path is too long for a Unix socket"))
         }
-        _ => Failure::runtime(format!("cannot connect to {p}: {}", io_text(e))),
-    }
-}
-
-fn io_text(e: &io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_lowercase(),
-        None => s,
+        _ => Failure::runtime(format!("cannot connect to {p}: {}", crate::error::os_text(e))),
     }
 }
 
@@ -319,7 +315,10 @@ fn write_stdout(text: &str) -> Result<(), Failure> {
             code: 0,
             message: String::new(),
         }),
-        Err(e) => Err(Failure::runtime(format!("cannot write to stdout: {}", io_text(&e)))),
+        Err(e) => Err(Failure::runtime(format!(
+            "cannot write to stdout: {}",
+            crate::error::os_text(&e)
+        ))),
     }
 }
 
@@ -786,7 +785,7 @@ fn logs(args: &ClientArgs, name: &str, follow: bool, lines: usize, stderr: bool)
         Err(e) => Err(Failure::runtime(format!(
             "cannot read {}: {}",
             path.display(),
-            io_text(&e)
+            crate::error::os_text(&e)
         ))),
     }
 }
@@ -825,7 +824,7 @@ fn add(
     let cpu = cpu.map(|s| parse_cpus("--cpu", &s)).transpose()?;
     let pids = pids.map(|s| parse_count("--pids", &s)).transpose()?;
     let directory = std::env::current_dir()
-        .map_err(|e| Failure::runtime(format!("cannot tell the current folder: {}", io_text(&e))))?;
+        .map_err(|e| Failure::runtime(format!("cannot tell the current folder: {}", crate::error::os_text(&e))))?;
     let stdout = stdout.map(|p| if p.is_absolute() { p } else { directory.join(p) });
     let mut c = connect(args)?;
     let request = Request::Add {

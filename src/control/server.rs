@@ -81,7 +81,7 @@ impl Default for Limits {
 /// Why the control socket cannot be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
-    #[error("cannot create {}: {}; run as root or set [supervisor] socket to a path you may write", .path.display(), io_text(.source))]
+    #[error("cannot create {}: {}; run as root or set [supervisor] socket to a path you may write", .path.display(), crate::error::os_text(.source))]
     CreateDir { path: PathBuf, source: std::io::Error },
     #[error("the control socket path {} is too long for a Unix socket (at most 107 bytes); set a shorter [supervisor] socket", .path.display())]
     PathTooLong { path: PathBuf },
@@ -89,31 +89,16 @@ pub enum ControlError {
     AlreadyRunning { path: PathBuf },
     #[error("{} exists and is not a socket; remove it, or set another [supervisor] socket", .path.display())]
     NotASocket { path: PathBuf },
-    #[error("cannot create the control socket {}: {}; run as root or set [supervisor] socket to a path you may write", .path.display(), io_text(.source))]
+    #[error("cannot create the control socket {}: {}; run as root or set [supervisor] socket to a path you may write", .path.display(), crate::error::os_text(.source))]
     Bind { path: PathBuf, source: std::io::Error },
-    #[error("cannot set mode {mode:04o} on the control socket {}: {}", .path.display(), io_text(.source))]
+    #[error("cannot set mode {mode:04o} on the control socket {}: {}", .path.display(), crate::error::os_text(.source))]
     Chmod {
         path: PathBuf,
         mode: u32,
         source: std::io::Error,
     },
-    #[error("cannot watch the control socket {}: {}", .path.display(), io_text(.source))]
+    #[error("cannot watch the control socket {}: {}", .path.display(), crate::error::os_text(.source))]
     Register { path: PathBuf, source: std::io::Error },
-}
-
-/// An io error as words, without Rust's "(os error N)".
-fn io_text(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
-        _ => {
-            let s = e.to_string();
-            match s.find(" (os error") {
-                Some(i) => s[..i].to_lowercase(),
-                None => s,
-            }
-        }
-    }
 }
 
 /// Open files kept for supervision whatever the clients do: stdio, epoll, signalfd, the
@@ -870,7 +855,7 @@ impl Drop for Server {
             log::warn!(
                 "cannot remove the control socket {}: {}",
                 self.path.display(),
-                io_text(&e)
+                crate::error::os_text(&e)
             );
         }
     }

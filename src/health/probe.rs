@@ -143,7 +143,7 @@ fn start_exec(program: &Program, argv: &[String], cgroup_procs: Vec<OwnedFd>) ->
     );
     let child = cmd
         .spawn()
-        .map_err(|e| format!("exec: cannot run {}: {}", argv[0], crate::process::spawn::io_text(&e)))?;
+        .map_err(|e| format!("exec: cannot run {}: {}", argv[0], crate::error::os_text(&e)))?;
     let pid = child.id() as i32;
     // Reaped by the loop's reap_all, like every child.
     drop(child);
@@ -178,7 +178,7 @@ fn start_net(authority: &str, http: Option<(Vec<u8>, Option<u16>)>) -> Result<Wh
     .map_err(|e| format!("{kind}: socket: {e}"))?;
     match rustix::net::connect(&sock, &addr) {
         Ok(()) | Err(rustix::io::Errno::INPROGRESS) => {}
-        Err(e) => return Err(format!("{kind}: {}", errno_text(e))),
+        Err(e) => return Err(format!("{kind}: {}", crate::error::errno_text(e.raw_os_error()))),
     }
     Ok(What::Net {
         sock,
@@ -186,10 +186,6 @@ fn start_net(authority: &str, http: Option<(Vec<u8>, Option<u16>)>) -> Result<Wh
         http,
         buf: Vec::new(),
     })
-}
-
-fn errno_text(e: rustix::io::Errno) -> String {
-    crate::process::spawn::io_text(&std::io::Error::from(e)).to_lowercase()
 }
 
 /// The reactor reported the probe's fd. Returns the outcome once decided.
@@ -223,8 +219,18 @@ pub fn on_ready(p: &mut InFlight) -> Option<Outcome> {
                 let kind = if http.is_some() { "http" } else { "tcp" };
                 match rustix::net::sockopt::socket_error(&*sock) {
                     Ok(Ok(())) => {}
-                    Ok(Err(e)) => return Some(Outcome::Fail(format!("{kind}: {}", errno_text(e)))),
-                    Err(e) => return Some(Outcome::Fail(format!("{kind}: {}", errno_text(e)))),
+                    Ok(Err(e)) => {
+                        return Some(Outcome::Fail(format!(
+                            "{kind}: {}",
+                            crate::error::errno_text(e.raw_os_error())
+                        )));
+                    }
+                    Err(e) => {
+                        return Some(Outcome::Fail(format!(
+                            "{kind}: {}",
+                            crate::error::errno_text(e.raw_os_error())
+                        )));
+                    }
                 }
                 let Some((request, _)) = http else {
                     return Some(Outcome::Ok("tcp: connected".into()));
@@ -254,7 +260,12 @@ pub fn on_ready(p: &mut InFlight) -> Option<Outcome> {
                         }
                         Err(rustix::io::Errno::INTR) => {}
                         Err(rustix::io::Errno::AGAIN) => break,
-                        Err(e) => return Some(Outcome::Fail(format!("http: {}", errno_text(e)))),
+                        Err(e) => {
+                            return Some(Outcome::Fail(format!(
+                                "http: {}",
+                                crate::error::errno_text(e.raw_os_error())
+                            )));
+                        }
                     }
                 }
                 let want = http.as_ref().and_then(|(_, s)| *s);

@@ -87,7 +87,8 @@ impl Ini {
                 message,
             }]
         };
-        let bytes = std::fs::read(path).map_err(|e| diag(0, format!("cannot read it: {}", io_reason(&e))))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| diag(0, format!("cannot read it: {}", crate::error::os_text(&e))))?;
         let text = match String::from_utf8(bytes) {
             Ok(t) => t,
             Err(e) => {
@@ -245,15 +246,6 @@ fn comment_start(line: &str) -> Option<usize> {
             return found;
         }
         next = round;
-    }
-}
-
-fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".to_string(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        std::io::ErrorKind::IsADirectory => "it is a directory".to_string(),
-        _ => e.to_string(),
     }
 }
 

@@ -101,7 +101,7 @@ const TIMER_ID: u64 = 0;
 pub enum LogError {
     #[error(
         "cannot create an output pipe for {program}: {}; raise the open files limit (ulimit -n)",
-        io_text(source)
+        crate::error::os_text(source)
     )]
     Pipe {
         program: String,
@@ -110,32 +110,32 @@ pub enum LogError {
     },
     #[error(
         "cannot watch the output pipe of {program}: {}; raise the open files limit (ulimit -n)",
-        io_text(source)
+        crate::error::os_text(source)
     )]
     Register {
         program: String,
         #[source]
         source: io::Error,
     },
-    #[error("cannot create log folder {}: {}; create it or fix its permissions", path.display(), io_text(source))]
+    #[error("cannot create log folder {}: {}; create it or fix its permissions", path.display(), crate::error::os_text(source))]
     CreateDir {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("cannot open log file {}: {}; {}", path.display(), io_text(source), open_hint(source))]
+    #[error("cannot open log file {}: {}; {}", path.display(), crate::error::os_text(source), open_hint(source))]
     Open {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("cannot rotate log file {}: {}; check the permissions of its folder and the free disk space", path.display(), io_text(source))]
+    #[error("cannot rotate log file {}: {}; check the permissions of its folder and the free disk space", path.display(), crate::error::os_text(source))]
     Rotate {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("cannot write log file {}: {}; free disk space or fix the file", path.display(), io_text(source))]
+    #[error("cannot write log file {}: {}; free disk space or fix the file", path.display(), crate::error::os_text(source))]
     Write {
         path: PathBuf,
         #[source]
@@ -168,15 +168,6 @@ fn open_hint(e: &io::Error) -> &'static str {
         Some(Errno::NXIO) => "start its reader first (a FIFO that no process reads)",
         Some(Errno::ISDIR) => "name a file, not a folder",
         _ => "check the permissions of the file and its folder",
-    }
-}
-
-/// An OS error as a sentence part: "Permission denied", without "(os error 13)".
-fn io_text(e: &io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error ") {
-        Some(i) => s[..i].to_string(),
-        None => s,
     }
 }
 

@@ -134,7 +134,7 @@ pub fn spawn_with(
     let child = cmd.spawn().map_err(|e| {
         let reason = match exec::failed_step(&e) {
             Some((step, errno)) => step_text(program, step, &errno),
-            None => io_text(&e),
+            None => crate::error::os_text(&e),
         };
         match exec::errno(&e).map(rustix::io::Errno::from_raw_os_error) {
             Some(
@@ -167,7 +167,7 @@ pub fn spawn_with(
         let _ = rustix::process::kill_process(child_pid, rustix::process::Signal::KILL);
         SpawnError::Resources {
             command: command.clone(),
-            reason: format!("pidfd_open: {}", io_text(&e.into())),
+            reason: format!("pidfd_open: {}", crate::error::os_text(&e.into())),
         }
     })?;
     Ok(Spawned { pid, pidfd })
@@ -198,7 +198,7 @@ fn resource(name: &str) -> Resource {
 
 /// What a failed pre-exec step means, as a sentence fragment naming the setting.
 fn step_text(program: &Program, step: Step, errno: &std::io::Error) -> String {
-    let why = io_text(errno);
+    let why = crate::error::os_text(errno);
     let show = |l: Option<u64>| l.map_or_else(|| "unlimited".to_string(), |n| n.to_string());
     let denied = errno.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error());
     match step {
@@ -251,21 +251,16 @@ fn step_text(program: &Program, step: Step, errno: &std::io::Error) -> String {
     }
 }
 
-/// "working directory /x: No such file or directory" when `dir` cannot be a working directory.
+/// "working directory /x: no such file or directory" when `dir` cannot be a working directory.
 fn directory_fault(dir: &std::path::Path) -> Option<String> {
     match std::fs::metadata(dir) {
-        Err(e) => Some(format!("working directory {}: {}", dir.display(), io_text(&e))),
+        Err(e) => Some(format!(
+            "working directory {}: {}",
+            dir.display(),
+            crate::error::os_text(&e)
+        )),
         Ok(m) if !m.is_dir() => Some(format!("working directory {}: Not a directory", dir.display())),
         Ok(_) => None,
-    }
-}
-
-/// An io::Error as a sentence fragment, without std's " (os error N)" tail.
-pub fn io_text(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error ") {
-        Some(i) => s[..i].to_string(),
-        None => s,
     }
 }
 

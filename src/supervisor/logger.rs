@@ -16,13 +16,7 @@ fn open(path: &Path) -> Result<std::fs::File, String> {
         .create(true)
         .append(true)
         .open(path)
-        .map_err(|e| {
-            format!(
-                "cannot open logfile {}: {}",
-                path.display(),
-                crate::process::spawn::io_text(&e)
-            )
-        })
+        .map_err(|e| format!("cannot open logfile {}: {}", path.display(), crate::error::os_text(&e)))
 }
 
 /// The logger's writer: every record goes to the current `logfile`, which `reopen` can swap.

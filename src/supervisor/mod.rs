@@ -30,11 +30,11 @@ use std::time::{Instant, SystemTime};
 
 use rustix::process::Pid;
 
-use crate::Failure;
 use crate::cgroup::{Cgroups, ProgramCgroup};
 use crate::config::{self, Config, Program};
 use crate::control::protocol::Event as ControlEvent;
 use crate::control::server::Server;
+use crate::error::Failure;
 use crate::process;
 use crate::reactor::{Kind, Reactor, Ready, Signals, Token};
 use state::{Effect, Event, Machine, Policy, State, Transition};

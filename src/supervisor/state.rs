@@ -904,7 +904,7 @@ mod tests {
         let t0 = Instant::now();
         let mut m = Machine::new(t0);
         m.handle(&p, Start, t0);
-        let reason = "cannot spawn /usr/bin/nope: No such file or directory".to_string();
+        let reason = "cannot spawn /usr/bin/nope: no such file or directory".to_string();
         let (effects, tr) = m.handle(
             &p,
             SpawnFailed {

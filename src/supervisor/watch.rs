@@ -504,14 +504,7 @@ impl Supervisor {
             }
             Msg::Extend(d) => self.apply(i, Event::Extend(d), now),
             Msg::MainPid(pid) => self.set_main_pid(i, pid, sender),
-            Msg::Errno(n) => log::info!(
-                "{name}: ERRNO={n} ({})",
-                std::io::Error::from_raw_os_error(n)
-                    .to_string()
-                    .split(" (os error")
-                    .next()
-                    .unwrap_or("")
-            ),
+            Msg::Errno(n) => log::info!("{name}: ERRNO={n} ({})", crate::error::errno_text(n)),
             Msg::Barrier => {}
         }
     }

@@ -179,7 +179,7 @@ command = "{dir}/not-executable"
     );
     std::fs::write(sup.path("not-executable"), "#!/bin/sh\n").unwrap();
     let log = sup.wait_log(
-        "nope: STOPPED -> FATAL (cannot spawn /usr/bin/nope-not-here: No such file or directory)",
+        "nope: STOPPED -> FATAL (cannot spawn /usr/bin/nope-not-here: no such file or directory)",
         T,
     );
     assert_eq!(transitions(&log, "nope").len(), 1, "no retry loop: {log}");
@@ -187,8 +187,8 @@ command = "{dir}/not-executable"
     // reason names the OS's error.
     let log = sup.wait_log("noexec: STOPPED -> FATAL (cannot spawn", T);
     assert!(
-        log.contains("not-executable: Permission denied)")
-            || log.contains("not-executable: No such file or directory)"),
+        log.contains("not-executable: permission denied)")
+            || log.contains("not-executable: no such file or directory)"),
         "{log}"
     );
 }

@@ -215,7 +215,7 @@ rlimits = { memlock = { soft = 1024, hard = "unlimited" } }
     let log = sup.wait_log("greedy: STOPPED -> FATAL (", T);
     assert!(
         log.contains(
-            "greedy: STOPPED -> FATAL (cannot spawn sleep: the kernel refused rlimits.memlock = { soft = 1024, hard = unlimited }: Operation not permitted (raising a hard limit needs CAP_SYS_RESOURCE)"
+            "greedy: STOPPED -> FATAL (cannot spawn sleep: the kernel refused rlimits.memlock = { soft = 1024, hard = unlimited }: operation not permitted (raising a hard limit needs CAP_SYS_RESOURCE)"
         ),
         "{log}"
     );
