@@ -16,7 +16,7 @@ use rustix::process::Signal;
 use super::client::{self, AgentError};
 use crate::config::RestartPolicy;
 use crate::error::Failure;
-use crate::reactor::{Interest, Kind, Reactor, Signals, Token};
+use crate::reactor::{Interest, Owner, Reactor, Signals, Token};
 use crate::sys::pidfd::{self, ExitInfo};
 
 const FIRST_DELAY: Duration = Duration::from_secs(1);
@@ -134,24 +134,16 @@ fn start_failure(e: AgentError) -> Failure {
 /// Wait until the process of `pidfd` ends, forwarding SIGINT and SIGTERM to it. Returns how
 /// it ended and whether a signal was forwarded (then it is not restarted).
 fn supervise(reactor: &mut Reactor, signals: &Signals, pidfd: &OwnedFd) -> std::io::Result<(Ended, bool)> {
-    let token = Token::new(Kind::Pidfd, 0);
+    let token = Token::new(Owner::Agent, 0);
     reactor.add(pidfd.as_fd(), token, Interest::Read)?;
     let mut stopped = false;
     let mut ended = false;
     while !ended {
         for ready in reactor.wait(None)? {
-            match ready.token.kind {
-                Kind::Signal => stopped |= forward(signals, pidfd),
-                Kind::Pidfd => ended = true,
-                Kind::Output
-                | Kind::ControlListener
-                | Kind::ControlConn
-                | Kind::CgroupEvents
-                | Kind::AgentListener
-                | Kind::AgentConn
-                | Kind::Notify
-                | Kind::ReadyFd
-                | Kind::Probe => {}
+            match ready.token.owner {
+                Owner::Signal => stopped |= forward(signals, pidfd),
+                Owner::Agent => ended = true,
+                Owner::Supervisor | Owner::Logs | Owner::Control => {}
             }
         }
     }
@@ -178,7 +170,7 @@ fn supervise(reactor: &mut Reactor, signals: &Signals, pidfd: &OwnedFd) -> std::
         let until = (now + pause).min(deadline);
         pause = (pause * 2).min(Duration::from_millis(50));
         for ready in reactor.wait(Some(until))? {
-            if ready.token.kind == Kind::Signal {
+            if ready.token.owner == Owner::Signal {
                 stopped |= forward(signals, pidfd);
             }
         }
@@ -207,7 +199,7 @@ fn backoff(reactor: &mut Reactor, signals: &Signals, delay: Duration) -> std::io
     let deadline = Instant::now() + delay;
     while Instant::now() < deadline {
         for ready in reactor.wait(Some(deadline))? {
-            if ready.token.kind == Kind::Signal && !signals.drain().is_empty() {
+            if ready.token.owner == Owner::Signal && !signals.drain().is_empty() {
                 return Ok(true);
             }
         }
