@@ -641,7 +641,7 @@ fn program(raw: &RawProgram, base: &Path, p: &mut Vec<Problem>) -> Program {
                     v.span(),
                     &key("stop_signal"),
                     found,
-                    "a signal name like \"TERM\" or \"SIGHUP\", or a number from 1 to 31",
+                    "a signal name like \"TERM\" or \"SIGHUP\", or a number from 1 to 64",
                 ));
             }
         }
@@ -1842,7 +1842,7 @@ agent = "/run/holden/agent.sock"
             ),
             (
                 "stop_signal = \"TERMINATE\"",
-                "sv.toml:3:15: programs.web.stop_signal: found \"TERMINATE\", expected a signal name like \"TERM\" or \"SIGHUP\", or a number from 1 to 31",
+                "sv.toml:3:15: programs.web.stop_signal: found \"TERMINATE\", expected a signal name like \"TERM\" or \"SIGHUP\", or a number from 1 to 64",
             ),
             (
                 "exit_codes = [0, 256]",
