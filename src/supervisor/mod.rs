@@ -175,7 +175,7 @@ impl Supervisor {
         let n = self.config.programs.len();
         log::info!(
             "holden {} supervising {n} program{} from {}",
-            crate::VERSION,
+            crate::version::VERSION,
             if n == 1 { "" } else { "s" },
             self.config.path.display()
         );
