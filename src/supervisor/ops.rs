@@ -224,16 +224,14 @@ impl Supervisor {
             }
         }
         let grants = crate::control::server::Grants::from_settings(&new.supervisor);
-        if let Some(server) = &mut self.control
-            && *server.grants() != grants
-        {
+        if *self.control.grants() != grants {
             log::info!(
                 "reload: control socket grants now read_uids {:?}, allow_uids {:?}, admin_uids {:?}",
                 grants.read_uids,
                 grants.allow_uids,
                 grants.admin_uids
             );
-            server.set_grants(&self.reactor, grants);
+            self.control.set_grants(&self.reactor, grants);
         }
         let others_changed = {
             let (mut a, mut b) = (new.supervisor.clone(), self.config.supervisor.clone());
