@@ -18,6 +18,7 @@ mod deps;
 pub mod logger;
 mod notify;
 mod ops;
+mod reload;
 mod remote;
 mod requests;
 mod run;
