@@ -34,7 +34,6 @@ use crate::cgroup::Cgroups;
 use crate::config::{self, Config};
 use crate::control::protocol::Event as ControlEvent;
 use crate::control::server::Server;
-use crate::error::Failure;
 use crate::reactor::{Owner, Reactor, Signals, Token};
 use slot::{After, ExitWait, Intent, Role, Slot};
 use state::{Event, State, Transition};
@@ -47,35 +46,30 @@ const SIGNALS: &[i32] = &[
     signal_hook::consts::SIGUSR1,
 ];
 
-pub fn check(path: Option<&Path>) -> Result<u8, Failure> {
-    let path = config::config_path(path);
-    match config::load(&path) {
-        Ok(cfg) => {
-            print!("{}", config::resolve::render(&cfg));
-            Ok(0)
-        }
-        Err(e) => Err(config_failure(e)),
-    }
-}
-
-/// Config errors are printed as they are, one `file:line:col: key: ...` per line, with no
-/// `holden:` prefix in front of the first.
-fn config_failure(e: config::ConfigError) -> Failure {
-    eprintln!("{e}");
-    Failure::usage("")
+/// Why `holden run` did not start or did not end well.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The config file does not load: nothing was started.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The `[supervisor]` log settings cannot be used: nothing was started.
+    #[error("{0}")]
+    Logging(String),
+    #[error(transparent)]
+    Supervisor(#[from] SupervisorError),
 }
 
 /// `holden run`: load the config, start the programs, serve until a graceful shutdown.
-pub fn run(path: Option<&Path>) -> Result<u8, Failure> {
+pub fn run(path: Option<&Path>) -> Result<(), RunError> {
     let path = config::config_path(path);
-    let config = config::load(&path).map_err(config_failure)?;
-    logger::init(&config.supervisor).map_err(Failure::usage)?;
+    let config = config::load(&path)?;
+    logger::init(&config.supervisor).map_err(RunError::Logging)?;
     // Before anything could start a thread: it removes NOTIFY_SOCKET from the environment.
     let notifier = notify::Notifier::from_env();
-    let mut sup = Supervisor::new(config).map_err(|e| Failure::runtime(e.to_string()))?;
+    let mut sup = Supervisor::new(config)?;
     sup.notify = notifier;
-    sup.run().map_err(|e| Failure::runtime(e.to_string()))?;
-    Ok(0)
+    sup.run()?;
+    Ok(())
 }
 
 /// Why holden itself stops with an error (a program failing is a state, not this).

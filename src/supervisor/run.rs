@@ -49,11 +49,9 @@ impl Supervisor {
                     let name = self.slot(i).program.name.clone();
                     self.logs.drain(&self.reactor, &name);
                     let slot = self.slot(i);
-                    let exit = match (exit, &slot.cgroup) {
-                        (process::reap::ExitKind::Signal(SIGKILL), Some(cg)) if cg.oom_kills() > slot.oom_before => {
-                            process::reap::ExitKind::Oom
-                        }
-                        _ => exit,
+                    let exit = match &slot.cgroup {
+                        Some(cg) => exit.or_oom(slot.oom_before, cg.oom_kills()),
+                        None => exit,
                     };
                     self.apply(i, Event::Exited(exit), now);
                 }

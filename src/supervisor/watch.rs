@@ -403,9 +403,8 @@ impl Supervisor {
         if !matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(n) if n > 0) {
             return;
         }
-        let exit = match crate::sys::pidfd::exit_info(fd.as_fd()) {
-            Ok(Some(crate::sys::pidfd::ExitInfo::Exited(code))) => crate::process::ExitKind::Code(code),
-            Ok(Some(crate::sys::pidfd::ExitInfo::Killed(sig))) => crate::process::ExitKind::Signal(sig),
+        let exit = match crate::process::reap::pidfd_exit(fd.as_fd(), crate::process::reap::PIDFD_EXIT_PATIENCE) {
+            crate::process::reap::PidfdExit::Ended(exit) => exit,
             _ => crate::process::ExitKind::Unknown,
         };
         let pid = slot.machine.state.pid();
