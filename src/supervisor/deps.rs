@@ -2,8 +2,6 @@
 //! compose's `service_completed_successfully`). A dependency that went FATAL, or a one-shot
 //! that completed with a failure, refuses the start of its dependents.
 
-use std::time::Instant;
-
 use super::slot::{After, Intent};
 use super::state::Event;
 use super::{State, Supervisor};
@@ -66,7 +64,7 @@ impl Supervisor {
 
     /// Requests that wait on other programs: starts on dependencies, stops on dependents.
     pub(super) fn settle(&mut self) {
-        let now = Instant::now();
+        let now = self.now();
         // Until nothing changes: a start can make another program's dependencies complete
         // only later (RUNNING needs min_uptime), but a stop of a dependent that is already
         // down frees its dependency at once.

@@ -24,6 +24,8 @@ mod requests;
 mod run;
 mod slot;
 pub mod state;
+#[cfg(test)]
+mod tests;
 mod watch;
 
 use std::collections::HashMap;
@@ -104,6 +106,9 @@ pub struct Supervisor {
     logs: crate::logs::Logs,
     /// The service manager's `$NOTIFY_SOCKET` (systemd `Type=notify`), when holden has one.
     notify: Option<notify::Notifier>,
+    /// Unit tests: a fake clock, and spawns that start nothing.
+    #[cfg(test)]
+    fake: Option<tests::Fake>,
 }
 
 impl Supervisor {
@@ -115,12 +120,6 @@ impl Supervisor {
         } else if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
             log::warn!("cannot become a child subreaper ({e}); daemonizing programs will escape holden");
         }
-        let now = Instant::now();
-        let slots: Vec<Option<Slot>> = (0u32..)
-            .zip(&config.programs)
-            .map(|(generation, p)| Some(Slot::new(p.clone(), false, generation, now)))
-            .collect();
-        let generations = slots.len() as u32;
         // SPEC: a program with limits where cgroups cannot be used stops holden with the reason.
         let mut mode = config.supervisor.cgroups;
         if mode == config::CgroupMode::Auto && config.programs.iter().any(|p| p.has_limits() && p.agent.is_none()) {
@@ -153,20 +152,48 @@ impl Supervisor {
                 }
             }
         }
-        Ok(Supervisor {
+        Ok(Supervisor::assemble(config, reactor, signals, control, cgroups))
+    }
+
+    /// The supervisor of `config` over what `new` set up (tests set up less: no signal
+    /// handlers, no cgroups).
+    fn assemble(
+        config: Config,
+        reactor: Reactor,
+        signals: Signals,
+        control: Server,
+        cgroups: Option<Cgroups>,
+    ) -> Supervisor {
+        let now = Instant::now();
+        let slots: Vec<Option<Slot>> = (0u32..)
+            .zip(&config.programs)
+            .map(|(generation, p)| Some(Slot::new(p.clone(), false, generation, now)))
+            .collect();
+        Supervisor {
+            generations: slots.len() as u32,
             config,
             reactor,
             signals,
             slots,
             by_pid: HashMap::new(),
-            generations,
             shutting_down: false,
             cgroups,
             control,
             events: Vec::new(),
             logs: crate::logs::Logs::new(),
             notify: None,
-        })
+            #[cfg(test)]
+            fake: None,
+        }
+    }
+
+    /// The time now; in unit tests, the fake clock's.
+    fn now(&self) -> Instant {
+        #[cfg(test)]
+        if let Some(fake) = &self.fake {
+            return fake.now;
+        }
+        Instant::now()
     }
 
     pub fn run(&mut self) -> Result<(), SupervisorError> {
@@ -205,7 +232,7 @@ impl Supervisor {
             }
             let deadline = self.next_deadline();
             let ready = self.reactor.wait(deadline).map_err(SupervisorError::Loop)?;
-            let now = Instant::now();
+            let now = self.now();
             let mut reap = false;
             let mut pidfds = Vec::new();
             for r in &ready {
@@ -345,7 +372,7 @@ impl Supervisor {
         let name = config::Signal(sig).name();
         if self.shutting_down {
             log::warn!("second SIG{name}: killing every program now");
-            let now = Instant::now();
+            let now = self.now();
             for i in 0..self.slots.len() {
                 if let Some(slot) = self.slots[i].as_mut() {
                     slot.intent = std::mem::replace(&mut slot.intent, Intent::None).stop_sent();
@@ -377,7 +404,7 @@ impl Supervisor {
     }
 
     fn fire_deadlines(&mut self) {
-        let now = Instant::now();
+        let now = self.now();
         for i in 0..self.slots.len() {
             if self.slots[i]
                 .as_ref()

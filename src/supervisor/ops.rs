@@ -3,7 +3,6 @@
 //! the loop carries it out, honouring `depends_on` in both directions.
 
 use std::os::fd::AsFd;
-use std::time::Instant;
 
 use crate::config::{Program, Signal};
 use crate::control::protocol::Event;
@@ -214,7 +213,7 @@ impl Supervisor {
     }
 
     pub(super) fn insert_slot(&mut self, program: Program, transient: bool) -> usize {
-        let slot = Slot::new(program, transient, self.generations, Instant::now());
+        let slot = Slot::new(program, transient, self.generations, self.now());
         self.generations = self.generations.wrapping_add(1);
         match self.slots.iter().position(Option::is_none) {
             Some(i) => {

@@ -27,16 +27,16 @@ impl Supervisor {
         let empty = slot.events.as_ref().and_then(ProgramCgroup::events_populated) == Some(false);
         let waiting = matches!(slot.machine.state, State::Stopping { pid: None, .. });
         if empty && waiting && self.tree_empty(i) {
-            self.apply(i, Event::Emptied, Instant::now());
+            self.apply(i, Event::Emptied, self.now());
         }
         if empty {
-            self.check_leftovers(i, Instant::now());
+            self.check_leftovers(i, self.now());
         }
     }
 
     /// Reap every exited child and feed the exits to their programs.
     pub(super) fn reap(&mut self) {
-        let now = Instant::now();
+        let now = self.now();
         let mut any = false;
         for (pid, exit) in process::reap_all() {
             any = true;
@@ -103,6 +103,10 @@ impl Supervisor {
     }
 
     pub(super) fn spawn(&mut self, i: usize) -> Event {
+        #[cfg(test)]
+        if let Some(fake) = &mut self.fake {
+            return fake.spawn();
+        }
         let program = self.slot(i).program.clone();
         if let Some(socket) = &program.agent {
             return self.spawn_remote(i, socket);
