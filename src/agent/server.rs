@@ -32,7 +32,7 @@ use rustix::process::{Pid, PidfdFlags, Signal, WaitOptions};
 
 use super::frame::{self, HEADER_LEN, MAX_PAYLOAD, Message, StartProcess};
 use crate::listen::{Accepted, BindError, Listener, WARN_INTERVAL, WarnLimit, connection_budget, nofile_limit};
-use crate::reactor::{Interest, Kind, Reactor, Signals, Token};
+use crate::reactor::{Interest, Owner, Reactor, Signals, Token};
 
 /// How long a connection may stay silent before the agent closes it.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,6 +42,8 @@ pub const MAX_CONNECTIONS: usize = 1024;
 /// Requests served from one connection per turn of the loop, so that a client that pipelines
 /// thousands of requests takes turns with the others instead of holding the loop.
 const REQUESTS_PER_TURN: usize = 16;
+/// The listener's token id; connections count from 1.
+const LISTENER_ID: u64 = 0;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -154,7 +156,7 @@ enum Flow {
 impl<'a> Server<'a> {
     fn new(mut listener: Listener, opts: &'a Options) -> io::Result<Server<'a>> {
         let reactor = Reactor::new()?;
-        listener.register(&reactor, Token::new(Kind::AgentListener, 0))?;
+        listener.register(&reactor, Token::new(Owner::Agent, LISTENER_ID))?;
         let signals = Signals::install(
             &reactor,
             &[
@@ -170,7 +172,7 @@ impl<'a> Server<'a> {
             signals,
             conns: HashMap::new(),
             busy: VecDeque::new(),
-            next_id: 0,
+            next_id: 1,
             own_uid: rustix::process::getuid().as_raw(),
             max_conns: MAX_CONNECTIONS.min(connection_budget(nofile_limit(), 0)),
             warn_full: WarnLimit::new(WARN_INTERVAL),
@@ -204,8 +206,8 @@ impl<'a> Server<'a> {
                 Some(Instant::now())
             };
             for ready in self.reactor.wait(deadline)? {
-                match ready.token.kind {
-                    Kind::Signal => {
+                match ready.token.owner {
+                    Owner::Signal => {
                         for sig in self.signals.drain() {
                             match sig {
                                 signal_hook::consts::SIGCHLD => reap(),
@@ -217,8 +219,8 @@ impl<'a> Server<'a> {
                             }
                         }
                     }
-                    Kind::AgentListener => self.accept(),
-                    Kind::AgentConn => {
+                    Owner::Agent if ready.token.id == LISTENER_ID => self.accept(),
+                    Owner::Agent => {
                         let id = ready.token.id;
                         let flow = match self.conns.get_mut(&id) {
                             Some(conn) => conn.on_ready(ready.readable, ready.hangup),
@@ -226,14 +228,7 @@ impl<'a> Server<'a> {
                         };
                         self.settle(id, flow);
                     }
-                    Kind::Pidfd
-                    | Kind::Output
-                    | Kind::ControlListener
-                    | Kind::ControlConn
-                    | Kind::CgroupEvents
-                    | Kind::Notify
-                    | Kind::ReadyFd
-                    | Kind::Probe => {}
+                    Owner::Supervisor | Owner::Logs | Owner::Control => {}
                 }
             }
             for id in std::mem::take(&mut self.busy) {
@@ -320,7 +315,7 @@ impl<'a> Server<'a> {
             conn.interest = conn.wanted_interest();
             if let Err(e) = self
                 .reactor
-                .add(conn.stream.as_fd(), Token::new(Kind::AgentConn, id), conn.interest)
+                .add(conn.stream.as_fd(), Token::new(Owner::Agent, id), conn.interest)
             {
                 log::warn!("cannot watch a connection: {e}");
                 continue;
@@ -356,7 +351,7 @@ impl<'a> Server<'a> {
         if want != conn.interest {
             if let Err(e) = self
                 .reactor
-                .modify(conn.stream.as_fd(), Token::new(Kind::AgentConn, id), want)
+                .modify(conn.stream.as_fd(), Token::new(Owner::Agent, id), want)
             {
                 log::warn!("connection {id}: cannot change its registration: {e}");
                 self.close(id);

@@ -18,7 +18,7 @@ use crate::config::RestartPolicy;
 use crate::error::Failure;
 use crate::process::ExitKind;
 use crate::process::reap::{PidfdExit, pidfd_exit};
-use crate::reactor::{Interest, Kind, Reactor, Signals, Token};
+use crate::reactor::{Interest, Owner, Reactor, Signals, Token};
 
 const FIRST_DELAY: Duration = Duration::from_secs(1);
 const MAX_DELAY: Duration = Duration::from_secs(30);
@@ -108,24 +108,16 @@ fn start_failure(e: AgentError) -> Failure {
 /// Wait until the process of `pidfd` ends, forwarding SIGINT and SIGTERM to it. Returns how
 /// it ended and whether a signal was forwarded (then it is not restarted).
 fn supervise(reactor: &mut Reactor, signals: &Signals, pidfd: &OwnedFd) -> std::io::Result<(ExitKind, bool)> {
-    let token = Token::new(Kind::Pidfd, 0);
+    let token = Token::new(Owner::Agent, 0);
     reactor.add(pidfd.as_fd(), token, Interest::Read)?;
     let mut stopped = false;
     let mut ended = false;
     while !ended {
         for ready in reactor.wait(None)? {
-            match ready.token.kind {
-                Kind::Signal => stopped |= forward(signals, pidfd),
-                Kind::Pidfd => ended = true,
-                Kind::Output
-                | Kind::ControlListener
-                | Kind::ControlConn
-                | Kind::CgroupEvents
-                | Kind::AgentListener
-                | Kind::AgentConn
-                | Kind::Notify
-                | Kind::ReadyFd
-                | Kind::Probe => {}
+            match ready.token.owner {
+                Owner::Signal => stopped |= forward(signals, pidfd),
+                Owner::Agent => ended = true,
+                Owner::Supervisor | Owner::Logs | Owner::Control => {}
             }
         }
     }
@@ -144,7 +136,7 @@ fn supervise(reactor: &mut Reactor, signals: &Signals, pidfd: &OwnedFd) -> std::
             PidfdExit::NotYet(pause) => pause,
         };
         for ready in reactor.wait(Some(Instant::now() + pause))? {
-            if ready.token.kind == Kind::Signal {
+            if ready.token.owner == Owner::Signal {
                 stopped |= forward(signals, pidfd);
             }
         }
@@ -173,7 +165,7 @@ fn backoff(reactor: &mut Reactor, signals: &Signals, delay: Duration) -> std::io
     let deadline = Instant::now() + delay;
     while Instant::now() < deadline {
         for ready in reactor.wait(Some(deadline))? {
-            if ready.token.kind == Kind::Signal && !signals.drain().is_empty() {
+            if ready.token.owner == Owner::Signal && !signals.drain().is_empty() {
                 return Ok(true);
             }
         }

@@ -614,7 +614,7 @@ impl Cgroups {
 
 fn remove_dir_logged(dir: &Path) {
     if let Err(e) = fs::remove_dir(dir) {
-        log::debug!("left {} in place: {e}", dir.display());
+        log::debug!("left {} in place: {}", dir.display(), crate::error::os_text(&e));
     }
 }
 
@@ -1426,7 +1426,7 @@ mod tests {
 #[cfg(test)]
 mod kernel_tests {
     use super::*;
-    use crate::reactor::{Interest, Kind, Reactor, Token};
+    use crate::reactor::{Interest, Owner, Reactor, Token};
     use std::os::fd::AsFd;
     use std::os::unix::process::ExitStatusExt;
     use std::process::{Child, ChildStdin, Command, Stdio};
@@ -1619,7 +1619,7 @@ mod kernel_tests {
         let events = pg.events_file().expect("a cgroup2 directory exists on this host");
         let mut reactor = Reactor::new().unwrap();
         reactor
-            .add(events.as_fd(), Token::new(Kind::CgroupEvents, 1), Interest::Priority)
+            .add(events.as_fd(), Token::new(Owner::Supervisor, 1), Interest::Priority)
             .unwrap();
         assert_eq!(ProgramCgroup::events_populated(&events), Some(false));
         assert!(!pg.populated());

@@ -37,7 +37,7 @@ use super::protocol::{ErrorBody, ErrorCode, Event, MAX_REQUEST_LINE, Request, Re
 use crate::listen::{
     Accepted, BindError, FD_RESERVE_BASE, FD_RESERVE_PER_PROGRAM, Listener, WARN_INTERVAL, WarnLimit, connection_budget,
 };
-use crate::reactor::{Interest, Kind, Reactor, Ready, Token};
+use crate::reactor::{Interest, Owner, Reactor, Ready, Token};
 
 /// A connection, as the supervisor sees it: where to send the reply. Ids are never reused, so
 /// a reply to a connection that closed meanwhile goes nowhere instead of to a newcomer.
@@ -314,8 +314,9 @@ pub struct Server {
     warn_forbidden: WarnLimit,
 }
 
+/// The listener's token; connections count from 1.
 const LISTENER: Token = Token {
-    kind: Kind::ControlListener,
+    owner: Owner::Control,
     id: 0,
 };
 
@@ -357,15 +358,14 @@ impl Server {
         })
     }
 
-    /// Handle a `Kind::ControlListener` or `Kind::ControlConn` readiness: accept, read, split
+    /// Handle a readiness of the listener or of a connection (`Owner::Control`): accept, read, split
     /// lines, parse. Malformed requests are answered here; the well-formed ones are returned,
     /// in order, for the supervisor to answer with [`Server::reply`].
     pub fn on_ready(&mut self, reactor: &Reactor, ready: &Ready, now: Instant) -> Vec<(ConnId, Request)> {
         let mut requests = Vec::new();
-        match ready.token.kind {
-            Kind::ControlListener => self.accept(reactor, now),
-            Kind::ControlConn => {
-                let id = ready.token.id;
+        match ready.token.id {
+            0 => self.accept(reactor, now),
+            id => {
                 let fate = match self.conns.get_mut(&id) {
                     Some(conn) => handle(
                         conn,
@@ -379,17 +379,6 @@ impl Server {
                     None => Fate::Keep,
                 };
                 self.settle(reactor, id, fate);
-            }
-            Kind::Signal
-            | Kind::Pidfd
-            | Kind::Output
-            | Kind::CgroupEvents
-            | Kind::AgentListener
-            | Kind::AgentConn
-            | Kind::Notify
-            | Kind::ReadyFd
-            | Kind::Probe => {
-                log::debug!("control: readiness for {:?} is not ours", ready.token);
             }
         }
         requests
@@ -685,7 +674,7 @@ impl Server {
         if interest == c.registered {
             return;
         }
-        let token = Token::new(Kind::ControlConn, id);
+        let token = Token::new(Owner::Control, id);
         let result = match (c.registered, interest) {
             (None, Some(i)) => reactor.add(c.fd.as_fd(), token, i),
             (Some(_), Some(i)) => reactor.modify(c.fd.as_fd(), token, i),

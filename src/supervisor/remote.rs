@@ -41,7 +41,7 @@ impl Supervisor {
         let cwd = (Some(&program.directory) != config_dir.as_ref()).then_some(program.directory.as_path());
         match crate::agent::client::start_process(socket, &program.command, &env, cwd, AGENT_TIMEOUT) {
             Ok((pid, pidfd)) => {
-                let token = crate::reactor::Token::new(crate::reactor::Kind::Pidfd, i as u64);
+                let token = self.token(i, super::Role::Pidfd);
                 if let Err(e) = self.reactor.add(pidfd.as_fd(), token, crate::reactor::Interest::Read) {
                     log::warn!("{name}: cannot watch the pidfd from the agent: {e}");
                 }
