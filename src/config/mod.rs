@@ -5,6 +5,8 @@
 //! rest of holden only ever sees these resolved types.
 
 pub mod envfile;
+pub mod error;
+pub mod load;
 pub mod placeholder;
 pub mod probe;
 pub mod raw;
@@ -16,7 +18,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use resolve::{ConfigError, load};
+pub use error::ConfigError;
+pub use load::{is_stream, load};
 
 /// A whole, valid configuration file.
 #[derive(Debug, Clone, PartialEq)]

@@ -13,6 +13,8 @@ use std::ops::Range;
 use toml::Spanned;
 use toml::de::{DeString, DeTable, DeValue};
 
+use super::error::Detail;
+
 /// Byte offsets into the file.
 pub type Span = Range<usize>;
 
@@ -30,14 +32,14 @@ pub const STDOUT: &str = "a path, \"inherit\" or \"null\"";
 /// What an output is expected to be, for `stderr`.
 pub const STDERR: &str = "a path, \"inherit\", \"null\" or \"stdout\"";
 
-/// One thing wrong with the file: where, under which key, and a sentence, normally
-/// "found ..., expected ...".
+/// One thing wrong with the file: where (in bytes), under which key, and what, normally
+/// "found ..., expected ...". `resolve` turns it into a `ConfigProblem` (line and column).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     pub span: Span,
     /// Dotted key path like `programs.web.stop_timeout`; empty for a TOML syntax error.
     pub key: String,
-    pub message: String,
+    pub detail: Detail,
 }
 
 impl Problem {
@@ -45,7 +47,10 @@ impl Problem {
         Problem {
             span,
             key: key.to_string(),
-            message: format!("found {found}, expected {expected}"),
+            detail: Detail::Found {
+                found: found.to_string(),
+                expected: expected.to_string(),
+            },
         }
     }
 }
@@ -318,7 +323,7 @@ pub fn parse(text: &str) -> Result<(RawConfig, Vec<Problem>), Vec<Problem>> {
                 Problem {
                     span,
                     key: String::new(),
-                    message,
+                    detail: Detail::Sentence(message),
                 }
             })
             .collect());
@@ -920,7 +925,7 @@ environment = { PORT = 8080 }
         let p = problems(text);
         let lines: Vec<String> = p
             .iter()
-            .map(|p| format!("{}: {} @{}", p.key, p.message, at(text, &p.span)))
+            .map(|p| format!("{}: {} @{}", p.key, p.detail, at(text, &p.span)))
             .collect();
         let want = [
             "color: found unknown key \"color\", expected one of supervisor, programs, groups @color",
@@ -942,7 +947,7 @@ environment = { PORT = 8080 }
         let text = "[programs.web]\ncommand = \"a\"\nautostart = yes\n";
         let p = problems(text);
         assert!(!p.is_empty());
-        assert!(p[0].message.starts_with("invalid TOML: "), "{p:?}");
+        assert!(p[0].detail.to_string().starts_with("invalid TOML: "), "{p:?}");
         assert_eq!(text[..p[0].span.start].lines().count(), 3, "{p:?}");
     }
 

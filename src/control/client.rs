@@ -111,7 +111,9 @@ pub fn socket_path(args: &ClientArgs) -> PathBuf {
             Err(e) if explicit => eprintln!(
                 "holden: warning: cannot read the socket path from {} ({}); trying {}",
                 file.display(),
-                e.messages.first().map_or("invalid", String::as_str),
+                e.problems
+                    .first()
+                    .map_or_else(|| "invalid".to_string(), ToString::to_string),
                 config::default_socket().display()
             ),
             Err(_) => {}
@@ -768,7 +770,7 @@ fn logs(args: &ClientArgs, name: &str, follow: bool, lines: usize, stderr: bool)
     drop(c);
     // /dev/stdout and the like name this client's own stdout here, not the program's: never
     // read them (`holden logs -f web > out.txt` would follow its own output).
-    if crate::logs::is_stream(&path) {
+    if crate::config::is_stream(&path) {
         return Err(Failure::runtime(format!(
             "{name}'s {stream} goes to {}, a stream and not a log file: there is no log to read here",
             path.display()

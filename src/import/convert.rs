@@ -1242,7 +1242,7 @@ mod tests {
              [program:redis]\ncommand=redis-server --port 6379\n\
              [group:stack]\nprograms=web,celery\n",
         );
-        let config = crate::config::resolve::load_str(Path::new("/etc/holden/supervisor.toml"), &o.toml)
+        let config = crate::config::load::load_str(Path::new("/etc/holden/supervisor.toml"), &o.toml)
             .unwrap_or_else(|e| panic!("{e}\n{}", o.toml));
         let names: Vec<&str> = config.programs.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(

@@ -64,7 +64,6 @@ use capture::Lines;
 use sink::{Sink, Stage};
 
 pub use capture::MAX_LINE;
-pub use sink::is_stream;
 pub use tail::{follow, tail};
 
 /// Pipe capacity asked for (the default `/proc/sys/fs/pipe-max-size`).
