@@ -1,8 +1,11 @@
 //! The configuration: what `supervisor.toml` means once every default is filled in.
 //!
-//! `raw.rs` mirrors the file as typed (with spans for error messages); `resolve.rs` turns it
-//! into the types below, checks every value and reports all errors of a file at once. The
-//! rest of holden only ever sees these resolved types.
+//! `raw` mirrors the file as typed (with spans for error messages); `resolve` turns it into
+//! the types below, checks every value and reports all errors of a file at once, as a
+//! structured `ConfigError` (`error.rs`). Resolving reads no file: `load.rs` holds everything
+//! the configuration reads from the file system (the config file, environment files, whether a
+//! path is a stream) and hands it to `resolve`. The rest of holden only ever sees these
+//! resolved types.
 
 pub mod envfile;
 pub mod error;
@@ -175,11 +178,11 @@ impl Signal {
     }
 }
 
-/// Linux x86_64/aarch64 signal numbers (the generic ones; no architecture here differs in these).
 /// The most `log_backups` a program may keep: each rotation renames every backup it has, so the
 /// count bounds the work one rotation does inside the event loop (SPEC: bounded work per event).
 pub const MAX_LOG_BACKUPS: u32 = 1000;
 
+/// Linux x86_64/aarch64 signal numbers (the generic ones; no architecture here differs in these).
 pub const SIGNAL_NAMES: &[(i32, &str)] = &[
     (1, "HUP"),
     (2, "INT"),
