@@ -2,7 +2,7 @@
 //! `/holden-test-<pid>-k<n>` and removes it when done, also when it fails.
 
 use super::*;
-use crate::reactor::{Interest, Kind, Reactor, Token};
+use crate::reactor::{Interest, Owner, Reactor, Token};
 use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -195,7 +195,7 @@ fn kernel_a_process_put_in_by_procs_files_is_killed_and_the_events_file_says_so(
     let events = pg.events_file().expect("a cgroup2 directory exists on this host");
     let mut reactor = Reactor::new().unwrap();
     reactor
-        .add(events.as_fd(), Token::new(Kind::CgroupEvents, 1), Interest::Priority)
+        .add(events.as_fd(), Token::new(Owner::Supervisor, 1), Interest::Priority)
         .unwrap();
     assert_eq!(ProgramCgroup::events_populated(&events), Some(false));
     assert!(!pg.populated());

@@ -529,7 +529,7 @@ impl Cgroups {
 
 fn remove_dir_logged(dir: &Path) {
     if let Err(e) = fs::remove_dir(dir) {
-        log::debug!("left {} in place: {e}", dir.display());
+        log::debug!("left {} in place: {}", dir.display(), crate::error::os_text(&e));
     }
 }
 

@@ -68,16 +68,16 @@ fn drive(logs: &mut Logs, reactor: &mut Reactor, name: &str, child: &mut Child, 
     let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
     let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).expect("pidfd_open");
     reactor
-        .add(pidfd.as_fd(), Token::new(Kind::Pidfd, 0), Interest::Read)
+        .add(pidfd.as_fd(), Token::new(Owner::Supervisor, 0), Interest::Read)
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut dead = false;
     while !dead || logs.open_streams(name) > 0 {
         assert!(Instant::now() < deadline, "capture did not finish in time");
         for r in reactor.wait(Some(deadline)).unwrap() {
-            match r.token.kind {
-                Kind::Output => logs.on_ready(reactor, r.token.id, &r),
-                Kind::Pidfd if !dead => {
+            match r.token.owner {
+                Owner::Logs => logs.on_ready(reactor, r.token.id, &r),
+                Owner::Supervisor if !dead => {
                     let status = child.wait().unwrap();
                     assert!(status.success(), "the writer failed: {status}");
                     reactor.delete(pidfd.as_fd());

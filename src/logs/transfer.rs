@@ -153,14 +153,14 @@ pub(super) fn move_lines(
     Moved::Budget
 }
 
-/// The batch timer: a non-blocking timerfd registered in `reactor` as `Token{Output, TIMER_ID}`.
+/// The batch timer: a non-blocking timerfd registered in `reactor` as `Token{Logs, TIMER_ID}`.
 pub(super) fn make_timer(reactor: &Reactor) -> io::Result<OwnedFd> {
     use rustix::time::{TimerfdClockId, TimerfdFlags, timerfd_create};
     let fd = timerfd_create(
         TimerfdClockId::Monotonic,
         TimerfdFlags::CLOEXEC | TimerfdFlags::NONBLOCK,
     )?;
-    reactor.add(fd.as_fd(), Token::new(Kind::Output, TIMER_ID), Interest::Read)?;
+    reactor.add(fd.as_fd(), Token::new(Owner::Logs, TIMER_ID), Interest::Read)?;
     Ok(fd)
 }
 

@@ -54,7 +54,7 @@ impl Supervisor {
     /// (a line in the log, and an event for `holden start` waiting on it).
     pub(super) fn refuse_start(&mut self, i: usize, why: String) {
         let slot = self.slot_mut(i);
-        slot.pending_start = false;
+        slot.intent = super::Intent::None;
         let (name, state) = (slot.program.name.clone(), slot.machine.state.name());
         log::warn!("{name}: {state} (not started: {why})");
         self.push_transition(i, state, state, Some(format!("not started: {why}")));

@@ -20,6 +20,7 @@ mod notify;
 mod ops;
 mod remote;
 mod requests;
+mod slot;
 pub mod state;
 mod watch;
 
@@ -31,13 +32,13 @@ use std::time::{Instant, SystemTime};
 use rustix::process::Pid;
 
 use crate::cgroup::{Cgroups, ProgramCgroup};
-use crate::config::{self, Config, Program};
+use crate::config::{self, Config};
 use crate::control::protocol::Event as ControlEvent;
 use crate::control::server::Server;
-use crate::error::Failure;
 use crate::process;
-use crate::reactor::{Kind, Reactor, Ready, Signals, Token};
-use state::{Effect, Event, Machine, Policy, State, Transition};
+use crate::reactor::{Owner, Reactor, Ready, Signals, Token};
+use slot::{After, ExitWait, Intent, Leftovers, Role, Slot};
+use state::{Effect, Event, State, Transition};
 
 const SIGNALS: &[i32] = &[
     signal_hook::consts::SIGCHLD,
@@ -47,35 +48,30 @@ const SIGNALS: &[i32] = &[
     signal_hook::consts::SIGUSR1,
 ];
 
-pub fn check(path: Option<&Path>) -> Result<u8, Failure> {
-    let path = config::config_path(path);
-    match config::load(&path) {
-        Ok(cfg) => {
-            print!("{}", config::resolve::render(&cfg));
-            Ok(0)
-        }
-        Err(e) => Err(config_failure(e)),
-    }
-}
-
-/// Config errors are printed as they are, one `file:line:col: key: ...` per line, with no
-/// `holden:` prefix in front of the first.
-fn config_failure(e: config::ConfigError) -> Failure {
-    eprintln!("{e}");
-    Failure::usage("")
+/// Why `holden run` did not start or did not end well.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The config file does not load: nothing was started.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The `[supervisor]` log settings cannot be used: nothing was started.
+    #[error("{0}")]
+    Logging(String),
+    #[error(transparent)]
+    Supervisor(#[from] SupervisorError),
 }
 
 /// `holden run`: load the config, start the programs, serve until a graceful shutdown.
-pub fn run(path: Option<&Path>) -> Result<u8, Failure> {
+pub fn run(path: Option<&Path>) -> Result<(), RunError> {
     let path = config::config_path(path);
-    let config = config::load(&path).map_err(config_failure)?;
-    logger::init(&config.supervisor).map_err(Failure::usage)?;
+    let config = config::load(&path)?;
+    logger::init(&config.supervisor).map_err(RunError::Logging)?;
     // Before anything could start a thread: it removes NOTIFY_SOCKET from the environment.
     let notifier = notify::Notifier::from_env();
-    let mut sup = Supervisor::new(config).map_err(|e| Failure::runtime(e.to_string()))?;
+    let mut sup = Supervisor::new(config)?;
     sup.notify = notifier;
-    sup.run().map_err(|e| Failure::runtime(e.to_string()))?;
-    Ok(0)
+    sup.run()?;
+    Ok(())
 }
 
 /// Why holden itself stops with an error (a program failing is a state, not this).
@@ -91,86 +87,14 @@ pub enum SupervisorError {
     Control(#[from] crate::control::server::ControlError),
 }
 
-/// One program under supervision.
-struct Slot {
-    program: Program,
-    policy: Policy,
-    machine: Machine,
-    /// The main process's pidfd while it lives (registered in the reactor).
-    pidfd: Option<OwnedFd>,
-    /// Process group of the last main process (its pid: it runs in its own session). It
-    /// outlives the main process while any member lives.
-    pgid: Option<i32>,
-    /// Wall-clock time of the last transition, for status.
-    since_wall: SystemTime,
-    /// Wall-clock time the current main process was spawned (entering STARTING), for uptime.
-    started_wall: Option<SystemTime>,
-    /// A start is wanted but waits for `depends_on` to be RUNNING.
-    pending_start: bool,
-    /// A stop is wanted but waits for the programs that depend on this one to stop first.
-    pending_stop: bool,
-    /// What to do once the program is down after a stop (restart, reload, remove).
-    then: Then,
-    /// Added with `holden add`: not in the file, left alone by reload.
-    transient: bool,
-    /// The program's cgroup(s), from its first spawn on.
-    cgroup: Option<ProgramCgroup>,
-    /// Its v2 `cgroup.events`, registered for EPOLLPRI.
-    events: Option<std::fs::File>,
-    /// The OOM-kill counter at the last spawn: a SIGKILL with a grown counter is an OOM kill.
-    oom_before: Option<u64>,
-    /// Limits in force (memory bytes, CPUs, pids): the config's, or a live `constrain`'s.
-    limits: (Option<u64>, Option<f64>, Option<u64>),
-    /// An agent's program ended: its exit status is being read from its pidfd.
-    exit_wait: Option<ExitWait>,
-    /// Processes its main process left behind, being stopped; a spawn waits for them.
-    leftovers: Leftovers,
-    /// Readiness and health of the current run: notify socket, fd, probes, watchdog.
-    watch: crate::health::Watch,
-}
-
-/// What a main process that exited on its own left behind (a daemon that forked): they get the
-/// program's stop_signal, SIGKILL after its stop_timeout, and the program is not spawned again
-/// until they are all gone (its cgroup, else its process group, is empty): no program ever
-/// runs twice.
-#[derive(Debug, Clone, Copy, Default)]
-struct Leftovers {
-    /// While some are alive: when to send SIGKILL (again).
-    kill_at: Option<Instant>,
-    /// SIGKILL was sent.
-    killed: bool,
-    /// A spawn was asked for while they lived: it happens once they are gone.
-    spawn_deferred: bool,
-}
-
-/// How often to say that leftovers are still there after SIGKILL (uninterruptible sleep).
-const LEFTOVER_KILL_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Reading an agent-spawned process's exit status, which appears once its agent reaped it.
-#[derive(Debug, Clone, Copy)]
-struct ExitWait {
-    since: Instant,
-    next: Instant,
-}
-
-/// What follows a stop once the program is down.
-#[derive(Debug, Clone, PartialEq)]
-enum Then {
-    Nothing,
-    /// `holden restart`.
-    Start,
-    /// Reload changed its settings: take these, then start it if it should run.
-    Replace(Box<Program>),
-    /// Reload removed it, or `holden remove`: forget it.
-    Remove,
-}
-
 pub struct Supervisor {
     config: Config,
     reactor: Reactor,
     signals: Signals,
     slots: Vec<Option<Slot>>,
     by_pid: HashMap<i32, usize>,
+    /// The generation the next new slot gets.
+    generations: u32,
     /// SIGTERM/SIGINT seen: stopping everything, then exit.
     shutting_down: bool,
     cgroups: Option<Cgroups>,
@@ -194,32 +118,11 @@ impl Supervisor {
             log::warn!("cannot become a child subreaper ({e}); daemonizing programs will escape holden");
         }
         let now = Instant::now();
-        let slots = config
-            .programs
-            .iter()
-            .map(|p| {
-                Some(Slot {
-                    program: p.clone(),
-                    policy: Policy::of(p),
-                    machine: Machine::new(now),
-                    pidfd: None,
-                    pgid: None,
-                    since_wall: SystemTime::now(),
-                    started_wall: None,
-                    pending_start: false,
-                    pending_stop: false,
-                    then: Then::Nothing,
-                    transient: false,
-                    cgroup: None,
-                    events: None,
-                    oom_before: None,
-                    limits: (p.memory_limit, p.cpu_limit, p.pids_limit),
-                    exit_wait: None,
-                    leftovers: Leftovers::default(),
-                    watch: crate::health::Watch::default(),
-                })
-            })
+        let slots: Vec<Option<Slot>> = (0u32..)
+            .zip(&config.programs)
+            .map(|(generation, p)| Some(Slot::new(p.clone(), false, generation, now)))
             .collect();
+        let generations = slots.len() as u32;
         // SPEC: a program with limits where cgroups cannot be used stops holden with the reason.
         let mut mode = config.supervisor.cgroups;
         if mode == config::CgroupMode::Auto && config.programs.iter().any(|p| p.has_limits() && p.agent.is_none()) {
@@ -258,6 +161,7 @@ impl Supervisor {
             signals,
             slots,
             by_pid: HashMap::new(),
+            generations,
             shutting_down: false,
             cgroups,
             control: Some(control),
@@ -307,20 +211,31 @@ impl Supervisor {
             let mut reap = false;
             let mut pidfds = Vec::new();
             for r in &ready {
-                match r.token.kind {
-                    Kind::Signal => reap |= self.on_signals(),
-                    Kind::Pidfd => {
-                        reap = true;
-                        pidfds.push(r.token.id as usize);
-                        self.on_pidfd(r.token.id as usize, now);
+                match r.token.owner {
+                    Owner::Signal => reap |= self.on_signals(),
+                    Owner::Supervisor => {
+                        // A readiness for a program that is gone (its slot reused since) is dropped.
+                        let Some((role, i)) = self.route(r.token.id) else {
+                            log::debug!("readiness for a program that is gone: {:?}", r.token);
+                            continue;
+                        };
+                        match role {
+                            Role::Pidfd => {
+                                reap = true;
+                                pidfds.push(i);
+                                self.on_pidfd(i, now);
+                            }
+                            Role::CgroupEvents => self.on_cgroup_events(i, r),
+                            Role::Notify => self.on_notify(i, now),
+                            Role::ReadyFd => self.on_ready_fd(i, now),
+                            Role::Probe => self.on_probe(i, now),
+                        }
                     }
-                    Kind::ControlListener | Kind::ControlConn => {
+                    Owner::Control => {
                         let programs = self.slots.iter().flatten().count();
                         let requests = match &mut self.control {
                             Some(server) => {
-                                if r.token.kind == Kind::ControlListener {
-                                    server.update_programs(programs);
-                                }
+                                server.update_programs(programs);
                                 server.on_ready(&self.reactor, r, now)
                             }
                             None => Vec::new(),
@@ -329,12 +244,8 @@ impl Supervisor {
                             self.on_request(conn, request);
                         }
                     }
-                    Kind::Output => self.logs.on_ready(&self.reactor, r.token.id, r),
-                    Kind::CgroupEvents => self.on_other(r),
-                    Kind::Notify => self.on_notify(r.token.id as usize, now),
-                    Kind::ReadyFd => self.on_ready_fd(r.token.id as usize, now),
-                    Kind::Probe => self.on_probe(r.token.id as usize, now),
-                    Kind::AgentListener | Kind::AgentConn => {}
+                    Owner::Logs => self.logs.on_ready(&self.reactor, r.token.id, r),
+                    Owner::Agent => log::debug!("readiness for the agent in the supervisor: {:?}", r.token),
                 }
             }
             if reap {
@@ -352,6 +263,19 @@ impl Supervisor {
             self.settle();
             self.flush_events();
         }
+    }
+
+    /// The token of program `i`'s fd in `role`, carrying the slot's generation.
+    fn token(&self, i: usize, role: Role) -> Token {
+        Token::new(Owner::Supervisor, slot::token_id(role, i, self.slot(i).generation))
+    }
+
+    /// The role and the live slot a token id stands for; None when the slot is empty or was
+    /// reused since the fd was registered.
+    fn route(&self, id: u64) -> Option<(Role, usize)> {
+        let (role, i, generation) = slot::parse_token_id(id)?;
+        let slot = self.slots.get(i)?.as_ref()?;
+        slot::same_generation(generation, slot.generation).then_some((role, i))
     }
 
     fn slot(&self, i: usize) -> &Slot {
@@ -437,7 +361,7 @@ impl Supervisor {
             let now = Instant::now();
             for i in 0..self.slots.len() {
                 if let Some(slot) = self.slots[i].as_mut() {
-                    slot.pending_stop = false;
+                    slot.intent = std::mem::replace(&mut slot.intent, Intent::None).stop_sent();
                     if slot.leftovers.kill_at.is_some() {
                         slot.leftovers.kill_at = Some(now);
                     }
@@ -461,31 +385,25 @@ impl Supervisor {
             n.stopping(&format!("{why}: stopping every program"));
         }
         for slot in self.slots.iter_mut().flatten() {
-            slot.pending_start = false;
-            slot.pending_stop = true;
-            slot.then = Then::Nothing;
+            slot.intent = Intent::Stop(After::Rest);
         }
     }
 
-    fn on_other(&mut self, r: &Ready) {
-        // EPOLLPRI is how kernfs says cgroup.events changed.
-        if r.token.kind == Kind::CgroupEvents && r.priority {
-            let i = r.token.id as usize;
-            let Some(slot) = self.slots.get(i).and_then(|s| s.as_ref()) else {
-                return;
-            };
-            // Re-read it whatever the state: a kernfs file stays ready until read.
-            let empty = slot.events.as_ref().and_then(ProgramCgroup::events_populated) == Some(false);
-            let waiting = matches!(slot.machine.state, State::Stopping { pid: None, .. });
-            if empty && waiting && self.tree_empty(i) {
-                self.apply(i, Event::Emptied, Instant::now());
-            }
-            if empty {
-                self.check_leftovers(i, Instant::now());
-            }
+    /// EPOLLPRI on program `i`'s cgroup.events: how kernfs says it changed.
+    fn on_cgroup_events(&mut self, i: usize, r: &Ready) {
+        if !r.priority {
             return;
         }
-        log::debug!("unhandled readiness {:?}", r.token);
+        let slot = self.slot(i);
+        // Re-read it whatever the state: a kernfs file stays ready until read.
+        let empty = slot.events.as_ref().and_then(ProgramCgroup::events_populated) == Some(false);
+        let waiting = matches!(slot.machine.state, State::Stopping { pid: None, .. });
+        if empty && waiting && self.tree_empty(i) {
+            self.apply(i, Event::Emptied, Instant::now());
+        }
+        if empty {
+            self.check_leftovers(i, Instant::now());
+        }
     }
 
     /// Reap every exited child and feed the exits to their programs.
@@ -503,11 +421,9 @@ impl Supervisor {
                     let name = self.slot(i).program.name.clone();
                     self.logs.drain(&self.reactor, &name);
                     let slot = self.slot(i);
-                    let exit = match (exit, &slot.cgroup) {
-                        (process::reap::ExitKind::Signal(SIGKILL), Some(cg)) if cg.oom_kills() > slot.oom_before => {
-                            process::reap::ExitKind::Oom
-                        }
-                        _ => exit,
+                    let exit = match &slot.cgroup {
+                        Some(cg) => exit.or_oom(slot.oom_before, cg.oom_kills()),
+                        None => exit,
                     };
                     self.apply(i, Event::Exited(exit), now);
                 }
@@ -574,7 +490,7 @@ impl Supervisor {
                 let Some(slot) = self.slots[i].as_ref() else {
                     continue;
                 };
-                let deps = if slot.pending_start {
+                let deps = if slot.intent.is_start() {
                     self.deps(i)
                 } else {
                     deps::Deps::Waiting
@@ -582,12 +498,13 @@ impl Supervisor {
                 if let deps::Deps::Failed(why) = deps {
                     self.refuse_start(i, why);
                     progressed = true;
-                } else if slot.pending_start && deps == deps::Deps::Satisfied {
-                    self.slot_mut(i).pending_start = false;
+                } else if slot.intent.is_start() && deps == deps::Deps::Satisfied {
+                    self.slot_mut(i).intent = Intent::None;
                     self.apply(i, Event::Start, now);
                     progressed = true;
-                } else if slot.pending_stop && !self.has_live_dependents(i) {
-                    self.slot_mut(i).pending_stop = false;
+                } else if slot.intent.is_stop() && !self.has_live_dependents(i) {
+                    let slot = self.slot_mut(i);
+                    slot.intent = std::mem::replace(&mut slot.intent, Intent::None).stop_sent();
                     self.apply(i, Event::Stop, now);
                     progressed = true;
                 }
@@ -604,7 +521,7 @@ impl Supervisor {
             return;
         }
         let waiting = (0..self.slots.len())
-            .any(|i| self.slots[i].as_ref().is_some_and(|s| s.pending_start) && !self.never_starts(i, 0));
+            .any(|i| self.slots[i].as_ref().is_some_and(|s| s.intent.is_start()) && !self.never_starts(i, 0));
         if waiting {
             return;
         }
@@ -631,7 +548,7 @@ impl Supervisor {
                     match dep.machine.state {
                         State::Exited if completed => !self.completed_ok(j),
                         State::Fatal | State::Exited => true,
-                        State::Stopped => !dep.pending_start || self.never_starts(j, depth + 1),
+                        State::Stopped => !dep.intent.is_start() || self.never_starts(j, depth + 1),
                         _ => false,
                     }
                 })
@@ -649,15 +566,18 @@ impl Supervisor {
         let program = &self.slot(i).program;
         self.slots.iter().flatten().any(|s| {
             s.program.depends_on.iter().any(|d| program.answers_to(d))
-                && (s.pending_stop || matches!(s.machine.state, State::Stopping { .. }))
+                && (s.intent.is_stop() || matches!(s.machine.state, State::Stopping { .. }))
                 && !s.machine.state.is_down()
         })
     }
 
     fn request_start(&mut self, i: usize) {
         let slot = self.slot_mut(i);
-        slot.pending_stop = false;
-        slot.pending_start = true;
+        if matches!(slot.intent, Intent::Stop(After::Replace(_) | After::Remove)) {
+            // A reload or `holden remove` stops it first; the new settings decide its start.
+            return;
+        }
+        slot.intent = Intent::Start;
         let (completed, ready): (Vec<String>, Vec<String>) = slot
             .program
             .depends_on
@@ -689,7 +609,11 @@ impl Supervisor {
             let (effects, transition) = slot.machine.handle(&slot.policy, ev, now);
             let became_down = transition.as_ref().is_some_and(|_| slot.machine.state.is_down());
             if let Some(t) = transition {
-                slot.since_wall = SystemTime::now();
+                // The wall time of `now`, not of this line: a spawn may have taken a while since,
+                // and uptime must agree with the min_uptime counted from `now`.
+                slot.since_wall = SystemTime::now()
+                    .checked_sub(now.elapsed())
+                    .unwrap_or_else(SystemTime::now);
                 if t.to == "STARTING" && t.from != "STARTING" {
                     slot.started_wall = Some(slot.since_wall);
                 }
@@ -780,7 +704,7 @@ impl Supervisor {
         };
         match process::spawn::spawn_with(&program, stdout, stderr, procs, extra) {
             Ok(spawned) => {
-                let token = Token::new(Kind::Pidfd, i as u64);
+                let token = self.token(i, Role::Pidfd);
                 if let Err(e) = self
                     .reactor
                     .add(spawned.pidfd.as_fd(), token, crate::reactor::Interest::Read)
@@ -839,7 +763,7 @@ impl Supervisor {
         if slot.events.is_none()
             && let Some(f) = cg.events_file()
         {
-            let token = Token::new(Kind::CgroupEvents, i as u64);
+            let token = self.token(i, Role::CgroupEvents);
             match self.reactor.add(f.as_fd(), token, crate::reactor::Interest::Priority) {
                 Ok(()) => self.slot_mut(i).events = Some(f),
                 Err(e) => log::warn!("{name}: cannot watch cgroup.events: {e}"),
@@ -856,7 +780,7 @@ impl Supervisor {
         let slot = self.slot(i);
         if slot.program.agent.is_some() {
             // Only the main process is known: signal it through its pidfd.
-            if let (Some(fd), Some(sig)) = (&slot.pidfd, rustix::process::Signal::from_named_raw(sig))
+            if let (Some(fd), Some(sig)) = (&slot.pidfd, crate::sys::signal::Signal(sig).to_rustix())
                 && slot.exit_wait.is_none()
                 && let Err(e) = rustix::process::pidfd_send_signal(fd, sig)
                 && e != rustix::io::Errno::SRCH
@@ -875,7 +799,7 @@ impl Supervisor {
             }
             return;
         }
-        let (Some(sig), Some(pgid)) = (rustix::process::Signal::from_named_raw(sig), slot.pgid) else {
+        let (Some(sig), Some(pgid)) = (crate::sys::signal::Signal(sig).to_rustix(), slot.pgid) else {
             return;
         };
         if let Some(pid) = Pid::from_raw(pgid) {
@@ -979,3 +903,6 @@ impl Supervisor {
 }
 
 const SIGKILL: i32 = 9;
+
+/// How often to say that leftovers are still there after SIGKILL (uninterruptible sleep).
+const LEFTOVER_KILL_GRACE: std::time::Duration = std::time::Duration::from_secs(5);

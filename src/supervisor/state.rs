@@ -577,11 +577,7 @@ impl Machine {
         now: Instant,
     ) -> (Option<State>, Vec<Effect>, Option<String>) {
         let how = exit.describe();
-        let restart = match policy.autorestart {
-            RestartPolicy::Never => false,
-            RestartPolicy::OnFailure => !policy.is_success(exit),
-            RestartPolicy::Always => true,
-        };
+        let restart = policy.autorestart.restarts(policy.is_success(exit));
         let (next, mut effects, reason) = if restart && !policy.is_success(exit) && self.start_limit_hit(policy, now) {
             let reason = format!(
                 "{how}; gave up: {} failed runs within {} (start_limit_burst)",

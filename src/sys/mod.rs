@@ -7,3 +7,4 @@ pub mod env;
 pub mod exec;
 pub mod peer;
 pub mod pidfd;
+pub mod signal;

@@ -125,8 +125,7 @@ pub(super) fn render_program(out: &mut String, p: &Program) {
     optional(
         out,
         "memory_limit",
-        p.memory_limit
-            .map(|b| format!("{b}  # {}", crate::control::table::limit_size(b))),
+        p.memory_limit.map(|b| format!("{b}  # {}", crate::size::limit_size(b))),
         "no limit",
     );
     optional(out, "cpu_limit", p.cpu_limit.map(|c| format!("{c:?}")), "no limit");
@@ -148,7 +147,7 @@ pub(super) fn render_program(out: &mut String, p: &Program) {
             out,
             "log_max_bytes = {}  # {}",
             p.log_max_bytes,
-            crate::control::table::limit_size(p.log_max_bytes)
+            crate::size::limit_size(p.log_max_bytes)
         );
     }
     let _ = writeln!(out, "log_backups = {}", p.log_backups);
