@@ -3,10 +3,9 @@
 //! the loop carries it out, honouring `depends_on` in both directions.
 
 use std::os::fd::AsFd;
-use std::time::Instant;
 
-use crate::config::{self, Program, Signal};
-use crate::control::protocol::{Event, ReloadSummary};
+use crate::config::{Program, Signal};
+use crate::control::protocol::Event;
 
 use super::Supervisor;
 use super::slot::{After, Intent, Slot};
@@ -205,87 +204,8 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Re-read the config file and apply the difference. An invalid file changes nothing.
-    pub(super) fn op_reload(&mut self) -> Result<ReloadSummary, OpError> {
-        if self.shutting_down {
-            return Err(OpError::ShuttingDown);
-        }
-        let new = config::load(&self.config.path).map_err(|e| OpError::InvalidConfig(e.to_string()))?;
-        let mut summary = ReloadSummary::default();
-        for slot in self.slots.iter().flatten() {
-            if slot.transient {
-                continue;
-            }
-            match new.program(&slot.program.name) {
-                None => summary.removed.push(slot.program.name.clone()),
-                Some(p) if *p != slot.program => summary.changed.push(slot.program.name.clone()),
-                Some(_) => {}
-            }
-        }
-        for p in &new.programs {
-            if self.index_of(&p.name).is_none() {
-                summary.added.push(p.name.clone());
-            }
-        }
-        let grants = crate::control::server::Grants::from_settings(&new.supervisor);
-        if let Some(server) = &mut self.control
-            && *server.grants() != grants
-        {
-            log::info!(
-                "reload: control socket grants now read_uids {:?}, allow_uids {:?}, admin_uids {:?}",
-                grants.read_uids,
-                grants.allow_uids,
-                grants.admin_uids
-            );
-            server.set_grants(&self.reactor, grants);
-        }
-        let others_changed = {
-            let (mut a, mut b) = (new.supervisor.clone(), self.config.supervisor.clone());
-            for s in [&mut a, &mut b] {
-                s.read_uids.clear();
-                s.allow_uids.clear();
-                s.admin_uids.clear();
-            }
-            a != b
-        };
-        if others_changed {
-            log::warn!(
-                "reload: [supervisor] settings changed; except the uid grants, they take effect at the next start of holden"
-            );
-        }
-        for name in &summary.removed {
-            let i = self.index_of(name).expect("listed above");
-            self.stop_then(i, After::Remove);
-        }
-        for name in &summary.changed {
-            let i = self.index_of(name).expect("listed above");
-            let program = new.program(name).expect("listed above").clone();
-            self.stop_then(i, After::Replace(Box::new(program)));
-        }
-        for name in &summary.added {
-            let program = new.program(name).expect("listed above").clone();
-            self.events.push(Event::Added { name: name.clone() });
-            let i = self.insert_slot(program, false);
-            if self.slot(i).program.autostart {
-                self.request_start(i);
-            }
-        }
-        log::info!(
-            "reloaded {}: added [{}], removed [{}], changed [{}]",
-            new.path.display(),
-            summary.added.join(", "),
-            summary.removed.join(", "),
-            summary.changed.join(", ")
-        );
-        self.config.programs = new.programs;
-        self.config.groups = new.groups;
-        self.config.instanced = new.instanced;
-        self.settle();
-        Ok(summary)
-    }
-
     /// Stop slot `i`, then do `then` once it is down (at once if it is down already).
-    fn stop_then(&mut self, i: usize, then: After) {
+    pub(super) fn stop_then(&mut self, i: usize, then: After) {
         let slot = self.slot_mut(i);
         if slot.machine.state.is_down() {
             slot.intent = Intent::Then(then);
@@ -297,7 +217,7 @@ impl Supervisor {
     }
 
     pub(super) fn insert_slot(&mut self, program: Program, transient: bool) -> usize {
-        let slot = Slot::new(program, transient, self.generations, Instant::now());
+        let slot = Slot::new(program, transient, self.generations, self.now());
         self.generations = self.generations.wrapping_add(1);
         match self.slots.iter().position(Option::is_none) {
             Some(i) => {
