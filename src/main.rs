@@ -9,6 +9,7 @@ mod control;
 mod error;
 mod health;
 mod import;
+mod listen;
 mod logs;
 mod process;
 mod reactor;

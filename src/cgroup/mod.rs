@@ -880,7 +880,7 @@ impl ProgramCgroup {
 
     /// Send `sig` to every process of the program; returns how many it reached.
     pub fn signal_all(&self, sig: i32) -> usize {
-        let Some(sig) = rustix::process::Signal::from_named_raw(sig) else {
+        let Some(sig) = crate::sys::signal::Signal(sig).to_rustix() else {
             return 0;
         };
         self.pids()

@@ -472,7 +472,11 @@ impl Supervisor {
             let (effects, transition) = slot.machine.handle(&slot.policy, ev, now);
             let became_down = transition.as_ref().is_some_and(|_| slot.machine.state.is_down());
             if let Some(t) = transition {
-                slot.since_wall = SystemTime::now();
+                // The wall time of `now`, not of this line: a spawn may have taken a while since,
+                // and uptime must agree with the min_uptime counted from `now`.
+                slot.since_wall = SystemTime::now()
+                    .checked_sub(now.elapsed())
+                    .unwrap_or_else(SystemTime::now);
                 if t.to == "STARTING" && t.from != "STARTING" {
                     slot.started_wall = Some(slot.since_wall);
                 }

@@ -145,10 +145,14 @@ impl Supervisor {
 
     /// Send `sig` to the main process of each target, through its pidfd.
     pub(super) fn op_signal(&mut self, targets: &[usize], sig: Signal) -> Result<(), OpError> {
-        let Some(rsig) = rustix::process::Signal::from_named_raw(sig.0) else {
+        let Some(rsig) = sig.to_rustix() else {
+            let names: Vec<&str> = targets.iter().map(|&i| self.slot(i).program.name.as_str()).collect();
             return Err(OpError::Signal {
-                name: String::new(),
-                reason: format!("signal {} is not supported", sig.0),
+                name: names.join(", "),
+                reason: format!(
+                    "signal {} cannot be sent (the C library keeps 32 and 33 for itself)",
+                    sig.0
+                ),
             });
         };
         for &i in targets {

@@ -212,7 +212,7 @@ impl Supervisor {
         let slot = self.slot(i);
         if slot.program.agent.is_some() {
             // Only the main process is known: signal it through its pidfd.
-            if let (Some(fd), Some(sig)) = (&slot.pidfd, rustix::process::Signal::from_named_raw(sig))
+            if let (Some(fd), Some(sig)) = (&slot.pidfd, crate::sys::signal::Signal(sig).to_rustix())
                 && slot.exit_wait.is_none()
                 && let Err(e) = rustix::process::pidfd_send_signal(fd, sig)
                 && e != rustix::io::Errno::SRCH
@@ -231,7 +231,7 @@ impl Supervisor {
             }
             return;
         }
-        let (Some(sig), Some(pgid)) = (rustix::process::Signal::from_named_raw(sig), slot.pgid) else {
+        let (Some(sig), Some(pgid)) = (crate::sys::signal::Signal(sig).to_rustix(), slot.pgid) else {
             return;
         };
         if let Some(pid) = Pid::from_raw(pgid) {

@@ -78,6 +78,20 @@ impl Signal {
             None => self.0.to_string(),
         }
     }
+
+    /// The signal to send with rustix: 1-31 and the real-time signals RTMIN to RTMAX (34-64).
+    /// `None` for 32 and 33, which glibc keeps for itself, and for numbers that are not signals.
+    pub fn to_rustix(self) -> Option<rustix::process::Signal> {
+        if let Some(named) = rustix::process::Signal::from_named_raw(self.0) {
+            return Some(named);
+        }
+        // SAFETY: 34..=64 are valid, non-zero Linux signal numbers, above the two (32, 33) that
+        // glibc reserves for itself; rustix asks that a libc-reserved number never be used to
+        // send, and these are not reserved: they are what glibc's SIGRTMIN..SIGRTMAX hand out.
+        (RTMIN..=RTMAX)
+            .contains(&self.0)
+            .then(|| unsafe { rustix::process::Signal::from_raw_unchecked(self.0) })
+    }
 }
 
 /// The `+n` (or `-n`) after `RTMIN` (`RTMAX`): nothing is 0.
@@ -126,6 +140,16 @@ mod tests {
         ];
         for (text, want) in table {
             assert_eq!(Signal::parse(text), want.map(Signal), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn every_signal_but_glibcs_own_can_be_sent() {
+        for n in (1..=31).chain(34..=64) {
+            assert_eq!(Signal(n).to_rustix().map(|s| s.as_raw()), Some(n), "{n}");
+        }
+        for n in [0, 32, 33, 65, -1] {
+            assert!(Signal(n).to_rustix().is_none(), "{n}");
         }
     }
 
