@@ -1,7 +1,7 @@
 use std::os::unix::net::{UnixListener, UnixStream};
 
 use super::*;
-use crate::reactor::Kind;
+use crate::reactor::Owner;
 
 fn mode_of(path: &Path) -> u32 {
     std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
@@ -88,7 +88,7 @@ fn accepted_connections_carry_their_peers_uid() {
     let path = dir.path().join("s.sock");
     let reactor = Reactor::new().unwrap();
     let mut l = Listener::bind(&path, 0o666, "").unwrap();
-    l.register(&reactor, Token::new(Kind::AgentListener, 0)).unwrap();
+    l.register(&reactor, Token::new(Owner::Agent, 0)).unwrap();
     let ours = UnixStream::connect(&path).unwrap();
     // Another uid, from a thread that takes it (credentials are per thread for the kernel)
     // and ends; SO_PEERCRED keeps the uid of the connect.
