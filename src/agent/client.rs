@@ -1,15 +1,15 @@
 //! The client side of the agent protocol, for `holden spawn`, `holden ping` and the supervisor's
 //! programs with `agent = "PATH"`.
 //!
-//! Blocking, one connection per call, every step bounded by the caller's timeout: the socket's
-//! SO_SNDTIMEO bounds `connect` (a Unix stream connect waits on it when the agent's backlog is
-//! full) and the writes, SO_RCVTIMEO each read, re-armed with what is left of the deadline.
-//! The pidfd arrives with the answer by SCM_RIGHTS, received close-on-exec.
+//! `start_process` and `ping` are blocking, one connection per call, every step bounded by the
+//! caller's timeout: the socket's SO_SNDTIMEO bounds `connect` (a Unix stream connect waits on
+//! it when the agent's backlog is full) and the writes, SO_RCVTIMEO each read, re-armed with
+//! what is left of the deadline. The supervisor drives the same `Conn` non-blocking from its
+//! reactor. The pidfd arrives with the answer by SCM_RIGHTS, received close-on-exec.
 
 use std::io::IoSliceMut;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -19,8 +19,8 @@ use rustix::net::{
     SocketType, sockopt,
 };
 
-use super::frame::{self, FrameError, Message, StartProcess};
-use crate::sys::pidfd;
+use super::codec::{self, Inbox};
+use super::frame::{FrameError, Message};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -104,189 +104,186 @@ pub fn start_process(
     cwd: Option<&Path>,
     timeout: Duration,
 ) -> Result<(i32, OwnedFd), AgentError> {
-    let request = StartProcess {
-        argv: argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
-        env: env
-            .iter()
-            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
-            .collect(),
-        cwd: cwd.map(|c| c.as_os_str().as_bytes().to_vec()),
-        clear_env: false,
-        null_stdio: false,
-    };
-    let frame = frame::encode(&Message::StartProcess(request)).map_err(AgentError::Request)?;
-    let mut call = Call::connect(socket, timeout)?;
-    let (answer, mut fds) = call.exchange(&frame)?;
-    match answer {
-        Message::ProcessStarted { pid } => {
-            let Some(pidfd) = fds.pop() else {
-                return Err(call.protocol("PROCESS_STARTED came without its pidfd"));
-            };
-            let own = match pidfd::pid_in_own_namespace(pidfd.as_fd()) {
-                Ok(Some(p)) => p,
-                // Not visible from here, already reaped, or an old kernel: the agent's pid
-                // is the best there is.
-                Ok(None) | Err(_) => pid,
-            };
-            Ok((own, pidfd))
-        }
-        Message::ProcessError { errno, message } => Err(AgentError::Refused {
-            socket: socket.into(),
-            errno,
-            message,
-        }),
-        Message::Ping | Message::Pong | Message::StartProcess(_) => {
-            Err(call.protocol("the answer to START_PROCESS is neither PROCESS_STARTED nor PROCESS_ERROR"))
-        }
-    }
+    let request = codec::start_request(argv, env, cwd)?;
+    let (answer, fds) = call(socket, request, timeout)?;
+    codec::started(socket, answer, fds)
 }
 
 /// Check that an agent answers at `socket` within `timeout`.
 pub fn ping(socket: &Path, timeout: Duration) -> Result<(), AgentError> {
-    let frame = frame::encode(&Message::Ping).map_err(AgentError::Request)?;
-    let mut call = Call::connect(socket, timeout)?;
-    match call.exchange(&frame)?.0 {
-        Message::Pong => Ok(()),
-        Message::ProcessError { errno, message } => Err(AgentError::Refused {
-            socket: socket.into(),
-            errno,
-            message,
-        }),
-        Message::Ping | Message::StartProcess(_) | Message::ProcessStarted { .. } => {
-            Err(call.protocol("the answer to PING is not PONG"))
+    let request = codec::ping_request()?;
+    let (answer, _) = call(socket, request, timeout)?;
+    codec::ponged(socket, answer)
+}
+
+/// One request and its answer on a fresh blocking connection, every step bounded by what is
+/// left of `timeout`.
+fn call(socket: &Path, request: Vec<u8>, timeout: Duration) -> Result<(Message, Vec<OwnedFd>), AgentError> {
+    let deadline = Instant::now() + timeout;
+    let timed_out = || AgentError::Timeout {
+        socket: socket.into(),
+        timeout,
+    };
+    // Set the socket timeout `which` to what is left of the deadline.
+    let arm = |conn: &Conn, which: sockopt::Timeout| {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(timed_out());
+        }
+        // Zero would mean "no timeout": keep at least a microsecond.
+        let left = left.max(Duration::from_micros(1));
+        sockopt::set_socket_timeout(&conn.fd, which, Some(left)).map_err(|e| conn.lost(e))
+    };
+    let mut conn = Conn::new(socket, request, false)?;
+    arm(&conn, sockopt::Timeout::Send)?;
+    if !conn.connect()? {
+        return Err(timed_out());
+    }
+    arm(&conn, sockopt::Timeout::Send)?;
+    if !conn.flush()? {
+        return Err(timed_out());
+    }
+    loop {
+        arm(&conn, sockopt::Timeout::Recv)?;
+        match conn.receive()? {
+            Progress::Answer(answer, fds) => return Ok((answer, fds)),
+            Progress::More => continue,
+            Progress::WouldBlock => return Err(timed_out()),
         }
     }
 }
 
-/// One request and its answer on a fresh connection.
-struct Call<'a> {
-    socket: &'a Path,
-    fd: OwnedFd,
-    deadline: Instant,
-    timeout: Duration,
-    input: Vec<u8>,
+/// What a read brought.
+pub enum Progress {
+    /// The whole answer, with the fds that came along.
+    Answer(Message, Vec<OwnedFd>),
+    /// Part of it: read again.
+    More,
+    /// Nothing yet: the socket's timeout passed (blocking), or wait for readiness.
+    WouldBlock,
 }
 
-impl<'a> Call<'a> {
-    fn connect(socket: &'a Path, timeout: Duration) -> Result<Call<'a>, AgentError> {
-        let deadline = Instant::now() + timeout;
+/// One connection to an agent, carrying one request and its answer: blocking, with the
+/// caller's socket timeouts, or non-blocking, driven by readiness (the supervisor's reactor).
+pub struct Conn {
+    socket: PathBuf,
+    fd: OwnedFd,
+    request: Vec<u8>,
+    sent: usize,
+    /// The agent hung up before taking the whole request (it refused this client): its answer
+    /// is still read, it says why.
+    send_failed: Option<AgentError>,
+    inbox: Inbox,
+}
+
+impl Conn {
+    /// A socket for `request` to the agent at `socket`, not connected yet.
+    pub fn new(socket: &Path, request: Vec<u8>, nonblocking: bool) -> Result<Conn, AgentError> {
         let fail = |e: Errno| AgentError::Connect {
             socket: socket.into(),
             reason: crate::error::errno_text(e.raw_os_error()),
         };
-        let addr = SocketAddrUnix::new(socket).map_err(fail)?;
-        let fd = rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)
-            .map_err(fail)?;
-        let call = Call {
-            socket,
-            fd,
-            deadline,
-            timeout,
-            input: Vec::new(),
+        let flags = if nonblocking {
+            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK
+        } else {
+            SocketFlags::CLOEXEC
         };
-        call.arm(sockopt::Timeout::Send)?;
-        match rustix::net::connect(&call.fd, &addr) {
-            Ok(()) => Ok(call),
-            Err(Errno::NOENT) | Err(Errno::CONNREFUSED) => Err(AgentError::NotListening { socket: socket.into() }),
-            Err(Errno::ACCESS) | Err(Errno::PERM) => Err(AgentError::PermissionDenied { socket: socket.into() }),
-            Err(Errno::AGAIN) | Err(Errno::INPROGRESS) => Err(call.timed_out()),
-            Err(e) => Err(fail(e)),
-        }
+        let fd = rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, flags, None).map_err(fail)?;
+        Ok(Conn {
+            socket: socket.into(),
+            fd,
+            request,
+            sent: 0,
+            send_failed: None,
+            inbox: Inbox::default(),
+        })
     }
 
-    /// Set the socket timeout `which` to what is left of the deadline.
-    fn arm(&self, which: sockopt::Timeout) -> Result<(), AgentError> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(self.timed_out());
-        }
-        // Zero would mean "no timeout": keep at least a microsecond.
-        let left = left.max(Duration::from_micros(1));
-        sockopt::set_socket_timeout(&self.fd, which, Some(left)).map_err(|e| self.lost(e))
-    }
-
-    /// Send a request and receive its answer. When the agent has hung up before taking the
-    /// whole request (it refused this client), its answer is still read: it says why.
-    fn exchange(&mut self, request: &[u8]) -> Result<(Message, Vec<OwnedFd>), AgentError> {
-        match self.send(request) {
-            Ok(()) => self.receive(),
-            Err(e @ AgentError::Connection { .. }) => self.receive().map_err(|_| e),
-            Err(e) => Err(e),
-        }
-    }
-
-    fn send(&mut self, mut bytes: &[u8]) -> Result<(), AgentError> {
-        while !bytes.is_empty() {
-            self.arm(sockopt::Timeout::Send)?;
-            match rustix::net::send(&self.fd, bytes, SendFlags::NOSIGNAL) {
-                Ok(n) => bytes = &bytes[n..],
-                Err(Errno::INTR) => continue,
-                Err(Errno::AGAIN) => return Err(self.timed_out()),
-                Err(e) => return Err(self.lost(e)),
-            }
-        }
-        Ok(())
-    }
-
-    /// Read until one whole frame is in; return it with the fds that came along.
-    fn receive(&mut self) -> Result<(Message, Vec<OwnedFd>), AgentError> {
-        let mut fds = Vec::new();
+    /// Connect: true once connected, false when the agent's backlog is full (EAGAIN: a Unix
+    /// connect never is in progress; try again later, or it timed out when blocking).
+    pub fn connect(&self) -> Result<bool, AgentError> {
+        let socket = &self.socket;
+        let fail = |e: Errno| AgentError::Connect {
+            socket: socket.clone(),
+            reason: crate::error::errno_text(e.raw_os_error()),
+        };
+        let addr = SocketAddrUnix::new(socket.as_path()).map_err(fail)?;
         loop {
-            match frame::decode(&self.input) {
-                Ok(Some((msg, _))) => return Ok((msg, fds)),
-                Ok(None) => {}
-                Err(error) => {
-                    return Err(AgentError::Protocol {
-                        socket: self.socket.into(),
-                        error,
-                    });
-                }
-            }
-            self.arm(sockopt::Timeout::Recv)?;
-            let mut buf = [0u8; 4096];
-            let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
-            let mut control = RecvAncillaryBuffer::new(&mut space);
-            let mut iov = [IoSliceMut::new(&mut buf)];
-            let n = match rustix::net::recvmsg(&self.fd, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
-                Ok(r) => r.bytes,
+            return match rustix::net::connect(&self.fd, &addr) {
+                Ok(()) => Ok(true),
                 Err(Errno::INTR) => continue,
-                Err(Errno::AGAIN) => return Err(self.timed_out()),
-                Err(e) => return Err(self.lost(e)),
+                Err(Errno::NOENT) | Err(Errno::CONNREFUSED) => Err(AgentError::NotListening { socket: socket.clone() }),
+                Err(Errno::ACCESS) | Err(Errno::PERM) => Err(AgentError::PermissionDenied { socket: socket.clone() }),
+                Err(Errno::AGAIN) | Err(Errno::INPROGRESS) => Ok(false),
+                Err(e) => Err(fail(e)),
             };
-            for msg in control.drain() {
-                if let RecvAncillaryMessage::ScmRights(rights) = msg {
-                    fds.extend(rights);
-                }
-            }
-            if n == 0 {
-                return Err(AgentError::Connection {
-                    socket: self.socket.into(),
-                    reason: "the agent closed the connection without answering".into(),
-                });
-            }
-            self.input.extend_from_slice(&buf[..n]);
         }
     }
 
-    fn timed_out(&self) -> AgentError {
-        AgentError::Timeout {
-            socket: self.socket.into(),
-            timeout: self.timeout,
+    /// Send what is left of the request: true once all of it is sent (or the agent hung up,
+    /// whose answer then says why), false when the socket is full.
+    pub fn flush(&mut self) -> Result<bool, AgentError> {
+        while self.sent < self.request.len() && self.send_failed.is_none() {
+            match rustix::net::send(&self.fd, &self.request[self.sent..], SendFlags::NOSIGNAL) {
+                Ok(n) => self.sent += n,
+                Err(Errno::INTR) => continue,
+                Err(Errno::AGAIN) => return Ok(false),
+                Err(e) => self.send_failed = Some(self.lost(e)),
+            }
         }
+        Ok(true)
+    }
+
+    /// Read once; the answer once it is whole.
+    pub fn receive(&mut self) -> Result<Progress, AgentError> {
+        if let Some((answer, fds)) = self.inbox.answer(&self.socket)? {
+            return Ok(Progress::Answer(answer, fds));
+        }
+        let mut buf = [0u8; 4096];
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let n = match rustix::net::recvmsg(&self.fd, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
+            Ok(r) => r.bytes,
+            Err(Errno::INTR) => return Ok(Progress::More),
+            Err(Errno::AGAIN) => return Ok(Progress::WouldBlock),
+            Err(e) => return Err(self.send_failed.take().unwrap_or_else(|| self.lost(e))),
+        };
+        let mut fds = Vec::new();
+        for msg in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(rights) = msg {
+                fds.extend(rights);
+            }
+        }
+        self.inbox.push(&buf[..n], fds);
+        if n == 0 {
+            return Err(self.send_failed.take().unwrap_or_else(|| AgentError::Connection {
+                socket: self.socket.clone(),
+                reason: "the agent closed the connection without answering".into(),
+            }));
+        }
+        match self.inbox.answer(&self.socket)? {
+            Some((answer, fds)) => Ok(Progress::Answer(answer, fds)),
+            None => Ok(Progress::More),
+        }
+    }
+
+    /// The agent's socket path.
+    pub fn socket(&self) -> &Path {
+        &self.socket
     }
 
     fn lost(&self, e: Errno) -> AgentError {
         AgentError::Connection {
-            socket: self.socket.into(),
+            socket: self.socket.clone(),
             reason: crate::error::errno_text(e.raw_os_error()),
         }
     }
+}
 
-    fn protocol(&self, what: &str) -> AgentError {
-        AgentError::Protocol {
-            socket: self.socket.into(),
-            error: FrameError::Unencodable(what.into()),
-        }
+impl AsFd for Conn {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }
 

@@ -4,13 +4,16 @@
 //!
 //! - `frame`: the binary wire format, pure functions (docs/agent-protocol.md).
 //! - `server`: the agent's event loop: spawn, pidfd_open, send by SCM_RIGHTS, forget, reap.
+//! - `codec`: requests and replies without I/O, shared by both clients.
 //! - `client`: `start_process` and `ping`, blocking and bounded by a timeout; used by
 //!   `holden spawn`, `holden ping` and the supervisor's programs with `agent = "PATH"`.
+//!   Its `Conn` is also driven non-blocking by the supervisor (supervisor/remote.rs).
 //!
 //! The exit status of a process the caller did not spawn itself comes from the pidfd
 //! (`process::reap::pidfd_exit`), never from `waitid`, which only the parent may call.
 
 pub mod client;
+pub mod codec;
 pub mod frame;
 pub mod server;
 

@@ -104,6 +104,9 @@ pub struct Supervisor {
     logs: crate::logs::Logs,
     /// The service manager's `$NOTIFY_SOCKET` (systemd `Type=notify`), when holden has one.
     notify: Option<notify::Notifier>,
+    /// Agent calls whose program was stopped or removed while they were in flight: their
+    /// answer's process is killed (remote.rs).
+    abandoned: Vec<Option<remote::AgentCall>>,
     /// Unit tests: a fake clock, and spawns that start nothing.
     #[cfg(test)]
     fake: Option<tests::Fake>,
@@ -179,9 +182,18 @@ impl Supervisor {
             events: Vec::new(),
             logs: crate::logs::Logs::new(),
             notify: None,
+            abandoned: Vec::new(),
             #[cfg(test)]
             fake: None,
         }
+    }
+
+    /// Unit tests whose spawns start nothing.
+    fn faked(&self) -> bool {
+        #[cfg(test)]
+        return self.fake.is_some();
+        #[cfg(not(test))]
+        false
     }
 
     /// The time now; in unit tests, the fake clock's.
@@ -215,6 +227,7 @@ impl Supervisor {
                     .iter()
                     .flatten()
                     .all(|s| s.machine.state.is_down() && s.leftovers.kill_at.is_none())
+                && self.abandoned.iter().all(Option::is_none)
             {
                 self.logs.drain_all(&self.reactor);
                 log::info!("every program stopped; exiting");
@@ -236,6 +249,10 @@ impl Supervisor {
                 match r.token.owner {
                     Owner::Signal => reap |= self.on_signals(),
                     Owner::Supervisor => {
+                        if let Some((slot::Role::AbandonedCall, k, _)) = slot::parse_token_id(r.token.id) {
+                            self.on_abandoned_call(k, now);
+                            continue;
+                        }
                         // A readiness for a program that is gone (its slot reused since) is dropped.
                         let Some((role, i)) = self.route(r.token.id) else {
                             log::debug!("readiness for a program that is gone: {:?}", r.token);
@@ -251,6 +268,8 @@ impl Supervisor {
                             Role::Notify => self.on_notify(i, now),
                             Role::ReadyFd => self.on_ready_fd(i, now),
                             Role::Probe => self.on_probe(i, now),
+                            Role::AgentCall => self.on_agent_call(i, now),
+                            Role::AbandonedCall => {}
                         }
                     }
                     Owner::Control => {
@@ -320,20 +339,23 @@ impl Supervisor {
 
     fn next_deadline(&self) -> Option<Instant> {
         let programs = self.slots.iter().flatten().filter_map(|s| {
-            // A spawn that waits for leftovers happens when they are gone, not at the deadline.
+            // A spawn that waits for leftovers happens when they are gone, not at the deadline;
+            // one asked of an agent, when it answers or its call's deadline passes.
             let state = s
                 .machine
                 .state
                 .deadline()
-                .filter(|_| !s.leftovers.spawn_deferred)
+                .filter(|_| !s.leftovers.spawn_deferred && s.agent_call.is_none())
                 .into_iter()
                 .chain(s.leftovers.kill_at)
+                .chain(s.agent_call.as_ref().map(remote::AgentCall::next))
                 .min();
             // An agent's program whose exit status is still being read.
             let exit_wait = s.exit_wait.map(|w| w.next);
             state.into_iter().chain(exit_wait).chain(s.watch.next_deadline()).min()
         });
-        programs.chain(self.control.next_deadline()).min()
+        let abandoned = self.abandoned.iter().flatten().map(remote::AgentCall::next);
+        programs.chain(abandoned).chain(self.control.next_deadline()).min()
     }
 
     /// Push this turn's events to the watchers.
@@ -413,6 +435,7 @@ impl Supervisor {
 
     fn fire_deadlines(&mut self) {
         let now = self.now();
+        self.fire_abandoned_calls(now);
         for i in 0..self.slots.len() {
             if self.slots[i]
                 .as_ref()
@@ -428,9 +451,16 @@ impl Supervisor {
             {
                 self.kill_leftovers(i, now);
             }
+            if self.slots[i]
+                .as_ref()
+                .and_then(|s| s.agent_call.as_ref())
+                .is_some_and(|c| c.next() <= now)
+            {
+                self.on_agent_call(i, now);
+            }
             let due = self.slots[i]
                 .as_ref()
-                .filter(|s| !s.leftovers.spawn_deferred)
+                .filter(|s| !s.leftovers.spawn_deferred && s.agent_call.is_none())
                 .and_then(|s| s.machine.state.deadline())
                 .is_some_and(|d| d <= now);
             if due {
@@ -465,6 +495,14 @@ impl Supervisor {
         if matches!(event, Event::Stop | Event::Kill) {
             // A stop cancels a spawn that waited for leftovers; they still end as planned.
             self.slot_mut(i).leftovers.spawn_deferred = false;
+            // And one asked of an agent: what it starts is killed.
+            if self.abandon_agent_call(i) && self.slot(i).machine.state.is_down() {
+                // Status showed it STARTING; its machine never left rest.
+                let (name, to) = (self.slot(i).program.name.clone(), self.slot(i).machine.state.name());
+                let reason = "stopped before its agent answered".to_string();
+                log::info!("{name}: STARTING -> {to} ({reason})");
+                self.push_transition(i, "STARTING", to, Some(reason));
+            }
         }
         let mut queue = vec![event];
         while let Some(ev) = queue.pop() {

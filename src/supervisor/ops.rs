@@ -250,6 +250,7 @@ impl Supervisor {
                 }
             }
             After::Replace(program) => {
+                let _ = self.abandon_agent_call(i);
                 let slot = self.slot_mut(i);
                 slot.policy = Policy::of(&program);
                 slot.program = *program;
@@ -270,6 +271,7 @@ impl Supervisor {
                     // Forgotten programs leave nothing behind: what its last run left ends now.
                     self.signal_tree(i, 9);
                 }
+                let _ = self.abandon_agent_call(i);
                 let slot = self.slots[i].take().expect("live slot");
                 let name = slot.program.name;
                 self.logs.forget(&self.reactor, &name);

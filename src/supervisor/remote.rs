@@ -8,23 +8,124 @@
 //! for a bounded time, after which it is reported as unknown. Older kernels report unknown at
 //! once: a status is never invented. Signals go through the pidfd; holden sees only the main
 //! process, so limits and output capture do not apply.
+//!
+//! The spawn request itself never blocks the loop: it is a non-blocking connection in the
+//! reactor (`AgentCall`), with the program's token and a deadline. Meanwhile the program has no
+//! pid and status shows it STARTING. An answer for a program stopped or removed meanwhile is
+//! not lost: the call goes on without it, and the process the agent started is killed.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use crate::agent::client::{AgentError, Conn, Progress};
+use crate::agent::codec;
+use crate::agent::frame::Message;
 use crate::process::reap::{PidfdExit, pidfd_exit};
+use crate::reactor::{Interest, Reactor, Token};
 
+use super::slot::Role;
 use super::state::Event;
 use super::{ExitWait, Supervisor};
 
-/// How long one request to the agent may take. The loop waits for it: an agent is local and
-/// answers in well under a millisecond; one that does not within this is treated as down.
+/// How long one request to the agent may take. An agent is local and answers in well under a
+/// millisecond; one that does not within this is treated as down. The loop does not wait for
+/// it: the request is a connection in the reactor with this deadline.
 const AGENT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How soon to connect again when the agent's backlog is full (a Unix connect is never in
+/// progress: it succeeds, fails, or says EAGAIN).
+const CONNECT_RETRY: Duration = Duration::from_millis(10);
+
+/// A spawn request to an agent in flight: a non-blocking connection the reactor watches.
+pub(super) struct AgentCall {
+    conn: Conn,
+    deadline: Instant,
+    /// Not connected yet: connect (again) then.
+    connect_at: Option<Instant>,
+    /// How the connection is registered in the reactor, once connected.
+    interest: Option<Interest>,
+    /// The program's name, for the log once it is abandoned.
+    name: String,
+}
+
+impl AgentCall {
+    /// When the loop must drive it without a readiness.
+    pub(super) fn next(&self) -> Instant {
+        self.connect_at.map_or(self.deadline, |c| c.min(self.deadline))
+    }
+
+    /// Connect, send, read what arrived: the answer once it is whole, or why it failed.
+    fn drive(
+        &mut self,
+        reactor: &Reactor,
+        token: Token,
+        now: Instant,
+    ) -> Option<Result<(Message, Vec<OwnedFd>), AgentError>> {
+        let outcome = self.step(reactor, token, now);
+        if outcome.is_none() && now >= self.deadline {
+            return Some(Err(AgentError::Timeout {
+                socket: self.conn.socket().into(),
+                timeout: AGENT_TIMEOUT,
+            }));
+        }
+        outcome
+    }
+
+    fn step(
+        &mut self,
+        reactor: &Reactor,
+        token: Token,
+        now: Instant,
+    ) -> Option<Result<(Message, Vec<OwnedFd>), AgentError>> {
+        if let Some(at) = self.connect_at {
+            if now < at {
+                return None;
+            }
+            match self.conn.connect() {
+                Ok(true) => self.connect_at = None,
+                Ok(false) => {
+                    self.connect_at = Some(now + CONNECT_RETRY);
+                    return None;
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        let interest = match self.conn.flush() {
+            Ok(true) => Interest::Read,
+            Ok(false) => Interest::ReadWrite,
+            Err(e) => return Some(Err(e)),
+        };
+        if self.interest != Some(interest) {
+            let done = match self.interest {
+                None => reactor.add(self.conn.as_fd(), token, interest),
+                Some(_) => reactor.modify(self.conn.as_fd(), token, interest),
+            };
+            if let Err(e) = done {
+                return Some(Err(AgentError::Connection {
+                    socket: self.conn.socket().into(),
+                    reason: format!("cannot watch the connection: {e}"),
+                }));
+            }
+            self.interest = Some(interest);
+        }
+        loop {
+            match self.conn.receive() {
+                Ok(Progress::Answer(answer, fds)) => return Some(Ok((answer, fds))),
+                Ok(Progress::More) => continue,
+                Ok(Progress::WouldBlock) => return None,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
 impl Supervisor {
-    /// Ask the agent to spawn program `i`.
-    pub(super) fn spawn_remote(&mut self, i: usize, socket: &std::path::Path) -> Event {
+    /// Ask the agent to spawn program `i`: the request goes out and the loop goes on; the
+    /// answer is an event (`on_agent_call`). Returns the event only when the request failed at
+    /// once (no agent listening, say).
+    pub(super) fn spawn_remote(&mut self, i: usize, now: Instant) -> Option<Event> {
         let program = &self.slot(i).program;
+        let socket = program.agent.clone()?;
         let env: Vec<(String, String)> = program
             .environment
             .iter()
@@ -39,22 +140,117 @@ impl Supervisor {
             .ok()
             .and_then(|p| p.parent().map(|d| d.to_path_buf()));
         let cwd = (Some(&program.directory) != config_dir.as_ref()).then_some(program.directory.as_path());
-        match crate::agent::client::start_process(socket, &program.command, &env, cwd, AGENT_TIMEOUT) {
+        let call = codec::start_request(&program.command, &env, cwd)
+            .and_then(|request| Conn::new(&socket, request, true))
+            .map(|conn| AgentCall {
+                conn,
+                deadline: now + AGENT_TIMEOUT,
+                connect_at: Some(now),
+                interest: None,
+                name,
+            });
+        match call {
+            Ok(call) => {
+                self.slot_mut(i).agent_call = Some(call);
+                self.drive_agent_call(i, now)
+            }
+            Err(e) => Some(spawn_failed(&socket, e)),
+        }
+    }
+
+    /// Program `i`'s agent call is ready or due: drive it, and feed its outcome once there is one.
+    pub(super) fn on_agent_call(&mut self, i: usize, now: Instant) {
+        if let Some(event) = self.drive_agent_call(i, now) {
+            self.apply(i, event, now);
+        }
+    }
+
+    fn drive_agent_call(&mut self, i: usize, now: Instant) -> Option<Event> {
+        let token = self.token(i, Role::AgentCall);
+        let slot = self.slots[i].as_mut()?;
+        let result = slot.agent_call.as_mut()?.drive(&self.reactor, token, now)?;
+        let call = slot.agent_call.take()?;
+        self.reactor.delete(call.conn.as_fd());
+        let socket = call.conn.socket();
+        match result.and_then(|(answer, fds)| codec::started(socket, answer, fds)) {
             Ok((pid, pidfd)) => {
-                let token = self.token(i, super::Role::Pidfd);
-                if let Err(e) = self.reactor.add(pidfd.as_fd(), token, crate::reactor::Interest::Read) {
-                    log::warn!("{name}: cannot watch the pidfd from the agent: {e}");
+                let token = self.token(i, Role::Pidfd);
+                if let Err(e) = self.reactor.add(pidfd.as_fd(), token, Interest::Read) {
+                    log::warn!("{}: cannot watch the pidfd from the agent: {e}", call.name);
                 }
                 let slot = self.slot_mut(i);
                 slot.pidfd = Some(pidfd);
                 slot.pgid = None;
                 slot.exit_wait = None;
-                Event::Spawned { pid }
+                Some(Event::Spawned { pid })
             }
-            Err(e) => Event::SpawnFailed {
-                reason: format!("agent {}: {e}", socket.display()),
-                retry: e.retryable(),
-            },
+            Err(e) => Some(spawn_failed(socket, e)),
+        }
+    }
+
+    /// Program `i` was stopped or is being removed while its agent call is in flight: the call
+    /// goes on without it, and the process the agent may start is killed (nothing is left
+    /// unsupervised).
+    /// Returns whether a call was in flight.
+    pub(super) fn abandon_agent_call(&mut self, i: usize) -> bool {
+        let Some(mut call) = self.slots[i].as_mut().and_then(|s| s.agent_call.take()) else {
+            return false;
+        };
+        let k = match self.abandoned.iter().position(Option::is_none) {
+            Some(k) => k,
+            None => {
+                self.abandoned.push(None);
+                self.abandoned.len() - 1
+            }
+        };
+        if let Some(interest) = call.interest
+            && self
+                .reactor
+                .modify(call.conn.as_fd(), abandoned_token(k), interest)
+                .is_err()
+        {
+            call.interest = None;
+        }
+        if call.interest.is_none() {
+            // Not connected, or no longer watched: the agent has not the whole request.
+            self.reactor.delete(call.conn.as_fd());
+            return true;
+        }
+        log::debug!("{}: its agent call goes on without it", call.name);
+        self.abandoned[k] = Some(call);
+        true
+    }
+
+    /// An abandoned agent call is ready or due: an answer's process is killed.
+    pub(super) fn on_abandoned_call(&mut self, k: usize, now: Instant) {
+        let Some(Some(call)) = self.abandoned.get_mut(k) else {
+            return;
+        };
+        let Some(result) = call.drive(&self.reactor, abandoned_token(k), now) else {
+            return;
+        };
+        let Some(call) = self.abandoned[k].take() else { return };
+        self.reactor.delete(call.conn.as_fd());
+        if let Ok((pid, pidfd)) = result.and_then(|(answer, fds)| codec::started(call.conn.socket(), answer, fds)) {
+            match rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL) {
+                Ok(()) => log::info!(
+                    "{}: killed pid {pid}, which its agent started after it was stopped",
+                    call.name
+                ),
+                Err(e) => log::warn!(
+                    "{}: cannot kill pid {pid}, which its agent started after it was stopped: {e}",
+                    call.name
+                ),
+            }
+        }
+    }
+
+    /// The abandoned agent calls that are due.
+    pub(super) fn fire_abandoned_calls(&mut self, now: Instant) {
+        for k in 0..self.abandoned.len() {
+            if self.abandoned[k].as_ref().is_some_and(|c| c.next() <= now) {
+                self.on_abandoned_call(k, now);
+            }
         }
     }
 
@@ -107,5 +303,20 @@ impl Supervisor {
         ) {
             self.apply(i, Event::Emptied, now);
         }
+    }
+}
+
+/// The token of abandoned call `k`: no program's (slot 0 of generation 0, a role of its own).
+fn abandoned_token(k: usize) -> Token {
+    Token::new(
+        crate::reactor::Owner::Supervisor,
+        super::slot::token_id(Role::AbandonedCall, k, 0),
+    )
+}
+
+fn spawn_failed(socket: &std::path::Path, e: AgentError) -> Event {
+    Event::SpawnFailed {
+        reason: format!("agent {}: {e}", socket.display()),
+        retry: e.retryable(),
     }
 }

@@ -210,7 +210,13 @@ impl Supervisor {
             instance: slot.program.instance.as_ref().map(|x| x.index),
             group: groups.first().cloned(),
             groups,
-            state: slot.machine.state.name().to_string(),
+            // Asked of its agent, not answered yet: starting, without a pid.
+            state: if slot.agent_call.is_some() {
+                "STARTING"
+            } else {
+                slot.machine.state.name()
+            }
+            .to_string(),
             pid: slot.machine.state.pid(),
             since: unix_time(slot.since_wall),
             restarts: slot.machine.restarts,

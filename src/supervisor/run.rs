@@ -86,6 +86,9 @@ impl Supervisor {
                 self.slot_mut(i).leftovers.spawn_deferred = true;
                 None
             }
+            // Already asked of its agent: the answer is the event.
+            Effect::Spawn if self.slot(i).agent_call.is_some() => None,
+            Effect::Spawn if self.slot(i).program.agent.is_some() && !self.faked() => self.spawn_remote(i, now),
             Effect::Spawn => Some(self.spawn(i)),
             Effect::Signal(sig) => {
                 self.signal_tree(i, sig.0);
@@ -108,9 +111,6 @@ impl Supervisor {
             return fake.spawn();
         }
         let program = self.slot(i).program.clone();
-        if let Some(socket) = &program.agent {
-            return self.spawn_remote(i, socket);
-        }
         let (stdout, stderr) = match self.logs.attach(&program, &self.reactor) {
             Ok(s) => (s.stdout, s.stderr),
             Err(e) if e.short_of_resources() => return Event::SpawnShort { reason: e.to_string() },

@@ -43,6 +43,8 @@ pub(super) struct Slot {
     pub(super) limits: (Option<u64>, Option<f64>, Option<u64>),
     /// An agent's program ended: its exit status is being read from its pidfd.
     pub(super) exit_wait: Option<ExitWait>,
+    /// Its spawn request to its agent, in flight.
+    pub(super) agent_call: Option<super::remote::AgentCall>,
     /// Processes its main process left behind, being stopped; a spawn waits for them.
     pub(super) leftovers: Leftovers,
     /// Readiness and health of the current run: notify socket, fd, probes, watchdog.
@@ -67,6 +69,7 @@ impl Slot {
             events: None,
             oom_before: None,
             exit_wait: None,
+            agent_call: None,
             leftovers: Leftovers::default(),
             watch: crate::health::Watch::default(),
         }
@@ -154,6 +157,11 @@ pub(super) enum Role {
     ReadyFd = 4,
     /// Its probe in flight: socket or exec output pipe.
     Probe = 5,
+    /// Its spawn request to its agent, in flight.
+    AgentCall = 6,
+    /// A spawn request whose program was stopped or removed meanwhile: the index is the
+    /// supervisor's list of them, the generation 0.
+    AbandonedCall = 7,
 }
 
 /// A supervisor token id: role (8 bits) | slot generation (24 bits) | slot index (24 bits).
@@ -176,6 +184,8 @@ pub(super) fn parse_token_id(id: u64) -> Option<(Role, usize, u32)> {
         3 => Role::Notify,
         4 => Role::ReadyFd,
         5 => Role::Probe,
+        6 => Role::AgentCall,
+        7 => Role::AbandonedCall,
         _ => return None,
     };
     Some((role, (id & SLOT_MASK) as usize, ((id >> SLOT_BITS) & SLOT_MASK) as u32))
@@ -198,6 +208,8 @@ mod tests {
             Role::Notify,
             Role::ReadyFd,
             Role::Probe,
+            Role::AgentCall,
+            Role::AbandonedCall,
         ] {
             let id = token_id(role, 7, 3);
             assert_eq!(parse_token_id(id), Some((role, 7, 3)));

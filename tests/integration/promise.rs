@@ -161,7 +161,10 @@ fn a_silent_agent_and_a_leftover_that_will_not_die_do_not_delay_a_crash_looping_
         return;
     }
     if !Path::new(V1_FREEZER).join("cgroup.procs").exists() || !Path::new("/sys/fs/cgroup/memory").is_dir() {
-        skip(test, "needs the v1 freezer and memory hierarchies (a hybrid host) to hold a process SIGKILL cannot end");
+        skip(
+            test,
+            "needs the v1 freezer and memory hierarchies (a hybrid host) to hold a process SIGKILL cannot end",
+        );
         return;
     }
     let cgroup_path = unique_cgroup_path();
@@ -208,7 +211,10 @@ fn a_silent_agent_and_a_leftover_that_will_not_die_do_not_delay_a_crash_looping_
             .to_string()
     };
     let (accepted, closed) = agent.connections();
-    assert_eq!(closed, 0, "status answered while holden still waits on the agent ({accepted} connections)");
+    assert_eq!(
+        closed, 0,
+        "status answered while holden still waits on the agent ({accepted} connections)"
+    );
     assert!(leftover.frozen(), "status answered while the leftover still lives");
     assert_ne!(state("stuck"), "RUNNING", "{status:?}");
     assert_ne!(state("remote"), "RUNNING", "{status:?}");
@@ -229,4 +235,55 @@ fn a_silent_agent_and_a_leftover_that_will_not_die_do_not_delay_a_crash_looping_
     let st = sup.wait_exit(T);
     assert!(st.success(), "holden exits 0 on SIGTERM: {st}");
     drop(leftover);
+}
+
+/// The agent half alone, on any host: while holden's request to an agent that never answers is
+/// open, a crash-looping program goes on, status answers and shows the agent's program
+/// STARTING without a pid; a stop of that program closes the request.
+#[test]
+fn a_silent_agent_does_not_delay_a_crash_looping_program() {
+    let test = "a_silent_agent_does_not_delay_a_crash_looping_program";
+    if skip_unless_root(test) {
+        return;
+    }
+    let sup = Supervisor::prepare(
+        "",
+        "[programs.remote]\ncommand = \"sleep 1000\"\nagent = \"{dir}/agent.sock\"\n\
+         directory = \"/\"\nrestart_delay = \"1h\"\n\
+         [programs.crash]\ncommand = \"sh -c 'echo run >> {dir}/runs; exit 1'\"\n\
+         autorestart = \"always\"\nrestart_delay = \"0s\"\nmax_restarts = 1000000\n\
+         start_limit_burst = 0\n",
+    );
+    let agent = SilentAgent::listen(&sup.path("agent.sock"));
+    let runs_file = sup.path("runs");
+    let mut sup = sup.spawn();
+
+    wait_for(T, "holden to connect to the silent agent", || {
+        let (accepted, _) = agent.connections();
+        (accepted > 0).then_some(()).ok_or(format!("{accepted} connections"))
+    });
+    let first = runs(&runs_file);
+    wait_for(T, "the crash loop to go on while the agent is asked", || {
+        let (accepted, closed) = agent.connections();
+        let n = runs(&runs_file);
+        if closed > 0 {
+            panic!(
+                "holden gave up on the agent before the crash loop went on: {closed} of {accepted} closed, runs: {first} then {n}\n{}",
+                sup.log_text()
+            );
+        }
+        (n >= first + 5).then_some(n).ok_or(format!("{n} runs (first {first})"))
+    });
+    let status = sup.status();
+    assert_eq!(agent.connections().1, 0, "status answered while the request is open");
+    let remote = status.iter().find(|p| p["name"] == "remote").expect("remote in status");
+    assert_eq!(remote["state"], "STARTING", "{remote}");
+    assert!(remote["pid"].is_null(), "no pid before the agent answers: {remote}");
+
+    let out = sup.ctl(&["stop", "remote"]);
+    assert!(out.status.success(), "{out:?}");
+    drop(agent);
+    sup.signal(rustix::process::Signal::TERM.as_raw());
+    let st = sup.wait_exit(T);
+    assert!(st.success(), "holden exits 0 on SIGTERM: {st}");
 }
