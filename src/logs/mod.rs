@@ -53,7 +53,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
 
 use rustix::io::Errno;
@@ -171,11 +170,11 @@ fn open_hint(e: &io::Error) -> &'static str {
     }
 }
 
-/// The child-side ends of one spawn's output, for `process::spawn`.
+/// The child-side ends of one spawn's output, for `process::spawn` (None: /dev/null).
 #[derive(Debug)]
 pub struct ChildStdio {
-    pub stdout: Stdio,
-    pub stderr: Stdio,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
 }
 
 /// Where a stream's bytes go.
@@ -298,11 +297,11 @@ impl Logs {
         let mut ends = Vec::new();
         for dest in [out_dest, err_dest] {
             match dest {
-                None => ends.push(Stdio::null()),
+                None => ends.push(None),
                 Some(dest) => match self.add_stream(program, dest, reactor) {
                     Ok((id, child_end)) => {
                         added.push(id);
-                        ends.push(Stdio::from(child_end));
+                        ends.push(Some(child_end));
                     }
                     Err(e) => {
                         for id in added {
@@ -927,7 +926,7 @@ mod tests {
     use super::*;
     use std::os::fd::AsRawFd;
     use std::path::Path;
-    use std::process::{Child, Command};
+    use std::process::{Child, Command, Stdio};
     use std::time::{Duration, Instant};
 
     const MIB: usize = 1 << 20;
@@ -988,7 +987,8 @@ mod tests {
 
     fn spawn(logs: &mut Logs, reactor: &Reactor, p: &Program, cmd: &mut Command) -> Child {
         let stdio = logs.attach(p, reactor).expect("attach");
-        cmd.stdout(stdio.stdout).stderr(stdio.stderr);
+        let stdio_of = |end: Option<OwnedFd>| end.map_or_else(Stdio::null, Stdio::from);
+        cmd.stdout(stdio_of(stdio.stdout)).stderr(stdio_of(stdio.stderr));
         let child = cmd.spawn().expect("spawn the test writer");
         // Our copies of the write ends live in `cmd`: without dropping them, no EOF.
         *cmd = Command::new("true");

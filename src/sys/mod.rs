@@ -3,7 +3,9 @@
 
 #[cfg(test)]
 pub mod alloc_count;
+pub mod clone;
 pub mod env;
 pub mod exec;
+pub mod image;
 pub mod peer;
 pub mod pidfd;
