@@ -35,6 +35,8 @@ const PAGE: usize = 4096;
 pub struct Child {
     pub pid: Pid,
     pub pidfd: OwnedFd,
+    /// It was created in the cgroup given (CLONE_INTO_CGROUP).
+    pub placed: bool,
 }
 
 /// What the child runs: `run(placed)`, its result the exit code if it returns.
@@ -176,7 +178,11 @@ fn clone3(stack: &Stack, cgroup: Option<BorrowedFd<'_>>, entry: &mut Entry<'_>) 
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
     // As pidfd_open(PIDFD_NONBLOCK) would: waitid on it never blocks.
     rustix::fs::fcntl_setfl(&pidfd, rustix::fs::OFlags::NONBLOCK)?;
-    Ok(Child { pid, pidfd })
+    Ok(Child {
+        pid,
+        pidfd,
+        placed: cgroup.is_some(),
+    })
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -206,7 +212,11 @@ fn clone_fallback(stack: &Stack, entry: &mut Entry<'_>) -> Result<Child, Errno> 
     // Not reaped before the caller's loop reaps it: the pid is still this child's (at worst a
     // zombie).
     match pidfd_open(pid, PidfdFlags::NONBLOCK) {
-        Ok(pidfd) => Ok(Child { pid, pidfd }),
+        Ok(pidfd) => Ok(Child {
+            pid,
+            pidfd,
+            placed: false,
+        }),
         Err(e) => {
             // Unwatched it would run unsupervised: end and reap it now.
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);

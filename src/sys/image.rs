@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr, OsString, c_char, c_int};
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -169,35 +169,86 @@ fn execve(path: *const c_char, argv: &[*const c_char], envp: &[*const c_char]) -
 
 /// Start `image` with `setup` in a new process. Returns once the child has exec'd or exited:
 /// the outcome is on `Started::status` (see `outcome`).
+///
+/// A child created in its cgroup (CLONE_INTO_CGROUP) first writes one byte to the status pipe.
+/// Linux 6.18 SIGKILLs, before it runs at all, every child created that way in a cgroup that
+/// once had `cgroup.kill` written (its kill counter is compared with the parent cgroup's):
+/// without that byte the child died at birth, and it is made again, joining the cgroup by
+/// writing cgroup.procs; that cgroup is not created into again.
 pub fn start(image: &mut Image, setup: &ChildSetup) -> io::Result<Started> {
-    let (status, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-    let cgroup = setup.cgroup2.as_ref().map(|c| c.dir.as_fd());
-    let mut run = |placed: bool| -> c_int {
-        let code = image.exec_in_child(setup, placed);
-        // A pipe write of 4 bytes is atomic: the parent reads all of it or nothing.
-        let _ = rustix::io::write(&write, &code.to_ne_bytes());
-        127
-    };
-    let child = clone::vfork(cgroup, &mut run)?;
-    // Only the child's copy stays open until its exec: EOF then.
-    drop(write);
-    Ok(Started {
-        pid: child.pid,
-        pidfd: child.pidfd,
-        status,
-    })
+    let mut cgroup = setup
+        .cgroup2
+        .as_ref()
+        .map(|c| c.dir.as_fd())
+        .filter(|dir| !killed_at_birth_in(*dir));
+    loop {
+        let (status, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        let mut run = |placed: bool| -> c_int {
+            if placed {
+                let _ = rustix::io::write(&write, b"+");
+            }
+            let code = image.exec_in_child(setup, placed);
+            // A pipe write of 4 bytes is atomic: the parent reads all of it or nothing.
+            let _ = rustix::io::write(&write, &code.to_ne_bytes());
+            127
+        };
+        let child = clone::vfork(cgroup, &mut run)?;
+        // Only the child's copy stays open until its exec: EOF then.
+        drop(write);
+        if child.placed {
+            let mut hello = [0u8; 1];
+            if read_some(&status, &mut hello)? == 0 {
+                reap(&child.pidfd);
+                if let Some(dir) = cgroup.take() {
+                    remember_killed_at_birth(dir);
+                }
+                continue;
+            }
+        }
+        return Ok(Started {
+            pid: child.pid,
+            pidfd: child.pidfd,
+            status,
+        });
+    }
+}
+
+/// Cgroup directories (device, inode) whose children created in them are killed at birth.
+static KILLED_AT_BIRTH: std::sync::Mutex<Vec<(u64, u64)>> = std::sync::Mutex::new(Vec::new());
+
+fn dir_id(dir: BorrowedFd<'_>) -> Option<(u64, u64)> {
+    rustix::fs::fstat(dir).ok().map(|st| (st.st_dev, st.st_ino))
+}
+
+fn killed_at_birth_in(dir: BorrowedFd<'_>) -> bool {
+    let list = KILLED_AT_BIRTH.lock().unwrap_or_else(|e| e.into_inner());
+    !list.is_empty() && dir_id(dir).is_some_and(|id| list.contains(&id))
+}
+
+fn remember_killed_at_birth(dir: BorrowedFd<'_>) {
+    log::debug!(
+        "a child created in its cgroup (clone3 CLONE_INTO_CGROUP) was killed at birth: the cgroup had a cgroup.kill; its children join it by cgroup.procs from now on"
+    );
+    if let Some(id) = dir_id(dir) {
+        KILLED_AT_BIRTH.lock().unwrap_or_else(|e| e.into_inner()).push(id);
+    }
+}
+
+/// read(2), again after EINTR.
+fn read_some(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match rustix::io::read(fd, &mut *buf) {
+            Err(rustix::io::Errno::INTR) => continue,
+            other => return Ok(other?),
+        }
+    }
 }
 
 /// Read a started child's outcome from its status pipe: `Ok` when it exec'd, else the error
 /// (reaped already: the child has exited). Blocks until the outcome is known.
 pub fn outcome(started: &Started) -> io::Result<()> {
     let mut code = [0u8; 4];
-    let n = loop {
-        match rustix::io::read(&started.status, &mut code) {
-            Err(rustix::io::Errno::INTR) => continue,
-            other => break other?,
-        }
-    };
+    let n = read_some(&started.status, &mut code)?;
     if n == 0 {
         return Ok(());
     }
@@ -366,8 +417,15 @@ mod tests {
         clone::force_fallback(true);
         let written = cgroup_of_child(&setup());
         clone::force_fallback(false);
+        // After a cgroup.kill, children created in the cgroup die at birth on some kernels:
+        // the spawn still succeeds, and lands in the cgroup.
+        let killed = std::fs::write(dir.join("cgroup.kill"), "1");
+        let after_kill = cgroup_of_child(&setup());
+        let again = cgroup_of_child(&setup());
         let _ = std::fs::remove_dir(&dir);
-        assert!(placed.trim_end().ends_with(&format!("/{name}")), "{placed}");
-        assert!(written.trim_end().ends_with(&format!("/{name}")), "{written}");
+        for out in [placed, written, after_kill, again] {
+            assert!(out.trim_end().ends_with(&format!("/{name}")), "{out}");
+        }
+        killed.expect("cgroup.kill (Linux 5.14+)");
     }
 }
