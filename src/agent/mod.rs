@@ -21,10 +21,6 @@ use std::time::Duration;
 use crate::config::RestartPolicy;
 use crate::error::Failure;
 
-// The supervisor's API for programs with `agent = "PATH"`.
-#[allow(unused_imports)]
-pub use client::{AgentError, ping, start_process};
-
 /// Where the agent listens when neither `--socket`/`--agent` nor `$HOLDEN_SOCKET_PATH` says.
 pub const DEFAULT_SOCKET: &str = "/run/holden/agent.sock";
 /// How long `holden ping` waits for the answer.

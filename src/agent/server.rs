@@ -16,13 +16,11 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsStr;
-use std::fs;
 use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -33,8 +31,8 @@ use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 use rustix::process::{Pid, PidfdFlags, Signal, WaitOptions};
 
 use super::frame::{self, HEADER_LEN, MAX_PAYLOAD, Message, StartProcess};
-use crate::control::server::{WARN_INTERVAL, WarnLimit};
-use crate::reactor::{Interest, Kind, Reactor, Signals, Token};
+use crate::listen::{Accepted, BindError, Listener, WARN_INTERVAL, WarnLimit, connection_budget, nofile_limit};
+use crate::reactor::{Interest, Owner, Reactor, Signals, Token};
 
 /// How long a connection may stay silent before the agent closes it.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -44,6 +42,8 @@ pub const MAX_CONNECTIONS: usize = 1024;
 /// Requests served from one connection per turn of the loop, so that a client that pipelines
 /// thousands of requests takes turns with the others instead of holding the loop.
 const REQUESTS_PER_TURN: usize = 16;
+/// The listener's token id; connections count from 1.
+const LISTENER_ID: u64 = 0;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -63,7 +63,9 @@ pub enum ServerError {
         path.display()
     )]
     NotSocket { path: PathBuf },
-    #[error("cannot listen on {}: {source}", path.display())]
+    #[error("the socket path {} is too long for a Unix socket (at most 107 bytes); choose a shorter --socket", path.display())]
+    PathTooLong { path: PathBuf },
+    #[error("cannot listen on {}: {}", path.display(), crate::error::os_text(source))]
     Bind {
         path: PathBuf,
         #[source]
@@ -87,66 +89,25 @@ pub fn serve(opts: &Options) -> Result<(), ServerError> {
     // caller) is marked close-on-exec once here, and everything it opens itself already is.
     // Doing it once keeps spawns on posix_spawn (a pre_exec step would force a fork each).
     crate::sys::exec::cloexec_inherited();
+    // Removes the socket when dropped, unless a successor's has replaced it.
     let listener = bind(&opts.socket)?;
-    // Remember which file is ours, so that exiting never removes a successor's socket.
-    let identity = fs::metadata(&opts.socket).map(|m| (m.dev(), m.ino())).ok();
-    let result = Server::new(listener, opts).and_then(|mut s| s.run());
-    if let Ok(m) = fs::symlink_metadata(&opts.socket)
-        && Some((m.dev(), m.ino())) == identity
-    {
-        let _ = fs::remove_file(&opts.socket);
-    }
-    result.map_err(ServerError::Loop)
+    Server::new(listener, opts)
+        .and_then(|mut s| s.run())
+        .map_err(ServerError::Loop)
 }
 
-/// Listen on `path`: parent directories created, a stale socket replaced, a live one refused,
-/// mode 0600 from the start (the umask covers the window between bind and chmod).
-fn bind(path: &Path) -> Result<UnixListener, ServerError> {
-    if let Some(parent) = path.parent()
-        && !parent.as_os_str().is_empty()
-    {
-        fs::create_dir_all(parent).map_err(|source| ServerError::Dir {
-            path: parent.to_path_buf(),
-            source,
-        })?;
-    }
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_socket() => match UnixStream::connect(path) {
-            Ok(_) => return Err(ServerError::Live { path: path.into() }),
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                log::info!("removing the stale socket {}", path.display());
-                fs::remove_file(path).map_err(|source| ServerError::Bind {
-                    path: path.into(),
-                    source,
-                })?;
-            }
-            Err(source) => {
-                return Err(ServerError::Bind {
-                    path: path.into(),
-                    source,
-                });
-            }
-        },
-        Ok(_) => return Err(ServerError::NotSocket { path: path.into() }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(source) => {
-            return Err(ServerError::Bind {
-                path: path.into(),
-                source,
-            });
+/// Listen on `path` (mode 0600), worded for the agent's users (the `--socket` option).
+fn bind(path: &Path) -> Result<Listener, ServerError> {
+    let path_buf = path.to_path_buf();
+    Listener::bind(path, 0o600, "").map_err(|e| match e {
+        BindError::CreateDir { path, source } => ServerError::Dir { path, source },
+        BindError::PathTooLong { .. } => ServerError::PathTooLong { path: path_buf },
+        BindError::Live { .. } => ServerError::Live { path: path_buf },
+        BindError::NotSocket { .. } => ServerError::NotSocket { path: path_buf },
+        BindError::Bind { source, .. } | BindError::Chmod { source, .. } => {
+            ServerError::Bind { path: path_buf, source }
         }
-    }
-    let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o177));
-    let bound = UnixListener::bind(path);
-    rustix::process::umask(old);
-    let bind_err = |source| ServerError::Bind {
-        path: path.into(),
-        source,
-    };
-    let listener = bound.map_err(bind_err)?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(bind_err)?;
-    listener.set_nonblocking(true).map_err(bind_err)?;
-    Ok(listener)
+    })
 }
 
 struct Outgoing {
@@ -168,7 +129,7 @@ struct Conn {
 
 struct Server<'a> {
     opts: &'a Options,
-    listener: UnixListener,
+    listener: Listener,
     reactor: Reactor,
     signals: Signals,
     conns: HashMap<u64, Conn>,
@@ -182,19 +143,6 @@ struct Server<'a> {
     /// Refusals are logged at most once per interval, with a count.
     warn_full: WarnLimit,
     warn_refused: WarnLimit,
-    warn_accept: WarnLimit,
-}
-
-/// " (N more ... not logged)" after a rate-limited line.
-fn suppressed(n: u64) -> String {
-    if n == 0 {
-        String::new()
-    } else {
-        format!(
-            " ({n} more like it within {} not logged)",
-            humantime::format_duration(WARN_INTERVAL)
-        )
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,9 +154,9 @@ enum Flow {
 }
 
 impl<'a> Server<'a> {
-    fn new(listener: UnixListener, opts: &'a Options) -> io::Result<Server<'a>> {
+    fn new(mut listener: Listener, opts: &'a Options) -> io::Result<Server<'a>> {
         let reactor = Reactor::new()?;
-        reactor.add(listener.as_fd(), Token::new(Kind::AgentListener, 0), Interest::Read)?;
+        listener.register(&reactor, Token::new(Owner::Agent, LISTENER_ID))?;
         let signals = Signals::install(
             &reactor,
             &[
@@ -224,15 +172,11 @@ impl<'a> Server<'a> {
             signals,
             conns: HashMap::new(),
             busy: VecDeque::new(),
-            next_id: 0,
+            next_id: 1,
             own_uid: rustix::process::getuid().as_raw(),
-            max_conns: {
-                let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
-                MAX_CONNECTIONS.min(crate::control::server::connection_budget(soft.unwrap_or(u64::MAX), 0))
-            },
+            max_conns: MAX_CONNECTIONS.min(connection_budget(nofile_limit(), 0)),
             warn_full: WarnLimit::new(WARN_INTERVAL),
             warn_refused: WarnLimit::new(WARN_INTERVAL),
-            warn_accept: WarnLimit::new(WARN_INTERVAL),
         })
     }
 
@@ -252,17 +196,18 @@ impl<'a> Server<'a> {
         reap();
         loop {
             let deadline = if self.busy.is_empty() {
-                self.conns
-                    .values()
-                    .map(|c| c.last_activity + self.opts.idle_timeout)
-                    .min()
+                let (_, idle) = self.idle(Instant::now());
+                match (idle, self.listener.next_deadline()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
             } else {
                 // Requests are waiting: look at new events without sleeping, then serve them.
                 Some(Instant::now())
             };
             for ready in self.reactor.wait(deadline)? {
-                match ready.token.kind {
-                    Kind::Signal => {
+                match ready.token.owner {
+                    Owner::Signal => {
                         for sig in self.signals.drain() {
                             match sig {
                                 signal_hook::consts::SIGCHLD => reap(),
@@ -274,8 +219,8 @@ impl<'a> Server<'a> {
                             }
                         }
                     }
-                    Kind::AgentListener => self.accept(),
-                    Kind::AgentConn => {
+                    Owner::Agent if ready.token.id == LISTENER_ID => self.accept(),
+                    Owner::Agent => {
                         let id = ready.token.id;
                         let flow = match self.conns.get_mut(&id) {
                             Some(conn) => conn.on_ready(ready.readable, ready.hangup),
@@ -283,14 +228,7 @@ impl<'a> Server<'a> {
                         };
                         self.settle(id, flow);
                     }
-                    Kind::Pidfd
-                    | Kind::Output
-                    | Kind::ControlListener
-                    | Kind::ControlConn
-                    | Kind::CgroupEvents
-                    | Kind::Notify
-                    | Kind::ReadyFd
-                    | Kind::Probe => {}
+                    Owner::Supervisor | Owner::Logs | Owner::Control => {}
                 }
             }
             for id in std::mem::take(&mut self.busy) {
@@ -303,12 +241,8 @@ impl<'a> Server<'a> {
                 self.settle(id, flow);
             }
             let now = Instant::now();
-            let idle: Vec<u64> = self
-                .conns
-                .iter()
-                .filter(|(_, c)| now >= c.last_activity + self.opts.idle_timeout)
-                .map(|(id, _)| *id)
-                .collect();
+            self.listener.on_deadline(&self.reactor, now);
+            let (idle, _) = self.idle(now);
             for id in idle {
                 log::debug!("connection {id}: idle, closed");
                 self.close(id);
@@ -316,25 +250,19 @@ impl<'a> Server<'a> {
         }
     }
 
+    /// The connections silent past the idle timeout, and when the next one will be.
+    fn idle(&self, now: Instant) -> (Vec<u64>, Option<Instant>) {
+        let conns = self.conns.iter().map(|(id, c)| (*id, c.last_activity));
+        crate::listen::idle(conns, self.opts.idle_timeout, now)
+    }
+
     fn accept(&mut self) {
-        loop {
-            let stream = match self.listener.accept() {
-                Ok((s, _)) => s,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
-                Err(e) => {
-                    // EMFILE and friends: leave the rest in the backlog for the next round.
-                    if let Some(n) = self.warn_accept.check(Instant::now()) {
-                        log::warn!("cannot accept a connection: {e}{}", suppressed(n));
-                    }
-                    return;
-                }
-            };
+        for Accepted { fd, cred } in self.listener.accept(&self.reactor, Instant::now()) {
+            let stream = UnixStream::from(fd);
             if self.conns.len() >= self.max_conns {
                 let max = self.max_conns;
-                if let Some(n) = self.warn_full.check(Instant::now()) {
-                    log::warn!("{max} connections open; refusing one more with EAGAIN{}", suppressed(n));
+                if let Some(note) = self.warn_full.check(Instant::now()) {
+                    log::warn!("{max} connections open; refusing one more with EAGAIN{}", note);
                 }
                 let refusal = Message::ProcessError {
                     errno: Errno::AGAIN.raw_os_error(),
@@ -346,10 +274,6 @@ impl<'a> Server<'a> {
                 }
                 continue;
             }
-            if let Err(e) = stream.set_nonblocking(true) {
-                log::warn!("cannot make a connection non-blocking: {e}");
-                continue;
-            }
             let mut conn = Conn {
                 stream,
                 input: Vec::new(),
@@ -358,15 +282,15 @@ impl<'a> Server<'a> {
                 closing: false,
                 interest: Interest::Read,
             };
-            match crate::sys::peer::peer_cred(conn.stream.as_fd()) {
+            match cred {
                 Ok(cred) => {
                     let uid = cred.uid;
                     if !(uid == 0 || uid == self.own_uid || self.opts.allow_uids.contains(&uid)) {
-                        if let Some(n) = self.warn_refused.check(Instant::now()) {
+                        if let Some(note) = self.warn_refused.check(Instant::now()) {
                             log::warn!(
                                 "refused a client with uid {uid} (pid {}; 0: outside this PID namespace){}",
                                 cred.pid,
-                                suppressed(n)
+                                note
                             );
                         }
                         conn.answer(Message::ProcessError {
@@ -391,7 +315,7 @@ impl<'a> Server<'a> {
             conn.interest = conn.wanted_interest();
             if let Err(e) = self
                 .reactor
-                .add(conn.stream.as_fd(), Token::new(Kind::AgentConn, id), conn.interest)
+                .add(conn.stream.as_fd(), Token::new(Owner::Agent, id), conn.interest)
             {
                 log::warn!("cannot watch a connection: {e}");
                 continue;
@@ -427,7 +351,7 @@ impl<'a> Server<'a> {
         if want != conn.interest {
             if let Err(e) = self
                 .reactor
-                .modify(conn.stream.as_fd(), Token::new(Kind::AgentConn, id), want)
+                .modify(conn.stream.as_fd(), Token::new(Owner::Agent, id), want)
             {
                 log::warn!("connection {id}: cannot change its registration: {e}");
                 self.close(id);

@@ -16,55 +16,29 @@ use rustix::process::Signal;
 use super::client::{self, AgentError};
 use crate::config::RestartPolicy;
 use crate::error::Failure;
-use crate::reactor::{Interest, Kind, Reactor, Signals, Token};
-use crate::sys::pidfd::{self, ExitInfo};
+use crate::process::ExitKind;
+use crate::process::reap::{PidfdExit, pidfd_exit};
+use crate::reactor::{Interest, Owner, Reactor, Signals, Token};
 
 const FIRST_DELAY: Duration = Duration::from_secs(1);
 const MAX_DELAY: Duration = Duration::from_secs(30);
 /// A run at least this long resets the delay to `FIRST_DELAY`.
 const RESET_AFTER: Duration = Duration::from_secs(1);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long to wait for the agent to reap an ended process before calling its status unknown.
-const EXIT_INFO_WAIT: Duration = Duration::from_millis(500);
-
-/// How one run ended, as far as this process can tell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ended {
-    Known(ExitInfo),
-    Unknown,
-}
-
-impl Ended {
-    fn success(self) -> bool {
-        self == Ended::Known(ExitInfo::Exited(0))
-    }
-}
-
 /// What `holden spawn` exits with: the code, 128 + the signal, or 1 (with a sentence) when
 /// the status is unknown.
-fn exit_code(ended: Ended, command: &str) -> Result<u8, Failure> {
-    match ended {
-        Ended::Known(info) => Ok(info.shell_status().clamp(0, 255) as u8),
-        Ended::Unknown => Err(Failure::runtime(format!(
+fn exit_code(ended: ExitKind, command: &str) -> Result<u8, Failure> {
+    match ended.shell_status() {
+        Some(status) => Ok(status.clamp(0, 255) as u8),
+        None => Err(Failure::runtime(format!(
             "{command} ended, but this kernel cannot tell its exit status (PIDFD_INFO_EXIT needs Linux 6.15)"
         ))),
     }
 }
 
-fn describe(ended: Ended) -> String {
-    match ended {
-        Ended::Known(info) => info.to_string(),
-        Ended::Unknown => "exit status unknown".into(),
-    }
-}
-
-/// Restart decision by the policy.
-fn restarts(policy: RestartPolicy, ended: Ended) -> bool {
-    match policy {
-        RestartPolicy::Never => false,
-        RestartPolicy::OnFailure => !ended.success(),
-        RestartPolicy::Always => true,
-    }
+/// Whether the policy starts the command again after this run: a run succeeds by exit code 0.
+fn restarts(policy: RestartPolicy, ended: ExitKind) -> bool {
+    policy.restarts(ended == ExitKind::Code(0))
 }
 
 /// The delay before the next start, and the one after it.
@@ -80,7 +54,7 @@ pub fn run(socket: &Path, policy: RestartPolicy, command: &[String]) -> Result<u
     let signals =
         Signals::install(&reactor, &[signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]).map_err(loop_err)?;
     let mut delay = FIRST_DELAY;
-    let mut last: Option<Ended> = None;
+    let mut last: Option<ExitKind> = None;
     loop {
         let started = Instant::now();
         let pidfd = match client::start_process(socket, command, &[], None, REQUEST_TIMEOUT) {
@@ -95,7 +69,7 @@ pub fn run(socket: &Path, policy: RestartPolicy, command: &[String]) -> Result<u
                 let (now, next) = next_delay(delay, Duration::ZERO);
                 delay = next;
                 if backoff(&mut reactor, &signals, now).map_err(loop_err)? {
-                    return exit_code(last.unwrap_or(Ended::Unknown), &name);
+                    return exit_code(last.unwrap_or(ExitKind::Unknown), &name);
                 }
                 continue;
             }
@@ -109,7 +83,7 @@ pub fn run(socket: &Path, policy: RestartPolicy, command: &[String]) -> Result<u
         delay = next;
         eprintln!(
             "holden: {name} ended ({}); restarting in {}",
-            describe(ended),
+            ended.describe(),
             humantime::format_duration(now)
         );
         if backoff(&mut reactor, &signals, now).map_err(loop_err)? {
@@ -133,52 +107,36 @@ fn start_failure(e: AgentError) -> Failure {
 
 /// Wait until the process of `pidfd` ends, forwarding SIGINT and SIGTERM to it. Returns how
 /// it ended and whether a signal was forwarded (then it is not restarted).
-fn supervise(reactor: &mut Reactor, signals: &Signals, pidfd: &OwnedFd) -> std::io::Result<(Ended, bool)> {
-    let token = Token::new(Kind::Pidfd, 0);
+fn supervise(reactor: &mut Reactor, signals: &Signals, pidfd: &OwnedFd) -> std::io::Result<(ExitKind, bool)> {
+    let token = Token::new(Owner::Agent, 0);
     reactor.add(pidfd.as_fd(), token, Interest::Read)?;
     let mut stopped = false;
     let mut ended = false;
     while !ended {
         for ready in reactor.wait(None)? {
-            match ready.token.kind {
-                Kind::Signal => stopped |= forward(signals, pidfd),
-                Kind::Pidfd => ended = true,
-                Kind::Output
-                | Kind::ControlListener
-                | Kind::ControlConn
-                | Kind::CgroupEvents
-                | Kind::AgentListener
-                | Kind::AgentConn
-                | Kind::Notify
-                | Kind::ReadyFd
-                | Kind::Probe => {}
+            match ready.token.owner {
+                Owner::Signal => stopped |= forward(signals, pidfd),
+                Owner::Agent => ended = true,
+                Owner::Supervisor | Owner::Logs | Owner::Control => {}
             }
         }
     }
     // Level-triggered: a readable pidfd stays readable; it must leave before the waits below.
     reactor.delete(pidfd.as_fd());
     // The exit status appears once the agent has reaped the process, usually within
-    // microseconds: ask again on a short, growing interval, up to EXIT_INFO_WAIT.
-    let deadline = Instant::now() + EXIT_INFO_WAIT;
-    let mut pause = Duration::from_micros(200);
+    // microseconds: ask again after the pauses `pidfd_exit` says, for a bounded time.
+    let since = Instant::now();
     loop {
-        match pidfd::exit_info(pidfd.as_fd()) {
-            Ok(Some(info)) => return Ok((Ended::Known(info), stopped)),
-            Ok(None) => {}
-            Err(e) if pidfd::is_unsupported(&e) => return Ok((Ended::Unknown, stopped)),
-            Err(e) => {
-                eprintln!("holden: cannot read the exit status: {e}");
-                return Ok((Ended::Unknown, stopped));
+        let pause = match pidfd_exit(pidfd.as_fd(), since.elapsed()) {
+            PidfdExit::Ended(exit) => return Ok((exit, stopped)),
+            PidfdExit::Lost(why) => {
+                eprintln!("holden: {why}; its exit status is unknown");
+                return Ok((ExitKind::Unknown, stopped));
             }
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Ok((Ended::Unknown, stopped));
-        }
-        let until = (now + pause).min(deadline);
-        pause = (pause * 2).min(Duration::from_millis(50));
-        for ready in reactor.wait(Some(until))? {
-            if ready.token.kind == Kind::Signal {
+            PidfdExit::NotYet(pause) => pause,
+        };
+        for ready in reactor.wait(Some(Instant::now() + pause))? {
+            if ready.token.owner == Owner::Signal {
                 stopped |= forward(signals, pidfd);
             }
         }
@@ -207,7 +165,7 @@ fn backoff(reactor: &mut Reactor, signals: &Signals, delay: Duration) -> std::io
     let deadline = Instant::now() + delay;
     while Instant::now() < deadline {
         for ready in reactor.wait(Some(deadline))? {
-            if ready.token.kind == Kind::Signal && !signals.drain().is_empty() {
+            if ready.token.owner == Owner::Signal && !signals.drain().is_empty() {
                 return Ok(true);
             }
         }
@@ -221,25 +179,26 @@ mod tests {
 
     #[test]
     fn exit_codes_follow_the_shell() {
-        let k = |i| exit_code(Ended::Known(i), "x").unwrap();
-        assert_eq!(k(ExitInfo::Exited(3)), 3);
-        assert_eq!(k(ExitInfo::Killed(15)), 143);
-        let e = exit_code(Ended::Unknown, "x").unwrap_err();
+        let k = |e| exit_code(e, "x").unwrap();
+        assert_eq!(k(ExitKind::Code(3)), 3);
+        assert_eq!(k(ExitKind::Signal(15)), 143);
+        let e = exit_code(ExitKind::Unknown, "x").unwrap_err();
         assert_eq!(e.code, 1);
     }
 
     #[test]
     fn policies_decide_restarts() {
-        let ok = Ended::Known(ExitInfo::Exited(0));
-        let bad = Ended::Known(ExitInfo::Exited(1));
+        let ok = ExitKind::Code(0);
+        let bad = ExitKind::Code(1);
         let table = [
             (RestartPolicy::Never, ok, false),
             (RestartPolicy::Never, bad, false),
             (RestartPolicy::OnFailure, ok, false),
             (RestartPolicy::OnFailure, bad, true),
-            (RestartPolicy::OnFailure, Ended::Unknown, true),
+            (RestartPolicy::OnFailure, ExitKind::Signal(9), true),
+            (RestartPolicy::OnFailure, ExitKind::Unknown, true),
             (RestartPolicy::Always, ok, true),
-            (RestartPolicy::Always, Ended::Unknown, true),
+            (RestartPolicy::Always, ExitKind::Unknown, true),
         ];
         for (policy, ended, want) in table {
             assert_eq!(restarts(policy, ended), want, "{policy:?} {ended:?}");

@@ -614,7 +614,7 @@ impl Cgroups {
 
 fn remove_dir_logged(dir: &Path) {
     if let Err(e) = fs::remove_dir(dir) {
-        log::debug!("left {} in place: {e}", dir.display());
+        log::debug!("left {} in place: {}", dir.display(), crate::error::os_text(&e));
     }
 }
 
@@ -880,7 +880,7 @@ impl ProgramCgroup {
 
     /// Send `sig` to every process of the program; returns how many it reached.
     pub fn signal_all(&self, sig: i32) -> usize {
-        let Some(sig) = rustix::process::Signal::from_named_raw(sig) else {
+        let Some(sig) = crate::sys::signal::Signal(sig).to_rustix() else {
             return 0;
         };
         self.pids()
@@ -1426,7 +1426,7 @@ mod tests {
 #[cfg(test)]
 mod kernel_tests {
     use super::*;
-    use crate::reactor::{Interest, Kind, Reactor, Token};
+    use crate::reactor::{Interest, Owner, Reactor, Token};
     use std::os::fd::AsFd;
     use std::os::unix::process::ExitStatusExt;
     use std::process::{Child, ChildStdin, Command, Stdio};
@@ -1619,7 +1619,7 @@ mod kernel_tests {
         let events = pg.events_file().expect("a cgroup2 directory exists on this host");
         let mut reactor = Reactor::new().unwrap();
         reactor
-            .add(events.as_fd(), Token::new(Kind::CgroupEvents, 1), Interest::Priority)
+            .add(events.as_fd(), Token::new(Owner::Supervisor, 1), Interest::Priority)
             .unwrap();
         assert_eq!(ProgramCgroup::events_populated(&events), Some(false));
         assert!(!pg.populated());

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::sys::signal::Signal;
 pub use resolve::{ConfigError, load};
 
 /// A whole, valid configuration file.
@@ -121,6 +122,16 @@ impl RestartPolicy {
         }
     }
 
+    /// Whether a run that ended, a success or not, is started again: the one rule for the
+    /// supervisor and `holden spawn`.
+    pub fn restarts(self, success: bool) -> bool {
+        match self {
+            RestartPolicy::Never => false,
+            RestartPolicy::OnFailure => !success,
+            RestartPolicy::Always => true,
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "never" => Some(RestartPolicy::Never),
@@ -144,72 +155,9 @@ pub enum Output {
     Stdout,
 }
 
-/// A signal by number, with its conventional name (`TERM`, without `SIG`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Signal(pub i32);
-
-impl Signal {
-    /// Parse `HUP`, `SIGHUP`, `hup` or a number like `1`.
-    pub fn parse(s: &str) -> Option<Signal> {
-        let t = s.trim();
-        if let Ok(n) = t.parse::<i32>() {
-            return (1..=31).contains(&n).then_some(Signal(n));
-        }
-        let up = t.to_ascii_uppercase();
-        let bare = up.strip_prefix("SIG").unwrap_or(&up);
-        SIGNAL_NAMES
-            .iter()
-            .find(|(_, name)| *name == bare)
-            .map(|(n, _)| Signal(*n))
-    }
-
-    /// `TERM` for 15; the number as text for signals without a name.
-    pub fn name(self) -> String {
-        match SIGNAL_NAMES.iter().find(|(n, _)| *n == self.0) {
-            Some((_, name)) => (*name).to_string(),
-            None => self.0.to_string(),
-        }
-    }
-}
-
-/// Linux x86_64/aarch64 signal numbers (the generic ones; no architecture here differs in these).
 /// The most `log_backups` a program may keep: each rotation renames every backup it has, so the
 /// count bounds the work one rotation does inside the event loop (SPEC: bounded work per event).
 pub const MAX_LOG_BACKUPS: u32 = 1000;
-
-pub const SIGNAL_NAMES: &[(i32, &str)] = &[
-    (1, "HUP"),
-    (2, "INT"),
-    (3, "QUIT"),
-    (4, "ILL"),
-    (5, "TRAP"),
-    (6, "ABRT"),
-    (7, "BUS"),
-    (8, "FPE"),
-    (9, "KILL"),
-    (10, "USR1"),
-    (11, "SEGV"),
-    (12, "USR2"),
-    (13, "PIPE"),
-    (14, "ALRM"),
-    (15, "TERM"),
-    (16, "STKFLT"),
-    (17, "CHLD"),
-    (18, "CONT"),
-    (19, "STOP"),
-    (20, "TSTP"),
-    (21, "TTIN"),
-    (22, "TTOU"),
-    (23, "URG"),
-    (24, "XCPU"),
-    (25, "XFSZ"),
-    (26, "VTALRM"),
-    (27, "PROF"),
-    (28, "WINCH"),
-    (29, "IO"),
-    (30, "PWR"),
-    (31, "SYS"),
-];
 
 /// One `[programs.NAME]` table, every default filled in.
 #[derive(Debug, Clone, PartialEq)]
@@ -467,18 +415,6 @@ pub fn default_socket() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn signals_parse_by_name_and_number() {
-        assert_eq!(Signal::parse("HUP"), Some(Signal(1)));
-        assert_eq!(Signal::parse("SIGTERM"), Some(Signal(15)));
-        assert_eq!(Signal::parse("kill"), Some(Signal(9)));
-        assert_eq!(Signal::parse("10"), Some(Signal(10)));
-        assert_eq!(Signal::parse("0"), None);
-        assert_eq!(Signal::parse("TEN"), None);
-        assert_eq!(Signal(15).name(), "TERM");
-        assert_eq!(Signal::parse("40"), None);
-    }
 
     #[test]
     fn program_names() {

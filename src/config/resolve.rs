@@ -641,7 +641,7 @@ fn program(raw: &RawProgram, base: &Path, p: &mut Vec<Problem>) -> Program {
                     v.span(),
                     &key("stop_signal"),
                     found,
-                    "a signal name like \"TERM\" or \"SIGHUP\", or a number from 1 to 31",
+                    "a signal name like \"TERM\" or \"SIGHUP\", or a number from 1 to 64",
                 ));
             }
         }
@@ -1501,8 +1501,7 @@ fn render_program(out: &mut String, p: &Program) {
     optional(
         out,
         "memory_limit",
-        p.memory_limit
-            .map(|b| format!("{b}  # {}", crate::control::table::limit_size(b))),
+        p.memory_limit.map(|b| format!("{b}  # {}", crate::size::limit_size(b))),
         "no limit",
     );
     optional(out, "cpu_limit", p.cpu_limit.map(|c| format!("{c:?}")), "no limit");
@@ -1524,7 +1523,7 @@ fn render_program(out: &mut String, p: &Program) {
             out,
             "log_max_bytes = {}  # {}",
             p.log_max_bytes,
-            crate::control::table::limit_size(p.log_max_bytes)
+            crate::size::limit_size(p.log_max_bytes)
         );
     }
     let _ = writeln!(out, "log_backups = {}", p.log_backups);
@@ -1843,7 +1842,7 @@ agent = "/run/holden/agent.sock"
             ),
             (
                 "stop_signal = \"TERMINATE\"",
-                "sv.toml:3:15: programs.web.stop_signal: found \"TERMINATE\", expected a signal name like \"TERM\" or \"SIGHUP\", or a number from 1 to 31",
+                "sv.toml:3:15: programs.web.stop_signal: found \"TERMINATE\", expected a signal name like \"TERM\" or \"SIGHUP\", or a number from 1 to 64",
             ),
             (
                 "exit_codes = [0, 256]",

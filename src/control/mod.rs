@@ -4,8 +4,8 @@
 //!   parser; `docs/control-protocol.md` documents it for users.
 //! - `server`: the socket inside the supervisor's loop: accept, authorize by peer uid, read,
 //!   parse, buffer replies and events, never block.
-//! - `client`: every client command of the CLI (`status`, `start`, ..., `logs`).
-//! - `table`: how `status` and `monitor` render programs for people.
+//! - `client`: a typed client connection (connect, send a request, read replies and events);
+//!   the commands that use it are `cli`'s.
 //!
 //! What each request means (starting, stopping, reloading) is the supervisor's; this module
 //! only carries requests in and answers out.
@@ -13,4 +13,3 @@
 pub mod client;
 pub mod protocol;
 pub mod server;
-pub mod table;

@@ -27,15 +27,17 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
-use rustix::net::{self, AddressFamily, RecvFlags, SendFlags, SocketAddrUnix, SocketFlags, SocketType};
+use rustix::net::{self, RecvFlags, SendFlags};
 
 use super::protocol::{ErrorBody, ErrorCode, Event, MAX_REQUEST_LINE, Request, Response, parse_request};
-use crate::reactor::{Interest, Kind, Reactor, Ready, Token};
+use crate::listen::{
+    Accepted, BindError, FD_RESERVE_BASE, FD_RESERVE_PER_PROGRAM, Listener, WARN_INTERVAL, WarnLimit, connection_budget,
+};
+use crate::reactor::{Interest, Owner, Reactor, Ready, Token};
 
 /// A connection, as the supervisor sees it: where to send the reply. Ids are never reused, so
 /// a reply to a connection that closed meanwhile goes nowhere instead of to a newcomer.
@@ -59,8 +61,6 @@ pub struct Limits {
     pub max_output: usize,
     /// A watcher with this much unread output is dropped.
     pub watch_buffer: usize,
-    /// How long accepting pauses after EMFILE/ENFILE.
-    pub accept_pause: Duration,
 }
 
 impl Default for Limits {
@@ -73,7 +73,6 @@ impl Default for Limits {
             soft_output: 256 * 1024,
             max_output: 16 * 1024 * 1024,
             watch_buffer: 1024 * 1024,
-            accept_pause: Duration::from_millis(100),
         }
     }
 }
@@ -101,72 +100,20 @@ pub enum ControlError {
     Register { path: PathBuf, source: std::io::Error },
 }
 
-/// Open files kept for supervision whatever the clients do: stdio, epoll, signalfd, the
-/// listener, holden's log, the cgroup lock, an agent's sockets, one accept to answer `busy`.
-pub const FD_RESERVE_BASE: u64 = 32;
-/// Open files kept per program: two output pipes, a pidfd, log files, cgroup files.
-pub const FD_RESERVE_PER_PROGRAM: u64 = 8;
-
-/// Connections served whatever the budget, so that an operator can always reach holden.
-pub const MIN_CONNECTIONS: usize = 4;
-
-/// How many connections fit in `fd_limit` open files with `programs` programs supervised
-/// (never fewer than [`MIN_CONNECTIONS`]).
-pub fn connection_budget(fd_limit: u64, programs: usize) -> usize {
-    let reserve = FD_RESERVE_BASE.saturating_add(FD_RESERVE_PER_PROGRAM.saturating_mul(programs as u64));
-    usize::try_from(fd_limit.saturating_sub(reserve))
-        .unwrap_or(usize::MAX)
-        .max(MIN_CONNECTIONS)
-}
-
-/// At most one WARN line per interval for a kind of refusal, with a count of the ones it kept
-/// quiet, so that a flood of refused clients cannot flood holden's log.
-#[derive(Debug)]
-pub struct WarnLimit {
-    interval: Duration,
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
-impl WarnLimit {
-    pub fn new(interval: Duration) -> WarnLimit {
-        WarnLimit {
-            interval,
-            last: None,
-            suppressed: 0,
-        }
-    }
-
-    /// `Some(n)`: log now, mentioning the `n` lines suppressed since the last one. `None`: stay
-    /// quiet (counted).
-    pub fn check(&mut self, now: Instant) -> Option<u64> {
-        match self.last {
-            Some(last) if now.saturating_duration_since(last) < self.interval => {
-                self.suppressed += 1;
-                None
-            }
-            _ => {
-                self.last = Some(now);
-                Some(std::mem::take(&mut self.suppressed))
-            }
+impl ControlError {
+    /// The listener's error, worded for holden's users (the `[supervisor] socket` key).
+    fn from_bind(e: BindError, path: &Path) -> ControlError {
+        let path = path.to_path_buf();
+        match e {
+            BindError::CreateDir { path, source } => ControlError::CreateDir { path, source },
+            BindError::PathTooLong { .. } => ControlError::PathTooLong { path },
+            BindError::Live { .. } => ControlError::AlreadyRunning { path },
+            BindError::NotSocket { .. } => ControlError::NotASocket { path },
+            BindError::Bind { source, .. } => ControlError::Bind { path, source },
+            BindError::Chmod { mode, source, .. } => ControlError::Chmod { path, mode, source },
         }
     }
 }
-
-/// " (N more like it in the last 10s not logged)", or nothing.
-fn suppressed_note(n: u64, interval: Duration) -> String {
-    if n == 0 {
-        String::new()
-    } else {
-        format!(
-            " ({n} more like it since the last such line, within {}, not logged)",
-            humantime::format_duration(interval)
-        )
-    }
-}
-
-/// How often a kind of refused connection is logged at most.
-pub const WARN_INTERVAL: Duration = Duration::from_secs(10);
 
 /// What a peer may ask for: each level includes the ones below it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -351,29 +298,25 @@ enum Fate {
 /// The control socket. Dropping it closes every connection and removes the socket file, if
 /// that file is still the one it created.
 pub struct Server {
-    path: PathBuf,
-    listener: OwnedFd,
-    /// Device and inode of the socket file we created: only that file is removed at the end.
-    ident: Option<(u64, u64)>,
+    /// Removes the socket file when dropped, if that file is still the one it created.
+    listener: Listener,
     own_uid: u32,
     grants: Grants,
     limits: Limits,
     conns: HashMap<u64, Conn>,
     next_id: u64,
-    /// Accepting paused after EMFILE until then (the listener is out of the reactor).
-    accept_paused_until: Option<Instant>,
     /// holden's soft RLIMIT_NOFILE, and the programs supervised: connections past
     /// [`connection_budget`] are told `busy`, so that clients never starve a spawn.
     fd_limit: u64,
     programs: usize,
     warn_busy: WarnLimit,
     warn_refused: WarnLimit,
-    warn_accept: WarnLimit,
     warn_forbidden: WarnLimit,
 }
 
+/// The listener's token; connections count from 1.
 const LISTENER: Token = Token {
-    kind: Kind::ControlListener,
+    owner: Owner::Control,
     id: 0,
 };
 
@@ -393,80 +336,36 @@ impl Server {
         reactor: &Reactor,
         limits: Limits,
     ) -> Result<Server, ControlError> {
-        let path = path.to_path_buf();
-        if let Some(dir) = path.parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir).map_err(|source| ControlError::CreateDir {
-                path: dir.to_path_buf(),
+        let mut listener = Listener::bind(path, mode, "control: ").map_err(|e| ControlError::from_bind(e, path))?;
+        listener
+            .register(reactor, LISTENER)
+            .map_err(|source| ControlError::Register {
+                path: path.to_path_buf(),
                 source,
             })?;
-        }
-        let addr = SocketAddrUnix::new(&path).map_err(|_| ControlError::PathTooLong { path: path.clone() })?;
-        let bind_err = |e: Errno| ControlError::Bind {
-            path: path.clone(),
-            source: e.into(),
-        };
-        let listener = new_socket().map_err(bind_err)?;
-        match net::bind(&listener, &addr) {
-            Ok(()) => {}
-            Err(Errno::ADDRINUSE) => {
-                replace_stale(&path, &addr)?;
-                net::bind(&listener, &addr).map_err(|e| match e {
-                    // Another holden won the race for the path we just cleared.
-                    Errno::ADDRINUSE => ControlError::AlreadyRunning { path: path.clone() },
-                    e => bind_err(e),
-                })?;
-            }
-            Err(e) => return Err(bind_err(e)),
-        }
-        let meta = std::fs::symlink_metadata(&path);
-        let ident = meta.as_ref().ok().map(|m| (m.dev(), m.ino()));
-        let server = Server {
-            path: path.clone(),
+        Ok(Server {
             listener,
-            ident,
             own_uid: rustix::process::geteuid().as_raw(),
             grants: grants.clone(),
             limits,
             conns: HashMap::new(),
             next_id: 1,
-            accept_paused_until: None,
             fd_limit: u64::MAX,
             programs: 0,
             warn_busy: WarnLimit::new(WARN_INTERVAL),
             warn_refused: WarnLimit::new(WARN_INTERVAL),
-            warn_accept: WarnLimit::new(WARN_INTERVAL),
             warn_forbidden: WarnLimit::new(WARN_INTERVAL),
-        };
-        // From here on, dropping `server` removes the file again.
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
-            ControlError::Chmod {
-                path: path.clone(),
-                mode,
-                source,
-            }
-        })?;
-        net::listen(&server.listener, 256).map_err(bind_err)?;
-        reactor
-            .add(server.listener.as_fd(), LISTENER, Interest::Read)
-            .map_err(|source| ControlError::Register {
-                path: path.clone(),
-                source,
-            })?;
-        Ok(server)
+        })
     }
 
-    /// Handle a `Kind::ControlListener` or `Kind::ControlConn` readiness: accept, read, split
+    /// Handle a readiness of the listener or of a connection (`Owner::Control`): accept, read, split
     /// lines, parse. Malformed requests are answered here; the well-formed ones are returned,
     /// in order, for the supervisor to answer with [`Server::reply`].
     pub fn on_ready(&mut self, reactor: &Reactor, ready: &Ready, now: Instant) -> Vec<(ConnId, Request)> {
         let mut requests = Vec::new();
-        match ready.token.kind {
-            Kind::ControlListener => self.accept(reactor, now),
-            Kind::ControlConn => {
-                let id = ready.token.id;
+        match ready.token.id {
+            0 => self.accept(reactor, now),
+            id => {
                 let fate = match self.conns.get_mut(&id) {
                     Some(conn) => handle(
                         conn,
@@ -480,17 +379,6 @@ impl Server {
                     None => Fate::Keep,
                 };
                 self.settle(reactor, id, fate);
-            }
-            Kind::Signal
-            | Kind::Pidfd
-            | Kind::Output
-            | Kind::CgroupEvents
-            | Kind::AgentListener
-            | Kind::AgentConn
-            | Kind::Notify
-            | Kind::ReadyFd
-            | Kind::Probe => {
-                log::debug!("control: readiness for {:?} is not ours", ready.token);
             }
         }
         requests
@@ -621,13 +509,8 @@ impl Server {
 
     /// The nearest idle timeout or end of an accept pause, for the loop's epoll timeout.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let idle = self
-            .conns
-            .values()
-            .filter(|c| !c.watcher)
-            .map(|c| c.last_active + self.limits.idle_timeout)
-            .min();
-        match (idle, self.accept_paused_until) {
+        let (_, idle) = self.idle(Instant::now());
+        match (idle, self.listener.next_deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -635,21 +518,9 @@ impl Server {
 
     /// Close the connections idle past their timeout; resume accepting after a pause.
     pub fn on_deadline(&mut self, reactor: &Reactor, now: Instant) {
-        if let Some(until) = self.accept_paused_until
-            && until <= now
-        {
-            self.accept_paused_until = None;
-            if let Err(e) = reactor.add(self.listener.as_fd(), LISTENER, Interest::Read) {
-                log::warn!("control: cannot resume accepting on {}: {e}", self.path.display());
-            }
-        }
+        self.listener.on_deadline(reactor, now);
         let timeout = self.limits.idle_timeout;
-        let idle: Vec<u64> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| !c.watcher && c.last_active + timeout <= now)
-            .map(|(id, _)| *id)
-            .collect();
+        let (idle, _) = self.idle(now);
         for id in idle {
             if let Some(c) = self.conns.get_mut(&id)
                 && c.buffered() == 0
@@ -669,31 +540,15 @@ impl Server {
         }
     }
 
+    /// The connections idle past the timeout (watchers are never idle), and when the next one
+    /// will be.
+    fn idle(&self, now: Instant) -> (Vec<u64>, Option<Instant>) {
+        let conns = self.conns.iter().filter(|(_, c)| !c.watcher);
+        crate::listen::idle(conns.map(|(id, c)| (*id, c.last_active)), self.limits.idle_timeout, now)
+    }
+
     fn accept(&mut self, reactor: &Reactor, now: Instant) {
-        // A bounded batch per wakeup: the listener is level-triggered and reports the rest.
-        for _ in 0..64 {
-            let fd = match net::accept_with(&self.listener, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC) {
-                Ok(fd) => fd,
-                Err(Errno::AGAIN) => return,
-                Err(Errno::INTR) | Err(Errno::CONNABORTED) => continue,
-                Err(e @ (Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM)) => {
-                    if let Some(n) = self.warn_accept.check(now) {
-                        log::warn!(
-                            "control: cannot accept a connection on {}: {e}; pausing for {}{}",
-                            self.path.display(),
-                            humantime::format_duration(self.limits.accept_pause),
-                            suppressed_note(n, WARN_INTERVAL)
-                        );
-                    }
-                    reactor.delete(self.listener.as_fd());
-                    self.accept_paused_until = Some(now + self.limits.accept_pause);
-                    return;
-                }
-                Err(e) => {
-                    log::warn!("control: cannot accept a connection on {}: {e}", self.path.display());
-                    return;
-                }
-            };
+        for Accepted { fd, cred } in self.listener.accept(reactor, now) {
             let id = self.next_id;
             self.next_id += 1;
             let mut conn = Conn {
@@ -711,17 +566,16 @@ impl Server {
                 uid: u32::MAX,
                 access: Access::Read,
             };
-            // Not rustix's socket_peercred: it fails when the peer's pid is 0, which is what
-            // the kernel reports for a peer outside holden's PID namespace (a client on the host
-            // of a holden that is PID 1 of a container). The uid is still right then.
-            match crate::sys::peer::peer_cred(conn.fd.as_fd()) {
+            // Not rustix's socket_peercred (see sys::peer): the uid is right even when the peer
+            // is outside holden's PID namespace.
+            match cred {
                 Ok(cred) => match self.grants.access(cred.uid, self.own_uid) {
                     Some(access) => {
                         conn.uid = cred.uid;
                         conn.access = access;
                         let max = self.max_connections();
                         if self.conns.len() >= max {
-                            if let Some(n) = self.warn_busy.check(now) {
+                            if let Some(note) = self.warn_busy.check(now) {
                                 log::warn!(
                                     "control: {} connections already open (at most {max}: {} of the open files limit {} are kept for supervising {} program{}); refusing one more with busy{}",
                                     self.conns.len(),
@@ -729,7 +583,7 @@ impl Server {
                                     self.fd_limit,
                                     self.programs,
                                     if self.programs == 1 { "" } else { "s" },
-                                    suppressed_note(n, WARN_INTERVAL)
+                                    note
                                 );
                             }
                             refuse(
@@ -741,11 +595,11 @@ impl Server {
                     }
                     None => {
                         let uid = cred.uid;
-                        if let Some(n) = self.warn_refused.check(now) {
+                        if let Some(note) = self.warn_refused.check(now) {
                             log::warn!(
                                 "control: refused a connection from uid {uid} (pid {}): not root, not holden's uid, not in read_uids, allow_uids or admin_uids{}",
                                 cred.pid,
-                                suppressed_note(n, WARN_INTERVAL)
+                                note
                             );
                         }
                         refuse(
@@ -758,11 +612,8 @@ impl Server {
                     }
                 },
                 Err(e) => {
-                    if let Some(n) = self.warn_refused.check(now) {
-                        log::warn!(
-                            "control: cannot read a peer's credentials ({e}); refusing it{}",
-                            suppressed_note(n, WARN_INTERVAL)
-                        );
+                    if let Some(note) = self.warn_refused.check(now) {
+                        log::warn!("control: cannot read a peer's credentials ({e}); refusing it{}", note);
                     }
                     refuse(
                         &mut conn,
@@ -823,7 +674,7 @@ impl Server {
         if interest == c.registered {
             return;
         }
-        let token = Token::new(Kind::ControlConn, id);
+        let token = Token::new(Owner::Control, id);
         let result = match (c.registered, interest) {
             (None, Some(i)) => reactor.add(c.fd.as_fd(), token, i),
             (Some(_), Some(i)) => reactor.modify(c.fd.as_fd(), token, i),
@@ -841,96 +692,6 @@ impl Server {
                 reactor.delete(c.fd.as_fd());
             }
         }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // The connections close with their fds. The file goes only if it is still ours: a
-        // newer holden may have replaced it after we were declared dead.
-        if let (Some(ident), Ok(meta)) = (self.ident, std::fs::symlink_metadata(&self.path))
-            && (meta.dev(), meta.ino()) == ident
-            && let Err(e) = std::fs::remove_file(&self.path)
-        {
-            log::warn!(
-                "cannot remove the control socket {}: {}",
-                self.path.display(),
-                crate::error::os_text(&e)
-            );
-        }
-    }
-}
-
-fn new_socket() -> Result<OwnedFd, Errno> {
-    net::socket_with(
-        AddressFamily::UNIX,
-        SocketType::STREAM,
-        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
-        None,
-    )
-}
-
-/// `path` is taken: remove it if it is a socket nobody listens on; refuse otherwise.
-/// How long a control socket must keep answering before holden takes it for a live holden's.
-const STALE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
-
-fn replace_stale(path: &Path, addr: &SocketAddrUnix) -> Result<(), ControlError> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_socket() => {}
-        Ok(_) => {
-            return Err(ControlError::NotASocket {
-                path: path.to_path_buf(),
-            });
-        }
-        // Gone meanwhile: nothing to replace.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => {
-            return Err(ControlError::Bind {
-                path: path.to_path_buf(),
-                source,
-            });
-        }
-    }
-    // A holden SIGKILLed while it was spawning leaves a child between fork and exec that holds
-    // a copy of every descriptor, the listening socket included, until its exec closes them
-    // (close-on-exec): the socket looks alive for that long (a join of a v1 cgroup can take tens
-    // of milliseconds). So "alive" must last `STALE_GRACE` before holden believes it.
-    let deadline = std::time::Instant::now() + STALE_GRACE;
-    let connected = loop {
-        let probe = new_socket().map_err(|e| ControlError::Bind {
-            path: path.to_path_buf(),
-            source: e.into(),
-        })?;
-        match net::connect(&probe, addr) {
-            Ok(()) | Err(Errno::AGAIN) | Err(Errno::INPROGRESS) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            other => break other,
-        }
-    };
-    match connected {
-        // Someone accepts (or would, once its backlog drains): a live holden.
-        Ok(()) | Err(Errno::AGAIN) | Err(Errno::INPROGRESS) => Err(ControlError::AlreadyRunning {
-            path: path.to_path_buf(),
-        }),
-        Err(Errno::CONNREFUSED) | Err(Errno::NOENT) => {
-            log::info!(
-                "replacing the stale control socket {} of a holden that is gone",
-                path.display()
-            );
-            match std::fs::remove_file(path) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(source) => Err(ControlError::Bind {
-                    path: path.to_path_buf(),
-                    source,
-                }),
-            }
-        }
-        Err(e) => Err(ControlError::Bind {
-            path: path.to_path_buf(),
-            source: e.into(),
-        }),
     }
 }
 
@@ -1018,13 +779,13 @@ fn parse_lines(
         match parse_request(line) {
             Ok(request) if required(&request) > conn.access => {
                 let need = required(&request);
-                if let Some(n) = warn.check(now) {
+                if let Some(note) = warn.check(now) {
                     log::info!(
                         "control: refused {} from uid {}: it needs {} access{}",
                         request.command(),
                         conn.uid,
                         need.word(),
-                        suppressed_note(n, WARN_INTERVAL)
+                        note
                     );
                 }
                 let body = ErrorBody::new(
@@ -1061,24 +822,6 @@ mod tests {
     use crate::control::protocol::{ProgramStatus, Reply};
     use std::io::{BufRead, BufReader, Read, Write};
     use std::os::unix::net::UnixStream;
-
-    #[test]
-    fn warnings_are_one_per_interval_with_a_count() {
-        let t0 = Instant::now();
-        let mut w = WarnLimit::new(Duration::from_secs(10));
-        assert_eq!(w.check(t0), Some(0));
-        for i in 1..=5 {
-            assert_eq!(w.check(t0 + Duration::from_secs(i)), None);
-        }
-        assert_eq!(w.check(t0 + Duration::from_secs(10)), Some(5));
-        assert_eq!(w.check(t0 + Duration::from_secs(11)), None);
-        assert_eq!(w.check(t0 + Duration::from_secs(30)), Some(1));
-        assert_eq!(suppressed_note(0, Duration::from_secs(10)), "");
-        assert_eq!(
-            suppressed_note(3, Duration::from_secs(10)),
-            " (3 more like it since the last such line, within 10s, not logged)"
-        );
-    }
 
     #[test]
     fn peers_are_served_when_root_own_uid_or_allowed() {

@@ -1,7 +1,7 @@
 //! Log capture: the pipes between programs and their log files, and `holden logs`.
 //!
 //! Owns: one pipe per captured output stream of each spawn (the child gets the write end, the
-//! reactor watches the read end under `Kind::Output`), the open log files (one [`Sink`] per
+//! reactor watches the read end under `Owner::Logs`), the open log files (one [`Sink`] per
 //! path, shared by every stream that writes there), rotation, timestamps, reopen, and the
 //! client side of `holden logs` ([`tail`], [`follow`]). Leaves to the supervisor: when to
 //! attach (before each spawn), when to drain (a death, before its transition line), routing
@@ -58,7 +58,7 @@ use std::time::{Duration, Instant, SystemTime};
 use rustix::io::Errno;
 
 use crate::config::{Output, Program};
-use crate::reactor::{Interest, Kind, Reactor, Ready, Token};
+use crate::reactor::{Interest, Owner, Reactor, Ready, Token};
 use capture::Lines;
 use sink::{Sink, Stage};
 
@@ -187,7 +187,7 @@ enum Dest {
 
 struct Stream {
     program: String,
-    /// Read end, non-blocking, registered in the reactor under `Token{Output, id}`.
+    /// Read end, non-blocking, registered in the reactor under `Token{Logs, id}`.
     pipe: OwnedFd,
     dest: Dest,
     lines: Lines,
@@ -234,7 +234,7 @@ pub struct Logs {
     /// not be made: the copy path does the work then).
     stage: Option<Stage>,
     stage_failed: bool,
-    /// The batch deadline (a timerfd under `Token{Output, TIMER_ID}`), made at the first
+    /// The batch deadline (a timerfd under `Token{Logs, TIMER_ID}`), made at the first
     /// batch; None if it could not be made (every stream is then read at once).
     timer: Option<OwnedFd>,
     timer_failed: bool,
@@ -343,7 +343,7 @@ impl Logs {
         }
         let id = self.next_id;
         reactor
-            .add(read.as_fd(), Token::new(Kind::Output, id), Interest::Read)
+            .add(read.as_fd(), Token::new(Owner::Logs, id), Interest::Read)
             .map_err(|source| {
                 if let Dest::File(path) = &dest {
                     self.release_sink(&path.clone());
@@ -377,7 +377,7 @@ impl Logs {
         Ok((id, write))
     }
 
-    /// A `Kind::Output` readiness: move what is in the pipe to its destination; at EOF (every
+    /// An `Owner::Logs` readiness: move what is in the pipe to its destination; at EOF (every
     /// writer, grandchildren included, closed it) deregister and drop the stream. A stream
     /// emptied less than `BATCH_DELAY` ago is not read now: its pipe leaves the reactor and it
     /// is read its batch delay from now, in one batch (the batch timer's readiness).
@@ -428,7 +428,7 @@ impl Logs {
         for other in waiting {
             let stream = self.streams.get_mut(&other).expect("listed above");
             stream.batch = None;
-            if let Err(e) = reactor.add(stream.pipe.as_fd(), Token::new(Kind::Output, other), Interest::Read) {
+            if let Err(e) = reactor.add(stream.pipe.as_fd(), Token::new(Owner::Logs, other), Interest::Read) {
                 log::warn!("cannot watch the output pipe of {} again: {e}", stream.program);
             }
             self.move_now(reactor, other);
@@ -495,7 +495,7 @@ impl Logs {
         for id in due {
             let stream = self.streams.get_mut(&id).expect("known stream");
             let (since, _) = stream.batch.take().expect("due");
-            if let Err(e) = reactor.add(stream.pipe.as_fd(), Token::new(Kind::Output, id), Interest::Read) {
+            if let Err(e) = reactor.add(stream.pipe.as_fd(), Token::new(Owner::Logs, id), Interest::Read) {
                 // Not expected (the fd was registered before); reading at every timer
                 // would be a busy loop, so this stream is read at its program's death.
                 log::warn!("cannot watch the output pipe of {} again: {e}", stream.program);
@@ -834,14 +834,14 @@ fn move_lines(
     Moved::Budget
 }
 
-/// The batch timer: a non-blocking timerfd registered in `reactor` as `Token{Output, TIMER_ID}`.
+/// The batch timer: a non-blocking timerfd registered in `reactor` as `Token{Logs, TIMER_ID}`.
 fn make_timer(reactor: &Reactor) -> io::Result<OwnedFd> {
     use rustix::time::{TimerfdClockId, TimerfdFlags, timerfd_create};
     let fd = timerfd_create(
         TimerfdClockId::Monotonic,
         TimerfdFlags::CLOEXEC | TimerfdFlags::NONBLOCK,
     )?;
-    reactor.add(fd.as_fd(), Token::new(Kind::Output, TIMER_ID), Interest::Read)?;
+    reactor.add(fd.as_fd(), Token::new(Owner::Logs, TIMER_ID), Interest::Read)?;
     Ok(fd)
 }
 
@@ -999,16 +999,16 @@ mod tests {
         let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
         let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).expect("pidfd_open");
         reactor
-            .add(pidfd.as_fd(), Token::new(Kind::Pidfd, 0), Interest::Read)
+            .add(pidfd.as_fd(), Token::new(Owner::Supervisor, 0), Interest::Read)
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut dead = false;
         while !dead || logs.open_streams(name) > 0 {
             assert!(Instant::now() < deadline, "capture did not finish in time");
             for r in reactor.wait(Some(deadline)).unwrap() {
-                match r.token.kind {
-                    Kind::Output => logs.on_ready(reactor, r.token.id, &r),
-                    Kind::Pidfd if !dead => {
+                match r.token.owner {
+                    Owner::Logs => logs.on_ready(reactor, r.token.id, &r),
+                    Owner::Supervisor if !dead => {
                         let status = child.wait().unwrap();
                         assert!(status.success(), "the writer failed: {status}");
                         reactor.delete(pidfd.as_fd());

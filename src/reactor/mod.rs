@@ -2,9 +2,9 @@
 //! deadline, and the signal self-pipe. No thread, no timer wheel, no polling: when nothing
 //! happens holden sleeps in `epoll_wait` with an infinite timeout.
 //!
-//! Every fd is registered with a `Token`, a kind and an id packed into the epoll data word, so
-//! that the owner (supervisor, log capture, control server, agent) can dispatch without a map
-//! lookup. Registrations are level-triggered: a handler that leaves data unread is called again.
+//! Every fd is registered with a `Token`, an owner and an id packed into the epoll data word:
+//! the loop routes a readiness to its owner (supervisor, log capture, control server, agent),
+//! which decodes its own id without a map lookup. Registrations are level-triggered: a handler that leaves data unread is called again.
 //!
 //! `epoll_wait` returns EINTR whenever a signal-hook handler runs (epoll_wait is never
 //! restarted, whatever SA_RESTART says); that is a spurious wakeup, not an error.
@@ -15,70 +15,57 @@ use std::time::{Duration, Instant};
 use rustix::event::epoll;
 use rustix::io::Errno;
 
-/// What an fd is, for dispatch. The id's meaning belongs to the kind's owner.
+/// Where a readiness goes: the reactor routes by `owner`; `id` means what its owner says (a
+/// connection number, a stream, a program's slot with its generation) and only the owner
+/// decodes it, so no consumer has to know another's kinds of fd.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Token {
-    pub kind: Kind,
+    pub owner: Owner,
     pub id: u64,
 }
 
+/// Who registered an fd.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
-pub enum Kind {
-    /// The signal self-pipe.
+pub enum Owner {
+    /// The signal self-pipe ([`Signals`]); id 0.
     Signal = 1,
-    /// A program's pidfd (id: the program's slot).
-    Pidfd = 2,
-    /// A program's output pipe (id: owned by logs).
-    Output = 3,
-    /// The control socket's listener.
-    ControlListener = 4,
-    /// A control connection (id: owned by control).
-    ControlConn = 5,
-    /// A program's cgroup.events file (id: the program's slot).
-    CgroupEvents = 6,
-    /// The agent's listener.
-    AgentListener = 7,
-    /// An agent connection (id: owned by agent).
-    AgentConn = 8,
-    /// A program's sd_notify socket (id: the program's slot).
-    Notify = 9,
-    /// A program's notification fd pipe, `readiness = { fd = N }` (id: the program's slot).
-    ReadyFd = 10,
-    /// A program's probe in flight: socket or exec output pipe (id: the program's slot).
-    Probe = 11,
+    /// The supervisor's per-program fds: pidfds, cgroup.events, notify sockets, ready fds,
+    /// probes (the id packs the fd's role, the program's slot and the slot's generation).
+    Supervisor = 2,
+    /// Output pipes and the batch timer of log capture.
+    Logs = 3,
+    /// The control socket: its listener and its connections.
+    Control = 4,
+    /// The agent (`holden agent`, `holden spawn`): its listener, connections, the pidfd it waits on.
+    Agent = 5,
 }
 
-const ID_BITS: u32 = 56;
+/// How many bits of the epoll data word an owner's id may use.
+pub const ID_BITS: u32 = 56;
 const ID_MASK: u64 = (1 << ID_BITS) - 1;
 
 impl Token {
-    pub fn new(kind: Kind, id: u64) -> Token {
+    pub fn new(owner: Owner, id: u64) -> Token {
         debug_assert!(id <= ID_MASK);
-        Token { kind, id }
+        Token { owner, id }
     }
 
     fn pack(self) -> u64 {
-        ((self.kind as u64) << ID_BITS) | (self.id & ID_MASK)
+        ((self.owner as u64) << ID_BITS) | (self.id & ID_MASK)
     }
 
     fn unpack(word: u64) -> Option<Token> {
-        let kind = match (word >> ID_BITS) as u8 {
-            1 => Kind::Signal,
-            2 => Kind::Pidfd,
-            3 => Kind::Output,
-            4 => Kind::ControlListener,
-            5 => Kind::ControlConn,
-            6 => Kind::CgroupEvents,
-            7 => Kind::AgentListener,
-            8 => Kind::AgentConn,
-            9 => Kind::Notify,
-            10 => Kind::ReadyFd,
-            11 => Kind::Probe,
+        let owner = match (word >> ID_BITS) as u8 {
+            1 => Owner::Signal,
+            2 => Owner::Supervisor,
+            3 => Owner::Logs,
+            4 => Owner::Control,
+            5 => Owner::Agent,
             _ => return None,
         };
         Some(Token {
-            kind,
+            owner,
             id: word & ID_MASK,
         })
     }
@@ -225,7 +212,7 @@ impl Signals {
             signal_hook::low_level::pipe::register(sig, w)?;
             flags.push((sig, flag));
         }
-        reactor.add(read.as_fd(), Token::new(Kind::Signal, 0), Interest::Read)?;
+        reactor.add(read.as_fd(), Token::new(Owner::Signal, 0), Interest::Read)?;
         Ok(Signals { read, flags })
     }
 
@@ -252,14 +239,14 @@ mod tests {
 
     #[test]
     fn tokens_round_trip() {
-        for kind in [
-            Kind::Signal,
-            Kind::Pidfd,
-            Kind::Output,
-            Kind::ControlConn,
-            Kind::AgentConn,
+        for owner in [
+            Owner::Signal,
+            Owner::Supervisor,
+            Owner::Logs,
+            Owner::Control,
+            Owner::Agent,
         ] {
-            let t = Token::new(kind, 12345);
+            let t = Token::new(owner, ID_MASK);
             assert_eq!(Token::unpack(t.pack()), Some(t));
         }
         assert_eq!(Token::unpack(0), None);
@@ -269,13 +256,13 @@ mod tests {
     fn wait_reports_a_readable_pipe_and_times_out_otherwise() {
         let mut r = Reactor::new().unwrap();
         let (rd, wr) = rustix::pipe::pipe().unwrap();
-        r.add(rd.as_fd(), Token::new(Kind::Output, 7), Interest::Read).unwrap();
+        r.add(rd.as_fd(), Token::new(Owner::Logs, 7), Interest::Read).unwrap();
         let ready = r.wait(Some(Instant::now() + Duration::from_millis(5))).unwrap();
         assert!(ready.is_empty());
         rustix::io::write(&wr, b"x").unwrap();
         let ready = r.wait(None).unwrap();
         assert_eq!(ready.len(), 1);
-        assert_eq!(ready[0].token, Token::new(Kind::Output, 7));
+        assert_eq!(ready[0].token, Token::new(Owner::Logs, 7));
         assert!(ready[0].readable);
     }
 }

@@ -1,6 +1,6 @@
 //! holden's open files: the soft RLIMIT_NOFILE raised to the hard limit at start, as systemd
 //! and most daemons do, so that the connection budget of the control socket
-//! ([`crate::control::server::connection_budget`]) has room and a reserve for supervision.
+//! ([`crate::listen::connection_budget`]) has room and a reserve for supervision.
 
 use std::sync::OnceLock;
 
@@ -44,19 +44,4 @@ pub fn raise_nofile() -> u64 {
         log::debug!("open files limit: {current} (already the hard limit)");
     }
     current
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::control::server::connection_budget;
-
-    #[test]
-    fn the_budget_keeps_a_reserve_per_program() {
-        assert_eq!(connection_budget(1024, 0), 992);
-        assert_eq!(connection_budget(1024, 10), 912);
-        assert_eq!(connection_budget(64, 1), 24);
-        assert_eq!(connection_budget(30, 1), 4);
-        assert_eq!(connection_budget(64, 100), 4);
-        assert!(connection_budget(u64::MAX, 5) > 1_000_000);
-    }
 }

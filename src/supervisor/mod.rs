@@ -18,26 +18,27 @@ mod deps;
 pub mod logger;
 mod notify;
 mod ops;
+mod reload;
 mod remote;
 mod requests;
+mod run;
+mod slot;
 pub mod state;
+#[cfg(test)]
+mod tests;
 mod watch;
 
 use std::collections::HashMap;
-use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::time::{Instant, SystemTime};
 
-use rustix::process::Pid;
-
-use crate::cgroup::{Cgroups, ProgramCgroup};
-use crate::config::{self, Config, Program};
+use crate::cgroup::Cgroups;
+use crate::config::{self, Config};
 use crate::control::protocol::Event as ControlEvent;
 use crate::control::server::Server;
-use crate::error::Failure;
-use crate::process;
-use crate::reactor::{Kind, Reactor, Ready, Signals, Token};
-use state::{Effect, Event, Machine, Policy, State, Transition};
+use crate::reactor::{Owner, Reactor, Signals, Token};
+use slot::{After, ExitWait, Intent, Role, Slot};
+use state::{Event, State, Transition};
 
 const SIGNALS: &[i32] = &[
     signal_hook::consts::SIGCHLD,
@@ -47,35 +48,30 @@ const SIGNALS: &[i32] = &[
     signal_hook::consts::SIGUSR1,
 ];
 
-pub fn check(path: Option<&Path>) -> Result<u8, Failure> {
-    let path = config::config_path(path);
-    match config::load(&path) {
-        Ok(cfg) => {
-            print!("{}", config::resolve::render(&cfg));
-            Ok(0)
-        }
-        Err(e) => Err(config_failure(e)),
-    }
-}
-
-/// Config errors are printed as they are, one `file:line:col: key: ...` per line, with no
-/// `holden:` prefix in front of the first.
-fn config_failure(e: config::ConfigError) -> Failure {
-    eprintln!("{e}");
-    Failure::usage("")
+/// Why `holden run` did not start or did not end well.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The config file does not load: nothing was started.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The `[supervisor]` log settings cannot be used: nothing was started.
+    #[error("{0}")]
+    Logging(String),
+    #[error(transparent)]
+    Supervisor(#[from] SupervisorError),
 }
 
 /// `holden run`: load the config, start the programs, serve until a graceful shutdown.
-pub fn run(path: Option<&Path>) -> Result<u8, Failure> {
+pub fn run(path: Option<&Path>) -> Result<(), RunError> {
     let path = config::config_path(path);
-    let config = config::load(&path).map_err(config_failure)?;
-    logger::init(&config.supervisor).map_err(Failure::usage)?;
+    let config = config::load(&path)?;
+    logger::init(&config.supervisor).map_err(RunError::Logging)?;
     // Before anything could start a thread: it removes NOTIFY_SOCKET from the environment.
     let notifier = notify::Notifier::from_env();
-    let mut sup = Supervisor::new(config).map_err(|e| Failure::runtime(e.to_string()))?;
+    let mut sup = Supervisor::new(config)?;
     sup.notify = notifier;
-    sup.run().map_err(|e| Failure::runtime(e.to_string()))?;
-    Ok(0)
+    sup.run()?;
+    Ok(())
 }
 
 /// Why holden itself stops with an error (a program failing is a state, not this).
@@ -91,97 +87,28 @@ pub enum SupervisorError {
     Control(#[from] crate::control::server::ControlError),
 }
 
-/// One program under supervision.
-struct Slot {
-    program: Program,
-    policy: Policy,
-    machine: Machine,
-    /// The main process's pidfd while it lives (registered in the reactor).
-    pidfd: Option<OwnedFd>,
-    /// Process group of the last main process (its pid: it runs in its own session). It
-    /// outlives the main process while any member lives.
-    pgid: Option<i32>,
-    /// Wall-clock time of the last transition, for status.
-    since_wall: SystemTime,
-    /// Wall-clock time the current main process was spawned (entering STARTING), for uptime.
-    started_wall: Option<SystemTime>,
-    /// A start is wanted but waits for `depends_on` to be RUNNING.
-    pending_start: bool,
-    /// A stop is wanted but waits for the programs that depend on this one to stop first.
-    pending_stop: bool,
-    /// What to do once the program is down after a stop (restart, reload, remove).
-    then: Then,
-    /// Added with `holden add`: not in the file, left alone by reload.
-    transient: bool,
-    /// The program's cgroup(s), from its first spawn on.
-    cgroup: Option<ProgramCgroup>,
-    /// Its v2 `cgroup.events`, registered for EPOLLPRI.
-    events: Option<std::fs::File>,
-    /// The OOM-kill counter at the last spawn: a SIGKILL with a grown counter is an OOM kill.
-    oom_before: Option<u64>,
-    /// Limits in force (memory bytes, CPUs, pids): the config's, or a live `constrain`'s.
-    limits: (Option<u64>, Option<f64>, Option<u64>),
-    /// An agent's program ended: its exit status is being read from its pidfd.
-    exit_wait: Option<ExitWait>,
-    /// Processes its main process left behind, being stopped; a spawn waits for them.
-    leftovers: Leftovers,
-    /// Readiness and health of the current run: notify socket, fd, probes, watchdog.
-    watch: crate::health::Watch,
-}
-
-/// What a main process that exited on its own left behind (a daemon that forked): they get the
-/// program's stop_signal, SIGKILL after its stop_timeout, and the program is not spawned again
-/// until they are all gone (its cgroup, else its process group, is empty): no program ever
-/// runs twice.
-#[derive(Debug, Clone, Copy, Default)]
-struct Leftovers {
-    /// While some are alive: when to send SIGKILL (again).
-    kill_at: Option<Instant>,
-    /// SIGKILL was sent.
-    killed: bool,
-    /// A spawn was asked for while they lived: it happens once they are gone.
-    spawn_deferred: bool,
-}
-
-/// How often to say that leftovers are still there after SIGKILL (uninterruptible sleep).
-const LEFTOVER_KILL_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Reading an agent-spawned process's exit status, which appears once its agent reaped it.
-#[derive(Debug, Clone, Copy)]
-struct ExitWait {
-    since: Instant,
-    next: Instant,
-}
-
-/// What follows a stop once the program is down.
-#[derive(Debug, Clone, PartialEq)]
-enum Then {
-    Nothing,
-    /// `holden restart`.
-    Start,
-    /// Reload changed its settings: take these, then start it if it should run.
-    Replace(Box<Program>),
-    /// Reload removed it, or `holden remove`: forget it.
-    Remove,
-}
-
 pub struct Supervisor {
     config: Config,
     reactor: Reactor,
     signals: Signals,
     slots: Vec<Option<Slot>>,
     by_pid: HashMap<i32, usize>,
+    /// The generation the next new slot gets.
+    generations: u32,
     /// SIGTERM/SIGINT seen: stopping everything, then exit.
     shutting_down: bool,
     cgroups: Option<Cgroups>,
-    /// The control socket (None only where it could not matter: never, once running).
-    control: Option<Server>,
+    /// The control socket.
+    control: Server,
     /// Watch events produced during this turn of the loop, pushed to watchers at its end.
     events: Vec<ControlEvent>,
     /// Output pipes and log files of every program.
     logs: crate::logs::Logs,
     /// The service manager's `$NOTIFY_SOCKET` (systemd `Type=notify`), when holden has one.
     notify: Option<notify::Notifier>,
+    /// Unit tests: a fake clock, and spawns that start nothing.
+    #[cfg(test)]
+    fake: Option<tests::Fake>,
 }
 
 impl Supervisor {
@@ -193,33 +120,6 @@ impl Supervisor {
         } else if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
             log::warn!("cannot become a child subreaper ({e}); daemonizing programs will escape holden");
         }
-        let now = Instant::now();
-        let slots = config
-            .programs
-            .iter()
-            .map(|p| {
-                Some(Slot {
-                    program: p.clone(),
-                    policy: Policy::of(p),
-                    machine: Machine::new(now),
-                    pidfd: None,
-                    pgid: None,
-                    since_wall: SystemTime::now(),
-                    started_wall: None,
-                    pending_start: false,
-                    pending_stop: false,
-                    then: Then::Nothing,
-                    transient: false,
-                    cgroup: None,
-                    events: None,
-                    oom_before: None,
-                    limits: (p.memory_limit, p.cpu_limit, p.pids_limit),
-                    exit_wait: None,
-                    leftovers: Leftovers::default(),
-                    watch: crate::health::Watch::default(),
-                })
-            })
-            .collect();
         // SPEC: a program with limits where cgroups cannot be used stops holden with the reason.
         let mut mode = config.supervisor.cgroups;
         if mode == config::CgroupMode::Auto && config.programs.iter().any(|p| p.has_limits() && p.agent.is_none()) {
@@ -252,7 +152,25 @@ impl Supervisor {
                 }
             }
         }
-        Ok(Supervisor {
+        Ok(Supervisor::assemble(config, reactor, signals, control, cgroups))
+    }
+
+    /// The supervisor of `config` over what `new` set up (tests set up less: no signal
+    /// handlers, no cgroups).
+    fn assemble(
+        config: Config,
+        reactor: Reactor,
+        signals: Signals,
+        control: Server,
+        cgroups: Option<Cgroups>,
+    ) -> Supervisor {
+        let now = Instant::now();
+        let slots: Vec<Option<Slot>> = (0u32..)
+            .zip(&config.programs)
+            .map(|(generation, p)| Some(Slot::new(p.clone(), false, generation, now)))
+            .collect();
+        Supervisor {
+            generations: slots.len() as u32,
             config,
             reactor,
             signals,
@@ -260,11 +178,22 @@ impl Supervisor {
             by_pid: HashMap::new(),
             shutting_down: false,
             cgroups,
-            control: Some(control),
+            control,
             events: Vec::new(),
             logs: crate::logs::Logs::new(),
             notify: None,
-        })
+            #[cfg(test)]
+            fake: None,
+        }
+    }
+
+    /// The time now; in unit tests, the fake clock's.
+    fn now(&self) -> Instant {
+        #[cfg(test)]
+        if let Some(fake) = &self.fake {
+            return fake.now;
+        }
+        Instant::now()
     }
 
     pub fn run(&mut self) -> Result<(), SupervisorError> {
@@ -303,38 +232,40 @@ impl Supervisor {
             }
             let deadline = self.next_deadline();
             let ready = self.reactor.wait(deadline).map_err(SupervisorError::Loop)?;
-            let now = Instant::now();
+            let now = self.now();
             let mut reap = false;
             let mut pidfds = Vec::new();
             for r in &ready {
-                match r.token.kind {
-                    Kind::Signal => reap |= self.on_signals(),
-                    Kind::Pidfd => {
-                        reap = true;
-                        pidfds.push(r.token.id as usize);
-                        self.on_pidfd(r.token.id as usize, now);
-                    }
-                    Kind::ControlListener | Kind::ControlConn => {
-                        let programs = self.slots.iter().flatten().count();
-                        let requests = match &mut self.control {
-                            Some(server) => {
-                                if r.token.kind == Kind::ControlListener {
-                                    server.update_programs(programs);
-                                }
-                                server.on_ready(&self.reactor, r, now)
-                            }
-                            None => Vec::new(),
+                match r.token.owner {
+                    Owner::Signal => reap |= self.on_signals(),
+                    Owner::Supervisor => {
+                        // A readiness for a program that is gone (its slot reused since) is dropped.
+                        let Some((role, i)) = self.route(r.token.id) else {
+                            log::debug!("readiness for a program that is gone: {:?}", r.token);
+                            continue;
                         };
+                        match role {
+                            Role::Pidfd => {
+                                reap = true;
+                                pidfds.push(i);
+                                self.on_pidfd(i, now);
+                            }
+                            Role::CgroupEvents => self.on_cgroup_events(i, r),
+                            Role::Notify => self.on_notify(i, now),
+                            Role::ReadyFd => self.on_ready_fd(i, now),
+                            Role::Probe => self.on_probe(i, now),
+                        }
+                    }
+                    Owner::Control => {
+                        let programs = self.slots.iter().flatten().count();
+                        self.control.update_programs(programs);
+                        let requests = self.control.on_ready(&self.reactor, r, now);
                         for (conn, request) in requests {
                             self.on_request(conn, request);
                         }
                     }
-                    Kind::Output => self.logs.on_ready(&self.reactor, r.token.id, r),
-                    Kind::CgroupEvents => self.on_other(r),
-                    Kind::Notify => self.on_notify(r.token.id as usize, now),
-                    Kind::ReadyFd => self.on_ready_fd(r.token.id as usize, now),
-                    Kind::Probe => self.on_probe(r.token.id as usize, now),
-                    Kind::AgentListener | Kind::AgentConn => {}
+                    Owner::Logs => self.logs.on_ready(&self.reactor, r.token.id, r),
+                    Owner::Agent => log::debug!("readiness for the agent in the supervisor: {:?}", r.token),
                 }
             }
             if reap {
@@ -343,15 +274,26 @@ impl Supervisor {
                     self.foreign_main_exit(i, now);
                 }
             }
-            if let Some(server) = &mut self.control
-                && server.next_deadline().is_some_and(|d| d <= now)
-            {
-                server.on_deadline(&self.reactor, now);
+            if self.control.next_deadline().is_some_and(|d| d <= now) {
+                self.control.on_deadline(&self.reactor, now);
             }
             self.fire_deadlines();
             self.settle();
             self.flush_events();
         }
+    }
+
+    /// The token of program `i`'s fd in `role`, carrying the slot's generation.
+    fn token(&self, i: usize, role: Role) -> Token {
+        Token::new(Owner::Supervisor, slot::token_id(role, i, self.slot(i).generation))
+    }
+
+    /// The role and the live slot a token id stands for; None when the slot is empty or was
+    /// reused since the fd was registered.
+    fn route(&self, id: u64) -> Option<(Role, usize)> {
+        let (role, i, generation) = slot::parse_token_id(id)?;
+        let slot = self.slots.get(i)?.as_ref()?;
+        slot::same_generation(generation, slot.generation).then_some((role, i))
     }
 
     fn slot(&self, i: usize) -> &Slot {
@@ -383,9 +325,7 @@ impl Supervisor {
             let exit_wait = s.exit_wait.map(|w| w.next);
             state.into_iter().chain(exit_wait).chain(s.watch.next_deadline()).min()
         });
-        programs
-            .chain(self.control.as_ref().and_then(Server::next_deadline))
-            .min()
+        programs.chain(self.control.next_deadline()).min()
     }
 
     /// Push this turn's events to the watchers.
@@ -394,10 +334,8 @@ impl Supervisor {
             return;
         }
         let events = std::mem::take(&mut self.events);
-        if let Some(server) = &mut self.control {
-            for event in &events {
-                server.broadcast(&self.reactor, event);
-            }
+        for event in &events {
+            self.control.broadcast(&self.reactor, event);
         }
     }
 
@@ -434,10 +372,10 @@ impl Supervisor {
         let name = config::Signal(sig).name();
         if self.shutting_down {
             log::warn!("second SIG{name}: killing every program now");
-            let now = Instant::now();
+            let now = self.now();
             for i in 0..self.slots.len() {
                 if let Some(slot) = self.slots[i].as_mut() {
-                    slot.pending_stop = false;
+                    slot.intent = std::mem::replace(&mut slot.intent, Intent::None).stop_sent();
                     if slot.leftovers.kill_at.is_some() {
                         slot.leftovers.kill_at = Some(now);
                     }
@@ -461,78 +399,12 @@ impl Supervisor {
             n.stopping(&format!("{why}: stopping every program"));
         }
         for slot in self.slots.iter_mut().flatten() {
-            slot.pending_start = false;
-            slot.pending_stop = true;
-            slot.then = Then::Nothing;
-        }
-    }
-
-    fn on_other(&mut self, r: &Ready) {
-        // EPOLLPRI is how kernfs says cgroup.events changed.
-        if r.token.kind == Kind::CgroupEvents && r.priority {
-            let i = r.token.id as usize;
-            let Some(slot) = self.slots.get(i).and_then(|s| s.as_ref()) else {
-                return;
-            };
-            // Re-read it whatever the state: a kernfs file stays ready until read.
-            let empty = slot.events.as_ref().and_then(ProgramCgroup::events_populated) == Some(false);
-            let waiting = matches!(slot.machine.state, State::Stopping { pid: None, .. });
-            if empty && waiting && self.tree_empty(i) {
-                self.apply(i, Event::Emptied, Instant::now());
-            }
-            if empty {
-                self.check_leftovers(i, Instant::now());
-            }
-            return;
-        }
-        log::debug!("unhandled readiness {:?}", r.token);
-    }
-
-    /// Reap every exited child and feed the exits to their programs.
-    fn reap(&mut self) {
-        let now = Instant::now();
-        let mut any = false;
-        for (pid, exit) in process::reap_all() {
-            any = true;
-            match self.by_pid.remove(&pid) {
-                Some(i) => {
-                    if let Some(fd) = self.slot_mut(i).pidfd.take() {
-                        self.reactor.delete(fd.as_fd());
-                    }
-                    // Everything it wrote goes to its log before its death's transition line.
-                    let name = self.slot(i).program.name.clone();
-                    self.logs.drain(&self.reactor, &name);
-                    let slot = self.slot(i);
-                    let exit = match (exit, &slot.cgroup) {
-                        (process::reap::ExitKind::Signal(SIGKILL), Some(cg)) if cg.oom_kills() > slot.oom_before => {
-                            process::reap::ExitKind::Oom
-                        }
-                        _ => exit,
-                    };
-                    self.apply(i, Event::Exited(exit), now);
-                }
-                None if self.on_probe_exit(pid, exit, now) => {}
-                None => log::debug!("reaped orphan {pid} ({})", exit.describe()),
-            }
-        }
-        if any {
-            // Every process of a program is a descendant of holden: after each death, the
-            // programs whose main process is gone check whether the rest is gone too.
-            for i in 0..self.slots.len() {
-                let waiting = matches!(
-                    self.slots[i].as_ref().map(|s| &s.machine.state),
-                    Some(State::Stopping { pid: None, .. })
-                );
-                if waiting && self.tree_empty(i) {
-                    self.apply(i, Event::Emptied, now);
-                }
-                self.check_leftovers(i, now);
-            }
+            slot.intent = Intent::Stop(After::Rest);
         }
     }
 
     fn fire_deadlines(&mut self) {
-        let now = Instant::now();
+        let now = self.now();
         for i in 0..self.slots.len() {
             if self.slots[i]
                 .as_ref()
@@ -562,49 +434,13 @@ impl Supervisor {
         }
     }
 
-    /// Requests that wait on other programs: starts on dependencies, stops on dependents.
-    fn settle(&mut self) {
-        let now = Instant::now();
-        // Until nothing changes: a start can make another program's dependencies complete
-        // only later (RUNNING needs min_uptime), but a stop of a dependent that is already
-        // down frees its dependency at once.
-        loop {
-            let mut progressed = false;
-            for i in 0..self.slots.len() {
-                let Some(slot) = self.slots[i].as_ref() else {
-                    continue;
-                };
-                let deps = if slot.pending_start {
-                    self.deps(i)
-                } else {
-                    deps::Deps::Waiting
-                };
-                if let deps::Deps::Failed(why) = deps {
-                    self.refuse_start(i, why);
-                    progressed = true;
-                } else if slot.pending_start && deps == deps::Deps::Satisfied {
-                    self.slot_mut(i).pending_start = false;
-                    self.apply(i, Event::Start, now);
-                    progressed = true;
-                } else if slot.pending_stop && !self.has_live_dependents(i) {
-                    self.slot_mut(i).pending_stop = false;
-                    self.apply(i, Event::Stop, now);
-                    progressed = true;
-                }
-            }
-            if !progressed {
-                break;
-            }
-        }
-    }
-
     /// sd_notify `READY=1` once every autostart program has been spawned (see notify.rs).
     fn notify_ready(&mut self) {
         if self.shutting_down || self.notify.as_ref().is_none_or(|n| n.ready_sent()) {
             return;
         }
         let waiting = (0..self.slots.len())
-            .any(|i| self.slots[i].as_ref().is_some_and(|s| s.pending_start) && !self.never_starts(i, 0));
+            .any(|i| self.slots[i].as_ref().is_some_and(|s| s.intent.is_start()) && !self.never_starts(i, 0));
         if waiting {
             return;
         }
@@ -612,67 +448,6 @@ impl Supervisor {
         log::debug!("every autostart program spawned: {status}");
         if let Some(n) = self.notify.as_mut() {
             n.ready(&status);
-        }
-    }
-
-    /// Program `i` waits for its dependencies, and one of them will not be RUNNING unless a
-    /// user starts it (FATAL, EXITED, STOPPED and not about to start, or waiting in vain too).
-    fn never_starts(&self, i: usize, depth: usize) -> bool {
-        if depth > self.slots.len() {
-            return true;
-        }
-        let program = &self.slot(i).program;
-        program.depends_on.iter().any(|d| {
-            let found = self.program_named(d);
-            let completed = program.depends_completed.contains(d);
-            found.is_empty()
-                || found.into_iter().any(|j| {
-                    let dep = self.slot(j);
-                    match dep.machine.state {
-                        State::Exited if completed => !self.completed_ok(j),
-                        State::Fatal | State::Exited => true,
-                        State::Stopped => !dep.pending_start || self.never_starts(j, depth + 1),
-                        _ => false,
-                    }
-                })
-        })
-    }
-
-    /// Is every program that `i` depends on RUNNING? A dependency on a program with
-    /// instances waits for all of them.
-    fn deps_running(&self, i: usize) -> bool {
-        self.deps(i) == deps::Deps::Satisfied
-    }
-
-    /// Programs that depend on `i` and are being stopped too but are not down yet.
-    fn has_live_dependents(&self, i: usize) -> bool {
-        let program = &self.slot(i).program;
-        self.slots.iter().flatten().any(|s| {
-            s.program.depends_on.iter().any(|d| program.answers_to(d))
-                && (s.pending_stop || matches!(s.machine.state, State::Stopping { .. }))
-                && !s.machine.state.is_down()
-        })
-    }
-
-    fn request_start(&mut self, i: usize) {
-        let slot = self.slot_mut(i);
-        slot.pending_stop = false;
-        slot.pending_start = true;
-        let (completed, ready): (Vec<String>, Vec<String>) = slot
-            .program
-            .depends_on
-            .iter()
-            .cloned()
-            .partition(|d| slot.program.depends_completed.contains(d));
-        if !self.deps_running(i) {
-            let mut what = Vec::new();
-            if !ready.is_empty() {
-                what.push(format!("{} to be RUNNING", ready.join(", ")));
-            }
-            if !completed.is_empty() {
-                what.push(format!("{} to complete", completed.join(", ")));
-            }
-            log::info!("{}: waiting for {}", self.slot(i).program.name, what.join(" and "));
         }
     }
 
@@ -689,7 +464,11 @@ impl Supervisor {
             let (effects, transition) = slot.machine.handle(&slot.policy, ev, now);
             let became_down = transition.as_ref().is_some_and(|_| slot.machine.state.is_down());
             if let Some(t) = transition {
-                slot.since_wall = SystemTime::now();
+                // The wall time of `now`, not of this line: a spawn may have taken a while since,
+                // and uptime must agree with the min_uptime counted from `now`.
+                slot.since_wall = SystemTime::now()
+                    .checked_sub(now.elapsed())
+                    .unwrap_or_else(SystemTime::now);
                 if t.to == "STARTING" && t.from != "STARTING" {
                     slot.started_wall = Some(slot.since_wall);
                 }
@@ -721,261 +500,9 @@ impl Supervisor {
             None => log::info!("{name}: {} -> {}", t.from, t.to),
         }
     }
-
-    /// Carry out one effect; returns the event it produced, if any.
-    fn perform(&mut self, i: usize, effect: Effect, now: Instant) -> Option<Event> {
-        match effect {
-            Effect::Spawn if self.slot(i).leftovers.kill_at.is_some() => {
-                log::info!(
-                    "{}: waiting for the processes of its last run to end before it starts again",
-                    self.slot(i).program.name
-                );
-                self.slot_mut(i).leftovers.spawn_deferred = true;
-                None
-            }
-            Effect::Spawn => Some(self.spawn(i)),
-            Effect::Signal(sig) => {
-                self.signal_tree(i, sig.0);
-                None
-            }
-            Effect::KillAll => {
-                self.signal_tree(i, SIGKILL);
-                None
-            }
-            Effect::KillLeftovers => {
-                self.stop_leftovers(i, now);
-                None
-            }
-        }
-    }
-
-    fn spawn(&mut self, i: usize) -> Event {
-        let program = self.slot(i).program.clone();
-        if let Some(socket) = &program.agent {
-            return self.spawn_remote(i, socket);
-        }
-        let (stdout, stderr) = match self.logs.attach(&program, &self.reactor) {
-            Ok(s) => (s.stdout, s.stderr),
-            Err(e) if e.short_of_resources() => return Event::SpawnShort { reason: e.to_string() },
-            Err(e) => {
-                return Event::SpawnFailed {
-                    reason: e.to_string(),
-                    retry: false,
-                };
-            }
-        };
-        let procs = match self.prepare_cgroup(i) {
-            Ok(procs) => procs,
-            Err(e) if e.short_of_resources() => return Event::SpawnShort { reason: e.to_string() },
-            Err(e) => {
-                return Event::SpawnFailed {
-                    reason: e.to_string(),
-                    retry: false,
-                };
-            }
-        };
-        let extra = match self.prepare_watch(i) {
-            Ok(extra) => extra,
-            Err(reason) => return Event::SpawnFailed { reason, retry: false },
-        };
-        match process::spawn::spawn_with(&program, stdout, stderr, procs, extra) {
-            Ok(spawned) => {
-                let token = Token::new(Kind::Pidfd, i as u64);
-                if let Err(e) = self
-                    .reactor
-                    .add(spawned.pidfd.as_fd(), token, crate::reactor::Interest::Read)
-                {
-                    // Without its pidfd registered, SIGCHLD still reports the death.
-                    log::warn!("{}: cannot watch pidfd: {e}", program.name);
-                }
-                self.by_pid.insert(spawned.pid, i);
-                let slot = self.slot_mut(i);
-                slot.pidfd = Some(spawned.pidfd);
-                slot.pgid = Some(spawned.pid);
-                Event::Spawned { pid: spawned.pid }
-            }
-            Err(e) if e.retryable() => Event::SpawnShort { reason: e.to_string() },
-            Err(e) => Event::SpawnFailed {
-                reason: e.to_string(),
-                retry: false,
-            },
-        }
-    }
-
-    /// Program `i`'s cgroup, created (with its limits) at its first spawn and after a reload
-    /// changed it; returns the cgroup.procs files the child joins before exec. Limits are not
-    /// rewritten at each restart, so a live `constrain` lasts until a reload changes the program.
-    fn prepare_cgroup(&mut self, i: usize) -> Result<Vec<OwnedFd>, crate::cgroup::CgroupError> {
-        let Some(cgroups) = &self.cgroups else {
-            return Ok(Vec::new());
-        };
-        let slot = self.slot(i);
-        if slot.program.agent.is_some() {
-            return Ok(Vec::new());
-        }
-        let cg = match &slot.cgroup {
-            Some(cg) => cg.clone(),
-            None => {
-                let program = &slot.program;
-                let (cg, leftovers) = cgroups.program(&program.name)?;
-                if leftovers > 0 {
-                    log::warn!(
-                        "{}: killed {leftovers} leftover process(es) of an earlier run in {}",
-                        program.name,
-                        cg.path().display()
-                    );
-                }
-                cg.set_limits(slot.limits.0, slot.limits.1, slot.limits.2)?;
-                if program.has_limits() {
-                    log::info!("{}: limits applied in {}", program.name, cg.path().display());
-                }
-                cg
-            }
-        };
-        let procs = cg.procs_files()?;
-        let name = slot.program.name.clone();
-        let slot = self.slot_mut(i);
-        slot.oom_before = cg.oom_kills();
-        if slot.events.is_none()
-            && let Some(f) = cg.events_file()
-        {
-            let token = Token::new(Kind::CgroupEvents, i as u64);
-            match self.reactor.add(f.as_fd(), token, crate::reactor::Interest::Priority) {
-                Ok(()) => self.slot_mut(i).events = Some(f),
-                Err(e) => log::warn!("{name}: cannot watch cgroup.events: {e}"),
-            }
-        }
-        self.slot_mut(i).cgroup = Some(cg);
-        Ok(procs)
-    }
-
-    /// Send `sig` to every process of program `i`: its process group (the program runs in
-    /// its own session, so the group is its main process's pid, and outlives it while any
-    /// member lives).
-    fn signal_tree(&self, i: usize, sig: i32) {
-        let slot = self.slot(i);
-        if slot.program.agent.is_some() {
-            // Only the main process is known: signal it through its pidfd.
-            if let (Some(fd), Some(sig)) = (&slot.pidfd, rustix::process::Signal::from_named_raw(sig))
-                && slot.exit_wait.is_none()
-                && let Err(e) = rustix::process::pidfd_send_signal(fd, sig)
-                && e != rustix::io::Errno::SRCH
-            {
-                log::warn!("{}: cannot signal it through its pidfd: {e}", slot.program.name);
-            }
-            return;
-        }
-        if let Some(cg) = &slot.cgroup {
-            if sig == SIGKILL {
-                if let Err(e) = cg.kill_all() {
-                    log::warn!("{}: {e}", slot.program.name);
-                }
-            } else {
-                cg.signal_all(sig);
-            }
-            return;
-        }
-        let (Some(sig), Some(pgid)) = (rustix::process::Signal::from_named_raw(sig), slot.pgid) else {
-            return;
-        };
-        if let Some(pid) = Pid::from_raw(pgid) {
-            match rustix::process::kill_process_group(pid, sig) {
-                Ok(()) | Err(rustix::io::Errno::SRCH) => {}
-                Err(e) => log::warn!("{}: cannot signal process group {pgid}: {e}", slot.program.name),
-            }
-        }
-    }
-
-    /// The main process of program `i` exited on its own: whatever it left behind (a daemon
-    /// that forked) gets the stop_signal now and SIGKILL after stop_timeout.
-    fn stop_leftovers(&mut self, i: usize, now: Instant) {
-        let slot = self.slot(i);
-        if slot.program.agent.is_some() || self.tree_empty(i) {
-            return;
-        }
-        let n = self.leftover_count(i);
-        let (sig, timeout) = (slot.policy.stop_signal, slot.policy.stop_timeout);
-        self.signal_tree(i, sig.0);
-        log::warn!(
-            "{}: {n} process(es) left after the main process exited: sent SIG{}",
-            slot.program.name,
-            sig.name()
-        );
-        self.slot_mut(i).leftovers = Leftovers {
-            kill_at: Some(now + timeout),
-            killed: false,
-            spawn_deferred: false,
-        };
-        self.check_leftovers(i, now);
-    }
-
-    /// The leftovers of program `i` outlived stop_timeout (or SIGKILL): SIGKILL (again).
-    fn kill_leftovers(&mut self, i: usize, now: Instant) {
-        if self.check_leftovers(i, now) {
-            return;
-        }
-        let slot = self.slot(i);
-        let name = slot.program.name.clone();
-        let n = self.leftover_count(i);
-        if slot.leftovers.killed {
-            log::warn!(
-                "{name}: {n} leftover process(es) still alive {} after SIGKILL",
-                humantime::format_duration(LEFTOVER_KILL_GRACE)
-            );
-        } else {
-            log::warn!(
-                "{name}: {n} leftover process(es) still alive after stop_timeout {}: sent SIGKILL",
-                humantime::format_duration(slot.policy.stop_timeout)
-            );
-        }
-        self.signal_tree(i, SIGKILL);
-        let left = &mut self.slot_mut(i).leftovers;
-        left.killed = true;
-        left.kill_at = Some(now + LEFTOVER_KILL_GRACE);
-        self.check_leftovers(i, now);
-    }
-
-    /// Are the leftovers of program `i` gone (or were there none)? When they just went, the
-    /// spawn that waited for them happens now.
-    fn check_leftovers(&mut self, i: usize, now: Instant) -> bool {
-        let Some(slot) = self.slots[i].as_ref() else {
-            return true;
-        };
-        if slot.leftovers.kill_at.is_none() {
-            return true;
-        }
-        if !self.tree_empty(i) {
-            return false;
-        }
-        let deferred = slot.leftovers.spawn_deferred;
-        log::debug!("{}: the processes of its last run are gone", slot.program.name);
-        self.slot_mut(i).leftovers = Leftovers::default();
-        if deferred && !self.shutting_down {
-            let event = self.spawn(i);
-            self.apply(i, event, now);
-        }
-        true
-    }
-
-    /// How many processes program `i` has: in its cgroup, else in its process group.
-    fn leftover_count(&self, i: usize) -> usize {
-        let slot = self.slot(i);
-        if let Some(cg) = &slot.cgroup {
-            return cg.pids().len();
-        }
-        slot.pgid.map_or(0, process::group_members)
-    }
-
-    /// Are all processes of program `i` gone?
-    fn tree_empty(&self, i: usize) -> bool {
-        if let Some(cg) = &self.slot(i).cgroup {
-            return !cg.populated();
-        }
-        match self.slot(i).pgid.and_then(Pid::from_raw) {
-            Some(p) => rustix::process::test_kill_process_group(p) == Err(rustix::io::Errno::SRCH),
-            None => true,
-        }
-    }
 }
 
 const SIGKILL: i32 = 9;
+
+/// How often to say that leftovers are still there after SIGKILL (uninterruptible sleep).
+const LEFTOVER_KILL_GRACE: std::time::Duration = std::time::Duration::from_secs(5);

@@ -3,13 +3,13 @@
 //! the loop carries it out, honouring `depends_on` in both directions.
 
 use std::os::fd::AsFd;
-use std::time::{Instant, SystemTime};
 
-use crate::config::{self, Program, Signal};
-use crate::control::protocol::{Event, ReloadSummary};
+use crate::config::{Program, Signal};
+use crate::control::protocol::Event;
 
-use super::state::{Machine, Policy, State};
-use super::{Slot, Supervisor, Then};
+use super::Supervisor;
+use super::slot::{After, Intent, Slot};
+use super::state::{Policy, State};
 
 /// A request about a program that cannot be carried out, as one sentence.
 #[derive(Debug, thiserror::Error)]
@@ -107,7 +107,11 @@ impl Supervisor {
         for &i in targets {
             let slot = self.slot_mut(i);
             if matches!(slot.machine.state, State::Stopping { .. }) {
-                slot.then = Then::Start;
+                slot.intent = match slot.intent {
+                    // Still waiting for its dependents to stop: that stop comes first.
+                    Intent::Stop(_) => Intent::Stop(After::Start),
+                    _ => Intent::Then(After::Start),
+                };
             } else {
                 self.request_start(i);
             }
@@ -118,10 +122,7 @@ impl Supervisor {
 
     pub(super) fn op_stop(&mut self, targets: &[usize]) {
         for &i in targets {
-            let slot = self.slot_mut(i);
-            slot.pending_start = false;
-            slot.then = Then::Nothing;
-            slot.pending_stop = true;
+            self.slot_mut(i).intent = Intent::Stop(After::Rest);
         }
         self.settle();
     }
@@ -135,9 +136,7 @@ impl Supervisor {
             if slot.machine.state.is_down() {
                 self.request_start(i);
             } else {
-                slot.pending_start = false;
-                slot.pending_stop = true;
-                slot.then = Then::Start;
+                slot.intent = Intent::Stop(After::Start);
             }
         }
         self.settle();
@@ -146,10 +145,14 @@ impl Supervisor {
 
     /// Send `sig` to the main process of each target, through its pidfd.
     pub(super) fn op_signal(&mut self, targets: &[usize], sig: Signal) -> Result<(), OpError> {
-        let Some(rsig) = rustix::process::Signal::from_named_raw(sig.0) else {
+        let Some(rsig) = sig.to_rustix() else {
+            let names: Vec<&str> = targets.iter().map(|&i| self.slot(i).program.name.as_str()).collect();
             return Err(OpError::Signal {
-                name: String::new(),
-                reason: format!("signal {} is not supported", sig.0),
+                name: names.join(", "),
+                reason: format!(
+                    "signal {} cannot be sent (the C library keeps 32 and 33 for itself)",
+                    sig.0
+                ),
             });
         };
         for &i in targets {
@@ -197,124 +200,25 @@ impl Supervisor {
         if !self.slot(i).transient {
             return Err(OpError::NotTransient(name.to_string()));
         }
-        self.stop_then(i, Then::Remove);
+        self.stop_then(i, After::Remove);
         Ok(())
     }
 
-    /// Re-read the config file and apply the difference. An invalid file changes nothing.
-    pub(super) fn op_reload(&mut self) -> Result<ReloadSummary, OpError> {
-        if self.shutting_down {
-            return Err(OpError::ShuttingDown);
-        }
-        let new = config::load(&self.config.path).map_err(|e| OpError::InvalidConfig(e.to_string()))?;
-        let mut summary = ReloadSummary::default();
-        for slot in self.slots.iter().flatten() {
-            if slot.transient {
-                continue;
-            }
-            match new.program(&slot.program.name) {
-                None => summary.removed.push(slot.program.name.clone()),
-                Some(p) if *p != slot.program => summary.changed.push(slot.program.name.clone()),
-                Some(_) => {}
-            }
-        }
-        for p in &new.programs {
-            if self.index_of(&p.name).is_none() {
-                summary.added.push(p.name.clone());
-            }
-        }
-        let grants = crate::control::server::Grants::from_settings(&new.supervisor);
-        if let Some(server) = &mut self.control
-            && *server.grants() != grants
-        {
-            log::info!(
-                "reload: control socket grants now read_uids {:?}, allow_uids {:?}, admin_uids {:?}",
-                grants.read_uids,
-                grants.allow_uids,
-                grants.admin_uids
-            );
-            server.set_grants(&self.reactor, grants);
-        }
-        let others_changed = {
-            let (mut a, mut b) = (new.supervisor.clone(), self.config.supervisor.clone());
-            for s in [&mut a, &mut b] {
-                s.read_uids.clear();
-                s.allow_uids.clear();
-                s.admin_uids.clear();
-            }
-            a != b
-        };
-        if others_changed {
-            log::warn!(
-                "reload: [supervisor] settings changed; except the uid grants, they take effect at the next start of holden"
-            );
-        }
-        for name in &summary.removed {
-            let i = self.index_of(name).expect("listed above");
-            self.stop_then(i, Then::Remove);
-        }
-        for name in &summary.changed {
-            let i = self.index_of(name).expect("listed above");
-            let program = new.program(name).expect("listed above").clone();
-            self.stop_then(i, Then::Replace(Box::new(program)));
-        }
-        for name in &summary.added {
-            let program = new.program(name).expect("listed above").clone();
-            self.events.push(Event::Added { name: name.clone() });
-            let i = self.insert_slot(program, false);
-            if self.slot(i).program.autostart {
-                self.request_start(i);
-            }
-        }
-        log::info!(
-            "reloaded {}: added [{}], removed [{}], changed [{}]",
-            new.path.display(),
-            summary.added.join(", "),
-            summary.removed.join(", "),
-            summary.changed.join(", ")
-        );
-        self.config.programs = new.programs;
-        self.config.groups = new.groups;
-        self.config.instanced = new.instanced;
-        self.settle();
-        Ok(summary)
-    }
-
     /// Stop slot `i`, then do `then` once it is down (at once if it is down already).
-    fn stop_then(&mut self, i: usize, then: Then) {
+    pub(super) fn stop_then(&mut self, i: usize, then: After) {
         let slot = self.slot_mut(i);
-        slot.pending_start = false;
-        slot.then = then;
         if slot.machine.state.is_down() {
+            slot.intent = Intent::Then(then);
             self.after_down(i);
         } else {
-            slot.pending_stop = true;
+            slot.intent = Intent::Stop(then);
         }
         self.settle();
     }
 
     pub(super) fn insert_slot(&mut self, program: Program, transient: bool) -> usize {
-        let program_limits = (program.memory_limit, program.cpu_limit, program.pids_limit);
-        let slot = Slot {
-            policy: Policy::of(&program),
-            program,
-            machine: Machine::new(Instant::now()),
-            pidfd: None,
-            pgid: None,
-            since_wall: SystemTime::now(),
-            started_wall: None,
-            pending_start: false,
-            pending_stop: false,
-            then: Then::Nothing,
-            transient,
-            limits: (program_limits.0, program_limits.1, program_limits.2),
-            exit_wait: None,
-            leftovers: super::Leftovers::default(),
-            watch: crate::health::Watch::default(),
-            cgroup: None,
-            events: None,
-            oom_before: None,
-        };
+        let slot = Slot::new(program, transient, self.generations, self.now());
+        self.generations = self.generations.wrapping_add(1);
         match self.slots.iter().position(Option::is_none) {
             Some(i) => {
                 self.slots[i] = Some(slot);
@@ -329,15 +233,23 @@ impl Supervisor {
 
     /// Program `i` just came to rest: carry out what was waiting for that.
     pub(super) fn after_down(&mut self, i: usize) {
-        let then = std::mem::replace(&mut self.slot_mut(i).then, Then::Nothing);
+        let slot = self.slot_mut(i);
+        let then = match std::mem::replace(&mut slot.intent, Intent::None) {
+            // A stop that waited for its dependents is moot once it is down on its own.
+            Intent::Stop(after) | Intent::Then(after) => after,
+            wanted @ (Intent::None | Intent::Start) => {
+                slot.intent = wanted;
+                return;
+            }
+        };
         match then {
-            Then::Nothing => {}
-            Then::Start => {
+            After::Rest => {}
+            After::Start => {
                 if !self.shutting_down {
                     self.request_start(i);
                 }
             }
-            Then::Replace(program) => {
+            After::Replace(program) => {
                 let slot = self.slot_mut(i);
                 slot.policy = Policy::of(&program);
                 slot.program = *program;
@@ -353,7 +265,7 @@ impl Supervisor {
                     self.request_start(i);
                 }
             }
-            Then::Remove => {
+            After::Remove => {
                 if self.slot(i).leftovers.kill_at.is_some() {
                     // Forgotten programs leave nothing behind: what its last run left ends now.
                     self.signal_tree(i, 9);

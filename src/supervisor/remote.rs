@@ -12,8 +12,7 @@
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use crate::process::ExitKind;
-use crate::sys::pidfd::{self, ExitInfo};
+use crate::process::reap::{PidfdExit, pidfd_exit};
 
 use super::state::Event;
 use super::{ExitWait, Supervisor};
@@ -21,9 +20,6 @@ use super::{ExitWait, Supervisor};
 /// How long one request to the agent may take. The loop waits for it: an agent is local and
 /// answers in well under a millisecond; one that does not within this is treated as down.
 const AGENT_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long to wait for the agent to reap a process that ended, before saying "unknown".
-const EXIT_INFO_PATIENCE: Duration = Duration::from_millis(500);
-const EXIT_INFO_RETRY: Duration = Duration::from_millis(2);
 
 impl Supervisor {
     /// Ask the agent to spawn program `i`.
@@ -45,7 +41,7 @@ impl Supervisor {
         let cwd = (Some(&program.directory) != config_dir.as_ref()).then_some(program.directory.as_path());
         match crate::agent::client::start_process(socket, &program.command, &env, cwd, AGENT_TIMEOUT) {
             Ok((pid, pidfd)) => {
-                let token = crate::reactor::Token::new(crate::reactor::Kind::Pidfd, i as u64);
+                let token = self.token(i, super::Role::Pidfd);
                 if let Err(e) = self.reactor.add(pidfd.as_fd(), token, crate::reactor::Interest::Read) {
                     log::warn!("{name}: cannot watch the pidfd from the agent: {e}");
                 }
@@ -86,29 +82,18 @@ impl Supervisor {
     pub(super) fn poll_remote_exit(&mut self, i: usize, now: Instant) {
         let Some(wait) = self.slot(i).exit_wait else { return };
         let Some(fd) = &self.slot(i).pidfd else { return };
-        let exit = match pidfd::exit_info(fd.as_fd()) {
-            Ok(Some(ExitInfo::Exited(code))) => ExitKind::Code(code),
-            Ok(Some(ExitInfo::Killed(sig))) => ExitKind::Signal(sig),
-            Ok(None) if now < wait.since + EXIT_INFO_PATIENCE => {
+        let exit = match pidfd_exit(fd.as_fd(), now.saturating_duration_since(wait.since)) {
+            PidfdExit::Ended(exit) => exit,
+            PidfdExit::NotYet(pause) => {
                 self.slot_mut(i).exit_wait = Some(ExitWait {
                     since: wait.since,
-                    next: now + EXIT_INFO_RETRY,
+                    next: now + pause,
                 });
                 return;
             }
-            Ok(None) => {
-                log::warn!(
-                    "{}: its agent did not reap it within {}; its exit status is unknown",
-                    self.slot(i).program.name,
-                    humantime::format_duration(EXIT_INFO_PATIENCE)
-                );
-                ExitKind::Unknown
-            }
-            Err(e) => {
-                if !pidfd::is_unsupported(&e) {
-                    log::warn!("{}: cannot read its exit status: {e}", self.slot(i).program.name);
-                }
-                ExitKind::Unknown
+            PidfdExit::Lost(why) => {
+                log::warn!("{}: {why}; its exit status is unknown", self.slot(i).program.name);
+                crate::process::ExitKind::Unknown
             }
         };
         let slot = self.slot_mut(i);

@@ -22,11 +22,9 @@ impl Supervisor {
             Ok(reply) => Response::Ok(reply),
             Err(e) => Response::Err(e),
         };
-        if let Some(server) = &mut self.control {
-            server.reply(&self.reactor, conn, &response);
-            if watch {
-                server.watch(conn);
-            }
+        self.control.reply(&self.reactor, conn, &response);
+        if watch {
+            self.control.watch(conn);
         }
     }
 
@@ -237,7 +235,7 @@ impl Supervisor {
 
     /// Queue the watch event for a transition of program `i`.
     pub(super) fn push_transition(&mut self, i: usize, from: &str, to: &str, reason: Option<String>) {
-        if self.control.as_ref().is_none_or(|c| !c.has_watchers()) {
+        if !self.control.has_watchers() {
             return;
         }
         let slot = self.slot(i);

@@ -13,7 +13,9 @@ use crate::health::Watch;
 use crate::health::notify::{self, Msg, NotifySocket};
 use crate::health::probe::{self, Outcome};
 use crate::process::spawn::Extra;
-use crate::reactor::{Interest, Kind, Token};
+use crate::reactor::Interest;
+
+use super::Role;
 use crate::supervisor::state::Event;
 
 /// The process group of `pid`, from /proc/PID/stat (a zombie's too).
@@ -45,7 +47,7 @@ impl Supervisor {
                 let base = self.notify_dir();
                 let sock = NotifySocket::create(&base, &program.name, owner)
                     .map_err(|e| format!("cannot create its notify socket in {}: {e}", base.display()))?;
-                let token = Token::new(Kind::Notify, i as u64);
+                let token = self.token(i, Role::Notify);
                 self.reactor
                     .add(sock.fd.as_fd(), token, Interest::Read)
                     .map_err(|e| format!("cannot watch its notify socket: {e}"))?;
@@ -66,7 +68,7 @@ impl Supervisor {
                         .map_err(|e| format!("cannot create its notification pipe: {e}"))?;
                 // The program's end blocks as a normal fd would.
                 let _ = rustix::fs::fcntl_setfl(&write, rustix::fs::OFlags::empty());
-                let token = Token::new(Kind::ReadyFd, i as u64);
+                let token = self.token(i, Role::ReadyFd);
                 self.reactor
                     .add(read.as_fd(), token, Interest::Read)
                     .map_err(|e| format!("cannot watch its notification pipe: {e}"))?;
@@ -146,7 +148,7 @@ impl Supervisor {
         match probe::start(&program, &p, liveness, procs, now) {
             Ok(inflight) => {
                 if let Some((fd, interest)) = inflight.fd()
-                    && let Err(e) = self.reactor.add(fd, Token::new(Kind::Probe, i as u64), interest)
+                    && let Err(e) = self.reactor.add(fd, self.token(i, Role::Probe), interest)
                 {
                     log::warn!("{}: cannot watch its probe: {e}", program.name);
                 }
@@ -182,7 +184,7 @@ impl Supervisor {
             None => {
                 let p = self.slot(i).watch.probe.as_ref();
                 if was_connecting && let Some((fd, interest)) = p.and_then(|p| p.fd()) {
-                    let _ = self.reactor.modify(fd, Token::new(Kind::Probe, i as u64), interest);
+                    let _ = self.reactor.modify(fd, self.token(i, Role::Probe), interest);
                 }
             }
         }
@@ -401,9 +403,8 @@ impl Supervisor {
         if !matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(n) if n > 0) {
             return;
         }
-        let exit = match crate::sys::pidfd::exit_info(fd.as_fd()) {
-            Ok(Some(crate::sys::pidfd::ExitInfo::Exited(code))) => crate::process::ExitKind::Code(code),
-            Ok(Some(crate::sys::pidfd::ExitInfo::Killed(sig))) => crate::process::ExitKind::Signal(sig),
+        let exit = match crate::process::reap::pidfd_exit(fd.as_fd(), crate::process::reap::PIDFD_EXIT_PATIENCE) {
+            crate::process::reap::PidfdExit::Ended(exit) => exit,
             _ => crate::process::ExitKind::Unknown,
         };
         let pid = slot.machine.state.pid();
@@ -540,9 +541,7 @@ impl Supervisor {
         if let Some(old) = slot.pidfd.take() {
             self.reactor.delete(old.as_fd());
         }
-        let _ = self
-            .reactor
-            .add(fd.as_fd(), Token::new(Kind::Pidfd, i as u64), Interest::Read);
+        let _ = self.reactor.add(fd.as_fd(), self.token(i, Role::Pidfd), Interest::Read);
         self.by_pid.insert(pid, i);
         let slot = self.slot_mut(i);
         slot.pidfd = Some(fd);

@@ -9,3 +9,4 @@ pub mod exec;
 pub mod image;
 pub mod peer;
 pub mod pidfd;
+pub mod signal;

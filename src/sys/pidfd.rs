@@ -45,69 +45,6 @@ const _: () = assert!(std::mem::size_of::<PidfdInfo>() == 64);
 /// `_IOWR(PIDFS_IOCTL_MAGIC = 0xFF, 11, struct pidfd_info)` = 0xc040ff0b.
 const PIDFD_GET_INFO: rustix::ioctl::Opcode = opcode::read_write::<PidfdInfo>(0xFF, 11);
 
-/// How a process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitInfo {
-    /// It called exit with this code.
-    Exited(i32),
-    /// A signal with this number killed it.
-    Killed(i32),
-}
-
-impl ExitInfo {
-    /// From a wait status as the kernel stores it (`exit_code` of pidfd_info, like waitpid's).
-    pub fn from_wait_status(status: i32) -> ExitInfo {
-        let sig = status & 0x7f;
-        if sig == 0 {
-            ExitInfo::Exited((status >> 8) & 0xff)
-        } else {
-            ExitInfo::Killed(sig)
-        }
-    }
-
-    /// The shell's convention: the code, or 128 + the signal.
-    pub fn shell_status(self) -> i32 {
-        match self {
-            ExitInfo::Exited(code) => code,
-            ExitInfo::Killed(sig) => 128 + sig,
-        }
-    }
-}
-
-impl std::fmt::Display for ExitInfo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ExitInfo::Exited(code) => write!(f, "exit status {code}"),
-            ExitInfo::Killed(sig) => match rustix::process::Signal::from_named_raw(*sig) {
-                Some(s) => write!(f, "killed by signal {}", signal_name(s).unwrap_or("?")),
-                None => write!(f, "killed by signal {sig}"),
-            },
-        }
-    }
-}
-
-fn signal_name(s: rustix::process::Signal) -> Option<&'static str> {
-    use rustix::process::Signal as S;
-    Some(match s {
-        S::HUP => "SIGHUP",
-        S::INT => "SIGINT",
-        S::QUIT => "SIGQUIT",
-        S::ILL => "SIGILL",
-        S::TRAP => "SIGTRAP",
-        S::ABORT => "SIGABRT",
-        S::BUS => "SIGBUS",
-        S::FPE => "SIGFPE",
-        S::KILL => "SIGKILL",
-        S::USR1 => "SIGUSR1",
-        S::SEGV => "SIGSEGV",
-        S::USR2 => "SIGUSR2",
-        S::PIPE => "SIGPIPE",
-        S::ALARM => "SIGALRM",
-        S::TERM => "SIGTERM",
-        _ => return None,
-    })
-}
-
 /// True when `e` says that this kernel cannot tell (no PIDFD_GET_INFO, or no exit information).
 pub fn is_unsupported(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::Unsupported
@@ -137,13 +74,14 @@ fn get_info(pidfd: BorrowedFd<'_>, mask: u64) -> io::Result<PidfdInfo> {
     }
 }
 
-/// How the process of `pidfd` ended: `Ok(Some(_))` once its parent has reaped it, `Ok(None)`
-/// while it runs or is an unreaped zombie, `Err` with kind `Unsupported` (see
-/// [`is_unsupported`]) on kernels that cannot tell.
-pub fn exit_info(pidfd: BorrowedFd<'_>) -> io::Result<Option<ExitInfo>> {
+/// How the process of `pidfd` ended, as a wait status (`process::ExitKind::from_wait_status`
+/// reads it): `Ok(Some(_))` once its parent has reaped it, `Ok(None)` while it runs or is an
+/// unreaped zombie, `Err` with kind `Unsupported` (see [`is_unsupported`]) on kernels that
+/// cannot tell.
+pub fn exit_status(pidfd: BorrowedFd<'_>) -> io::Result<Option<i32>> {
     let info = get_info(pidfd, PIDFD_INFO_EXIT)?;
     if info.mask & PIDFD_INFO_EXIT != 0 {
-        Ok(Some(ExitInfo::from_wait_status(info.exit_code)))
+        Ok(Some(info.exit_code))
     } else {
         Ok(None)
     }
@@ -175,17 +113,7 @@ mod tests {
     }
 
     #[test]
-    fn wait_statuses_decode_like_waitpid() {
-        assert_eq!(ExitInfo::from_wait_status(0x0700), ExitInfo::Exited(7));
-        assert_eq!(ExitInfo::from_wait_status(9), ExitInfo::Killed(9));
-        assert_eq!(ExitInfo::from_wait_status(0x83), ExitInfo::Killed(3));
-        assert_eq!(ExitInfo::Killed(15).shell_status(), 143);
-        assert_eq!(ExitInfo::Killed(15).to_string(), "killed by signal SIGTERM");
-        assert_eq!(ExitInfo::Exited(3).to_string(), "exit status 3");
-    }
-
-    #[test]
-    fn exit_info_appears_only_after_the_reap() {
+    fn exit_status_appears_only_after_the_reap() {
         #[allow(clippy::zombie_processes)] // reaped below by waitpid
         let child = Command::new("sh").args(["-c", "exit 7"]).spawn().unwrap();
         let pid = Pid::from_raw(child.id() as i32).unwrap();
@@ -199,11 +127,11 @@ mod tests {
         // Wait for the exit without reaping: the pidfd turns readable.
         let mut fds = [rustix::event::PollFd::new(&pidfd, rustix::event::PollFlags::IN)];
         rustix::event::poll(&mut fds, None).unwrap();
-        assert_eq!(exit_info(pidfd.as_fd()).unwrap(), None, "zombie, not reaped");
+        assert_eq!(exit_status(pidfd.as_fd()).unwrap(), None, "zombie, not reaped");
         // Reaped with waitpid rather than Child::wait, which would need the pid to be unreaped.
         let _ = waitpid(Some(pid), WaitOptions::empty());
-        match exit_info(pidfd.as_fd()) {
-            Ok(info) => assert_eq!(info, Some(ExitInfo::Exited(7))),
+        match exit_status(pidfd.as_fd()) {
+            Ok(status) => assert_eq!(status, Some(7 << 8)),
             Err(e) => assert!(is_unsupported(&e), "{e}"),
         }
     }

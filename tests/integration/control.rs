@@ -197,6 +197,32 @@ min_uptime = "100ms"
     assert_eq!(text(&out.stdout), "trap: STOPPED\nweb: STOPPED\n");
 }
 
+/// Real-time signals (34-64) reach a program and are named `RTMIN+n` where a name is shown;
+/// 65 is no signal.
+#[test]
+fn signal_sends_real_time_signals_up_to_64() {
+    let sup = Supervisor::start(
+        r#"
+[programs.rt]
+command = "sleep 1000"
+autorestart = "never"
+min_uptime = "100ms"
+"#,
+    );
+    wait_state(&sup, "rt", "RUNNING");
+    let out = sup.ctl(&["signal", "65", "rt"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let out = sup.ctl(&["signal", "40", "rt"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "rt: sent SIGRTMIN+6\n");
+    // sleep does not handle signal 40: its default action ends the process.
+    let rt = wait_state(&sup, "rt", "EXITED");
+    assert_eq!(
+        rt["last_exit"],
+        serde_json::json!({"code": null, "signal": "RTMIN+6", "oom_killed": false})
+    );
+}
+
 #[test]
 fn a_start_that_fails_exits_1_with_the_reason() {
     let sup = Supervisor::start(

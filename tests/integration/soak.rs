@@ -265,7 +265,7 @@ start_limit_burst = 0
         .arg(format!("of={}", small.join("filler").display()))
         .stderr(Stdio::null())
         .status();
-    let warned = sup.wait_log("No space left on device", T);
+    let warned = sup.wait_log("no space left on device", T);
     let (tick0, _) = totals(&sup, "");
     // Still supervising while the log cannot be written: tick restarts, status answers.
     wait_for(T, "tick to restart 10 more times", || {
@@ -284,7 +284,7 @@ start_limit_burst = 0
     });
     let log = sup.log_text();
     assert_eq!(
-        log.matches("No space left on device").count(),
+        log.matches("no space left on device").count(),
         1,
         "reported once:\n{warned}\n{log}"
     );

@@ -1,13 +1,14 @@
 //! How `holden status` and `holden monitor` show programs to people: aligned columns, short
-//! durations, sizes in the unit family of their limit (see [`Family`]), CPU as time (status) or as a share of one CPU between two
-//! snapshots (monitor). Pure functions of the status records and the clock, so they are
+//! durations, sizes in the unit family of their limit (see
+//! [`Family`]), CPU as time (status) or as a share of one CPU between two snapshots (monitor). Pure functions of the status records and the clock, so they are
 //! tested without a running holden.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::protocol::ProgramStatus;
+use crate::control::protocol::ProgramStatus;
+use crate::size::{Family, limit_size, size};
 
 /// States in which a program has a process whose age is worth showing.
 fn has_uptime(state: &str) -> bool {
@@ -35,77 +36,6 @@ pub fn cpu_time(usec: u64) -> String {
     } else {
         short_duration(secs)
     }
-}
-
-/// A family of size units. Limits are shown in the family they are exact in (`30MB` as
-/// `30 MB`, `1GiB` as `1 GiB`), and a program's use in its limit's family, so the two read
-/// alike; use without a limit is in IEC units, like `free -h` and `systemctl status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    /// kB, MB, GB, ... (powers of 1000).
-    Si,
-    /// KiB, MiB, GiB, ... (powers of 1024).
-    Iec,
-}
-
-impl Family {
-    fn base(self) -> u64 {
-        match self {
-            Family::Si => 1000,
-            Family::Iec => 1024,
-        }
-    }
-
-    fn units(self) -> &'static [&'static str] {
-        match self {
-            Family::Si => &["B", "kB", "MB", "GB", "TB", "PB", "EB"],
-            Family::Iec => &["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"],
-        }
-    }
-
-    /// The family in which `n` is written with the smallest whole number of its largest
-    /// exact unit: 30000000 is 30 MB, 1073741824 is 1 GiB; IEC on a tie.
-    pub fn of(n: u64) -> Family {
-        let exact = |f: Family| {
-            let mut m = n;
-            while m != 0 && m.is_multiple_of(f.base()) {
-                m /= f.base();
-            }
-            m
-        };
-        if exact(Family::Si) < exact(Family::Iec) {
-            Family::Si
-        } else {
-            Family::Iec
-        }
-    }
-}
-
-/// `n` bytes in `family`'s largest unit not above it, with at most `decimals` decimals and
-/// no trailing zeros: `512 B`, `30 MB`, `12.3 MiB`, `1.5 GB`.
-pub fn size(n: u64, family: Family, decimals: usize) -> String {
-    let units = family.units();
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= family.base() as f64 && unit + 1 < units.len() {
-        v /= family.base() as f64;
-        unit += 1;
-    }
-    if unit == 0 {
-        return format!("{n} B");
-    }
-    let text = format!("{v:.decimals$}");
-    let text = if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        &text
-    };
-    format!("{text} {}", units[unit])
-}
-
-/// A limit, in the family it is exact in: `30 MB`, `1 GiB`, `1.5 GB`.
-pub fn limit_size(n: u64) -> String {
-    size(n, Family::of(n), 3)
 }
 
 /// `1.5` CPUs without trailing zeros.
@@ -358,10 +288,6 @@ mod tests {
         assert_eq!(short_duration(7500.0), "2h05m");
         assert_eq!(short_duration(3.0 * 86_400.0 + 4.0 * 3600.0), "3d04h");
         assert_eq!(short_duration(-5.0), "0s");
-        assert_eq!(size(512, Family::Iec, 1), "512 B");
-        assert_eq!(size(12 * 1024 * 1024 + 300 * 1024, Family::Iec, 1), "12.3 MiB");
-        assert_eq!(size(12_345_678, Family::Si, 1), "12.3 MB");
-        assert_eq!(size(40 * 1024 * 1024, Family::Iec, 1), "40 MiB");
         assert_eq!(cpu_time(420_000), "0.42s");
         assert_eq!(cpu_time(192_000_000), "3m12s");
         assert_eq!(cpus(0.5), "0.5");

@@ -1,0 +1,336 @@
+//! A program's runs: spawning its main process (with its output pipes, cgroup and readiness
+//! fds ready), signalling every process of it, reaping, and what a main process that exited on
+//! its own left behind. The machine (state.rs) decides; this is where its effects meet the
+//! kernel.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::Instant;
+
+use rustix::process::Pid;
+
+use crate::cgroup::ProgramCgroup;
+use crate::process;
+use crate::reactor::Ready;
+
+use super::slot::{Leftovers, Role};
+use super::state::{Effect, Event, State};
+use super::{LEFTOVER_KILL_GRACE, SIGKILL, Supervisor};
+
+impl Supervisor {
+    /// EPOLLPRI on program `i`'s cgroup.events: how kernfs says it changed.
+    pub(super) fn on_cgroup_events(&mut self, i: usize, r: &Ready) {
+        if !r.priority {
+            return;
+        }
+        let slot = self.slot(i);
+        // Re-read it whatever the state: a kernfs file stays ready until read.
+        let empty = slot.events.as_ref().and_then(ProgramCgroup::events_populated) == Some(false);
+        let waiting = matches!(slot.machine.state, State::Stopping { pid: None, .. });
+        if empty && waiting && self.tree_empty(i) {
+            self.apply(i, Event::Emptied, self.now());
+        }
+        if empty {
+            self.check_leftovers(i, self.now());
+        }
+    }
+
+    /// Reap every exited child and feed the exits to their programs.
+    pub(super) fn reap(&mut self) {
+        let now = self.now();
+        let mut any = false;
+        for (pid, exit) in process::reap_all() {
+            any = true;
+            match self.by_pid.remove(&pid) {
+                Some(i) => {
+                    if let Some(fd) = self.slot_mut(i).pidfd.take() {
+                        self.reactor.delete(fd.as_fd());
+                    }
+                    // Everything it wrote goes to its log before its death's transition line.
+                    let name = self.slot(i).program.name.clone();
+                    self.logs.drain(&self.reactor, &name);
+                    let slot = self.slot(i);
+                    let exit = match &slot.cgroup {
+                        Some(cg) => exit.or_oom(slot.oom_before, cg.oom_kills()),
+                        None => exit,
+                    };
+                    self.apply(i, Event::Exited(exit), now);
+                }
+                None if self.on_probe_exit(pid, exit, now) => {}
+                None => log::debug!("reaped orphan {pid} ({})", exit.describe()),
+            }
+        }
+        if any {
+            // Every process of a program is a descendant of holden: after each death, the
+            // programs whose main process is gone check whether the rest is gone too.
+            for i in 0..self.slots.len() {
+                let waiting = matches!(
+                    self.slots[i].as_ref().map(|s| &s.machine.state),
+                    Some(State::Stopping { pid: None, .. })
+                );
+                if waiting && self.tree_empty(i) {
+                    self.apply(i, Event::Emptied, now);
+                }
+                self.check_leftovers(i, now);
+            }
+        }
+    }
+
+    /// Carry out one effect; returns the event it produced, if any.
+    pub(super) fn perform(&mut self, i: usize, effect: Effect, now: Instant) -> Option<Event> {
+        match effect {
+            Effect::Spawn if self.slot(i).leftovers.kill_at.is_some() => {
+                log::info!(
+                    "{}: waiting for the processes of its last run to end before it starts again",
+                    self.slot(i).program.name
+                );
+                self.slot_mut(i).leftovers.spawn_deferred = true;
+                None
+            }
+            Effect::Spawn => Some(self.spawn(i)),
+            Effect::Signal(sig) => {
+                self.signal_tree(i, sig.0);
+                None
+            }
+            Effect::KillAll => {
+                self.signal_tree(i, SIGKILL);
+                None
+            }
+            Effect::KillLeftovers => {
+                self.stop_leftovers(i, now);
+                None
+            }
+        }
+    }
+
+    pub(super) fn spawn(&mut self, i: usize) -> Event {
+        #[cfg(test)]
+        if let Some(fake) = &mut self.fake {
+            return fake.spawn();
+        }
+        let program = self.slot(i).program.clone();
+        if let Some(socket) = &program.agent {
+            return self.spawn_remote(i, socket);
+        }
+        let (stdout, stderr) = match self.logs.attach(&program, &self.reactor) {
+            Ok(s) => (s.stdout, s.stderr),
+            Err(e) if e.short_of_resources() => return Event::SpawnShort { reason: e.to_string() },
+            Err(e) => {
+                return Event::SpawnFailed {
+                    reason: e.to_string(),
+                    retry: false,
+                };
+            }
+        };
+        let procs = match self.prepare_cgroup(i) {
+            Ok(procs) => procs,
+            Err(e) if e.short_of_resources() => return Event::SpawnShort { reason: e.to_string() },
+            Err(e) => {
+                return Event::SpawnFailed {
+                    reason: e.to_string(),
+                    retry: false,
+                };
+            }
+        };
+        let extra = match self.prepare_watch(i) {
+            Ok(extra) => extra,
+            Err(reason) => return Event::SpawnFailed { reason, retry: false },
+        };
+        match process::spawn::spawn_with(&program, stdout, stderr, procs, extra) {
+            Ok(spawned) => {
+                let token = self.token(i, Role::Pidfd);
+                if let Err(e) = self
+                    .reactor
+                    .add(spawned.pidfd.as_fd(), token, crate::reactor::Interest::Read)
+                {
+                    // Without its pidfd registered, SIGCHLD still reports the death.
+                    log::warn!("{}: cannot watch pidfd: {e}", program.name);
+                }
+                self.by_pid.insert(spawned.pid, i);
+                let slot = self.slot_mut(i);
+                slot.pidfd = Some(spawned.pidfd);
+                slot.pgid = Some(spawned.pid);
+                Event::Spawned { pid: spawned.pid }
+            }
+            Err(e) if e.retryable() => Event::SpawnShort { reason: e.to_string() },
+            Err(e) => Event::SpawnFailed {
+                reason: e.to_string(),
+                retry: false,
+            },
+        }
+    }
+
+    /// Program `i`'s cgroup, created (with its limits) at its first spawn and after a reload
+    /// changed it; returns the cgroup.procs files the child joins before exec. Limits are not
+    /// rewritten at each restart, so a live `constrain` lasts until a reload changes the program.
+    pub(super) fn prepare_cgroup(&mut self, i: usize) -> Result<Vec<OwnedFd>, crate::cgroup::CgroupError> {
+        let Some(cgroups) = &self.cgroups else {
+            return Ok(Vec::new());
+        };
+        let slot = self.slot(i);
+        if slot.program.agent.is_some() {
+            return Ok(Vec::new());
+        }
+        let cg = match &slot.cgroup {
+            Some(cg) => cg.clone(),
+            None => {
+                let program = &slot.program;
+                let (cg, leftovers) = cgroups.program(&program.name)?;
+                if leftovers > 0 {
+                    log::warn!(
+                        "{}: killed {leftovers} leftover process(es) of an earlier run in {}",
+                        program.name,
+                        cg.path().display()
+                    );
+                }
+                cg.set_limits(slot.limits.0, slot.limits.1, slot.limits.2)?;
+                if program.has_limits() {
+                    log::info!("{}: limits applied in {}", program.name, cg.path().display());
+                }
+                cg
+            }
+        };
+        let procs = cg.procs_files()?;
+        let name = slot.program.name.clone();
+        let slot = self.slot_mut(i);
+        slot.oom_before = cg.oom_kills();
+        if slot.events.is_none()
+            && let Some(f) = cg.events_file()
+        {
+            let token = self.token(i, Role::CgroupEvents);
+            match self.reactor.add(f.as_fd(), token, crate::reactor::Interest::Priority) {
+                Ok(()) => self.slot_mut(i).events = Some(f),
+                Err(e) => log::warn!("{name}: cannot watch cgroup.events: {e}"),
+            }
+        }
+        self.slot_mut(i).cgroup = Some(cg);
+        Ok(procs)
+    }
+
+    /// Send `sig` to every process of program `i`: its process group (the program runs in
+    /// its own session, so the group is its main process's pid, and outlives it while any
+    /// member lives).
+    pub(super) fn signal_tree(&self, i: usize, sig: i32) {
+        let slot = self.slot(i);
+        if slot.program.agent.is_some() {
+            // Only the main process is known: signal it through its pidfd.
+            if let (Some(fd), Some(sig)) = (&slot.pidfd, crate::sys::signal::Signal(sig).to_rustix())
+                && slot.exit_wait.is_none()
+                && let Err(e) = rustix::process::pidfd_send_signal(fd, sig)
+                && e != rustix::io::Errno::SRCH
+            {
+                log::warn!("{}: cannot signal it through its pidfd: {e}", slot.program.name);
+            }
+            return;
+        }
+        if let Some(cg) = &slot.cgroup {
+            if sig == SIGKILL {
+                if let Err(e) = cg.kill_all() {
+                    log::warn!("{}: {e}", slot.program.name);
+                }
+            } else {
+                cg.signal_all(sig);
+            }
+            return;
+        }
+        let (Some(sig), Some(pgid)) = (crate::sys::signal::Signal(sig).to_rustix(), slot.pgid) else {
+            return;
+        };
+        if let Some(pid) = Pid::from_raw(pgid) {
+            match rustix::process::kill_process_group(pid, sig) {
+                Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+                Err(e) => log::warn!("{}: cannot signal process group {pgid}: {e}", slot.program.name),
+            }
+        }
+    }
+
+    /// The main process of program `i` exited on its own: whatever it left behind (a daemon
+    /// that forked) gets the stop_signal now and SIGKILL after stop_timeout.
+    pub(super) fn stop_leftovers(&mut self, i: usize, now: Instant) {
+        let slot = self.slot(i);
+        if slot.program.agent.is_some() || self.tree_empty(i) {
+            return;
+        }
+        let n = self.leftover_count(i);
+        let (sig, timeout) = (slot.policy.stop_signal, slot.policy.stop_timeout);
+        self.signal_tree(i, sig.0);
+        log::warn!(
+            "{}: {n} process(es) left after the main process exited: sent SIG{}",
+            slot.program.name,
+            sig.name()
+        );
+        self.slot_mut(i).leftovers = Leftovers {
+            kill_at: Some(now + timeout),
+            killed: false,
+            spawn_deferred: false,
+        };
+        self.check_leftovers(i, now);
+    }
+
+    /// The leftovers of program `i` outlived stop_timeout (or SIGKILL): SIGKILL (again).
+    pub(super) fn kill_leftovers(&mut self, i: usize, now: Instant) {
+        if self.check_leftovers(i, now) {
+            return;
+        }
+        let slot = self.slot(i);
+        let name = slot.program.name.clone();
+        let n = self.leftover_count(i);
+        if slot.leftovers.killed {
+            log::warn!(
+                "{name}: {n} leftover process(es) still alive {} after SIGKILL",
+                humantime::format_duration(LEFTOVER_KILL_GRACE)
+            );
+        } else {
+            log::warn!(
+                "{name}: {n} leftover process(es) still alive after stop_timeout {}: sent SIGKILL",
+                humantime::format_duration(slot.policy.stop_timeout)
+            );
+        }
+        self.signal_tree(i, SIGKILL);
+        let left = &mut self.slot_mut(i).leftovers;
+        left.killed = true;
+        left.kill_at = Some(now + LEFTOVER_KILL_GRACE);
+        self.check_leftovers(i, now);
+    }
+
+    /// Are the leftovers of program `i` gone (or were there none)? When they just went, the
+    /// spawn that waited for them happens now.
+    pub(super) fn check_leftovers(&mut self, i: usize, now: Instant) -> bool {
+        let Some(slot) = self.slots[i].as_ref() else {
+            return true;
+        };
+        if slot.leftovers.kill_at.is_none() {
+            return true;
+        }
+        if !self.tree_empty(i) {
+            return false;
+        }
+        let deferred = slot.leftovers.spawn_deferred;
+        log::debug!("{}: the processes of its last run are gone", slot.program.name);
+        self.slot_mut(i).leftovers = Leftovers::default();
+        if deferred && !self.shutting_down {
+            let event = self.spawn(i);
+            self.apply(i, event, now);
+        }
+        true
+    }
+
+    /// How many processes program `i` has: in its cgroup, else in its process group.
+    pub(super) fn leftover_count(&self, i: usize) -> usize {
+        let slot = self.slot(i);
+        if let Some(cg) = &slot.cgroup {
+            return cg.pids().len();
+        }
+        slot.pgid.map_or(0, process::group_members)
+    }
+
+    /// Are all processes of program `i` gone?
+    pub(super) fn tree_empty(&self, i: usize) -> bool {
+        if let Some(cg) = &self.slot(i).cgroup {
+            return !cg.populated();
+        }
+        match self.slot(i).pgid.and_then(Pid::from_raw) {
+            Some(p) => rustix::process::test_kill_process_group(p) == Err(rustix::io::Errno::SRCH),
+            None => true,
+        }
+    }
+}

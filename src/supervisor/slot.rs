@@ -1,0 +1,218 @@
+//! One program under supervision (`Slot`): its config, its machine, the fds and cgroup of its
+//! runs, and what is wanted of it next (`Intent`). The supervisor keeps slots in a vector whose
+//! indexes are reused; a slot's `generation` tells it apart from the earlier occupants of its
+//! index, and every reactor token of a program carries both (`Role`, `token_id`), so a
+//! readiness that was queued for a program that is gone is dropped instead of reaching the one
+//! that took its place.
+
+use std::os::fd::OwnedFd;
+use std::time::{Instant, SystemTime};
+
+use crate::cgroup::ProgramCgroup;
+use crate::config::Program;
+
+use super::state::{Machine, Policy};
+
+/// One program under supervision.
+pub(super) struct Slot {
+    /// Told apart from the earlier occupants of its index: tokens carry it.
+    pub(super) generation: u32,
+    pub(super) program: Program,
+    pub(super) policy: Policy,
+    pub(super) machine: Machine,
+    /// What is wanted of it beyond what its machine is doing.
+    pub(super) intent: Intent,
+    /// The main process's pidfd while it lives (registered in the reactor).
+    pub(super) pidfd: Option<OwnedFd>,
+    /// Process group of the last main process (its pid: it runs in its own session). It
+    /// outlives the main process while any member lives.
+    pub(super) pgid: Option<i32>,
+    /// Wall-clock time of the last transition, for status.
+    pub(super) since_wall: SystemTime,
+    /// Wall-clock time the current main process was spawned (entering STARTING), for uptime.
+    pub(super) started_wall: Option<SystemTime>,
+    /// Added with `holden add`: not in the file, left alone by reload.
+    pub(super) transient: bool,
+    /// The program's cgroup(s), from its first spawn on.
+    pub(super) cgroup: Option<ProgramCgroup>,
+    /// Its v2 `cgroup.events`, registered for EPOLLPRI.
+    pub(super) events: Option<std::fs::File>,
+    /// The OOM-kill counter at the last spawn: a SIGKILL with a grown counter is an OOM kill.
+    pub(super) oom_before: Option<u64>,
+    /// Limits in force (memory bytes, CPUs, pids): the config's, or a live `constrain`'s.
+    pub(super) limits: (Option<u64>, Option<f64>, Option<u64>),
+    /// An agent's program ended: its exit status is being read from its pidfd.
+    pub(super) exit_wait: Option<ExitWait>,
+    /// Processes its main process left behind, being stopped; a spawn waits for them.
+    pub(super) leftovers: Leftovers,
+    /// Readiness and health of the current run: notify socket, fd, probes, watchdog.
+    pub(super) watch: crate::health::Watch,
+}
+
+impl Slot {
+    pub(super) fn new(program: Program, transient: bool, generation: u32, now: Instant) -> Slot {
+        Slot {
+            generation,
+            policy: Policy::of(&program),
+            limits: (program.memory_limit, program.cpu_limit, program.pids_limit),
+            program,
+            machine: Machine::new(now),
+            intent: Intent::None,
+            pidfd: None,
+            pgid: None,
+            since_wall: SystemTime::now(),
+            started_wall: None,
+            transient,
+            cgroup: None,
+            events: None,
+            oom_before: None,
+            exit_wait: None,
+            leftovers: Leftovers::default(),
+            watch: crate::health::Watch::default(),
+        }
+    }
+}
+
+/// What is wanted of a program that its machine cannot do yet, or what follows once it is
+/// down: one value, so that a start and a stop can never both be pending.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Intent {
+    /// Nothing waits.
+    None,
+    /// Start once its `depends_on` are met.
+    Start,
+    /// Stop once the programs that depend on it are down, then `After`.
+    Stop(After),
+    /// It is being stopped: once it is down, `After` (never `After::Rest`).
+    Then(After),
+}
+
+/// What follows a stop once the program is down.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum After {
+    /// It stays down.
+    Rest,
+    /// `holden restart`, or `holden start` while it was stopping.
+    Start,
+    /// Reload changed its settings: take these, then start it if it should run.
+    Replace(Box<Program>),
+    /// Reload removed it, or `holden remove`: forget it.
+    Remove,
+}
+
+impl Intent {
+    /// A stop that waited for dependents is sent now: what remains is what follows it.
+    pub(super) fn stop_sent(self) -> Intent {
+        match self {
+            Intent::Stop(After::Rest) => Intent::None,
+            Intent::Stop(after) => Intent::Then(after),
+            other => other,
+        }
+    }
+
+    pub(super) fn is_start(&self) -> bool {
+        matches!(self, Intent::Start)
+    }
+
+    pub(super) fn is_stop(&self) -> bool {
+        matches!(self, Intent::Stop(_))
+    }
+}
+
+/// What a main process that exited on its own left behind (a daemon that forked): they get the
+/// program's stop_signal, SIGKILL after its stop_timeout, and the program is not spawned again
+/// until they are all gone (its cgroup, else its process group, is empty): no program ever
+/// runs twice.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Leftovers {
+    /// While some are alive: when to send SIGKILL (again).
+    pub(super) kill_at: Option<Instant>,
+    /// SIGKILL was sent.
+    pub(super) killed: bool,
+    /// A spawn was asked for while they lived: it happens once they are gone.
+    pub(super) spawn_deferred: bool,
+}
+
+/// Reading an agent-spawned process's exit status, which appears once its agent reaped it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ExitWait {
+    pub(super) since: Instant,
+    pub(super) next: Instant,
+}
+
+/// The role of one of a program's fds in the reactor: the supervisor's part of a token id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(super) enum Role {
+    /// The main process's pidfd.
+    Pidfd = 1,
+    /// The program's cgroup.events (EPOLLPRI).
+    CgroupEvents = 2,
+    /// Its sd_notify socket.
+    Notify = 3,
+    /// Its notification fd pipe, `readiness = { fd = N }`.
+    ReadyFd = 4,
+    /// Its probe in flight: socket or exec output pipe.
+    Probe = 5,
+}
+
+/// A supervisor token id: role (8 bits) | slot generation (24 bits) | slot index (24 bits).
+const SLOT_BITS: u32 = 24;
+const SLOT_MASK: u64 = (1 << SLOT_BITS) - 1;
+const ROLE_SHIFT: u32 = 2 * SLOT_BITS;
+const _: () = assert!(ROLE_SHIFT + 8 <= crate::reactor::ID_BITS);
+
+/// The token id of the fd in `role` of the program in slot `index` of `generation`.
+pub(super) fn token_id(role: Role, index: usize, generation: u32) -> u64 {
+    debug_assert!(index as u64 <= SLOT_MASK);
+    ((role as u64) << ROLE_SHIFT) | ((u64::from(generation) & SLOT_MASK) << SLOT_BITS) | index as u64
+}
+
+/// What `token_id` packed: role, index and generation (its low 24 bits).
+pub(super) fn parse_token_id(id: u64) -> Option<(Role, usize, u32)> {
+    let role = match id >> ROLE_SHIFT {
+        1 => Role::Pidfd,
+        2 => Role::CgroupEvents,
+        3 => Role::Notify,
+        4 => Role::ReadyFd,
+        5 => Role::Probe,
+        _ => return None,
+    };
+    Some((role, (id & SLOT_MASK) as usize, ((id >> SLOT_BITS) & SLOT_MASK) as u32))
+}
+
+/// Does a token's generation (its low 24 bits) name the slot's current generation?
+pub(super) fn same_generation(token: u32, slot: u32) -> bool {
+    u64::from(token) == u64::from(slot) & SLOT_MASK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_ids_round_trip_and_keep_generations_apart() {
+        for role in [
+            Role::Pidfd,
+            Role::CgroupEvents,
+            Role::Notify,
+            Role::ReadyFd,
+            Role::Probe,
+        ] {
+            let id = token_id(role, 7, 3);
+            assert_eq!(parse_token_id(id), Some((role, 7, 3)));
+            assert_ne!(id, token_id(role, 7, 4), "a reused slot gets other tokens");
+        }
+        let (_, _, wrapped) = parse_token_id(token_id(Role::Pidfd, 1, (1 << 24) + 5)).unwrap();
+        assert!(same_generation(wrapped, (1 << 24) + 5));
+        assert!(!same_generation(wrapped, 5 + 1));
+        assert_eq!(parse_token_id(0), None);
+    }
+
+    #[test]
+    fn a_stop_sent_leaves_what_follows_it() {
+        assert_eq!(Intent::Stop(After::Rest).stop_sent(), Intent::None);
+        assert_eq!(Intent::Stop(After::Start).stop_sent(), Intent::Then(After::Start));
+        assert_eq!(Intent::Start.stop_sent(), Intent::Start);
+    }
+}

@@ -1,0 +1,262 @@
+//! The supervisor on a fake clock, with spawns that start nothing: `depends_on` in both
+//! directions, a dependency that failed, reload, and reused slots. Each test sets up a reactor
+//! and a control socket in a temp dir, and no process, no signal handler, no cgroup.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::config::Program;
+use crate::process::ExitKind;
+use rustix::process::Pid;
+
+/// The fake clock and the pids of spawns that start nothing (far above any `pid_max`, so
+/// that no signal could reach a real process).
+pub(super) struct Fake {
+    pub(super) now: Instant,
+    next_pid: i32,
+}
+
+impl Fake {
+    pub(super) fn spawn(&mut self) -> Event {
+        self.next_pid += 1;
+        Event::Spawned { pid: self.next_pid }
+    }
+}
+
+struct Bench {
+    sup: Supervisor,
+    dir: PathBuf,
+    t0: Instant,
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Bench {
+    /// A supervisor of the programs in `toml`, none started yet.
+    fn new(toml: &str) -> Bench {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "holden-supervisor-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("supervisor.toml");
+        let write = |toml: &str| {
+            let text = format!(
+                "[supervisor]\nsocket = \"{}\"\n\n{toml}",
+                dir.join("ctl.sock").display()
+            );
+            std::fs::write(&path, text).unwrap();
+        };
+        write(toml);
+        let config = config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let reactor = Reactor::new().unwrap();
+        let signals = Signals::install(&reactor, &[]).unwrap();
+        let settings = &config.supervisor;
+        let grants = crate::control::server::Grants::from_settings(settings);
+        let control = Server::bind(&settings.socket, settings.socket_mode, &grants, &reactor).unwrap();
+        let mut sup = Supervisor::assemble(config, reactor, signals, control, None);
+        let t0 = Instant::now();
+        sup.fake = Some(Fake {
+            now: t0,
+            next_pid: 1 << 30,
+        });
+        Bench { sup, dir, t0 }
+    }
+
+    /// Replace the file's programs with `toml` (for a reload).
+    fn rewrite(&self, toml: &str) {
+        let text = format!(
+            "[supervisor]\nsocket = \"{}\"\n\n{toml}",
+            self.dir.join("ctl.sock").display()
+        );
+        std::fs::write(self.dir.join("supervisor.toml"), text).unwrap();
+    }
+
+    /// Move the clock to `secs` after the start and run what the loop runs after a wakeup.
+    fn at(&mut self, secs: f64) {
+        self.sup.fake.as_mut().unwrap().now = self.t0 + Duration::from_secs_f64(secs);
+        self.sup.fire_deadlines();
+        self.sup.settle();
+    }
+
+    fn start(&mut self, names: &[&str]) {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let targets = self.sup.resolve_names(&names).unwrap();
+        self.sup.op_start(&targets).unwrap();
+    }
+
+    fn stop(&mut self, names: &[&str]) {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let targets = self.sup.resolve_names(&names).unwrap();
+        self.sup.op_stop(&targets);
+    }
+
+    /// The main process of `name` ended with `exit`, and nothing of it is left.
+    fn ended(&mut self, name: &str, exit: ExitKind) {
+        let i = self.sup.index_of(name).unwrap();
+        let now = self.sup.now();
+        self.sup.apply(i, Event::Exited(exit), now);
+        if matches!(self.sup.slot(i).machine.state, State::Stopping { pid: None, .. }) {
+            self.sup.apply(i, Event::Emptied, now);
+        }
+        self.sup.settle();
+    }
+
+    fn state(&self, name: &str) -> &'static str {
+        match self.sup.index_of(name) {
+            Some(i) => self.sup.slot(i).machine.state.name(),
+            None => "(gone)",
+        }
+    }
+
+    fn states(&self, names: &[&str]) -> Vec<&'static str> {
+        names.iter().map(|n| self.state(n)).collect()
+    }
+}
+
+const DB_AND_WEB: &str = r#"
+[programs.db]
+command = ["sleep", "1"]
+autostart = false
+min_uptime = "1s"
+
+[programs.web]
+command = ["sleep", "1"]
+autostart = false
+min_uptime = "1s"
+depends_on = ["db"]
+"#;
+
+#[test]
+fn a_dependent_starts_once_its_dependency_runs_and_stops_before_it() {
+    let mut b = Bench::new(DB_AND_WEB);
+    b.start(&["db", "web"]);
+    // (seconds, [db, web])
+    let rows: &[(f64, [&str; 2])] = &[
+        (0.0, ["STARTING", "STOPPED"]),
+        (0.5, ["STARTING", "STOPPED"]),
+        (1.0, ["RUNNING", "STARTING"]),
+        (2.0, ["RUNNING", "RUNNING"]),
+    ];
+    for (t, want) in rows {
+        b.at(*t);
+        assert_eq!(b.states(&["db", "web"]), want, "at {t}s");
+    }
+    b.stop(&["db", "web"]);
+    assert_eq!(b.states(&["db", "web"]), ["RUNNING", "STOPPING"], "web stops first");
+    b.at(2.5);
+    assert_eq!(b.states(&["db", "web"]), ["RUNNING", "STOPPING"]);
+    b.ended("web", ExitKind::Signal(15));
+    assert_eq!(b.states(&["db", "web"]), ["STOPPING", "STOPPED"], "then db");
+    b.ended("db", ExitKind::Signal(15));
+    assert_eq!(b.states(&["db", "web"]), ["STOPPED", "STOPPED"]);
+}
+
+#[test]
+fn a_fatal_dependency_refuses_the_start_of_its_dependent() {
+    let mut b = Bench::new(&DB_AND_WEB.replace("min_uptime = \"1s\"\n\n", "min_uptime = \"1s\"\nmax_restarts = 0\n\n"));
+    b.start(&["db", "web"]);
+    b.at(0.1);
+    b.ended("db", ExitKind::Code(1));
+    assert_eq!(b.states(&["db", "web"]), ["FATAL", "STOPPED"]);
+    let web = b.sup.index_of("web").unwrap();
+    assert_eq!(
+        b.sup.slot(web).intent,
+        Intent::None,
+        "the start was refused, not kept waiting"
+    );
+    // A later run of db does not start web on its own.
+    b.start(&["db"]);
+    b.at(1.2);
+    assert_eq!(b.states(&["db", "web"]), ["RUNNING", "STOPPED"]);
+}
+
+#[test]
+fn a_restart_stops_then_starts_and_a_start_while_stopping_waits_for_the_stop() {
+    let mut b = Bench::new(DB_AND_WEB);
+    b.start(&["db"]);
+    b.at(1.0);
+    let db = b.sup.index_of("db").unwrap();
+    b.sup.op_restart(&[db]).unwrap();
+    assert_eq!(b.state("db"), "STOPPING");
+    b.ended("db", ExitKind::Signal(15));
+    assert_eq!(b.state("db"), "STARTING", "restarted once down");
+    b.at(2.0);
+    b.stop(&["db"]);
+    b.start(&["db"]);
+    assert_eq!(b.state("db"), "STOPPING");
+    b.ended("db", ExitKind::Signal(15));
+    assert_eq!(b.state("db"), "STARTING");
+}
+
+#[test]
+fn reload_stops_removed_and_changed_programs_starts_added_ones_and_slots_get_new_tokens() {
+    let mut b = Bench::new(DB_AND_WEB.replace("autostart = false\n", "").as_str());
+    b.start(&["db", "web"]);
+    b.at(1.0);
+    b.at(2.0);
+    assert_eq!(b.states(&["db", "web"]), ["RUNNING", "RUNNING"]);
+    let web = b.sup.index_of("web").unwrap();
+    let old_token = b.sup.token(web, Role::Pidfd);
+    b.rewrite(
+        r#"
+[programs.db]
+command = ["sleep", "2"]
+min_uptime = "1s"
+
+[programs.cache]
+command = ["sleep", "1"]
+min_uptime = "1s"
+"#,
+    );
+    let summary = b.sup.op_reload().unwrap();
+    assert_eq!(
+        (summary.added, summary.removed, summary.changed),
+        (
+            vec!["cache".to_string()],
+            vec!["web".to_string()],
+            vec!["db".to_string()]
+        )
+    );
+    // db waits for web, its dependent, to stop; cache starts at once.
+    assert_eq!(b.states(&["db", "web", "cache"]), ["RUNNING", "STOPPING", "STARTING"]);
+    b.ended("web", ExitKind::Signal(15));
+    assert_eq!(b.state("web"), "(gone)");
+    assert_eq!(b.state("db"), "STOPPING");
+    b.ended("db", ExitKind::Signal(15));
+    assert_eq!(b.state("db"), "STARTING", "started again with its new settings");
+    let db = b.sup.index_of("db").unwrap();
+    assert_eq!(b.sup.slot(db).program.command, ["sleep", "2"]);
+    // A program added now takes web's slot, under a new generation: web's tokens are stale.
+    assert!(b.sup.route(old_token.id).is_none());
+    let new = Program {
+        name: "late".into(),
+        ..b.sup.slot(db).program.clone()
+    };
+    b.sup.op_add(new).unwrap();
+    let late = b.sup.index_of("late").unwrap();
+    assert_eq!(late, web, "the slot is reused");
+    assert!(b.sup.route(old_token.id).is_none(), "a stale wakeup is dropped");
+    let fresh = b.sup.token(late, Role::Pidfd);
+    assert_eq!(b.sup.route(fresh.id), Some((Role::Pidfd, late)));
+}
+
+#[test]
+fn the_unit_tests_of_the_supervisor_spawn_nothing() {
+    let mut b = Bench::new(DB_AND_WEB);
+    b.start(&["db"]);
+    let pid = b.sup.slot(b.sup.index_of("db").unwrap()).machine.state.pid().unwrap();
+    assert!(pid > 1 << 22, "pid {pid} is a fake one, above any pid_max");
+    assert_eq!(
+        rustix::process::test_kill_process(Pid::from_raw(pid).unwrap()),
+        Err(rustix::io::Errno::SRCH)
+    );
+}
