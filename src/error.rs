@@ -1,8 +1,9 @@
-//! What reaches the edge: `Failure` (an exit code and one sentence for stderr), and the one way
-//! an OS error becomes words.
+//! A sentence with its exit code (`Failure`), for errors that are words from the start, and the
+//! one way an OS error becomes words (`os_text`, `errno_text`).
 //!
-//! Exit codes (SPEC "Exit codes"): 0 success, 1 a runtime failure, 2 a usage or config error
-//! (nothing was started).
+//! Modules return typed errors that keep their source; `cli::error` is the one table from an
+//! error to its exit code (SPEC "Exit codes": 0 success, 1 a runtime failure, 2 a usage or
+//! config error, nothing was started) and the text on stderr.
 
 use std::io;
 

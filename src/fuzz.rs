@@ -14,8 +14,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, TestCaseError, TestRunner};
 
 use crate::agent::frame;
+use crate::config::load::load_str;
 use crate::config::raw::{PROGRAM_KEYS, SUPERVISOR_KEYS, basic_string};
-use crate::config::resolve::load_str;
 use crate::control::protocol::{COMMANDS, parse_request};
 use crate::sys::alloc_count::peak_during;
 
@@ -272,8 +272,8 @@ fn tomlish_text() -> impl Strategy<Value = String> {
 fn resolve_checked(text: &str) -> Result<(), TestCaseError> {
     let (result, peak) = peak_during(|| load_str(Path::new("fz.toml"), text));
     if let Err(e) = result {
-        prop_assert!(!e.messages.is_empty(), "an error without a message for {text:?}");
-        for m in &e.messages {
+        prop_assert!(!e.problems.is_empty(), "an error without a message for {text:?}");
+        for m in &e.lines() {
             prop_assert!(
                 m.starts_with("fz.toml"),
                 "an error without its file: {m:?} for {text:?}"

@@ -17,6 +17,7 @@ mod size;
 mod supervisor;
 #[allow(unsafe_code)]
 mod sys;
+mod version;
 
 #[cfg(test)]
 mod fuzz;
@@ -27,10 +28,6 @@ mod fuzz;
 static ALLOC: sys::alloc_count::Counting = sys::alloc_count::Counting;
 
 use clap::Parser;
-
-/// `0.1.0 (1a2b3c4)`: the package version and, when built in a git checkout, the commit
-/// (see build.rs).
-pub const VERSION: &str = env!("HOLDEN_VERSION");
 
 fn main() -> std::process::ExitCode {
     cli::run(cli::Cli::parse())

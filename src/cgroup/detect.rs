@@ -162,9 +162,24 @@ pub struct Detected {
     pub v1: Vec<Hierarchy>,
 }
 
+/// Why holden cannot use cgroups.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unusable {
+    #[error("no cgroup file system is mounted (see /proc/self/mountinfo)")]
+    NothingMounted,
+    #[error("holden's own cgroup is in none of the mounted cgroup hierarchies")]
+    NotInAnyHierarchy,
+    /// A relative `cgroup_path` is below holden's own cgroup, which this hierarchy does not show.
+    #[error(
+        "holden's own cgroup is outside the hierarchy mounted at {}, so a relative cgroup_path has no place there; use an absolute cgroup_path",
+        .mountpoint.display()
+    )]
+    OutsideHierarchy { mountpoint: PathBuf },
+}
+
 /// Decide the layout. `prefix` is put in front of every mount point (a temp dir in tests, `/`
 /// otherwise). Err is the reason cgroups cannot be used.
-pub fn detect(mountinfo: &str, self_cgroup: &str, prefix: &Path) -> Result<Detected, String> {
+pub fn detect(mountinfo: &str, self_cgroup: &str, prefix: &Path) -> Result<Detected, Unusable> {
     let mounts = parse_mountinfo(mountinfo);
     let me = SelfCgroup::parse(self_cgroup);
     let under = |p: &Path| prefix.join(p.strip_prefix("/").unwrap_or(p));
@@ -217,9 +232,9 @@ pub fn detect(mountinfo: &str, self_cgroup: &str, prefix: &Path) -> Result<Detec
         (false, Some(_)) => Layout::V2,
         (false, None) => {
             return Err(if mounts.is_empty() {
-                "no cgroup file system is mounted (see /proc/self/mountinfo)".to_string()
+                Unusable::NothingMounted
             } else {
-                "holden's own cgroup is in none of the mounted cgroup hierarchies".to_string()
+                Unusable::NotInAnyHierarchy
             });
         }
     };
@@ -360,7 +375,11 @@ mod tests {
     fn no_cgroup_mount_is_a_reason_not_a_layout() {
         let mi = "22 1 0:21 / /proc rw - proc proc rw\n";
         let err = detect(mi, "0::/\n", Path::new("/")).unwrap_err();
-        assert!(err.contains("no cgroup file system is mounted"), "{err}");
+        assert_eq!(err, Unusable::NothingMounted);
+        assert_eq!(
+            err.to_string(),
+            "no cgroup file system is mounted (see /proc/self/mountinfo)"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(
     name = "holden",
-    version = crate::VERSION,
+    version = crate::version::VERSION,
     about = "A process supervisor: keeps the programs of a TOML file running, each in its own cgroup",
     propagate_version = true
 )]

@@ -40,7 +40,7 @@ pub fn logs(args: &ClientArgs, name: &str, follow: bool, lines: usize, stderr: b
     drop(c);
     // /dev/stdout and the like name this client's own stdout here, not the program's: never
     // read them (`holden logs -f web > out.txt` would follow its own output).
-    if crate::logs::is_stream(&path) {
+    if crate::config::is_stream(&path) {
         return Err(runtime(format!(
             "{name}'s {stream} goes to {}, a stream and not a log file: there is no log to read here",
             path.display()

@@ -10,7 +10,7 @@
 //!
 //! Arguments are checked before connecting (a bad size or signal is a usage error, exit 2, and
 //! holden is not bothered). Every failure is one sentence with what to do, never an `os error`.
-//! The control socket itself is `control::client`'s; `agent` runs `agent`, `spawn` and `ping`.
+//! The control socket itself is `control::client`'s; `spawn`: `agent`, `spawn` and `ping`.
 
 mod args;
 mod commands;
@@ -19,6 +19,7 @@ mod import;
 mod logs;
 mod man;
 mod monitor;
+mod spawn;
 pub mod table;
 mod units;
 mod wait;
@@ -56,13 +57,13 @@ fn dispatch(command: Command) -> Result {
             Ok(0)
         }
         Command::Check { config } => check(config.as_deref()),
-        Command::Agent { socket, allow_uid } => Ok(crate::agent::run_agent(socket, allow_uid)?),
+        Command::Agent { socket, allow_uid } => Ok(spawn::run_agent(socket, allow_uid)?),
         Command::Spawn {
             agent,
             restart,
             command,
-        } => Ok(crate::agent::spawn_main(agent, &restart, command)?),
-        Command::Ping { agent } => Ok(crate::agent::ping_main(agent)?),
+        } => Ok(spawn::spawn_main(agent, &restart, command)?),
+        Command::Ping { agent } => Ok(spawn::ping_main(agent)?),
         Command::Completions { shell } => man::completions(shell),
         Command::Man => man::man(),
         Command::Import { file, output } => import::import(file.as_deref(), output.as_deref()),

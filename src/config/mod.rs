@@ -1,10 +1,15 @@
 //! The configuration: what `supervisor.toml` means once every default is filled in.
 //!
-//! `raw.rs` mirrors the file as typed (with spans for error messages); `resolve.rs` turns it
-//! into the types below, checks every value and reports all errors of a file at once. The
-//! rest of holden only ever sees these resolved types.
+//! `raw` mirrors the file as typed (with spans for error messages); `resolve` turns it into
+//! the types below, checks every value and reports all errors of a file at once, as a
+//! structured `ConfigError` (`error.rs`). Resolving reads no file: `load.rs` holds everything
+//! the configuration reads from the file system (the config file, environment files, whether a
+//! path is a stream) and hands it to `resolve`. The rest of holden only ever sees these
+//! resolved types.
 
 pub mod envfile;
+pub mod error;
+pub mod load;
 pub mod placeholder;
 pub mod probe;
 pub mod raw;
@@ -17,7 +22,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use crate::sys::signal::Signal;
-pub use resolve::{ConfigError, load};
+pub use error::ConfigError;
+pub use load::{is_stream, load};
 
 /// A whole, valid configuration file.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,6 +164,9 @@ pub enum Output {
 /// The most `log_backups` a program may keep: each rotation renames every backup it has, so the
 /// count bounds the work one rotation does inside the event loop (SPEC: bounded work per event).
 pub const MAX_LOG_BACKUPS: u32 = 1000;
+
+/// The largest pids limit accepted (config and `constrain`): the kernel's PID_MAX_LIMIT.
+pub const MAX_PIDS: u64 = 4_194_304;
 
 /// One `[programs.NAME]` table, every default filled in.
 #[derive(Debug, Clone, PartialEq)]

@@ -334,13 +334,13 @@ mod config_tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::resolve::load_str;
+    use crate::config::load::load_str;
 
     fn web(line: &str) -> Result<crate::config::Program, Vec<String>> {
         let text = format!("[programs.db]\ncommand = \"true\"\n[programs.web]\ncommand = \"sleep 1\"\n{line}\n");
         load_str(Path::new("sv.toml"), &text)
             .map(|c| c.program("web").unwrap().clone())
-            .map_err(|e| e.messages)
+            .map_err(|e| e.lines())
     }
 
     #[test]
@@ -420,11 +420,11 @@ mod agent_tests {
             "liveness = { exec = [\"true\"] }",
         ] {
             let text = format!("[programs.web]\ncommand = \"sleep 1\"\nagent = \"/run/a.sock\"\n{line}\n");
-            let e = crate::config::resolve::load_str(Path::new("sv.toml"), &text).unwrap_err();
-            assert!(e.messages[0].contains("with agent"), "{line}: {:?}", e.messages);
+            let e = crate::config::load::load_str(Path::new("sv.toml"), &text).unwrap_err();
+            assert!(e.lines()[0].contains("with agent"), "{line}: {e}");
         }
         let text =
             "[programs.web]\ncommand = \"sleep 1\"\nagent = \"/run/a.sock\"\nreadiness = { tcp = \"127.0.0.1:80\" }\n";
-        assert!(crate::config::resolve::load_str(Path::new("sv.toml"), text).is_ok());
+        assert!(crate::config::load::load_str(Path::new("sv.toml"), text).is_ok());
     }
 }

@@ -6,7 +6,7 @@
 //! (`logrotate copytruncate`, `: > web.log`) is noticed by an `fstat` before each batch, so the
 //! next write lands at the new end instead of leaving a hole.
 //!
-//! A stream ([`is_stream`]: a pipe, terminal, FIFO or device, or a name of one of holden's own
+//! A stream ([`config::is_stream`](crate::config::is_stream): a pipe, terminal, FIFO or device, or a name of one of holden's own
 //! descriptors: `/dev/stdout` in a container, as supervisord users write `stdout_logfile=/dev/stdout`) is
 //! opened write-only for appending and written in order with `write(2)`: no offset, no
 //! splice, never rotated.
@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use super::LogError;
 use super::rotate;
+use crate::config::is_stream;
 
 /// What holden knows about the end of the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -349,19 +350,6 @@ impl Sink {
     }
 }
 
-/// Is `path` a stream rather than a log file of holden's own: a pipe, terminal, FIFO or device,
-/// or a name of one of holden's own descriptors (`/dev/stdout`, `/dev/stderr`, `/dev/fd/N`,
-/// anything below /proc), which names whatever that descriptor is, a regular file included,
-/// and must never be rotated, that is renamed? Such a path is appended to in order, never
-/// spliced or rotated, may be shared by programs, and has no log for `holden logs` to read.
-/// (A log file below /dev/shm is a log file.)
-pub fn is_stream(path: &Path) -> bool {
-    ["/dev/stdout", "/dev/stderr", "/dev/fd", "/proc"]
-        .iter()
-        .any(|p| path.starts_with(p))
-        || std::fs::metadata(path).is_ok_and(|m| !m.is_file())
-}
-
 /// The file at `path`, its length, and whether it is a log file of holden's own (not a
 /// stream: [`is_stream`]).
 fn open_at_end(path: &Path) -> Result<(File, u64, bool), LogError> {
@@ -441,32 +429,6 @@ mod tests {
         assert_eq!(&file[..7], b"before\n");
         assert!(file[7..] == data[..], "the bytes differ");
         assert!(sink.continues(7), "spliced bytes may end mid-line");
-    }
-
-    #[test]
-    fn streams_are_devices_fifos_and_names_of_holdens_own_descriptors() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("web.log");
-        std::fs::write(&file, "").unwrap();
-        let fifo = dir.path().join("fifo");
-        let mode = rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR;
-        rustix::fs::mknodat(rustix::fs::CWD, &fifo, rustix::fs::FileType::Fifo, mode, 0).unwrap();
-        for stream in [
-            "/dev/stdout",
-            "/dev/stderr",
-            "/dev/fd/1",
-            "/proc/self/fd/2",
-            "/dev/null",
-        ] {
-            assert!(is_stream(Path::new(stream)), "{stream}");
-        }
-        assert!(is_stream(&fifo));
-        assert!(!is_stream(&file), "a regular file is a log file");
-        assert!(!is_stream(&dir.path().join("new.log")), "so is one not made yet");
-        assert!(
-            !is_stream(Path::new("/dev/shm/holden-test-web.log")),
-            "a log in /dev/shm too"
-        );
     }
 
     #[test]

@@ -13,7 +13,6 @@
 //! SIGCHLD, and after each reap the programs that are stopping check whether their cgroup (or
 //! process group) is empty.
 
-pub(crate) mod budget;
 mod deps;
 pub mod logger;
 mod notify;
@@ -28,7 +27,6 @@ pub mod state;
 mod tests;
 mod watch;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Instant, SystemTime};
 
@@ -92,7 +90,6 @@ pub struct Supervisor {
     reactor: Reactor,
     signals: Signals,
     slots: Vec<Option<Slot>>,
-    by_pid: HashMap<i32, usize>,
     /// The generation the next new slot gets.
     generations: u32,
     /// SIGTERM/SIGINT seen: stopping everything, then exit.
@@ -130,7 +127,7 @@ impl Supervisor {
         let settings = &config.supervisor;
         let grants = crate::control::server::Grants::from_settings(settings);
         let mut control = Server::bind(&settings.socket, settings.socket_mode, &grants, &reactor)?;
-        let fd_limit = budget::raise_nofile();
+        let fd_limit = crate::process::nofile::raise_nofile();
         control.set_fd_budget(fd_limit, config.programs.len());
         log::info!("control socket: {}", settings.socket.display());
         let cgroups = Cgroups::setup(mode, &config.supervisor.cgroup_path)?;
@@ -175,7 +172,6 @@ impl Supervisor {
             reactor,
             signals,
             slots,
-            by_pid: HashMap::new(),
             shutting_down: false,
             cgroups,
             control,
@@ -200,7 +196,7 @@ impl Supervisor {
         let n = self.config.programs.len();
         log::info!(
             "holden {} supervising {n} program{} from {}",
-            crate::VERSION,
+            crate::version::VERSION,
             if n == 1 { "" } else { "s" },
             self.config.path.display()
         );
@@ -294,6 +290,17 @@ impl Supervisor {
         let (role, i, generation) = slot::parse_token_id(id)?;
         let slot = self.slots.get(i)?.as_ref()?;
         slot::same_generation(generation, slot.generation).then_some((role, i))
+    }
+
+    /// The program whose main process is the child `pid` that holden reaped: its state says
+    /// so (no map to keep in step). A child's pid cannot be reused before holden reaps it, so
+    /// this is unambiguous; an agent's program is not a child (its pid may even be of another
+    /// pid namespace), so it never matches.
+    fn slot_of_pid(&self, pid: i32) -> Option<usize> {
+        self.slots.iter().position(|s| {
+            s.as_ref()
+                .is_some_and(|s| s.program.agent.is_none() && s.machine.state.pid() == Some(pid))
+        })
     }
 
     fn slot(&self, i: usize) -> &Slot {

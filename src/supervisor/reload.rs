@@ -141,7 +141,7 @@ mod tests {
     use super::*;
 
     fn config(text: &str) -> Config {
-        config::resolve::load_str(std::path::Path::new("/etc/holden/supervisor.toml"), text)
+        config::load::load_str(std::path::Path::new("/etc/holden/supervisor.toml"), text)
             .unwrap_or_else(|e| panic!("{e}"))
     }
 

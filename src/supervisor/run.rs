@@ -40,7 +40,7 @@ impl Supervisor {
         let mut any = false;
         for (pid, exit) in process::reap_all() {
             any = true;
-            match self.by_pid.remove(&pid) {
+            match self.slot_of_pid(pid) {
                 Some(i) => {
                     if let Some(fd) = self.slot_mut(i).pidfd.take() {
                         self.reactor.delete(fd.as_fd());
@@ -145,7 +145,6 @@ impl Supervisor {
                     // Without its pidfd registered, SIGCHLD still reports the death.
                     log::warn!("{}: cannot watch pidfd: {e}", program.name);
                 }
-                self.by_pid.insert(spawned.pid, i);
                 let slot = self.slot_mut(i);
                 slot.pidfd = Some(spawned.pidfd);
                 slot.pgid = Some(spawned.pid);

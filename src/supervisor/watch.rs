@@ -407,10 +407,6 @@ impl Supervisor {
             crate::process::reap::PidfdExit::Ended(exit) => exit,
             _ => crate::process::ExitKind::Unknown,
         };
-        let pid = slot.machine.state.pid();
-        if let Some(pid) = pid {
-            self.by_pid.remove(&pid);
-        }
         let slot = self.slot_mut(i);
         slot.watch.foreign_main = false;
         if let Some(fd) = slot.pidfd.take() {
@@ -534,15 +530,11 @@ impl Supervisor {
         else {
             return;
         };
-        if let Some(old) = current {
-            self.by_pid.remove(&old);
-        }
         let slot = self.slot_mut(i);
         if let Some(old) = slot.pidfd.take() {
             self.reactor.delete(old.as_fd());
         }
         let _ = self.reactor.add(fd.as_fd(), self.token(i, Role::Pidfd), Interest::Read);
-        self.by_pid.insert(pid, i);
         let slot = self.slot_mut(i);
         slot.pidfd = Some(fd);
         slot.watch.foreign_main = true;

@@ -1,4 +1,7 @@
-//! `holden spawn`: run one command through an agent and supervise it from outside, by its pidfd.
+//! `holden agent`, `holden spawn` and `holden ping`: their arguments, output and exit codes
+//! (the agent itself, its protocol and its client are `agent`'s).
+//!
+//! `holden spawn` runs one command through an agent and supervises it from outside, by its pidfd.
 //!
 //! This process is not the command's parent (the agent is), so it cannot `waitid` it. It waits
 //! for the pidfd to turn readable (the process ended), then reads the exit status through
@@ -7,19 +10,22 @@
 //! time; when it never comes (older kernels) the status is reported as unknown, never guessed.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
 use rustix::process::Signal;
 
-use super::client::{self, AgentError};
+use crate::agent::client::{self, AgentError};
+use crate::agent::{server, socket_path};
 use crate::config::RestartPolicy;
 use crate::error::Failure;
 use crate::process::ExitKind;
 use crate::process::reap::{PidfdExit, pidfd_exit};
 use crate::reactor::{Interest, Owner, Reactor, Signals, Token};
 
+/// How long `holden ping` waits for the answer.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
 const FIRST_DELAY: Duration = Duration::from_secs(1);
 const MAX_DELAY: Duration = Duration::from_secs(30);
 /// A run at least this long resets the delay to `FIRST_DELAY`.
@@ -47,7 +53,65 @@ fn next_delay(current: Duration, ran: Duration) -> (Duration, Duration) {
     (now, (now * 2).min(MAX_DELAY))
 }
 
-pub fn run(socket: &Path, policy: RestartPolicy, command: &[String]) -> Result<u8, Failure> {
+fn init_logging() {
+    let mut builder = env_logger::Builder::new();
+    builder.filter_level(log::LevelFilter::Info);
+    if let Ok(filters) = std::env::var("RUST_LOG") {
+        builder.parse_filters(&filters);
+    }
+    builder.format(|buf, record| {
+        use std::io::Write;
+        writeln!(
+            buf,
+            "{} {:<5} agent: {}",
+            humantime::format_rfc3339_millis(std::time::SystemTime::now()),
+            record.level(),
+            record.args()
+        )
+    });
+    let _ = builder.try_init();
+}
+
+pub fn run_agent(socket: Option<PathBuf>, allow_uids: Vec<u32>) -> Result<u8, Failure> {
+    init_logging();
+    // SPEC: the idle timeout is not a flag; $HOLDEN_AGENT_IDLE_TIMEOUT (a humantime duration)
+    // tunes it for tests and unusual clients (docs/agent-protocol.md).
+    let idle_timeout = match std::env::var("HOLDEN_AGENT_IDLE_TIMEOUT") {
+        Ok(v) => humantime::parse_duration(&v).map_err(|_| {
+            Failure::usage(format!(
+                "HOLDEN_AGENT_IDLE_TIMEOUT: found {v:?}, expected a duration like \"10s\""
+            ))
+        })?,
+        Err(_) => server::DEFAULT_IDLE_TIMEOUT,
+    };
+    let opts = server::Options {
+        socket: socket_path(socket),
+        allow_uids,
+        idle_timeout,
+    };
+    server::serve(&opts).map_err(|e| Failure::runtime(e.to_string()))?;
+    Ok(0)
+}
+
+pub fn spawn_main(agent: Option<PathBuf>, restart: &str, command: Vec<String>) -> Result<u8, Failure> {
+    let policy = RestartPolicy::parse(restart).ok_or_else(|| {
+        Failure::usage(format!(
+            "--restart: found {restart:?}, expected never, on-failure or always"
+        ))
+    })?;
+    if command.is_empty() {
+        return Err(Failure::usage("no command given; usage: holden spawn -- CMD [ARG...]"));
+    }
+    run(&socket_path(agent), policy, &command)
+}
+
+pub fn ping_main(agent: Option<PathBuf>) -> Result<u8, Failure> {
+    let socket = socket_path(agent);
+    client::ping(&socket, PING_TIMEOUT).map_err(|e| Failure::runtime(e.to_string()))?;
+    Ok(0)
+}
+
+fn run(socket: &Path, policy: RestartPolicy, command: &[String]) -> Result<u8, Failure> {
     let name = command[0].clone();
     let loop_err = |e: std::io::Error| Failure::runtime(format!("holden spawn's event loop failed: {e}"));
     let mut reactor = Reactor::new().map_err(loop_err)?;

@@ -13,6 +13,15 @@ use std::ops::Range;
 use toml::Spanned;
 use toml::de::{DeString, DeTable, DeValue};
 
+mod value;
+
+use value::{
+    boolean, command, environment, integer, integers, mode, name_or_id, number, paths, rlimits, signal, size, string,
+    strings, table, to_i64,
+};
+
+use super::error::Detail;
+
 /// Byte offsets into the file.
 pub type Span = Range<usize>;
 
@@ -30,14 +39,14 @@ pub const STDOUT: &str = "a path, \"inherit\" or \"null\"";
 /// What an output is expected to be, for `stderr`.
 pub const STDERR: &str = "a path, \"inherit\", \"null\" or \"stdout\"";
 
-/// One thing wrong with the file: where, under which key, and a sentence, normally
-/// "found ..., expected ...".
+/// One thing wrong with the file: where (in bytes), under which key, and what, normally
+/// "found ..., expected ...". `resolve` turns it into a `ConfigProblem` (line and column).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     pub span: Span,
     /// Dotted key path like `programs.web.stop_timeout`; empty for a TOML syntax error.
     pub key: String,
-    pub message: String,
+    pub detail: Detail,
 }
 
 impl Problem {
@@ -45,7 +54,10 @@ impl Problem {
         Problem {
             span,
             key: key.to_string(),
-            message: format!("found {found}, expected {expected}"),
+            detail: Detail::Found {
+                found: found.to_string(),
+                expected: expected.to_string(),
+            },
         }
     }
 }
@@ -318,7 +330,7 @@ pub fn parse(text: &str) -> Result<(RawConfig, Vec<Problem>), Vec<Problem>> {
                 Problem {
                     span,
                     key: String::new(),
-                    message,
+                    detail: Detail::Sentence(message),
                 }
             })
             .collect());
@@ -574,391 +586,5 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-fn table<'a, 'i>(
-    path: &str,
-    v: &'a Spanned<DeValue<'i>>,
-    expected: &str,
-    p: &mut Vec<Problem>,
-) -> Option<&'a DeTable<'i>> {
-    match v.get_ref() {
-        DeValue::Table(t) => Some(t),
-        _ => {
-            p.push(wrong(path, v, expected));
-            None
-        }
-    }
-}
-
-fn string(path: &str, v: &Spanned<DeValue<'_>>, expected: &str, p: &mut Vec<Problem>) -> Option<Spanned<String>> {
-    match v.get_ref() {
-        DeValue::String(s) => Some(Spanned::new(v.span(), s.to_string())),
-        _ => {
-            p.push(wrong(path, v, expected));
-            None
-        }
-    }
-}
-
-/// A user or group: a name, or a number taken as an id (kept as its decimal text).
-fn name_or_id(path: &str, v: &Spanned<DeValue<'_>>, expected: &str, p: &mut Vec<Problem>) -> Option<Spanned<String>> {
-    match v.get_ref() {
-        DeValue::Integer(_) => match to_i64(v) {
-            Some(n) if (0..i64::from(u32::MAX)).contains(&n) => Some(Spanned::new(v.span(), n.to_string())),
-            Some(_) | None => {
-                p.push(wrong(path, v, expected));
-                None
-            }
-        },
-        _ => string(path, v, expected, p),
-    }
-}
-
-fn boolean(path: &str, v: &Spanned<DeValue<'_>>, p: &mut Vec<Problem>) -> Option<Spanned<bool>> {
-    match v.get_ref() {
-        DeValue::Boolean(b) => Some(Spanned::new(v.span(), *b)),
-        _ => {
-            p.push(wrong(path, v, "true or false"));
-            None
-        }
-    }
-}
-
-fn to_i64(v: &Spanned<DeValue<'_>>) -> Option<i64> {
-    match v.get_ref() {
-        DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).ok(),
-        _ => None,
-    }
-}
-
-fn integer(path: &str, v: &Spanned<DeValue<'_>>, expected: &str, p: &mut Vec<Problem>) -> Option<Spanned<i64>> {
-    match to_i64(v) {
-        Some(n) => Some(Spanned::new(v.span(), n)),
-        None => {
-            p.push(wrong(path, v, expected));
-            None
-        }
-    }
-}
-
-/// An array whose elements `element` reads (`element_expected` names one). Each wrong element
-/// is reported; the array is kept only when all are right.
-fn array_of<T>(
-    path: &str,
-    v: &Spanned<DeValue<'_>>,
-    expected: &str,
-    element_expected: &str,
-    element: fn(&str, &Spanned<DeValue<'_>>, &str, &mut Vec<Problem>) -> Option<T>,
-    p: &mut Vec<Problem>,
-) -> Option<Vec<T>> {
-    let DeValue::Array(items) = v.get_ref() else {
-        p.push(wrong(path, v, expected));
-        return None;
-    };
-    let before = p.len();
-    let out: Vec<_> = items
-        .iter()
-        .enumerate()
-        .filter_map(|(i, item)| element(&format!("{path}[{i}]"), item, element_expected, p))
-        .collect();
-    (p.len() == before).then_some(out)
-}
-
-fn integers(path: &str, v: &Spanned<DeValue<'_>>, expected: &str, p: &mut Vec<Problem>) -> Option<Vec<Spanned<i64>>> {
-    array_of(path, v, expected, "an integer", integer, p)
-}
-
-fn strings(path: &str, v: &Spanned<DeValue<'_>>, expected: &str, p: &mut Vec<Problem>) -> Option<Vec<Spanned<String>>> {
-    array_of(path, v, expected, "a string", string, p)
-}
-
-fn command(path: &str, v: &Spanned<DeValue<'_>>, p: &mut Vec<Problem>) -> Option<Spanned<RawCommand>> {
-    const EXPECTED: &str =
-        "a command line like \"python3 -m http.server\" or an array like [\"python3\", \"-m\", \"http.server\"]";
-    match v.get_ref() {
-        DeValue::String(s) => Some(Spanned::new(v.span(), RawCommand::Line(s.to_string()))),
-        DeValue::Array(_) => {
-            let argv = strings(path, v, EXPECTED, p)?;
-            Some(Spanned::new(v.span(), RawCommand::Argv(argv)))
-        }
-        _ => {
-            p.push(wrong(path, v, EXPECTED));
-            None
-        }
-    }
-}
-
-fn environment(path: &str, v: &Spanned<DeValue<'_>>, p: &mut Vec<Problem>) -> Vec<(Spanned<String>, Spanned<String>)> {
-    let Some(t) = table(path, v, "a table of strings like { PORT = \"8080\" }", p) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for (key, value) in t.iter() {
-        let var_path = format!("{path}.{}", segment(key.get_ref()));
-        let expected = match value.get_ref() {
-            DeValue::Integer(_) | DeValue::Float(_) | DeValue::Boolean(_) => {
-                format!("a string (write \"{}\")", describe(value.get_ref()))
-            }
-            _ => "a string".to_string(),
-        };
-        if let Some(s) = string(&var_path, value, &expected, p) {
-            out.push((Spanned::new(key.span(), key.get_ref().to_string()), s));
-        }
-    }
-    out
-}
-
-/// One string or an array of strings.
-fn paths(path: &str, v: &Spanned<DeValue<'_>>, expected: &str, p: &mut Vec<Problem>) -> Option<Vec<Spanned<String>>> {
-    match v.get_ref() {
-        DeValue::Array(_) => strings(path, v, expected, p),
-        _ => string(path, v, expected, p).map(|s| vec![s]),
-    }
-}
-
-fn limit(path: &str, v: &Spanned<DeValue<'_>>, p: &mut Vec<Problem>) -> Option<Spanned<RawLimit>> {
-    match v.get_ref() {
-        DeValue::String(s) => Some(Spanned::new(v.span(), RawLimit::Text(s.to_string()))),
-        DeValue::Integer(_) => {
-            integer(path, v, RLIMIT, p).map(|n| Spanned::new(n.span(), RawLimit::Number(*n.get_ref())))
-        }
-        _ => {
-            p.push(wrong(path, v, RLIMIT));
-            None
-        }
-    }
-}
-
-fn rlimits(path: &str, v: &Spanned<DeValue<'_>>, p: &mut Vec<Problem>) -> Vec<(Spanned<String>, Spanned<RawRlimit>)> {
-    let Some(t) = table(
-        path,
-        v,
-        "a table of limits like { nofile = 65536, core = \"unlimited\" }",
-        p,
-    ) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for (key, value) in t.iter() {
-        let limit_path = format!("{path}.{}", segment(key.get_ref()));
-        let name = Spanned::new(key.span(), key.get_ref().to_string());
-        let parsed = match value.get_ref() {
-            DeValue::Table(pair) => {
-                let (mut soft, mut hard) = (None, None);
-                let before = p.len();
-                for (k, lv) in pair.iter() {
-                    let k_path = format!("{limit_path}.{}", segment(k.get_ref()));
-                    match k.get_ref().as_ref() {
-                        "soft" => soft = limit(&k_path, lv, p),
-                        "hard" => hard = limit(&k_path, lv, p),
-                        _ => p.push(unknown_key(k, &k_path, &["soft", "hard"])),
-                    }
-                }
-                match (soft, hard) {
-                    (Some(soft), Some(hard)) if p.len() == before => Some(RawRlimit::Pair { soft, hard }),
-                    _ if p.len() == before => {
-                        p.push(wrong(
-                            &limit_path,
-                            value,
-                            "both soft and hard, like { soft = 1024, hard = 4096 }",
-                        ));
-                        None
-                    }
-                    _ => None,
-                }
-            }
-            _ => limit(&limit_path, value, p).map(|l| RawRlimit::Both(l.into_inner())),
-        };
-        if let Some(r) = parsed {
-            out.push((name, Spanned::new(value.span(), r)));
-        }
-    }
-    out
-}
-
-fn size(path: &str, v: &Spanned<DeValue<'_>>, p: &mut Vec<Problem>) -> Option<Spanned<RawSize>> {
-    match v.get_ref() {
-        DeValue::String(s) => Some(Spanned::new(v.span(), RawSize::Text(s.to_string()))),
-        DeValue::Integer(_) => integer(path, v, SIZE, p).map(|n| Spanned::new(n.span(), RawSize::Bytes(*n.get_ref()))),
-        _ => {
-            p.push(wrong(path, v, SIZE));
-            None
-        }
-    }
-}
-
-fn signal(path: &str, v: &Spanned<DeValue<'_>>, p: &mut Vec<Problem>) -> Option<Spanned<RawSignal>> {
-    const EXPECTED: &str = "a signal name like \"TERM\" or a number";
-    match v.get_ref() {
-        DeValue::String(s) => Some(Spanned::new(v.span(), RawSignal::Name(s.to_string()))),
-        DeValue::Integer(_) => {
-            integer(path, v, EXPECTED, p).map(|n| Spanned::new(n.span(), RawSignal::Number(*n.get_ref())))
-        }
-        _ => {
-            p.push(wrong(path, v, EXPECTED));
-            None
-        }
-    }
-}
-
-fn mode(path: &str, v: &Spanned<DeValue<'_>>, p: &mut Vec<Problem>) -> Option<Spanned<RawMode>> {
-    const EXPECTED: &str = "an octal mode like \"0600\"";
-    match v.get_ref() {
-        DeValue::String(s) => Some(Spanned::new(v.span(), RawMode::Text(s.to_string()))),
-        DeValue::Integer(i) => {
-            let radix = i.radix();
-            integer(path, v, EXPECTED, p).map(|n| {
-                Spanned::new(
-                    n.span(),
-                    RawMode::Integer {
-                        value: *n.get_ref(),
-                        radix,
-                    },
-                )
-            })
-        }
-        _ => {
-            p.push(wrong(path, v, EXPECTED));
-            None
-        }
-    }
-}
-
-/// A float, or an integer taken as one (`cpu_limit = 2`).
-fn number(path: &str, v: &Spanned<DeValue<'_>>, expected: &str, p: &mut Vec<Problem>) -> Option<Spanned<f64>> {
-    let n = match v.get_ref() {
-        DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
-        // Precision loss above 2^53 CPUs does not matter.
-        #[allow(clippy::cast_precision_loss)]
-        DeValue::Integer(_) => to_i64(v).map(|n| n as f64),
-        _ => None,
-    };
-    match n {
-        Some(n) => Some(Spanned::new(v.span(), n)),
-        None => {
-            p.push(wrong(path, v, expected));
-            None
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn problems(text: &str) -> Vec<Problem> {
-        match parse(text) {
-            Ok((_, p)) => p,
-            Err(p) => p,
-        }
-    }
-
-    fn at(text: &str, span: &Span) -> String {
-        text[span.clone()].to_string()
-    }
-
-    #[test]
-    fn every_key_is_read_with_its_span() {
-        let text = r#"
-[supervisor]
-socket = "s.sock"
-socket_mode = 0o640
-allow_uids = [1000, 1001]
-
-[programs.web]
-command = ["python3", "-m", "http.server"]
-environment = { PORT = "8080" }
-user = 33
-cpu_limit = 2
-memory_limit = "30MB"
-log_max_bytes = 0
-stop_signal = 1
-depends_on = ["db"]
-"#;
-        let (raw, p) = parse(text).expect("valid TOML");
-        assert_eq!(p, vec![]);
-        let sock = raw.supervisor.socket.expect("socket");
-        assert_eq!(at(text, &sock.span()), "\"s.sock\"");
-        assert_eq!(
-            raw.supervisor.socket_mode.map(|m| m.into_inner()),
-            Some(RawMode::Integer { value: 0o640, radix: 8 })
-        );
-        let web = &raw.programs[0];
-        assert_eq!(web.name.get_ref(), "web");
-        assert_eq!(at(text, &web.name.span()), "web");
-        assert!(matches!(web.command.as_ref().map(|c| c.get_ref()), Some(RawCommand::Argv(a)) if a.len() == 3));
-        assert_eq!(web.environment[0].1.get_ref(), "8080");
-        assert_eq!(web.user.as_ref().map(|u| u.get_ref().as_str()), Some("33"));
-        assert_eq!(web.cpu_limit.as_ref().map(|c| *c.get_ref()), Some(2.0));
-        assert_eq!(
-            web.memory_limit.as_ref().map(|m| m.get_ref().clone()),
-            Some(RawSize::Text("30MB".into()))
-        );
-        assert_eq!(
-            web.log_max_bytes.as_ref().map(|m| m.get_ref().clone()),
-            Some(RawSize::Bytes(0))
-        );
-        assert_eq!(
-            web.stop_signal.as_ref().map(|s| s.get_ref().clone()),
-            Some(RawSignal::Number(1))
-        );
-        assert_eq!(web.depends_on.as_ref().map(|d| d[0].get_ref().as_str()), Some("db"));
-    }
-
-    #[test]
-    fn unknown_keys_and_wrong_types_are_all_reported() {
-        let text = r#"
-color = "blue"
-[supervisor]
-sockett = "x"
-[programs.web]
-command = 5
-autostart = "yes"
-stop_timout = "1s"
-exit_codes = [0, "1"]
-environment = { PORT = 8080 }
-"#;
-        let p = problems(text);
-        let lines: Vec<String> = p
-            .iter()
-            .map(|p| format!("{}: {} @{}", p.key, p.message, at(text, &p.span)))
-            .collect();
-        let want = [
-            "color: found unknown key \"color\", expected one of supervisor, programs, groups @color",
-            "supervisor.sockett: found unknown key \"sockett\", expected a known key like \"socket\" @sockett",
-            "programs.web.autostart: found \"yes\", expected true or false @\"yes\"",
-            "programs.web.command: found 5, expected a command line like \"python3 -m http.server\" or an array like [\"python3\", \"-m\", \"http.server\"] @5",
-            "programs.web.environment.PORT: found 8080, expected a string (write \"8080\") @8080",
-            "programs.web.exit_codes[1]: found \"1\", expected an integer @\"1\"",
-            "programs.web.stop_timout: found unknown key \"stop_timout\", expected a known key like \"stop_timeout\" @stop_timout",
-        ];
-        for w in want {
-            assert!(lines.iter().any(|l| l == w), "missing {w:?} in {lines:#?}");
-        }
-        assert_eq!(lines.len(), want.len(), "{lines:#?}");
-    }
-
-    #[test]
-    fn syntax_errors_carry_a_span() {
-        let text = "[programs.web]\ncommand = \"a\"\nautostart = yes\n";
-        let p = problems(text);
-        assert!(!p.is_empty());
-        assert!(p[0].message.starts_with("invalid TOML: "), "{p:?}");
-        assert_eq!(text[..p[0].span.start].lines().count(), 3, "{p:?}");
-    }
-
-    #[test]
-    fn keys_and_strings_are_quoted_as_toml_wants() {
-        assert_eq!(segment("web-1_a"), "web-1_a");
-        assert_eq!(segment("web.1"), "\"web.1\"");
-        assert_eq!(segment(""), "\"\"");
-        assert_eq!(basic_string("a\"b\\c\u{1b}\u{7f}"), r#""a\"b\\c\u001b\u007F""#);
-    }
-
-    #[test]
-    fn misspelt_keys_get_a_suggestion_only_when_close() {
-        assert_eq!(closest("stop_timout", PROGRAM_KEYS), Some("stop_timeout"));
-        assert_eq!(closest("comand", PROGRAM_KEYS), Some("command"));
-        assert_eq!(closest("zzzzzz", PROGRAM_KEYS), None);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-    }
-}
+mod tests;
