@@ -177,6 +177,9 @@ pub struct Program {
     pub command: Vec<String>,
     /// Absolute working directory.
     pub directory: PathBuf,
+    /// `directory` was written in the file; else it is the file's folder. An agent's program
+    /// is given only a written one (its default is a path of this host).
+    pub directory_set: bool,
     /// Added to holden's own environment.
     pub environment: BTreeMap<String, String>,
     pub user: Option<String>,
@@ -272,6 +275,7 @@ impl Program {
             name: name.to_string(),
             command,
             directory: directory.to_path_buf(),
+            directory_set: false,
             environment: BTreeMap::new(),
             user: None,
             group: None,

@@ -136,10 +136,7 @@ impl Supervisor {
         // SPEC: the default `directory` (the config file's folder) is a path of this host,
         // which seldom exists where the agent runs: only an explicit one is passed on, else
         // the program starts in the agent's own working directory.
-        let config_dir = std::path::absolute(&self.config.path)
-            .ok()
-            .and_then(|p| p.parent().map(|d| d.to_path_buf()));
-        let cwd = (Some(&program.directory) != config_dir.as_ref()).then_some(program.directory.as_path());
+        let cwd = program.directory_set.then_some(program.directory.as_path());
         let call = codec::start_request(&program.command, &env, cwd)
             .and_then(|request| Conn::new(&socket, request, true))
             .map(|conn| AgentCall {

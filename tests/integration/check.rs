@@ -400,7 +400,7 @@ fn a_valid_file_prints_every_default_filled_in() {
         "cgroups = \"auto\"".into(),
         "[programs.web]".into(),
         "command = [\"python3\", \"-m\", \"http.server\", \"8080\"]".into(),
-        format!("directory = \"{d}\""),
+        format!("# directory: not set (this file's folder, \"{d}\")"),
         "environment = {}".into(),
         "autostart = true".into(),
         "autorestart = \"on-failure\"".into(),

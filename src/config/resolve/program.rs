@@ -48,6 +48,7 @@ pub(super) fn program(raw: &RawProgram, base: &Path, files: &dyn Files, p: &mut 
         .and_then(|d| path_value(&d, &key("directory"), base, "a directory", p))
     {
         program.directory = dir;
+        program.directory_set = true;
     }
     // SPEC: the files in order, then `environment` over them.
     let env_files = raw.environment_file.as_deref().unwrap_or_default();

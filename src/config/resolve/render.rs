@@ -81,11 +81,14 @@ pub(super) fn render_program(out: &mut String, p: &Program) {
     // that the text reads back the same; `environment` includes what environment_file gave.
     let argv: Vec<String> = p.command.iter().map(|a| quote_expanded(a)).collect();
     let _ = writeln!(out, "command = [{}]", argv.join(", "));
-    let _ = writeln!(
-        out,
-        "directory = {}",
-        quote_expanded(&p.directory.display().to_string())
-    );
+    // Written only when the file sets it, so that the text reads back the same; the default
+    // is shown as a comment.
+    let directory = quote_expanded(&p.directory.display().to_string());
+    let _ = if p.directory_set {
+        writeln!(out, "directory = {directory}")
+    } else {
+        writeln!(out, "# directory: not set (this file's folder, {directory})")
+    };
     let env: Vec<String> = p
         .environment
         .iter()

@@ -476,7 +476,7 @@ fn render_shows_every_resolved_value_and_reads_back_the_same() {
     let r = render(&c);
     for needle in [
         "command = [\"echo\", \"hi there\"]",
-        "directory = \"/etc/holden\"",
+        "# directory: not set (this file's folder, \"/etc/holden\")",
         "autorestart = \"on-failure\"",
         "exit_codes = [0]",
         "min_uptime = \"1s\"",
