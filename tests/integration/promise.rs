@@ -150,6 +150,31 @@ impl Drop for FrozenLeftover {
     }
 }
 
+/// Start holden with `programs`, plus `remote`, which asks a silent agent, and `crash`, a crash
+/// loop that appends a line to the returned file at each run. Returns once holden has connected
+/// to the agent, with the runs counted then.
+fn start_with_silent_agent(extra: &str, programs: &str) -> (Supervisor, SilentAgent, PathBuf, usize) {
+    let sup = Supervisor::prepare(
+        extra,
+        &format!(
+            "{programs}[programs.remote]\ncommand = \"sleep 1000\"\nagent = \"{{dir}}/agent.sock\"\n\
+             directory = \"/\"\nrestart_delay = \"1h\"\n\
+             [programs.crash]\ncommand = \"sh -c 'echo run >> {{dir}}/runs; exit 1'\"\n\
+             autorestart = \"always\"\nrestart_delay = \"0s\"\nmax_restarts = 1000000\n\
+             start_limit_burst = 0\n"
+        ),
+    );
+    let agent = SilentAgent::listen(&sup.path("agent.sock"));
+    let runs_file = sup.path("runs");
+    let sup = sup.spawn();
+    wait_for(T, "holden to connect to the silent agent", || {
+        let (accepted, _) = agent.connections();
+        (accepted > 0).then_some(()).ok_or(format!("{accepted} connections"))
+    });
+    let first = runs(&runs_file);
+    (sup, agent, runs_file, first)
+}
+
 fn runs(path: &Path) -> usize {
     fs::read_to_string(path).map(|s| s.lines().count()).unwrap_or(0)
 }
@@ -169,25 +194,10 @@ fn a_silent_agent_and_a_leftover_that_will_not_die_do_not_delay_a_crash_looping_
     }
     let cgroup_path = unique_cgroup_path();
     let leftover = FrozenLeftover::plant(&cgroup_path, "stuck");
-    let sup = Supervisor::prepare(
+    let (mut sup, agent, runs_file, first) = start_with_silent_agent(
         &cgroup_extra(&cgroup_path),
-        "[programs.stuck]\ncommand = \"sleep 1000\"\nmemory_limit = \"100MB\"\n\
-         restart_delay = \"1h\"\n\
-         [programs.remote]\ncommand = \"sleep 1000\"\nagent = \"{dir}/agent.sock\"\n\
-         directory = \"/\"\nrestart_delay = \"1h\"\n\
-         [programs.crash]\ncommand = \"sh -c 'echo run >> {dir}/runs; exit 1'\"\n\
-         autorestart = \"always\"\nrestart_delay = \"0s\"\nmax_restarts = 1000000\n\
-         start_limit_burst = 0\n",
+        "[programs.stuck]\ncommand = \"sleep 1000\"\nmemory_limit = \"100MB\"\nrestart_delay = \"1h\"\n",
     );
-    let agent = SilentAgent::listen(&sup.path("agent.sock"));
-    let runs_file = sup.path("runs");
-    let mut sup = sup.spawn();
-
-    wait_for(T, "holden to connect to the silent agent", || {
-        let (accepted, _) = agent.connections();
-        (accepted > 0).then_some(()).ok_or(format!("{accepted} connections"))
-    });
-    let first = runs(&runs_file);
     // While both waits are open, the crash loop goes on.
     let seen = wait_for(T, "the crash loop to go on while the others wait", || {
         let (accepted, closed) = agent.connections();
@@ -246,23 +256,7 @@ fn a_silent_agent_does_not_delay_a_crash_looping_program() {
     if skip_unless_root(test) {
         return;
     }
-    let sup = Supervisor::prepare(
-        "",
-        "[programs.remote]\ncommand = \"sleep 1000\"\nagent = \"{dir}/agent.sock\"\n\
-         directory = \"/\"\nrestart_delay = \"1h\"\n\
-         [programs.crash]\ncommand = \"sh -c 'echo run >> {dir}/runs; exit 1'\"\n\
-         autorestart = \"always\"\nrestart_delay = \"0s\"\nmax_restarts = 1000000\n\
-         start_limit_burst = 0\n",
-    );
-    let agent = SilentAgent::listen(&sup.path("agent.sock"));
-    let runs_file = sup.path("runs");
-    let mut sup = sup.spawn();
-
-    wait_for(T, "holden to connect to the silent agent", || {
-        let (accepted, _) = agent.connections();
-        (accepted > 0).then_some(()).ok_or(format!("{accepted} connections"))
-    });
-    let first = runs(&runs_file);
+    let (mut sup, agent, runs_file, first) = start_with_silent_agent("", "");
     wait_for(T, "the crash loop to go on while the agent is asked", || {
         let (accepted, closed) = agent.connections();
         let n = runs(&runs_file);
