@@ -5,6 +5,7 @@ start-up time and the control socket's round trip, each printed beside its targe
     python3 bench/holden_bench.py                 # everything, cgroups = "off"
     python3 bench/holden_bench.py --cgroups       # the same with cgroups = "auto" (root only)
     python3 bench/holden_bench.py --only restart,idle --reps 3 --json /tmp/holden-bench.json
+    python3 bench/holden_bench.py --only scale    # 1000 and 5000 programs (not run by default)
 
 It runs the real `holden run -c FILE` (target/release/holden unless --holden or $HOLDEN_BIN;
 --build runs `cargo build --release` first) on configs written into a fresh temp dir, with a
@@ -39,7 +40,9 @@ REPO = HERE.parent
 MiB = 1 << 20
 PR_SET_CHILD_SUBREAPER = 36
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-SCENARIOS = ("restart", "respawn", "idle", "memory", "startup", "status")
+SCENARIOS = ("restart", "respawn", "idle", "memory", "startup", "status", "scale")
+# Run when --only is not given; "scale" starts thousands of programs, so it is asked for by name.
+DEFAULT_SCENARIOS = SCENARIOS[:-1]
 
 
 # --- /proc --------------------------------------------------------------------------------
@@ -543,6 +546,54 @@ def startup_floor(b, w, n):
     return {"first_ms": (min(stamps) - t0) / 1e6, "all_up_ms": (max(stamps) - t0) / 1e6}
 
 
+def count_stamps(sd):
+    return sum(1 for _ in os.scandir(sd))
+
+
+def scale(b):
+    """Startup cost per program as the number of programs grows: for each size, holden starting
+    that many `bhstamp hold` programs (a stamp, then a sleep until killed: `sleep infinity` with a
+    clock) until the last one is up, holden's RSS and open fds then, `holden status` (the table
+    command, whole) at that size, and the harness's own posix_spawn loop over the same programs."""
+    out = {"sizes": b.args.scale_sizes}
+    for n in b.args.scale_sizes:
+        w = b.workdir(f"scale{n}")
+        sd = w / "stamps"
+        progs = {f"p{i:05d}": [b.helper, "hold", str(sd / f"p{i:05d}")] for i in range(n)}
+        r = {"n": n}
+        with Holden(b, w, progs) as h:
+            deadline = time.monotonic() + b.args.up_timeout
+            while time.monotonic() < deadline and count_stamps(sd) < n:
+                h.check_alive()
+                time.sleep(0.01)
+            time.sleep(0.05)  # let the last writes land
+            stamps = [v[0] for v in (read_stamps(e.path) for e in os.scandir(sd)) if v]
+            r["started"] = len(stamps)
+            if len(stamps) >= n:
+                r["all_up_ms"] = (max(stamps) - h.t0) / 1e6
+            else:
+                r["error"] = f"only {len(stamps)}/{n} programs started in {b.args.up_timeout}s"
+            r["rss_kib"] = status_field(h.proc.pid, "VmRSS")
+            r["fds"] = len(os.listdir(f"/proc/{h.proc.pid}/fd"))
+            times = []
+            for _ in range(5):
+                t = time.monotonic_ns()
+                c = h.cli("status", timeout=60)
+                times.append((time.monotonic_ns() - t) / 1e6)
+                if c.returncode != 0:
+                    r["error"] = f"`holden status` failed ({c.returncode}): {c.stderr.strip()[:300]}"
+                    break
+            r["status_p50_ms"] = pct(times, 0.5)
+        r.update(h.result)
+        r["floor"] = startup_floor(b, w, n)
+        b.done(w)
+        out[str(n)] = r
+        if r.get("error"):
+            out["error"] = r["error"]
+    out["stop_clean"] = all(out[str(n)].get("stop_clean") for n in b.args.scale_sizes)
+    return out
+
+
 def status(b):
     """`holden status --json` with 200 programs: the whole command (exec + connect + answer),
     and the bare socket round trip of the same request from this process."""
@@ -674,6 +725,24 @@ def report(results, args):
             f"floor {fmt(med('startup', 'floor', 'all_up_ms'), ' ms')} (posix_spawn loop)", "(shown)", None)
         row("start: first program up", med("startup", "first_ms"), " ms",
             f"floor {fmt(med('startup', 'floor', 'first_ms'), ' ms')}", "(shown)", None)
+    if "scale" in results:
+        sizes = args.scale_sizes
+        for n in sizes:
+            k = str(n)
+            row(f"start {n} programs: all up", med("scale", k, "all_up_ms"), " ms",
+                f"floor {fmt(med('scale', k, 'floor', 'all_up_ms'), ' ms')} (posix_spawn loop)", "(shown)", None)
+            rss = med("scale", k, "rss_kib")
+            row(f"  RSS / fds / `holden status`, {n} programs", None if rss is None else rss / 1024, " MiB",
+                f"{fmt(med('scale', k, 'fds'))} fds, status {fmt(med('scale', k, 'status_p50_ms'), ' ms')}",
+                "(shown)", None)
+        if len(sizes) >= 2:
+            lo, hi = sizes[0], sizes[-1]
+            a, z = med("scale", str(lo), "all_up_ms"), med("scale", str(hi), "all_up_ms")
+            fa, fz = med("scale", str(lo), "floor", "all_up_ms"), med("scale", str(hi), "floor", "all_up_ms")
+            allowed = 1.1 * hi / lo
+            row(f"start time {hi} / {lo} programs", None if not (a and z) else z / a, "x",
+                f"floor {fmt(None if not (fa and fz) else fz / fa, 'x')}", f"<= {allowed:.1f}x",
+                None if not (a and z) else z / a <= allowed)
     if "status" in results:
         err = next((r.get("error") for r in results["status"] if r.get("error")), None)
         c50 = med("status", "cli_p50_ms")
@@ -713,7 +782,8 @@ def parse_args(argv):
                    help='run with cgroups = "auto" and a unique cgroup_path, removed afterwards (root only)')
     p.add_argument("--capture", action="store_true",
                    help='capture every program\'s output to a log file (default: stdout = stderr = "null")')
-    p.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}")
+    p.add_argument("--only", default=",".join(DEFAULT_SCENARIOS),
+                   help=f"comma-separated subset of {','.join(SCENARIOS)} (default: all but scale)")
     p.add_argument("--reps", type=int, default=1, help="repetitions of each scenario (medians reported)")
     p.add_argument("--restarts", type=int, default=500, help="restarts timed (at least 200 is meaningful)")
     p.add_argument("--respawns", type=int, default=10, help="deaths of a RUNNING program timed")
@@ -723,6 +793,7 @@ def parse_args(argv):
     p.add_argument("--settle", type=float, default=2.0, help="wait after all are up, before an idle window")
     p.add_argument("--startup-n", type=int, default=200)
     p.add_argument("--status-reps", type=int, default=50)
+    p.add_argument("--scale-sizes", default="1000,5000", help="program counts of the scale scenario")
     p.add_argument("--status-request", default='{"cmd":"status"}',
                    help="the raw request line for the socket round trip (see docs/control.md)")
     p.add_argument("--up-timeout", type=float, default=60.0)
@@ -731,6 +802,7 @@ def parse_args(argv):
     p.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = p.parse_args(argv)
     args.only = [s for s in args.only.split(",") if s]
+    args.scale_sizes = [int(n) for n in args.scale_sizes.split(",") if n]
     bad = [s for s in args.only if s not in SCENARIOS]
     if bad:
         p.error(f"unknown scenario {', '.join(bad)}; choose from {', '.join(SCENARIOS)}")
@@ -754,7 +826,8 @@ def main(argv=None):
           f"output {'captured to files' if args.capture else 'to /dev/null'}; "
           f"{os.cpu_count()} CPUs, kernel {platform.release()}, load {os.getloadavg()[0]:.2f}",
           file=sys.stderr)
-    funcs = {"restart": restart, "respawn": respawn, "idle": idle, "memory": memory, "startup": startup, "status": status}
+    funcs = {"restart": restart, "respawn": respawn, "idle": idle, "memory": memory, "startup": startup, "status": status,
+             "scale": scale}
     results = {}
     failed = False
     try:

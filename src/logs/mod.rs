@@ -55,7 +55,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
 
 use rustix::io::Errno;
@@ -100,11 +99,11 @@ const MIN_BATCH_DELAY: Duration = Duration::from_micros(50);
 /// The batch timer's token id (streams count from 1).
 const TIMER_ID: u64 = 0;
 
-/// The child-side ends of one spawn's output, for `process::spawn`.
+/// The child-side ends of one spawn's output, for `process::spawn` (None: /dev/null).
 #[derive(Debug)]
 pub struct ChildStdio {
-    pub stdout: Stdio,
-    pub stderr: Stdio,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
 }
 
 /// Where a stream's bytes go.
@@ -227,11 +226,11 @@ impl Logs {
         let mut ends = Vec::new();
         for dest in [out_dest, err_dest] {
             match dest {
-                None => ends.push(Stdio::null()),
+                None => ends.push(None),
                 Some(dest) => match self.add_stream(program, dest, reactor) {
                     Ok((id, child_end)) => {
                         added.push(id);
-                        ends.push(Stdio::from(child_end));
+                        ends.push(Some(child_end));
                     }
                     Err(e) => {
                         for id in added {

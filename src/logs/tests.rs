@@ -2,7 +2,7 @@ use super::rotate::backup_name;
 use super::*;
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const MIB: usize = 1 << 20;
@@ -57,7 +57,8 @@ fn capture(logs: &mut Logs, reactor: &mut Reactor, p: &Program, cmd: &mut Comman
 
 fn spawn(logs: &mut Logs, reactor: &Reactor, p: &Program, cmd: &mut Command) -> Child {
     let stdio = logs.attach(p, reactor).expect("attach");
-    cmd.stdout(stdio.stdout).stderr(stdio.stderr);
+    let stdio_of = |end: Option<OwnedFd>| end.map_or_else(Stdio::null, Stdio::from);
+    cmd.stdout(stdio_of(stdio.stdout)).stderr(stdio_of(stdio.stderr));
     let child = cmd.spawn().expect("spawn the test writer");
     // Our copies of the write ends live in `cmd`: without dropping them, no EOF.
     *cmd = Command::new("true");

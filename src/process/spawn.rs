@@ -1,22 +1,31 @@
 //! Spawning a program's main process.
 //!
-//! Everything is prepared before the fork: argv, environment, working directory, credentials,
-//! the cgroup.procs fds and stdio. std's `Command` forks (it uses fork+exec, never posix_spawn,
-//! once a pre_exec step is set), the child runs `sys::exec`'s setup and execs; an exec failure
-//! comes back through std's close-on-exec pipe as the child's errno, so a missing command is
-//! known at once, not after a retry loop.
+//! Everything is prepared before the child is made: argv, environment, the paths to try, the
+//! working directory, credentials, the cgroup fds and stdio (`sys::image::Image`,
+//! `sys::exec::ChildSetup`). The child is a `CLONE_VM | CLONE_VFORK` clone on its own stack
+//! (`sys::clone`): holden's page tables are not copied, however big it has grown, and it waits
+//! only until the child has exec'd. Where the program's cgroup is on the unified (v2)
+//! hierarchy the child is created in it (`CLONE_INTO_CGROUP`); cgroup.procs writes remain for
+//! v1 hierarchies, and everywhere clone3 is refused.
 //!
-//! Race: `pidfd_open(pid)` right after `spawn()` is safe only because every child of holden is
-//! reaped by the event loop's one thread (`reap::reap_all`), never concurrently: until that
-//! reap, the pid is at worst a zombie and cannot be reused.
+//! `start` returns a `Pending` child at once; its `exec_status` fd turns readable when the exec
+//! outcome is known (it is by the time `start` returns, with CLONE_VFORK) and `finish` turns it
+//! into the result, with the same sentences whatever failed. `spawn_with` does both in one go.
+//!
+//! Race: the pidfd comes from clone3 itself, or from `pidfd_open(pid)` right after the clone,
+//! which is safe only because every child of holden is reaped by the event loop's one thread
+//! (`reap::reap_all`), never concurrently: until that reap, the pid is at worst a zombie and
+//! cannot be reused.
 
-use std::os::fd::OwnedFd;
-use std::process::{Command, Stdio};
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::os::fd::{AsFd, OwnedFd};
 
-use rustix::process::{Pid, PidfdFlags, Resource, Rlimit, pidfd_open};
+use rustix::process::{Resource, Rlimit};
 
 use crate::config::Program;
-use crate::sys::exec::{self, ChildSetup, Step};
+use crate::sys::exec::{self, Cgroup2, ChildSetup, Step};
+use crate::sys::image::{self, Image, Started};
 
 use super::users;
 
@@ -44,6 +53,16 @@ pub struct Spawned {
     pub pidfd: OwnedFd,
 }
 
+/// A child made, its exec outcome not read yet.
+#[derive(Debug)]
+pub struct Pending {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    /// Readable once the outcome is known: end of file when the program was exec'd, else the
+    /// child's error code. Close-on-exec, blocking.
+    pub exec_status: OwnedFd,
+}
+
 /// What a spawn adds for readiness: `NOTIFY_SOCKET`, the notification fd.
 #[derive(Debug, Default)]
 pub struct Extra {
@@ -52,125 +71,201 @@ pub struct Extra {
     pub fds: Vec<(OwnedFd, i32)>,
 }
 
-/// Spawn `program` with `stdout`/`stderr`, joining the cgroups whose `cgroup.procs` are given.
+/// Spawn `program` with `stdout`/`stderr` (None: /dev/null), joining the cgroups whose
+/// `cgroup.procs` are given.
 #[allow(dead_code)]
 pub fn spawn(
     program: &Program,
-    stdout: Stdio,
-    stderr: Stdio,
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
     cgroup_procs: Vec<OwnedFd>,
 ) -> Result<Spawned, SpawnError> {
     spawn_with(program, stdout, stderr, cgroup_procs, Extra::default())
 }
 
-/// `spawn` with readiness additions.
+/// `spawn` with readiness additions: `start`, then `finish`.
 pub fn spawn_with(
     program: &Program,
-    stdout: Stdio,
-    stderr: Stdio,
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
     cgroup_procs: Vec<OwnedFd>,
     extra: Extra,
 ) -> Result<Spawned, SpawnError> {
-    let command = program.command[0].clone();
-    let exec_error = |reason: String| SpawnError::Exec {
-        command: command.clone(),
-        reason,
-    };
-    let identity = users::resolve(program.user.as_deref(), program.group.as_deref()).map_err(exec_error)?;
+    start(program, stdout, stderr, cgroup_procs, extra)?.finish(program)
+}
 
-    let mut cmd = Command::new(&program.command[0]);
-    cmd.args(&program.command[1..])
-        .current_dir(&program.directory)
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr);
+/// Make the child of `program` and return without reading its exec outcome; errors here are
+/// those found before the child exists (user lookup, fds, clone).
+pub fn start(
+    program: &Program,
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+    cgroup_procs: Vec<OwnedFd>,
+    extra: Extra,
+) -> Result<Pending, SpawnError> {
+    let identity =
+        users::resolve(program.user.as_deref(), program.group.as_deref()).map_err(|reason| SpawnError::Exec {
+            command: program.command[0].clone(),
+            reason,
+        })?;
+
+    let mut env: BTreeMap<OsString, OsString> = std::env::vars_os().collect();
+    let mut set = |k: &str, v: &str| {
+        env.insert(k.into(), v.into());
+    };
     if let Some(id) = &identity {
         // What login(1) would set, so that programs find their own files; the config's
         // environment still overrides.
-        cmd.env("USER", &id.name).env("LOGNAME", &id.name);
+        set("USER", &id.name);
+        set("LOGNAME", &id.name);
         if let Some(home) = &id.home {
-            cmd.env("HOME", home);
+            set("HOME", home);
         }
     }
-    cmd.envs(&program.environment);
+    for (k, v) in &program.environment {
+        set(k, v);
+    }
     // Set last: the config's environment does not override them.
-    cmd.envs(program.holden_env());
-    cmd.envs(extra.env);
-    exec::install(
-        &mut cmd,
-        ChildSetup {
-            cgroup_procs,
-            new_session: true,
-            rlimits: program
-                .rlimits
-                .iter()
-                .map(|r| {
-                    (
-                        resource(r.name),
-                        Rlimit {
-                            current: r.soft,
-                            maximum: r.hard,
-                        },
-                    )
-                })
-                // holden raised its own soft open files limit: the program gets the one holden
-                // was started with, unless its rlimits say otherwise. Last, so that a failed
-                // step's index still names the config's entry.
-                .chain(
-                    crate::supervisor::budget::programs_nofile()
-                        .filter(|_| !program.rlimits.iter().any(|r| r.name == "nofile"))
-                        .map(|l| (rustix::process::Resource::Nofile, l)),
+    for (k, v) in program.holden_env() {
+        set(k, &v);
+    }
+    for (k, v) in &extra.env {
+        set(k, v);
+    }
+
+    let io_error = |e: std::io::Error| error(program, &e);
+    let null = || {
+        rustix::fs::open(
+            c"/dev/null",
+            rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+    };
+    let stdio = [
+        null().map_err(|e| io_error(e.into()))?,
+        stdout.map_or_else(null, Ok).map_err(|e| io_error(e.into()))?,
+        stderr.map_or_else(null, Ok).map_err(|e| io_error(e.into()))?,
+    ];
+    let mut image = Image::new(&program.command, &env, &program.directory, stdio).map_err(io_error)?;
+    let (cgroup2, cgroup_procs) = split_cgroup2(cgroup_procs);
+    let setup = ChildSetup {
+        cgroup_procs,
+        cgroup2,
+        new_session: true,
+        rlimits: program
+            .rlimits
+            .iter()
+            .map(|r| {
+                (
+                    resource(r.name),
+                    Rlimit {
+                        current: r.soft,
+                        maximum: r.hard,
+                    },
                 )
-                .collect(),
-            nice: program.nice,
-            oom_score_adj: program.oom_score_adj.map(|n| n.to_string().into_bytes()),
-            umask: program.umask,
-            credentials: identity.map(|i| i.credentials),
-            close_other_fds: true,
-            fd_bound: exec::fd_bound(),
-            dup_fds: extra.fds,
-        },
-    );
-    let child = cmd.spawn().map_err(|e| {
-        let reason = match exec::failed_step(&e) {
-            Some((step, errno)) => step_text(program, step, &errno),
-            None => crate::error::os_text(&e),
+            })
+            // holden raised its own soft open files limit: the program gets the one holden was
+            // started with, unless its rlimits say otherwise. Last, so that a failed step's
+            // index still names the config's entry.
+            .chain(
+                crate::supervisor::budget::programs_nofile()
+                    .filter(|_| !program.rlimits.iter().any(|r| r.name == "nofile"))
+                    .map(|l| (rustix::process::Resource::Nofile, l)),
+            )
+            .collect(),
+        nice: program.nice,
+        oom_score_adj: program.oom_score_adj.map(|n| n.to_string().into_bytes()),
+        umask: program.umask,
+        credentials: identity.map(|i| i.credentials),
+        close_other_fds: true,
+        fd_bound: exec::fd_bound(),
+        dup_fds: extra.fds,
+    };
+    let started = image::start(&mut image, &setup).map_err(io_error)?;
+    Ok(Pending {
+        pid: started.pid.as_raw_nonzero().get(),
+        pidfd: started.pidfd,
+        exec_status: started.status,
+    })
+}
+
+impl Pending {
+    /// Read the exec outcome (blocks until `exec_status` is readable) and turn it into the
+    /// spawn's result: the program runs, or the error says why not, in today's words.
+    pub fn finish(self, program: &Program) -> Result<Spawned, SpawnError> {
+        let Pending {
+            pid,
+            pidfd,
+            exec_status,
+        } = self;
+        let started = Started {
+            pid: rustix::process::Pid::from_raw(pid).expect("a spawned pid is positive"),
+            pidfd,
+            status: exec_status,
         };
-        match exec::errno(&e).map(rustix::io::Errno::from_raw_os_error) {
-            Some(
-                rustix::io::Errno::AGAIN
-                | rustix::io::Errno::NOMEM
-                | rustix::io::Errno::MFILE
-                | rustix::io::Errno::NFILE,
-            ) => SpawnError::Resources {
-                command: command.clone(),
-                reason,
-            },
-            // The child's chdir and exec both report ENOENT, EACCES, ENOTDIR: the working
-            // directory is named when it is the one at fault.
-            _ => SpawnError::Exec {
-                command: command.clone(),
-                reason: match directory_fault(&program.directory) {
-                    Some(why) => why,
-                    None => reason,
-                },
-            },
+        match image::outcome(&started) {
+            Ok(()) => Ok(Spawned {
+                pid,
+                pidfd: started.pidfd,
+            }),
+            Err(e) => Err(error(program, &e)),
         }
-    })?;
-    let pid = child.id() as i32;
-    // The `Child` is dropped without waiting: reaping belongs to `reap_all`.
-    drop(child);
-    let child_pid = Pid::from_raw(pid).expect("spawned pid is positive");
-    let pidfd = pidfd_open(child_pid, PidfdFlags::NONBLOCK).map_err(|e| {
-        // Unwatched, it would run unsupervised beside the copy a retry starts: end it now.
-        // Not reaped yet, so the pid is still this child's.
-        let _ = rustix::process::kill_process(child_pid, rustix::process::Signal::KILL);
-        SpawnError::Resources {
-            command: command.clone(),
-            reason: format!("pidfd_open: {}", crate::error::os_text(&e.into())),
+    }
+}
+
+/// What `e`, from making the child or from the child itself, means for `program`.
+fn error(program: &Program, e: &std::io::Error) -> SpawnError {
+    let command = program.command[0].clone();
+    let reason = match exec::failed_step(e) {
+        Some((step, errno)) => step_text(program, step, &errno),
+        None => crate::error::os_text(e),
+    };
+    match exec::errno(e).map(rustix::io::Errno::from_raw_os_error) {
+        Some(
+            rustix::io::Errno::AGAIN | rustix::io::Errno::NOMEM | rustix::io::Errno::MFILE | rustix::io::Errno::NFILE,
+        ) => SpawnError::Resources { command, reason },
+        // The child's chdir and exec both report ENOENT, EACCES, ENOTDIR: the working
+        // directory is named when it is the one at fault.
+        _ => SpawnError::Exec {
+            command,
+            reason: directory_fault(&program.directory).unwrap_or(reason),
+        },
+    }
+}
+
+/// The cgroup.procs file of the unified (cgroup2) hierarchy among `procs`, with its directory
+/// opened for CLONE_INTO_CGROUP; the others (v1) are joined by writing. Found by the file
+/// system each fd is on: the supervisor hands over only the procs files.
+fn split_cgroup2(procs: Vec<OwnedFd>) -> (Option<Cgroup2>, Vec<OwnedFd>) {
+    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+    let mut cgroup2 = None;
+    let mut rest = Vec::with_capacity(procs.len());
+    for fd in procs {
+        let on_v2 = rustix::fs::fstatfs(&fd).is_ok_and(|s| s.f_type == CGROUP2_SUPER_MAGIC);
+        if cgroup2.is_none()
+            && on_v2
+            && let Some(dir) = cgroup2_dir(&fd)
+        {
+            cgroup2 = Some(Cgroup2 { dir, procs: fd });
+        } else {
+            rest.push(fd);
         }
-    })?;
-    Ok(Spawned { pid, pidfd })
+    }
+    (cgroup2, rest)
+}
+
+/// The directory of an open `cgroup.procs`, opened (through /proc/self/fd: a file fd has no
+/// parent to open relative to).
+fn cgroup2_dir(procs: &OwnedFd) -> Option<OwnedFd> {
+    use std::os::fd::AsRawFd;
+    let path = std::fs::read_link(format!("/proc/self/fd/{}", procs.as_fd().as_raw_fd())).ok()?;
+    let dir = path.parent()?;
+    rustix::fs::open(
+        dir,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ok()
 }
 
 /// The `RLIMIT_*` of a name of `config::RLIMITS`.
@@ -267,6 +362,75 @@ fn directory_fault(dir: &std::path::Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn program(command: &[&str]) -> Program {
+        Program::with_defaults(
+            "t",
+            command.iter().map(|s| s.to_string()).collect(),
+            std::path::Path::new("/"),
+        )
+    }
+
+    #[test]
+    fn a_pending_spawn_returns_before_its_outcome_is_read_and_finishes_running() {
+        let p = program(&["sleep", "30"]);
+        let pending = start(&p, None, None, Vec::new(), Extra::default()).expect("start");
+        let pidfd = pending.pidfd.try_clone().expect("dup pidfd");
+        let spawned = pending.finish(&p).expect("exec'd");
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", spawned.pid)).expect("stat");
+        rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL).expect("kill");
+        let mut fds = [rustix::event::PollFd::new(&pidfd, rustix::event::PollFlags::IN)];
+        rustix::event::poll(&mut fds, None).expect("poll");
+        let status = rustix::process::waitid(
+            rustix::process::WaitId::PidFd(pidfd.as_fd()),
+            rustix::process::WaitIdOptions::EXITED,
+        )
+        .expect("waitid")
+        .expect("a status");
+        assert!(stat.contains("(sleep)"), "{stat}");
+        assert_eq!(status.terminating_signal(), Some(libc::SIGKILL));
+    }
+
+    #[test]
+    fn a_command_that_cannot_run_fails_at_finish_with_the_same_sentence() {
+        let p = program(&["/nonexistent/holden-command"]);
+        let pending = start(&p, None, None, Vec::new(), Extra::default()).expect("the child is made");
+        let e = pending.finish(&p).expect_err("no such command");
+        assert!(!e.retryable());
+        assert_eq!(
+            e.to_string(),
+            "cannot spawn /nonexistent/holden-command: no such file or directory"
+        );
+        let e = spawn(&p, None, None, Vec::new()).expect_err("the blocking wrapper says the same");
+        assert_eq!(
+            e.to_string(),
+            "cannot spawn /nonexistent/holden-command: no such file or directory"
+        );
+        let mut p = program(&["/bin/true"]);
+        p.directory = "/nonexistent-holden-dir".into();
+        let e = spawn(&p, None, None, Vec::new()).expect_err("no working directory");
+        assert_eq!(
+            e.to_string(),
+            "cannot spawn /bin/true: working directory /nonexistent-holden-dir: no such file or directory"
+        );
+    }
+
+    #[test]
+    fn a_failed_step_names_the_setting() {
+        let mut p = program(&["/bin/true"]);
+        // Above the hard limit of fs.nr_open: refused even to root.
+        p.rlimits = vec![crate::config::Rlimit {
+            name: "nofile",
+            soft: Some(1 << 40),
+            hard: Some(1 << 40),
+        }];
+        let e = spawn(&p, None, None, Vec::new()).expect_err("refused");
+        assert!(
+            e.to_string()
+                .starts_with("cannot spawn /bin/true: the kernel refused rlimits.nofile = { soft = 1099511627776"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn every_limit_name_of_the_config_has_its_resource() {

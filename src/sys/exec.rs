@@ -32,6 +32,9 @@ use rustix::process::{Gid, Resource, Rlimit, Uid};
 pub struct ChildSetup {
     /// `cgroup.procs` of each hierarchy, opened for writing; the child writes "0" (itself).
     pub cgroup_procs: Vec<OwnedFd>,
+    /// The cgroup2 (unified) hierarchy's cgroup: created in it when the kernel allows it,
+    /// else joined like the others.
+    pub cgroup2: Option<Cgroup2>,
     /// Start a new session (and process group) so that signals to the group reach only the
     /// program's own processes, and a terminal's ^C never does.
     pub new_session: bool,
@@ -54,6 +57,13 @@ pub struct ChildSetup {
     /// A `close_range` before it must leave the sources open: `CLOSE_RANGE_CLOEXEC` (they are
     /// close-on-exec already), or a range that skips them.
     pub dup_fds: Vec<(OwnedFd, i32)>,
+}
+
+/// A cgroup2 directory and its `cgroup.procs`, both open.
+#[derive(Debug)]
+pub struct Cgroup2 {
+    pub dir: OwnedFd,
+    pub procs: OwnedFd,
 }
 
 #[derive(Debug, Clone)]
@@ -140,33 +150,41 @@ pub fn errno(e: &io::Error) -> Option<i32> {
 
 /// Install `setup` as the pre-exec step of `cmd`.
 pub fn install(cmd: &mut Command, setup: ChildSetup) {
-    let ChildSetup {
-        cgroup_procs,
-        new_session,
-        rlimits,
-        nice,
-        oom_score_adj,
-        umask,
-        credentials,
-        close_other_fds,
-        fd_bound,
-        dup_fds,
-    } = setup;
-    let closure = move || -> io::Result<()> {
-        for fd in &cgroup_procs {
+    let closure = move || -> io::Result<()> { setup.apply(false) };
+    // SAFETY: `apply` only makes raw syscalls (write, setsid, setrlimit, setpriority,
+    // open/write/close, umask, setgroups, setgid, setuid, close_range or fcntl, dup2) through
+    // rustix's linux_raw backend and libc's `syscall`, on fds, vectors and a static path
+    // prepared before the fork; it allocates nothing (an `io::Error` from a raw code is not
+    // boxed), takes no lock and touches no state shared with other threads, so it is
+    // async-signal-safe as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(closure);
+    }
+}
+
+impl ChildSetup {
+    /// The steps, in the child. `placed`: the child was created in `cgroup2`'s directory
+    /// already (CLONE_INTO_CGROUP), so its cgroup.procs is not written.
+    pub(super) fn apply(&self, placed: bool) -> io::Result<()> {
+        if let Some(c) = &self.cgroup2
+            && !placed
+        {
+            rustix::io::write(&c.procs, b"0").map_err(fail(Step::Cgroup))?;
+        }
+        for fd in &self.cgroup_procs {
             // "0" names the writing process itself: no pid to format after fork.
             rustix::io::write(fd, b"0").map_err(fail(Step::Cgroup))?;
         }
-        if new_session {
+        if self.new_session {
             rustix::process::setsid().map_err(fail(Step::Setsid))?;
         }
-        for (i, (resource, limit)) in rlimits.iter().enumerate() {
+        for (i, (resource, limit)) in self.rlimits.iter().enumerate() {
             rustix::process::setrlimit(*resource, *limit).map_err(fail(Step::Rlimit(i)))?;
         }
-        if let Some(n) = nice {
+        if let Some(n) = self.nice {
             rustix::process::setpriority_process(None, n).map_err(fail(Step::Nice))?;
         }
-        if let Some(text) = &oom_score_adj {
+        if let Some(text) = &self.oom_score_adj {
             let fd = rustix::fs::open(
                 c"/proc/self/oom_score_adj",
                 OFlags::WRONLY | OFlags::CLOEXEC,
@@ -176,48 +194,46 @@ pub fn install(cmd: &mut Command, setup: ChildSetup) {
             rustix::io::write(&fd, text).map_err(fail(Step::OomScoreAdj))?;
             // Dropping `fd` is close(2).
         }
-        if let Some(mask) = umask {
+        if let Some(mask) = self.umask {
             rustix::process::umask(Mode::from_bits_retain(mask));
         }
-        if let Some(c) = &credentials {
+        if let Some(c) = &self.credentials {
             // After fork the child has a single thread, so the per-thread credential syscalls
             // (what the kernel really has) change the whole process.
             rustix::thread::set_thread_groups(&c.groups).map_err(fail(Step::Groups))?;
             rustix::thread::set_thread_gid(c.gid).map_err(fail(Step::Gid))?;
             rustix::thread::set_thread_uid(c.uid).map_err(fail(Step::Uid))?;
         }
-        if close_other_fds {
+        if self.close_other_fds {
             match cloexec_from(3) {
                 Ok(()) => {}
                 // Before Linux 5.11 (no close_range, or no CLOSE_RANGE_CLOEXEC): one by one.
-                Err(rustix::io::Errno::NOSYS | rustix::io::Errno::INVAL) => cloexec_each(3, fd_bound),
+                Err(rustix::io::Errno::NOSYS | rustix::io::Errno::INVAL) => cloexec_each(3, self.fd_bound),
                 Err(e) => return Err(fail(Step::CloseRange)(e)),
             }
         }
         // Last: dup2 gives fd N without FD_CLOEXEC, so it survives exec.
-        for (src, target) in &dup_fds {
-            if src.as_raw_fd() == *target {
-                rustix::io::fcntl_setfd(src, rustix::io::FdFlags::empty())?;
-            } else {
-                // SAFETY: `target` is a plain fd number owned by nobody in this child; dup2
-                // (re)opens it, and `forget` keeps the OwnedFd from closing it again.
-                let mut fd = unsafe { OwnedFd::from_raw_fd(*target) };
-                let r = rustix::io::dup2(src, &mut fd);
-                std::mem::forget(fd);
-                r?;
-            }
+        for (src, target) in &self.dup_fds {
+            dup_to(src, *target)?;
         }
         Ok(())
-    };
-    // SAFETY: the closure only makes raw syscalls (write, setsid, setrlimit, setpriority,
-    // open/write/close, umask, setgroups, setgid, setuid, close_range or fcntl, dup2) through
-    // rustix's linux_raw backend and libc's `syscall`, on fds, vectors and a static path
-    // prepared before the fork; it allocates nothing (an `io::Error` from a raw code is not
-    // boxed), takes no lock and touches no state shared with other threads, so it is
-    // async-signal-safe as pre_exec requires.
-    unsafe {
-        cmd.pre_exec(closure);
     }
+}
+
+/// `src` at fd number `target`, open across exec (dup2, or clearing FD_CLOEXEC when it is
+/// that number already).
+pub(super) fn dup_to(src: &OwnedFd, target: i32) -> io::Result<()> {
+    if src.as_raw_fd() == target {
+        rustix::io::fcntl_setfd(src, rustix::io::FdFlags::empty())?;
+    } else {
+        // SAFETY: `target` is a plain fd number owned by nobody in this child; dup2 (re)opens
+        // it, and `forget` keeps the OwnedFd from closing it again.
+        let mut fd = unsafe { OwnedFd::from_raw_fd(target) };
+        let r = rustix::io::dup2(src, &mut fd);
+        std::mem::forget(fd);
+        r?;
+    }
+    Ok(())
 }
 
 /// close_range(first, ~0, CLOSE_RANGE_CLOEXEC): every fd from `first` up is closed at the next

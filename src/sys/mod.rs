@@ -3,8 +3,10 @@
 
 #[cfg(test)]
 pub mod alloc_count;
+pub mod clone;
 pub mod env;
 pub mod exec;
+pub mod image;
 pub mod peer;
 pub mod pidfd;
 pub mod signal;
