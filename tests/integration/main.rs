@@ -15,6 +15,7 @@ mod import;
 mod instances;
 mod logs;
 mod process;
+mod promise;
 mod readiness;
 mod soak;
 mod trust;
