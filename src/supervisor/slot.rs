@@ -45,6 +45,10 @@ pub(super) struct Slot {
     pub(super) exit_wait: Option<ExitWait>,
     /// Processes its main process left behind, being stopped; a spawn waits for them.
     pub(super) leftovers: Leftovers,
+    /// Processes of an earlier holden found in its cgroup at its first spawn: SIGKILLed, and
+    /// the spawn waits (its state stays what it was: STOPPED, EXITED, BACKOFF) until they are
+    /// gone.
+    pub(super) inherited: Option<Inherited>,
     /// Readiness and health of the current run: notify socket, fd, probes, watchdog.
     pub(super) watch: crate::health::Watch,
 }
@@ -68,6 +72,7 @@ impl Slot {
             oom_before: None,
             exit_wait: None,
             leftovers: Leftovers::default(),
+            inherited: None,
             watch: crate::health::Watch::default(),
         }
     }
@@ -131,6 +136,15 @@ pub(super) struct Leftovers {
     pub(super) killed: bool,
     /// A spawn was asked for while they lived: it happens once they are gone.
     pub(super) spawn_deferred: bool,
+}
+
+/// A program's cgroup that held processes of an earlier holden, SIGKILLed: it is used once it
+/// is empty (kernfs `cgroup.events` says so on v2, a re-check at `next` finds it on v1), and
+/// the spawn that waits for it fails at `give_up`.
+pub(super) struct Inherited {
+    pub(super) cg: ProgramCgroup,
+    pub(super) give_up: Instant,
+    pub(super) next: Instant,
 }
 
 /// Reading an agent-spawned process's exit status, which appears once its agent reaped it.

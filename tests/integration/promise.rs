@@ -161,7 +161,10 @@ fn a_silent_agent_and_a_leftover_that_will_not_die_do_not_delay_a_crash_looping_
         return;
     }
     if !Path::new(V1_FREEZER).join("cgroup.procs").exists() || !Path::new("/sys/fs/cgroup/memory").is_dir() {
-        skip(test, "needs the v1 freezer and memory hierarchies (a hybrid host) to hold a process SIGKILL cannot end");
+        skip(
+            test,
+            "needs the v1 freezer and memory hierarchies (a hybrid host) to hold a process SIGKILL cannot end",
+        );
         return;
     }
     let cgroup_path = unique_cgroup_path();
@@ -208,7 +211,10 @@ fn a_silent_agent_and_a_leftover_that_will_not_die_do_not_delay_a_crash_looping_
             .to_string()
     };
     let (accepted, closed) = agent.connections();
-    assert_eq!(closed, 0, "status answered while holden still waits on the agent ({accepted} connections)");
+    assert_eq!(
+        closed, 0,
+        "status answered while holden still waits on the agent ({accepted} connections)"
+    );
     assert!(leftover.frozen(), "status answered while the leftover still lives");
     assert_ne!(state("stuck"), "RUNNING", "{status:?}");
     assert_ne!(state("remote"), "RUNNING", "{status:?}");
