@@ -165,6 +165,9 @@ pub enum Output {
 /// count bounds the work one rotation does inside the event loop (SPEC: bounded work per event).
 pub const MAX_LOG_BACKUPS: u32 = 1000;
 
+/// The largest pids limit accepted (config and `constrain`): the kernel's PID_MAX_LIMIT.
+pub const MAX_PIDS: u64 = 4_194_304;
+
 /// One `[programs.NAME]` table, every default filled in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Program {

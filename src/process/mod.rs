@@ -1,6 +1,7 @@
 //! Processes: spawning a program's main process (argv, environment, directory, credentials,
 //! cgroups joined before exec), and reaping every child of holden in one place.
 
+pub mod nofile;
 pub mod reap;
 pub mod spawn;
 pub mod users;

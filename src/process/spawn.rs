@@ -168,7 +168,7 @@ pub fn start(
             // started with, unless its rlimits say otherwise. Last, so that a failed step's
             // index still names the config's entry.
             .chain(
-                crate::supervisor::budget::programs_nofile()
+                super::nofile::programs_nofile()
                     .filter(|_| !program.rlimits.iter().any(|r| r.name == "nofile"))
                     .map(|l| (rustix::process::Resource::Nofile, l)),
             )

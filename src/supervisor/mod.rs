@@ -13,7 +13,6 @@
 //! SIGCHLD, and after each reap the programs that are stopping check whether their cgroup (or
 //! process group) is empty.
 
-pub(crate) mod budget;
 mod deps;
 pub mod logger;
 mod notify;
@@ -128,7 +127,7 @@ impl Supervisor {
         let settings = &config.supervisor;
         let grants = crate::control::server::Grants::from_settings(settings);
         let mut control = Server::bind(&settings.socket, settings.socket_mode, &grants, &reactor)?;
-        let fd_limit = budget::raise_nofile();
+        let fd_limit = crate::process::nofile::raise_nofile();
         control.set_fd_budget(fd_limit, config.programs.len());
         log::info!("control socket: {}", settings.socket.display());
         let cgroups = Cgroups::setup(mode, &config.supervisor.cgroup_path)?;

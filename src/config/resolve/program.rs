@@ -226,13 +226,13 @@ pub(super) fn program(raw: &RawProgram, base: &Path, files: &dyn Files, p: &mut 
     }
     if let Some(v) = &raw.pids_limit {
         match u64::try_from(*v.get_ref()) {
-            Ok(n) if n > crate::control::protocol::MAX_PIDS => p.push(Problem::found(
+            Ok(n) if n > crate::config::MAX_PIDS => p.push(Problem::found(
                 v.span(),
                 &key("pids_limit"),
                 n,
                 format!(
                     "at most {} (the kernel's pid_max limit; leave it out for no limit)",
-                    crate::control::protocol::MAX_PIDS
+                    crate::config::MAX_PIDS
                 ),
             )),
             Ok(n) if n > 0 => program.pids_limit = Some(n),

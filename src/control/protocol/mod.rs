@@ -38,8 +38,7 @@ pub const MAX_REQUEST_LINE: usize = 64 * 1024;
 /// the kernel's quota overflow (ERANGE, which would reach a user as "errno 34").
 pub const MAX_CPUS: f64 = 1_000_000.0;
 
-/// The largest pids limit accepted: the kernel's PID_MAX_LIMIT.
-pub const MAX_PIDS: u64 = 4_194_304;
+pub use crate::config::MAX_PIDS;
 
 /// Every `cmd` this version knows, in the order of [`Request`].
 pub const COMMANDS: &[&str] = &[
