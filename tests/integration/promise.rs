@@ -150,25 +150,35 @@ impl Drop for FrozenLeftover {
     }
 }
 
-fn runs(path: &Path) -> usize {
-    fs::read_to_string(path).map(|s| s.lines().count()).unwrap_or(0)
-}
-
-#[test]
-fn a_silent_agent_and_a_leftover_that_will_not_die_do_not_delay_a_crash_looping_program() {
-    let test = "a_silent_agent_and_a_leftover_that_will_not_die_do_not_delay_a_crash_looping_program";
+/// A test cgroup path with program "stuck"'s frozen leftover planted in it; None (the test
+/// skipped) when not root or not on a hybrid host.
+fn frozen_leftover_or_skip(test: &str) -> Option<(String, FrozenLeftover)> {
     if skip_unless_root(test) {
-        return;
+        return None;
     }
     if !Path::new(V1_FREEZER).join("cgroup.procs").exists() || !Path::new("/sys/fs/cgroup/memory").is_dir() {
         skip(
             test,
             "needs the v1 freezer and memory hierarchies (a hybrid host) to hold a process SIGKILL cannot end",
         );
-        return;
+        return None;
     }
     let cgroup_path = unique_cgroup_path();
     let leftover = FrozenLeftover::plant(&cgroup_path, "stuck");
+    Some((cgroup_path, leftover))
+}
+
+fn runs(path: &Path) -> usize {
+    fs::read_to_string(path).map(|s| s.lines().count()).unwrap_or(0)
+}
+
+#[test]
+fn a_silent_agent_and_a_leftover_that_will_not_die_do_not_delay_a_crash_looping_program() {
+    let Some((cgroup_path, leftover)) =
+        frozen_leftover_or_skip("a_silent_agent_and_a_leftover_that_will_not_die_do_not_delay_a_crash_looping_program")
+    else {
+        return;
+    };
     let sup = Supervisor::prepare(
         &cgroup_extra(&cgroup_path),
         "[programs.stuck]\ncommand = \"sleep 1000\"\nmemory_limit = \"100MB\"\n\
@@ -239,19 +249,11 @@ fn a_silent_agent_and_a_leftover_that_will_not_die_do_not_delay_a_crash_looping_
 
 #[test]
 fn a_leftover_that_outlives_the_wait_fails_the_spawn_as_before_while_holden_serves() {
-    let test = "a_leftover_that_outlives_the_wait_fails_the_spawn_as_before_while_holden_serves";
-    if skip_unless_root(test) {
+    let Some((cgroup_path, leftover)) =
+        frozen_leftover_or_skip("a_leftover_that_outlives_the_wait_fails_the_spawn_as_before_while_holden_serves")
+    else {
         return;
-    }
-    if !Path::new(V1_FREEZER).join("cgroup.procs").exists() || !Path::new("/sys/fs/cgroup/memory").is_dir() {
-        skip(
-            test,
-            "needs the v1 freezer and memory hierarchies (a hybrid host) to hold a process SIGKILL cannot end",
-        );
-        return;
-    }
-    let cgroup_path = unique_cgroup_path();
-    let leftover = FrozenLeftover::plant(&cgroup_path, "stuck");
+    };
     let sup = Supervisor::prepare(
         &cgroup_extra(&cgroup_path),
         "[programs.stuck]\ncommand = \"sleep 1000\"\n\
