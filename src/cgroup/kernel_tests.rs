@@ -433,7 +433,12 @@ fn kernel_program_kills_the_leftovers_of_an_earlier_holden() {
     };
     let (again, killed) = later.program("left").unwrap();
     assert_eq!(killed, 2);
-    assert!(!again.populated());
+    // SIGKILL was sent; the caller waits for the cgroup to empty.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while again.populated() {
+        assert!(Instant::now() < deadline, "the leftovers are still in the cgroup");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert_eq!(a.wait_exit(Duration::from_secs(5)).signal(), Some(9));
     assert_eq!(b.wait_exit(Duration::from_secs(5)).signal(), Some(9));
     later.cleanup();

@@ -66,8 +66,8 @@ pub const SELF_LEAF: &str = "holden";
 
 /// How long `kill_all` may spend when the kernel has no `cgroup.kill`.
 const KILL_FALLBACK_BUDGET: Duration = Duration::from_millis(500);
-/// How long `program` waits for a leftover cgroup to empty after SIGKILL.
-const LEFTOVER_WAIT: Duration = Duration::from_secs(5);
+/// How long a leftover cgroup may take to empty after SIGKILL (`program`'s caller, strangers).
+pub const LEFTOVER_WAIT: Duration = Duration::from_secs(5);
 /// How long the processes of a stranger cgroup (not a program of the file) get between
 /// SIGTERM and SIGKILL at start: short, as holden supervises nothing until they are gone.
 const STRANGER_GRACE: Duration = Duration::from_millis(500);
@@ -382,9 +382,10 @@ impl Cgroups {
         path_of(self.layout, &self.parent)
     }
 
-    /// The cgroup(s) of program `name`, created in every hierarchy. A leftover from an earlier
-    /// holden that still holds processes is emptied first (SIGKILL, waiting up to 5 s); the
-    /// number of processes killed is returned so that the caller can log it.
+    /// The cgroup(s) of program `name`, created in every hierarchy. The processes a leftover
+    /// from an earlier holden still holds get SIGKILL; their number is returned. This does not
+    /// wait for them to be gone: the caller does, without blocking (`populated`, the v2
+    /// `events_file`, `LEFTOVER_WAIT`), and does not spawn into the cgroup before.
     pub fn program(&self, name: &str) -> Result<(ProgramCgroup, usize), CgroupError> {
         if !crate::config::valid_unit_name(name) {
             return Err(CgroupError::InvalidName { name: name.to_string() });
@@ -401,17 +402,6 @@ impl Cgroups {
         let leftovers = pg.pids().len();
         if leftovers > 0 {
             pg.kill_all()?;
-            let deadline = Instant::now() + LEFTOVER_WAIT;
-            while pg.populated() {
-                if Instant::now() >= deadline {
-                    return Err(CgroupError::NotEmpty {
-                        path: pg.path(),
-                        count: pg.pids().len(),
-                    });
-                }
-                pg.kill_all()?;
-                std::thread::sleep(Duration::from_millis(5));
-            }
         }
         Ok((pg, leftovers))
     }

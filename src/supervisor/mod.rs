@@ -351,7 +351,14 @@ impl Supervisor {
                 .min();
             // An agent's program whose exit status is still being read.
             let exit_wait = s.exit_wait.map(|w| w.next);
-            state.into_iter().chain(exit_wait).chain(s.watch.next_deadline()).min()
+            // An earlier holden's processes in its cgroup, re-checked.
+            let inherited = s.inherited.as_ref().map(|w| w.next.min(w.give_up));
+            state
+                .into_iter()
+                .chain(exit_wait)
+                .chain(inherited)
+                .chain(s.watch.next_deadline())
+                .min()
         });
         let abandoned = self.abandoned.iter().flatten().map(remote::AgentCall::next);
         programs.chain(abandoned).chain(self.control.next_deadline()).min()
@@ -456,6 +463,13 @@ impl Supervisor {
                 .is_some_and(|c| c.next() <= now)
             {
                 self.on_agent_call(i, now);
+            }
+            if self.slots[i]
+                .as_ref()
+                .and_then(|s| s.inherited.as_ref())
+                .is_some_and(|w| w.next.min(w.give_up) <= now)
+            {
+                self.check_inherited(i, now);
             }
             let due = self.slots[i]
                 .as_ref()

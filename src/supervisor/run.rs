@@ -12,7 +12,7 @@ use crate::cgroup::ProgramCgroup;
 use crate::process;
 use crate::reactor::Ready;
 
-use super::slot::{Leftovers, Role};
+use super::slot::{Inherited, Leftovers, Role};
 use super::state::{Effect, Event, State};
 use super::{LEFTOVER_KILL_GRACE, SIGKILL, Supervisor};
 
@@ -31,6 +31,7 @@ impl Supervisor {
         }
         if empty {
             self.check_leftovers(i, self.now());
+            self.check_inherited(i, self.now());
         }
     }
 
@@ -71,6 +72,7 @@ impl Supervisor {
                     self.apply(i, Event::Emptied, now);
                 }
                 self.check_leftovers(i, now);
+                self.check_inherited(i, now);
             }
         }
     }
@@ -89,7 +91,7 @@ impl Supervisor {
             // Already asked of its agent: the answer is the event.
             Effect::Spawn if self.slot(i).agent_call.is_some() => None,
             Effect::Spawn if self.slot(i).program.agent.is_some() && !self.faked() => self.spawn_remote(i, now),
-            Effect::Spawn => Some(self.spawn(i)),
+            Effect::Spawn => self.spawn(i),
             Effect::Signal(sig) => {
                 self.signal_tree(i, sig.0);
                 None
@@ -105,35 +107,39 @@ impl Supervisor {
         }
     }
 
-    pub(super) fn spawn(&mut self, i: usize) -> Event {
+    /// Spawn program `i`'s main process; None when the spawn waits for the processes an
+    /// earlier holden left in its cgroup (`Inherited`): it happens once they are gone.
+    pub(super) fn spawn(&mut self, i: usize) -> Option<Event> {
         #[cfg(test)]
         if let Some(fake) = &mut self.fake {
-            return fake.spawn();
+            return Some(fake.spawn());
         }
         let program = self.slot(i).program.clone();
+        match self.claim_cgroup(i, self.now()) {
+            Ok(true) => {}
+            Ok(false) => {
+                self.slot_mut(i).leftovers.spawn_deferred = true;
+                return None;
+            }
+            Err(e) => return Some(cgroup_failure(e)),
+        }
         let (stdout, stderr) = match self.logs.attach(&program, &self.reactor) {
             Ok(s) => (s.stdout, s.stderr),
-            Err(e) if e.short_of_resources() => return Event::SpawnShort { reason: e.to_string() },
+            Err(e) if e.short_of_resources() => return Some(Event::SpawnShort { reason: e.to_string() }),
             Err(e) => {
-                return Event::SpawnFailed {
+                return Some(Event::SpawnFailed {
                     reason: e.to_string(),
                     retry: false,
-                };
+                });
             }
         };
         let procs = match self.prepare_cgroup(i) {
             Ok(procs) => procs,
-            Err(e) if e.short_of_resources() => return Event::SpawnShort { reason: e.to_string() },
-            Err(e) => {
-                return Event::SpawnFailed {
-                    reason: e.to_string(),
-                    retry: false,
-                };
-            }
+            Err(e) => return Some(cgroup_failure(e)),
         };
         let extra = match self.prepare_watch(i) {
             Ok(extra) => extra,
-            Err(reason) => return Event::SpawnFailed { reason, retry: false },
+            Err(reason) => return Some(Event::SpawnFailed { reason, retry: false }),
         };
         match process::spawn::spawn_with(&program, stdout, stderr, procs, extra) {
             Ok(spawned) => {
@@ -148,13 +154,110 @@ impl Supervisor {
                 let slot = self.slot_mut(i);
                 slot.pidfd = Some(spawned.pidfd);
                 slot.pgid = Some(spawned.pid);
-                Event::Spawned { pid: spawned.pid }
+                Some(Event::Spawned { pid: spawned.pid })
             }
-            Err(e) if e.retryable() => Event::SpawnShort { reason: e.to_string() },
-            Err(e) => Event::SpawnFailed {
+            Err(e) if e.retryable() => Some(Event::SpawnShort { reason: e.to_string() }),
+            Err(e) => Some(Event::SpawnFailed {
                 reason: e.to_string(),
                 retry: false,
-            },
+            }),
+        }
+    }
+
+    /// Before program `i`'s first spawn into its cgroup: create it, and SIGKILL what an earlier
+    /// holden left in it. True when the spawn can go on; false while those processes are
+    /// still there (the spawn waits for `check_inherited`, the loop serves the rest).
+    fn claim_cgroup(&mut self, i: usize, now: Instant) -> Result<bool, crate::cgroup::CgroupError> {
+        let Some(cgroups) = &self.cgroups else {
+            return Ok(true);
+        };
+        let slot = self.slot(i);
+        if slot.cgroup.is_some() || slot.program.agent.is_some() {
+            return Ok(true);
+        }
+        if let Some(w) = &slot.inherited {
+            return Ok(!w.cg.populated());
+        }
+        let (cg, leftovers) = cgroups.program(&slot.program.name)?;
+        let name = slot.program.name.clone();
+        if leftovers > 0 {
+            log::warn!(
+                "{name}: killed {leftovers} leftover process(es) of an earlier run in {}",
+                cg.path().display()
+            );
+        }
+        let gone = leftovers == 0 || !cg.populated();
+        if !gone {
+            log::info!("{name}: waiting for them to end before it starts");
+            self.watch_cgroup_events(i, &cg);
+        }
+        self.slot_mut(i).inherited = Some(Inherited {
+            cg,
+            give_up: now + crate::cgroup::LEFTOVER_WAIT,
+            next: now + INHERITED_RECHECK,
+        });
+        Ok(gone)
+    }
+
+    /// Are the processes an earlier holden left in program `i`'s cgroup gone? Then the spawn
+    /// that waited for them happens; at `give_up`, it fails as a cgroup that will not empty.
+    pub(super) fn check_inherited(&mut self, i: usize, now: Instant) {
+        let Some(slot) = self.slots[i].as_ref() else {
+            return;
+        };
+        let Some(w) = &slot.inherited else {
+            return;
+        };
+        let deferred = slot.leftovers.spawn_deferred && !self.shutting_down;
+        if w.cg.populated() {
+            if now < w.give_up {
+                if now >= w.next {
+                    if let Err(e) = w.cg.kill_all() {
+                        log::warn!("{}: {e}", slot.program.name);
+                    }
+                    self.slot_mut(i).inherited.as_mut().expect("inherited").next = now + INHERITED_RECHECK;
+                }
+                return;
+            }
+            let e = crate::cgroup::CgroupError::NotEmpty {
+                path: w.cg.path(),
+                count: w.cg.pids().len(),
+            };
+            let slot = self.slot_mut(i);
+            slot.inherited = None;
+            if let Some(f) = slot.events.take() {
+                self.reactor.delete(f.as_fd());
+            }
+            if deferred {
+                self.slot_mut(i).leftovers.spawn_deferred = false;
+                self.apply(i, cgroup_failure(e), now);
+            }
+            return;
+        }
+        log::debug!("{}: the processes of an earlier run are gone", slot.program.name);
+        if !deferred {
+            // Nothing waits for it any more (a stop came): the next spawn claims it again.
+            self.slot_mut(i).inherited = None;
+        } else {
+            self.slot_mut(i).leftovers.spawn_deferred = false;
+            if let Some(event) = self.spawn(i) {
+                self.apply(i, event, now);
+            }
+        }
+    }
+
+    /// Register `cg`'s v2 cgroup.events for program `i`, once.
+    fn watch_cgroup_events(&mut self, i: usize, cg: &ProgramCgroup) {
+        if self.slot(i).events.is_some() {
+            return;
+        }
+        let Some(f) = cg.events_file() else {
+            return;
+        };
+        let token = self.token(i, Role::CgroupEvents);
+        match self.reactor.add(f.as_fd(), token, crate::reactor::Interest::Priority) {
+            Ok(()) => self.slot_mut(i).events = Some(f),
+            Err(e) => log::warn!("{}: cannot watch cgroup.events: {e}", self.slot(i).program.name),
         }
     }
 
@@ -162,25 +265,22 @@ impl Supervisor {
     /// changed it; returns the cgroup.procs files the child joins before exec. Limits are not
     /// rewritten at each restart, so a live `constrain` lasts until a reload changes the program.
     pub(super) fn prepare_cgroup(&mut self, i: usize) -> Result<Vec<OwnedFd>, crate::cgroup::CgroupError> {
-        let Some(cgroups) = &self.cgroups else {
-            return Ok(Vec::new());
-        };
-        let slot = self.slot(i);
-        if slot.program.agent.is_some() {
+        if self.cgroups.is_none() || self.slot(i).program.agent.is_some() {
             return Ok(Vec::new());
         }
-        let cg = match &slot.cgroup {
-            Some(cg) => cg.clone(),
+        let cg = match self.slot(i).cgroup.clone() {
+            Some(cg) => cg,
             None => {
+                // Claimed by `claim_cgroup` just before, its leftovers gone.
+                let cg = match self.slot_mut(i).inherited.take() {
+                    Some(w) => w.cg,
+                    None => {
+                        let cgroups = self.cgroups.as_ref().expect("checked above");
+                        cgroups.program(&self.slot(i).program.name)?.0
+                    }
+                };
+                let slot = self.slot(i);
                 let program = &slot.program;
-                let (cg, leftovers) = cgroups.program(&program.name)?;
-                if leftovers > 0 {
-                    log::warn!(
-                        "{}: killed {leftovers} leftover process(es) of an earlier run in {}",
-                        program.name,
-                        cg.path().display()
-                    );
-                }
                 cg.set_limits(slot.limits.0, slot.limits.1, slot.limits.2)?;
                 if program.has_limits() {
                     log::info!("{}: limits applied in {}", program.name, cg.path().display());
@@ -189,18 +289,8 @@ impl Supervisor {
             }
         };
         let procs = cg.procs_files()?;
-        let name = slot.program.name.clone();
-        let slot = self.slot_mut(i);
-        slot.oom_before = cg.oom_kills();
-        if slot.events.is_none()
-            && let Some(f) = cg.events_file()
-        {
-            let token = self.token(i, Role::CgroupEvents);
-            match self.reactor.add(f.as_fd(), token, crate::reactor::Interest::Priority) {
-                Ok(()) => self.slot_mut(i).events = Some(f),
-                Err(e) => log::warn!("{name}: cannot watch cgroup.events: {e}"),
-            }
-        }
+        self.slot_mut(i).oom_before = cg.oom_kills();
+        self.watch_cgroup_events(i, &cg);
         self.slot_mut(i).cgroup = Some(cg);
         Ok(procs)
     }
@@ -306,8 +396,10 @@ impl Supervisor {
         let deferred = slot.leftovers.spawn_deferred;
         log::debug!("{}: the processes of its last run are gone", slot.program.name);
         self.slot_mut(i).leftovers = Leftovers::default();
-        if deferred && !self.shutting_down {
-            let event = self.spawn(i);
+        if deferred
+            && !self.shutting_down
+            && let Some(event) = self.spawn(i)
+        {
             self.apply(i, event, now);
         }
         true
@@ -330,6 +422,22 @@ impl Supervisor {
         match self.slot(i).pgid.and_then(Pid::from_raw) {
             Some(p) => rustix::process::test_kill_process_group(p) == Err(rustix::io::Errno::SRCH),
             None => true,
+        }
+    }
+}
+
+/// How often the emptying of a cgroup an earlier holden left is re-checked where no
+/// `cgroup.events` tells (a v1 hierarchy), and SIGKILL sent again.
+const INHERITED_RECHECK: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// A cgroup step of a spawn that failed: retried later when it lacked a resource that comes back.
+fn cgroup_failure(e: crate::cgroup::CgroupError) -> Event {
+    if e.short_of_resources() {
+        Event::SpawnShort { reason: e.to_string() }
+    } else {
+        Event::SpawnFailed {
+            reason: e.to_string(),
+            retry: false,
         }
     }
 }

@@ -47,6 +47,10 @@ pub(super) struct Slot {
     pub(super) agent_call: Option<super::remote::AgentCall>,
     /// Processes its main process left behind, being stopped; a spawn waits for them.
     pub(super) leftovers: Leftovers,
+    /// Processes of an earlier holden found in its cgroup at its first spawn: SIGKILLed, and
+    /// the spawn waits (its state stays what it was: STOPPED, EXITED, BACKOFF) until they are
+    /// gone.
+    pub(super) inherited: Option<Inherited>,
     /// Readiness and health of the current run: notify socket, fd, probes, watchdog.
     pub(super) watch: crate::health::Watch,
 }
@@ -71,6 +75,7 @@ impl Slot {
             exit_wait: None,
             agent_call: None,
             leftovers: Leftovers::default(),
+            inherited: None,
             watch: crate::health::Watch::default(),
         }
     }
@@ -134,6 +139,15 @@ pub(super) struct Leftovers {
     pub(super) killed: bool,
     /// A spawn was asked for while they lived: it happens once they are gone.
     pub(super) spawn_deferred: bool,
+}
+
+/// A program's cgroup that held processes of an earlier holden, SIGKILLed: it is used once it
+/// is empty (kernfs `cgroup.events` says so on v2, a re-check at `next` finds it on v1), and
+/// the spawn that waits for it fails at `give_up`.
+pub(super) struct Inherited {
+    pub(super) cg: ProgramCgroup,
+    pub(super) give_up: Instant,
+    pub(super) next: Instant,
 }
 
 /// Reading an agent-spawned process's exit status, which appears once its agent reaped it.

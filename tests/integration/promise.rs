@@ -175,25 +175,35 @@ fn start_with_silent_agent(extra: &str, programs: &str) -> (Supervisor, SilentAg
     (sup, agent, runs_file, first)
 }
 
-fn runs(path: &Path) -> usize {
-    fs::read_to_string(path).map(|s| s.lines().count()).unwrap_or(0)
-}
-
-#[test]
-fn a_silent_agent_and_a_leftover_that_will_not_die_do_not_delay_a_crash_looping_program() {
-    let test = "a_silent_agent_and_a_leftover_that_will_not_die_do_not_delay_a_crash_looping_program";
+/// A test cgroup path with program "stuck"'s frozen leftover planted in it; None (the test
+/// skipped) when not root or not on a hybrid host.
+fn frozen_leftover_or_skip(test: &str) -> Option<(String, FrozenLeftover)> {
     if skip_unless_root(test) {
-        return;
+        return None;
     }
     if !Path::new(V1_FREEZER).join("cgroup.procs").exists() || !Path::new("/sys/fs/cgroup/memory").is_dir() {
         skip(
             test,
             "needs the v1 freezer and memory hierarchies (a hybrid host) to hold a process SIGKILL cannot end",
         );
-        return;
+        return None;
     }
     let cgroup_path = unique_cgroup_path();
     let leftover = FrozenLeftover::plant(&cgroup_path, "stuck");
+    Some((cgroup_path, leftover))
+}
+
+fn runs(path: &Path) -> usize {
+    fs::read_to_string(path).map(|s| s.lines().count()).unwrap_or(0)
+}
+
+#[test]
+fn a_silent_agent_and_a_leftover_that_will_not_die_do_not_delay_a_crash_looping_program() {
+    let Some((cgroup_path, leftover)) =
+        frozen_leftover_or_skip("a_silent_agent_and_a_leftover_that_will_not_die_do_not_delay_a_crash_looping_program")
+    else {
+        return;
+    };
     let (mut sup, agent, runs_file, first) = start_with_silent_agent(
         &cgroup_extra(&cgroup_path),
         "[programs.stuck]\ncommand = \"sleep 1000\"\nmemory_limit = \"100MB\"\nrestart_delay = \"1h\"\n",
@@ -280,4 +290,35 @@ fn a_silent_agent_does_not_delay_a_crash_looping_program() {
     sup.signal(rustix::process::Signal::TERM.as_raw());
     let st = sup.wait_exit(T);
     assert!(st.success(), "holden exits 0 on SIGTERM: {st}");
+}
+
+#[test]
+fn a_leftover_that_outlives_the_wait_fails_the_spawn_as_before_while_holden_serves() {
+    let Some((cgroup_path, leftover)) =
+        frozen_leftover_or_skip("a_leftover_that_outlives_the_wait_fails_the_spawn_as_before_while_holden_serves")
+    else {
+        return;
+    };
+    let sup = Supervisor::prepare(
+        &cgroup_extra(&cgroup_path),
+        "[programs.stuck]\ncommand = \"sleep 1000\"\n\
+         [programs.other]\ncommand = \"sleep 1000\"\n",
+    );
+    let mut sup = sup.spawn();
+    sup.wait_log("stuck: waiting for them to end before it starts", T);
+    // While the spawn of `stuck` waits, the other program runs and status answers.
+    wait_state_within(T, &sup, "other", "RUNNING");
+    assert!(leftover.frozen(), "the leftover still lives while other runs");
+    // Until the wait gives up with today's sentence and state.
+    let fatal = wait_state_within(T, &sup, "stuck", "FATAL");
+    assert!(
+        sup.log_text().contains("still holds 1 process(es) after SIGKILL"),
+        "{fatal}\n{}",
+        sup.log_text()
+    );
+    leftover.thaw();
+    sup.signal(rustix::process::Signal::TERM.as_raw());
+    let st = sup.wait_exit(T);
+    assert!(st.success(), "holden exits 0 on SIGTERM: {st}");
+    drop(leftover);
 }
