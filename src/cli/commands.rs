@@ -39,7 +39,7 @@ pub(super) fn status_json(programs: &[ProgramStatus]) -> String {
 pub fn signal(args: &ClientArgs, signal: &str, names: Vec<String>) -> Result {
     let sig = config::Signal::parse(signal).ok_or_else(|| {
         usage(format!(
-            "{signal:?} is not a signal; use a name like HUP or SIGHUP, or a number from 1 to 64"
+            "{signal:?} is not a signal; use a name like HUP or SIGHUP, or a number from 1 to 64 but 32 and 33"
         ))
     })?;
     let mut c = connect(args)?;

@@ -4,8 +4,8 @@
 //! Linux numbers signals 1 to 64. 1-31 have names that are the same on x86_64 and aarch64.
 //! 34-64 are the real-time signals, named as `kill -l` names them for a glibc program
 //! (`RTMIN` = 34, `RTMIN+1` = 35 ... `RTMIN+30` = 64; `RTMAX` and `RTMAX-n` are accepted too).
-//! 32 and 33 are real-time signals that glibc keeps for itself: they have no name, only their
-//! number.
+//! 32 and 33 are real-time signals that glibc keeps for itself: they are not parsed (nothing
+//! could send them), and a process killed by one is shown by its number.
 
 /// The first real-time signal as glibc programs see it (`SIGRTMIN()`).
 const RTMIN: i32 = 34;
@@ -51,11 +51,13 @@ const NAMES: &[(i32, &str)] = &[
 pub struct Signal(pub i32);
 
 impl Signal {
-    /// Parse `HUP`, `SIGHUP`, `hup`, `RTMIN+2`, `SIGRTMAX-1` or a number from 1 to 64.
+    /// Parse `HUP`, `SIGHUP`, `hup`, `RTMIN+2`, `SIGRTMAX-1` or a number from 1 to 64 but 32 and
+    /// 33, which glibc keeps for itself and which therefore cannot be sent.
     pub fn parse(s: &str) -> Option<Signal> {
         let t = s.trim();
         if let Ok(n) = t.parse::<i32>() {
-            return (1..=RTMAX).contains(&n).then_some(Signal(n));
+            // 32 and 33 cannot be sent to a glibc program as itself would (see `to_rustix`).
+            return ((1..=31).contains(&n) || (RTMIN..=RTMAX).contains(&n)).then_some(Signal(n));
         }
         let up = t.to_ascii_uppercase();
         let bare = up.strip_prefix("SIG").unwrap_or(&up);
@@ -127,6 +129,8 @@ mod tests {
             ("RTMAX-1", Some(63)),
             ("SIGRTMAX-30", Some(34)),
             ("0", None),
+            ("32", None),
+            ("33", None),
             ("65", None),
             ("-1", None),
             ("TEN", None),
@@ -155,7 +159,7 @@ mod tests {
 
     #[test]
     fn every_signal_has_a_name_that_parses_back() {
-        for n in 1..=64 {
+        for n in (1..=31).chain(34..=64) {
             let name = Signal(n).name();
             assert_eq!(Signal::parse(&name), Some(Signal(n)), "{n} named {name}");
         }

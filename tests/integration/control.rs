@@ -255,7 +255,7 @@ fn usage_errors_exit_2_without_a_holden() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         text(&out.stderr),
-        "holden: \"NOPE\" is not a signal; use a name like HUP or SIGHUP, or a number from 1 to 64\n"
+        "holden: \"NOPE\" is not a signal; use a name like HUP or SIGHUP, or a number from 1 to 64 but 32 and 33\n"
     );
     let out = holden(&["constrain", "web", "--memory", "lots", "--socket", s]);
     assert_eq!(out.status.code(), Some(2));

@@ -192,7 +192,7 @@ pub(super) fn program(raw: &RawProgram, base: &Path, files: &dyn Files, p: &mut 
                     v.span(),
                     &key("stop_signal"),
                     found,
-                    "a signal name like \"TERM\" or \"SIGHUP\", or a number from 1 to 64",
+                    "a signal name like \"TERM\" or \"SIGHUP\", or a number from 1 to 64 but 32 and 33",
                 ));
             }
         }

@@ -179,7 +179,7 @@ impl Request {
             Request::Signal { signal, names } => {
                 if config::Signal::parse(signal).is_none() {
                     return invalid(format!(
-                        "{signal:?} is not a signal; use a name like HUP or a number from 1 to 64"
+                        "{signal:?} is not a signal; use a name like HUP or a number from 1 to 64 but 32 and 33"
                     ));
                 }
                 if names.is_empty() {

@@ -219,7 +219,7 @@ fn each_bad_value_is_named_with_found_and_expected() {
         ),
         (
             "stop_signal = \"TERMINATE\"",
-            "sv.toml:3:15: programs.web.stop_signal: found \"TERMINATE\", expected a signal name like \"TERM\" or \"SIGHUP\", or a number from 1 to 64",
+            "sv.toml:3:15: programs.web.stop_signal: found \"TERMINATE\", expected a signal name like \"TERM\" or \"SIGHUP\", or a number from 1 to 64 but 32 and 33",
         ),
         (
             "exit_codes = [0, 256]",
