@@ -40,28 +40,8 @@ struct Harness(TestServer);
 fn fake_status() -> Response {
     Response::Ok(Reply::Status {
         programs: vec![ProgramStatus {
-            name: "web".into(),
-            state: "RUNNING".into(),
             pid: Some(1),
-            since: 0.0,
-            restarts: 0,
-            last_exit: None,
-            memory_bytes: None,
-            memory_limit: None,
-            cpu_usage_usec: None,
-            cpu_limit: None,
-            pids_limit: None,
-            cgroup: None,
-            transient: false,
-            ready: false,
-            health: None,
-            status_text: None,
-            started: None,
-            pids_current: None,
-            program: "web".into(),
-            instance: None,
-            group: None,
-            groups: Vec::new(),
+            ..ProgramStatus::bare("web", "RUNNING")
         }],
     })
 }
