@@ -61,6 +61,12 @@ pub struct Pending {
     /// Readable once the outcome is known: end of file when the program was exec'd, else the
     /// child's error code. Close-on-exec, blocking.
     pub exec_status: OwnedFd,
+    /// On hybrid and v1 hosts the child joins its v1 cgroups while holden goes on, in holden's
+    /// memory: this keeps what it uses there (its stack, the prepared image) until it has
+    /// exec'd or exited. Keep it until `exec_status` gave the outcome; dropped sooner, it is
+    /// kept aside and freed later, never while the child uses it. None when `start` waited
+    /// for the exec (no cgroup.procs to write: cgroups off, or a pure v2 host).
+    pub in_flight: Option<crate::sys::clone::Detached>,
 }
 
 /// What a spawn adds for readiness: `NOTIFY_SOCKET`, the notification fd.
@@ -146,7 +152,7 @@ pub fn start(
         stdout.map_or_else(null, Ok).map_err(|e| io_error(e.into()))?,
         stderr.map_or_else(null, Ok).map_err(|e| io_error(e.into()))?,
     ];
-    let mut image = Image::new(&program.command, &env, &program.directory, stdio).map_err(io_error)?;
+    let image = Image::new(&program.command, &env, &program.directory, stdio).map_err(io_error)?;
     let (cgroup2, cgroup_procs) = split_cgroup2(cgroup_procs);
     let setup = ChildSetup {
         cgroup_procs,
@@ -181,11 +187,12 @@ pub fn start(
         fd_bound: exec::fd_bound(),
         dup_fds: extra.fds,
     };
-    let started = image::start(&mut image, &setup).map_err(io_error)?;
+    let started = image::start(image, setup).map_err(io_error)?;
     Ok(Pending {
         pid: started.pid.as_raw_nonzero().get(),
         pidfd: started.pidfd,
         exec_status: started.status,
+        in_flight: started.detached,
     })
 }
 
@@ -197,11 +204,13 @@ impl Pending {
             pid,
             pidfd,
             exec_status,
+            in_flight,
         } = self;
         let started = Started {
             pid: rustix::process::Pid::from_raw(pid).expect("a spawned pid is positive"),
             pidfd,
             status: exec_status,
+            detached: in_flight,
         };
         match image::outcome(&started) {
             Ok(()) => Ok(Spawned {
