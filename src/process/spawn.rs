@@ -6,11 +6,15 @@
 //! (`sys::clone`): holden's page tables are not copied, however big it has grown, and it waits
 //! only until the child has exec'd. Where the program's cgroup is on the unified (v2)
 //! hierarchy the child is created in it (`CLONE_INTO_CGROUP`); cgroup.procs writes remain for
-//! v1 hierarchies, and everywhere clone3 is refused.
+//! v1 hierarchies, and everywhere clone3 is refused (then holden does not wait: below).
 //!
 //! `start` returns a `Pending` child at once; its `exec_status` fd turns readable when the exec
-//! outcome is known (it is by the time `start` returns, with CLONE_VFORK) and `finish` turns it
-//! into the result, with the same sentences whatever failed. `spawn_with` does both in one go.
+//! outcome is known and `finish` turns it into the result, with the same sentences whatever
+//! failed. `spawn_with` does both in one go. Without v1 cgroups to join (cgroups off, a pure v2
+//! host) the outcome is known by the time `start` returns (CLONE_VFORK: microseconds). On a v1
+//! or hybrid host the child's cgroup.procs write can wait an RCU grace period (tens of ms):
+//! there `start` does not wait for the child (`Pending::in_flight`), which migrates and execs
+//! while holden serves the rest, and the outcome arrives later on `exec_status`.
 //!
 //! Race: the pidfd comes from clone3 itself, or from `pidfd_open(pid)` right after the clone,
 //! which is safe only because every child of holden is reaped by the event loop's one thread

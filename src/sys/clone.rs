@@ -15,7 +15,14 @@
 //! The child runs the caller's function on the new stack and must only make raw syscalls on data
 //! prepared before the clone (it shares the parent's memory: no allocation, no lock). Every signal
 //! is blocked in the parent around the clone, so no handler of holden's runs in the child; the
-//! child's function resets what it needs and unblocks them itself (see `sys::exec`).
+//! child's function resets what it needs and unblocks them itself (`sys::raw::reset_signals`).
+//!
+//! `spawn_detached` makes the same child without `CLONE_VFORK`, for a child that has to write a
+//! v1 cgroup.procs (a wait of an RCU grace period, tens of milliseconds, that holden must not
+//! spend suspended): this thread goes on while the child migrates and execs in its memory. The
+//! child's stack and what it reads are then owned by a `Detached` until the child is done, and
+//! the child must leave libc's errno alone (it shares this thread's TLS): rustix and
+//! `sys::raw` only.
 
 use std::cell::Cell;
 use std::ffi::{c_int, c_void};

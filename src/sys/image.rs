@@ -5,8 +5,10 @@
 //!
 //! The outcome travels on a close-on-exec pipe, as with std: end of file when the exec
 //! succeeded; else the child writes its error code (an errno, or `sys::exec`'s step-marked code)
-//! as 4 bytes and exits 127. The pipe is readable when `start` returns (the child has exec'd or
-//! exited by then), and `outcome` reads it.
+//! as 4 bytes and exits 127. `outcome` reads it. With a waited-for child (`CLONE_VFORK`) the
+//! pipe is readable when `start` returns; a child that must write a v1 cgroup.procs first is
+//! detached (`clone::spawn_detached`, see `start`) and the outcome comes later: the caller
+//! watches the pipe, or `outcome` blocks until it comes.
 
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr, OsString, c_char, c_int};
