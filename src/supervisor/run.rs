@@ -181,6 +181,7 @@ impl Supervisor {
         let (cg, leftovers) = cgroups.program(&slot.program.name)?;
         let name = slot.program.name.clone();
         if leftovers > 0 {
+            cg.kill_all(now)?.into_iter().for_each(crate::cgroup::KillJob::finish);
             log::warn!(
                 "{name}: killed {leftovers} leftover process(es) of an earlier run in {}",
                 cg.path().display()
@@ -212,8 +213,9 @@ impl Supervisor {
         if w.cg.populated() {
             if now < w.give_up {
                 if now >= w.next {
-                    if let Err(e) = w.cg.kill_all() {
-                        log::warn!("{}: {e}", slot.program.name);
+                    match w.cg.kill_all(now) {
+                        Ok(job) => job.into_iter().for_each(crate::cgroup::KillJob::finish),
+                        Err(e) => log::warn!("{}: {e}", slot.program.name),
                     }
                     self.slot_mut(i).inherited.as_mut().expect("inherited").next = now + INHERITED_RECHECK;
                 }
@@ -313,8 +315,9 @@ impl Supervisor {
         }
         if let Some(cg) = &slot.cgroup {
             if sig == SIGKILL {
-                if let Err(e) = cg.kill_all() {
-                    log::warn!("{}: {e}", slot.program.name);
+                match cg.kill_all(self.now()) {
+                    Ok(job) => job.into_iter().for_each(crate::cgroup::KillJob::finish),
+                    Err(e) => log::warn!("{}: {e}", slot.program.name),
                 }
             } else {
                 cg.signal_all(sig);
