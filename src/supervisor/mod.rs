@@ -431,6 +431,7 @@ impl Supervisor {
         }
         log::info!("{why}: shutting down");
         self.shutting_down = true;
+        self.cut_late_answer_waits(self.now());
         if let Some(n) = self.notify.as_mut() {
             n.stopping(&format!("{why}: stopping every program"));
         }
