@@ -93,6 +93,8 @@ pub struct KillJob {
     phase: Phase,
     give_up: Instant,
     rounds: u32,
+    /// The instant the last step asked for (at first: at once).
+    next: Instant,
 }
 
 impl KillJob {
@@ -111,11 +113,25 @@ impl KillJob {
             phase: Phase::Round,
             give_up: now + BUDGET,
             rounds: 0,
+            next: now,
         }
     }
 
     /// Do what is due at `now`; never waits.
     pub fn step(&mut self, now: Instant) -> Step {
+        let step = self.step_at(now);
+        if let Step::Again(at) = step {
+            self.next = at;
+        }
+        step
+    }
+
+    /// When to step it next: what the last step asked for.
+    pub fn next(&self) -> Instant {
+        self.next
+    }
+
+    fn step_at(&mut self, now: Instant) -> Step {
         let until = match self.phase {
             Phase::Freezing { until } => until,
             Phase::Round => {
@@ -163,13 +179,13 @@ impl KillJob {
     }
 
     /// How many rounds it has begun (each a freeze, where there is a freezer).
-    #[cfg(test)]
     pub fn rounds(&self) -> u32 {
         self.rounds
     }
 
-    /// Step until `Done`, sleeping until each step's instant. Only for where nothing else is
-    /// served: before the loop starts (`Cgroups::stop_strangers`), and tests.
+    /// Step until `Done`, sleeping until each step's instant: for tests, where nothing else is
+    /// served.
+    #[cfg(test)]
     pub fn finish(mut self) {
         while let Step::Again(at) = self.step(Instant::now()) {
             std::thread::sleep(at.saturating_duration_since(Instant::now()));
