@@ -457,14 +457,7 @@ start_limit_burst = 0
     // Frozen by the v1 freezer, `stuck` never reaches cgroup2's frozen state: each round of
     // the job waits for the freeze until it gives up on it, and SIGKILL waits for the thaw.
     let ice = Ice::freeze(&format!("{cg}-ice"), pid);
-    let stop = std::process::Command::new(HOLDEN)
-        .args(["stop", "stuck", "--socket"])
-        .arg(&sup.socket)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn holden stop");
+    let stop = sup.ctl_spawn(&["stop", "stuck"]);
     sup.wait_log(&format!("stuck: {JOB_STARTS}"), T);
     // Ask for status again and again until a job's window in the log holds both a status
     // served and a crash-loop transition: the loop went on while the job waited.

@@ -275,6 +275,20 @@ impl Supervisor {
         holden_in(Some(self.dir.path()), &full, &[])
     }
 
+    /// A client command against this holden, left running (one that waits for a state):
+    /// collect it with `wait_output`.
+    pub fn ctl_spawn(&self, args: &[&str]) -> Child {
+        Command::new(HOLDEN)
+            .args(args)
+            .arg("--socket")
+            .arg(&self.socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn a holden client")
+    }
+
     /// `status --json` parsed, the array of programs.
     pub fn status(&self) -> Vec<serde_json::Value> {
         let out = self.ctl(&["status", "--json"]);

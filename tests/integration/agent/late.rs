@@ -90,6 +90,20 @@ fn state_and_pid(sup: &Supervisor) -> (String, Option<u64>) {
     (p["state"].as_str().unwrap_or("?").to_string(), p["pid"].as_u64())
 }
 
+/// Answer on `conn`, which holden no longer waits on, with a process of its own: holden kills
+/// it, and says why (`since` ends "which its agent started after ...").
+fn answer_late(sup: &mut Supervisor, conn: &mut Raw, since: &str) {
+    let mut late = Started::new();
+    conn.started(&late);
+    let st = late.ended();
+    assert_eq!(st.signal(), Some(9), "{st:?}\n{}", sup.log_text());
+    let line = format!(
+        "remote: killed pid {}, which its agent started after {since}",
+        late.pid()
+    );
+    sup.wait_log(&line, T);
+}
+
 #[test]
 fn an_answer_after_a_stop_is_killed_and_never_becomes_the_next_run() {
     let (mut sup, listener, _dir) = holden_and_fake_agent();
@@ -100,28 +114,11 @@ fn an_answer_after_a_stop_is_killed_and_never_becomes_the_next_run() {
     wait_state_within(T, &sup, "remote", "STOPPED");
     // Started again before the first request is answered: a second request. (`start` waits
     // for RUNNING: it runs meanwhile.)
-    let start = Command::new(HOLDEN)
-        .args(["start", "remote", "--socket"])
-        .arg(&sup.socket)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn holden start");
+    let start = sup.ctl_spawn(&["start", "remote"]);
     let mut second = next_request(&listener);
 
     // The first answer comes now: its process is killed, and the program waits on.
-    let mut late = Started::new();
-    first.started(&late);
-    let st = late.ended();
-    assert_eq!(st.signal(), Some(9), "{st:?}\n{}", sup.log_text());
-    sup.wait_log(
-        &format!(
-            "remote: killed pid {}, which its agent started after it was stopped",
-            late.pid()
-        ),
-        T,
-    );
+    answer_late(&mut sup, &mut first, "it was stopped");
     assert_eq!(
         state_and_pid(&sup),
         ("STARTING".to_string(), None),
@@ -148,17 +145,7 @@ fn an_answer_after_holden_gave_up_waiting_is_killed_and_the_program_stays_in_bac
     let mut first = next_request(&listener);
     // The request's deadline passes without an answer: a failed spawn, retried later.
     wait_state_within(T, &sup, "remote", "BACKOFF");
-    let mut late = Started::new();
-    first.started(&late);
-    let st = late.ended();
-    assert_eq!(st.signal(), Some(9), "{st:?}\n{}", sup.log_text());
-    sup.wait_log(
-        &format!(
-            "remote: killed pid {}, which its agent started after holden gave up waiting for it",
-            late.pid()
-        ),
-        T,
-    );
+    answer_late(&mut sup, &mut first, "holden gave up waiting for it");
     assert_eq!(state_and_pid(&sup), ("BACKOFF".to_string(), None));
     sup.signal(15);
     assert!(sup.wait_exit(T).success());
