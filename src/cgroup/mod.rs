@@ -3,7 +3,8 @@
 //!
 //! This module owns the cgroup file system: detecting the layout (`detect.rs`), creating the
 //! parent and program cgroups, writing limits (`v1.rs`, `v2.rs`), and killing a cgroup's
-//! processes. It does not fork: the supervisor asks `ProgramCgroup::procs_files` for the
+//! processes (`cgroup.kill`, else a `KillJob` that the caller steps without waiting, `kill.rs`).
+//! It does not fork: the supervisor asks `ProgramCgroup::procs_files` for the
 //! `cgroup.procs` fds, and the forked child writes "0" into each before exec, so that the program
 //! is inside its cgroups before its first instruction (a write from the parent after spawn would
 //! leave a window in which a fast program forks or allocates outside its limits).
