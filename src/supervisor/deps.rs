@@ -3,8 +3,7 @@
 //! that completed with a failure, refuses the start of its dependents.
 
 use super::slot::{After, Intent};
-use super::state::Event;
-use super::{State, Supervisor};
+use super::{Event, State, Supervisor};
 use crate::process::ExitKind;
 
 /// Where the dependencies of a program stand.

@@ -17,6 +17,7 @@ mod deps;
 pub mod logger;
 mod notify;
 mod ops;
+mod process;
 mod reload;
 mod remote;
 mod requests;
@@ -35,8 +36,13 @@ use crate::config::{self, Config};
 use crate::control::protocol::Event as ControlEvent;
 use crate::control::server::Server;
 use crate::reactor::{Owner, Reactor, Signals, Token};
-use slot::{After, ExitWait, Intent, Role, Slot};
-use state::{Event, State, Transition};
+use process::{ExitWait, Proc};
+use slot::{After, Intent, Role, Slot};
+
+/// The machine's events and states, over the supervisor's main process.
+type Event = state::Event<Proc>;
+type State = state::State<Proc>;
+use state::Transition;
 
 const SIGNALS: &[i32] = &[
     signal_hook::consts::SIGCHLD,
@@ -350,7 +356,7 @@ impl Supervisor {
                 .chain(s.agent_call.as_ref().map(remote::AgentCall::next))
                 .min();
             // An agent's program whose exit status is still being read.
-            let exit_wait = s.exit_wait.map(|w| w.next);
+            let exit_wait = s.machine.state.process().and_then(|p| p.exit_wait).map(|w| w.next);
             // An earlier holden's processes in its cgroup, re-checked.
             let inherited = s.inherited.as_ref().map(|w| w.next.min(w.give_up));
             state
@@ -445,7 +451,7 @@ impl Supervisor {
         for i in 0..self.slots.len() {
             if self.slots[i]
                 .as_ref()
-                .and_then(|s| s.exit_wait)
+                .and_then(|s| s.machine.state.process()?.exit_wait)
                 .is_some_and(|w| w.next <= now)
             {
                 self.poll_remote_exit(i, now);
@@ -520,7 +526,17 @@ impl Supervisor {
         let mut queue = vec![event];
         while let Some(ev) = queue.pop() {
             let slot = self.slot_mut(i);
-            let (effects, transition) = slot.machine.handle(&slot.policy, ev, now);
+            let state::Handled {
+                effects,
+                transition,
+                released,
+            } = slot.machine.handle(&slot.policy, ev, now);
+            // What watched a process the state let go of leaves with it, before any effect
+            // (KillLeftovers) looks for what it left.
+            if let Some(process) = released {
+                self.release(i, process);
+            }
+            let slot = self.slot_mut(i);
             let became_down = transition.as_ref().is_some_and(|_| slot.machine.state.is_down());
             if let Some(t) = transition {
                 // The wall time of `now`, not of this line: a spawn may have taken a while since,

@@ -7,9 +7,10 @@ use std::os::fd::AsFd;
 use crate::config::{Program, Signal};
 use crate::control::protocol::Event;
 
+use super::State;
 use super::Supervisor;
 use super::slot::{After, Intent, Slot};
-use super::state::{Policy, State};
+use super::state::Policy;
 
 /// A request about a program that cannot be carried out, as one sentence.
 #[derive(Debug, thiserror::Error)]
@@ -158,8 +159,8 @@ impl Supervisor {
         for &i in targets {
             let slot = self.slot(i);
             let name = slot.program.name.clone();
-            match &slot.pidfd {
-                Some(fd) => rustix::process::pidfd_send_signal(fd, rsig).map_err(|e| OpError::Signal {
+            match slot.machine.state.process() {
+                Some(p) => rustix::process::pidfd_send_signal(&p.pidfd, rsig).map_err(|e| OpError::Signal {
                     name,
                     reason: e.to_string(),
                 })?,

@@ -12,9 +12,10 @@ use crate::cgroup::ProgramCgroup;
 use crate::process;
 use crate::reactor::Ready;
 
-use super::slot::{Inherited, Leftovers, Role};
-use super::state::{Effect, Event, State};
-use super::{LEFTOVER_KILL_GRACE, SIGKILL, Supervisor};
+use super::process::{Leftovers, Proc};
+use super::slot::{Inherited, Role};
+use super::state::Effect;
+use super::{Event, LEFTOVER_KILL_GRACE, SIGKILL, State, Supervisor};
 
 impl Supervisor {
     /// EPOLLPRI on program `i`'s cgroup.events: how kernfs says it changed.
@@ -25,7 +26,7 @@ impl Supervisor {
         let slot = self.slot(i);
         // Re-read it whatever the state: a kernfs file stays ready until read.
         let empty = slot.events.as_ref().and_then(ProgramCgroup::events_populated) == Some(false);
-        let waiting = matches!(slot.machine.state, State::Stopping { pid: None, .. });
+        let waiting = matches!(slot.machine.state, State::Stopping { process: None, .. });
         if empty && waiting && self.tree_empty(i) {
             self.apply(i, Event::Emptied, self.now());
         }
@@ -43,16 +44,13 @@ impl Supervisor {
             any = true;
             match self.slot_of_pid(pid) {
                 Some(i) => {
-                    if let Some(fd) = self.slot_mut(i).pidfd.take() {
-                        self.reactor.delete(fd.as_fd());
-                    }
                     // Everything it wrote goes to its log before its death's transition line.
                     let name = self.slot(i).program.name.clone();
                     self.logs.drain(&self.reactor, &name);
                     let slot = self.slot(i);
-                    let exit = match &slot.cgroup {
-                        Some(cg) => exit.or_oom(slot.oom_before, cg.oom_kills()),
-                        None => exit,
+                    let exit = match (&slot.cgroup, slot.machine.state.process()) {
+                        (Some(cg), Some(p)) => exit.or_oom(p.oom_before, cg.oom_kills()),
+                        _ => exit,
                     };
                     self.apply(i, Event::Exited(exit), now);
                 }
@@ -66,7 +64,7 @@ impl Supervisor {
             for i in 0..self.slots.len() {
                 let waiting = matches!(
                     self.slots[i].as_ref().map(|s| &s.machine.state),
-                    Some(State::Stopping { pid: None, .. })
+                    Some(State::Stopping { process: None, .. })
                 );
                 if waiting && self.tree_empty(i) {
                     self.apply(i, Event::Emptied, now);
@@ -137,6 +135,7 @@ impl Supervisor {
             Ok(procs) => procs,
             Err(e) => return Some(cgroup_failure(e)),
         };
+        let oom_before = self.slot(i).cgroup.as_ref().and_then(ProgramCgroup::oom_kills);
         let extra = match self.prepare_watch(i) {
             Ok(extra) => extra,
             Err(reason) => return Some(Event::SpawnFailed { reason, retry: false }),
@@ -151,10 +150,13 @@ impl Supervisor {
                     // Without its pidfd registered, SIGCHLD still reports the death.
                     log::warn!("{}: cannot watch pidfd: {e}", program.name);
                 }
-                let slot = self.slot_mut(i);
-                slot.pidfd = Some(spawned.pidfd);
-                slot.pgid = Some(spawned.pid);
-                Some(Event::Spawned { pid: spawned.pid })
+                Some(Event::Spawned(Proc {
+                    pid: spawned.pid,
+                    pidfd: spawned.pidfd,
+                    pgid: Some(spawned.pid),
+                    oom_before,
+                    exit_wait: None,
+                }))
             }
             Err(e) if e.retryable() => Some(Event::SpawnShort { reason: e.to_string() }),
             Err(e) => Some(Event::SpawnFailed {
@@ -289,7 +291,6 @@ impl Supervisor {
             }
         };
         let procs = cg.procs_files()?;
-        self.slot_mut(i).oom_before = cg.oom_kills();
         self.watch_cgroup_events(i, &cg);
         self.slot_mut(i).cgroup = Some(cg);
         Ok(procs)
@@ -302,9 +303,9 @@ impl Supervisor {
         let slot = self.slot(i);
         if slot.program.agent.is_some() {
             // Only the main process is known: signal it through its pidfd.
-            if let (Some(fd), Some(sig)) = (&slot.pidfd, crate::sys::signal::Signal(sig).to_rustix())
-                && slot.exit_wait.is_none()
-                && let Err(e) = rustix::process::pidfd_send_signal(fd, sig)
+            let alive = slot.machine.state.process().filter(|p| p.exit_wait.is_none());
+            if let (Some(p), Some(sig)) = (alive, crate::sys::signal::Signal(sig).to_rustix())
+                && let Err(e) = rustix::process::pidfd_send_signal(&p.pidfd, sig)
                 && e != rustix::io::Errno::SRCH
             {
                 log::warn!("{}: cannot signal it through its pidfd: {e}", slot.program.name);
@@ -321,7 +322,7 @@ impl Supervisor {
             }
             return;
         }
-        let (Some(sig), Some(pgid)) = (crate::sys::signal::Signal(sig).to_rustix(), slot.pgid) else {
+        let (Some(sig), Some(pgid)) = (crate::sys::signal::Signal(sig).to_rustix(), slot.group()) else {
             return;
         };
         if let Some(pid) = Pid::from_raw(pgid) {
@@ -347,10 +348,12 @@ impl Supervisor {
             slot.program.name,
             sig.name()
         );
-        self.slot_mut(i).leftovers = Leftovers {
+        let left = &mut self.slot_mut(i).leftovers;
+        *left = Leftovers {
             kill_at: Some(now + timeout),
             killed: false,
             spawn_deferred: false,
+            ..*left
         };
         self.check_leftovers(i, now);
     }
@@ -395,6 +398,7 @@ impl Supervisor {
         }
         let deferred = slot.leftovers.spawn_deferred;
         log::debug!("{}: the processes of its last run are gone", slot.program.name);
+        // Gone: nothing is left of the last run, its process group neither.
         self.slot_mut(i).leftovers = Leftovers::default();
         if deferred
             && !self.shutting_down
@@ -411,7 +415,7 @@ impl Supervisor {
         if let Some(cg) = &slot.cgroup {
             return cg.pids().len();
         }
-        slot.pgid.map_or(0, process::group_members)
+        slot.group().map_or(0, process::group_members)
     }
 
     /// Are all processes of program `i` gone?
@@ -419,7 +423,7 @@ impl Supervisor {
         if let Some(cg) = &self.slot(i).cgroup {
             return !cg.populated();
         }
-        match self.slot(i).pgid.and_then(Pid::from_raw) {
+        match self.slot(i).group().and_then(Pid::from_raw) {
             Some(p) => rustix::process::test_kill_process_group(p) == Err(rustix::io::Errno::SRCH),
             None => true,
         }

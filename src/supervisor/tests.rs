@@ -19,9 +19,23 @@ pub(super) struct Fake {
 }
 
 impl Fake {
+    /// A main process that is none: a fake pid, and /dev/null for its pidfd (no signal can
+    /// go through it).
     pub(super) fn spawn(&mut self) -> Event {
         self.next_pid += 1;
-        Event::Spawned { pid: self.next_pid }
+        let pidfd = rustix::fs::open(
+            c"/dev/null",
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .expect("open /dev/null");
+        Event::Spawned(Proc {
+            pid: self.next_pid,
+            pidfd,
+            pgid: Some(self.next_pid),
+            oom_before: None,
+            exit_wait: None,
+        })
     }
 }
 
@@ -104,7 +118,7 @@ impl Bench {
         let i = self.sup.index_of(name).unwrap();
         let now = self.sup.now();
         self.sup.apply(i, Event::Exited(exit), now);
-        if matches!(self.sup.slot(i).machine.state, State::Stopping { pid: None, .. }) {
+        if matches!(self.sup.slot(i).machine.state, State::Stopping { process: None, .. }) {
             self.sup.apply(i, Event::Emptied, now);
         }
         self.sup.settle();

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use rustix::process::Pid;
 
-use super::{State, Supervisor};
+use super::{Event, State, Supervisor};
 use crate::config::probe::{Probe, Readiness};
 use crate::health::Watch;
 use crate::health::notify::{self, Msg, NotifySocket};
@@ -16,7 +16,6 @@ use crate::process::spawn::Extra;
 use crate::reactor::Interest;
 
 use super::Role;
-use crate::supervisor::state::Event;
 
 /// The process group of `pid`, from /proc/PID/stat (a zombie's too).
 fn process_group(pid: i32) -> Option<i32> {
@@ -386,7 +385,7 @@ impl Supervisor {
             return true;
         }
         // Not rustix's getpgid: it panics on a process group 0 (PID 1's, in a container).
-        slot.pgid.is_some() && process_group(pid) == slot.pgid
+        slot.group().is_some() && process_group(pid) == slot.group()
     }
 
     /// After a reap: a main process from `MAINPID=` that is not holden's child ended (its
@@ -397,7 +396,9 @@ impl Supervisor {
         if !slot.watch.foreign_main || slot.program.agent.is_some() {
             return;
         }
-        let Some(fd) = &slot.pidfd else { return };
+        let Some(fd) = slot.machine.state.process().map(|p| &p.pidfd) else {
+            return;
+        };
         let mut fds = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
         let zero = rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 };
         if !matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(n) if n > 0) {
@@ -407,11 +408,7 @@ impl Supervisor {
             crate::process::reap::PidfdExit::Ended(exit) => exit,
             _ => crate::process::ExitKind::Unknown,
         };
-        let slot = self.slot_mut(i);
-        slot.watch.foreign_main = false;
-        if let Some(fd) = slot.pidfd.take() {
-            self.reactor.delete(fd.as_fd());
-        }
+        self.slot_mut(i).watch.foreign_main = false;
         self.apply(i, Event::Exited(exit), now);
     }
 
@@ -530,15 +527,16 @@ impl Supervisor {
         else {
             return;
         };
-        let slot = self.slot_mut(i);
-        if let Some(old) = slot.pidfd.take() {
-            self.reactor.delete(old.as_fd());
-        }
-        let _ = self.reactor.add(fd.as_fd(), self.token(i, Role::Pidfd), Interest::Read);
-        let slot = self.slot_mut(i);
-        slot.pidfd = Some(fd);
+        let token = self.token(i, Role::Pidfd);
+        let Some(slot) = self.slots[i].as_mut() else { return };
+        let Some(main) = slot.machine.state.process_mut() else {
+            return;
+        };
+        self.reactor.delete(main.pidfd.as_fd());
+        let _ = self.reactor.add(fd.as_fd(), token, Interest::Read);
+        main.pidfd = fd;
+        main.pid = pid;
         slot.watch.foreign_main = true;
-        slot.machine.state.set_pid(pid);
         log::info!("{name}: main process is now {pid} (MAINPID)");
     }
 }
