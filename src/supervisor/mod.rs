@@ -274,6 +274,7 @@ impl Supervisor {
                             Role::ReadyFd => self.on_ready_fd(i, now),
                             Role::Probe => self.on_probe(i, now),
                             Role::AgentCall => self.on_agent_call(i, now),
+                            Role::Exec => self.on_exec_status(i, now),
                             Role::AbandonedCall => {}
                         }
                     }
@@ -347,10 +348,7 @@ impl Supervisor {
             // A spawn that waits for leftovers happens when they are gone, not at the deadline;
             // one asked of an agent, when it answers or its call's deadline passes.
             let state = s
-                .machine
-                .state
-                .deadline()
-                .filter(|_| !s.leftovers.spawn_deferred && s.agent_call.is_none())
+                .state_deadline()
                 .into_iter()
                 .chain(s.leftovers.kill_at)
                 .chain(s.agent_call.as_ref().map(remote::AgentCall::next))
@@ -479,8 +477,7 @@ impl Supervisor {
             }
             let due = self.slots[i]
                 .as_ref()
-                .filter(|s| !s.leftovers.spawn_deferred && s.agent_call.is_none())
-                .and_then(|s| s.machine.state.deadline())
+                .and_then(Slot::state_deadline)
                 .is_some_and(|d| d <= now);
             if due {
                 self.apply(i, Event::Deadline, now);
@@ -525,6 +522,7 @@ impl Supervisor {
         }
         let mut queue = vec![event];
         while let Some(ev) = queue.pop() {
+            let spawned = matches!(ev, Event::Spawned(_));
             let slot = self.slot_mut(i);
             let state::Handled {
                 effects,
@@ -558,6 +556,10 @@ impl Supervisor {
                     queue.push(next);
                 }
             }
+            // Its exec outcome: known at once (CLONE_VFORK), else an event of its own later.
+            if spawned && let Some(next) = self.first_look_at_exec(i) {
+                queue.push(next);
+            }
             if became_down {
                 self.after_down(i);
                 if self.slots[i].is_none() {
@@ -567,12 +569,21 @@ impl Supervisor {
         }
     }
 
-    fn log_transition(&self, i: usize, t: &Transition) {
+    fn log_transition(&mut self, i: usize, t: &Transition) {
         let name = &self.slot(i).program.name;
-        match &t.reason {
-            Some(r) if t.from == t.to => log::warn!("{name}: {} ({r})", t.from),
-            Some(r) => log::info!("{name}: {} -> {} ({r})", t.from, t.to),
-            None => log::info!("{name}: {} -> {}", t.from, t.to),
+        let line = match &t.reason {
+            Some(r) if t.from == t.to => format!("{name}: {} ({r})", t.from),
+            Some(r) => format!("{name}: {} -> {} ({r})", t.from, t.to),
+            None => format!("{name}: {} -> {}", t.from, t.to),
+        };
+        if t.from == t.to {
+            log::warn!("{line}");
+        } else {
+            log::info!("{line}");
+        }
+        #[cfg(test)]
+        if let Some(fake) = &mut self.fake {
+            fake.lines.push(line);
         }
     }
 }

@@ -1,5 +1,5 @@
 //! A program's main process as its state carries it (`State<Proc>`, see state.rs): its pid,
-//! pidfd, process group and what its spawn noted. The state owns it while the process lives;
+//! pidfd, process group, what its spawn noted, and its exec outcome until it is known. The state owns it while the process lives;
 //! when the machine lets go of it (`Handled::released`: it ended, or it never ran),
 //! `Supervisor::release` takes its fds out of the reactor in one place. What the process leaves
 //! behind, its process group where no cgroup holds the program, outlives it in `Leftovers`.
@@ -23,6 +23,9 @@ pub(super) struct Proc {
     pub(super) oom_before: Option<u64>,
     /// An agent's process ended: its exit status is being read from its pidfd.
     pub(super) exit_wait: Option<ExitWait>,
+    /// Its exec outcome, not read yet (`process::spawn::Pending::exec_status`): watched in the
+    /// reactor (`Role::Exec`) until it says the program runs (then closed) or could not.
+    pub(super) exec: Option<OwnedFd>,
 }
 
 impl Process for Proc {
@@ -71,6 +74,9 @@ impl Supervisor {
     /// process group stays, for what it left behind.
     pub(super) fn release(&mut self, i: usize, process: Proc) {
         self.reactor.delete(process.pidfd.as_fd());
+        if let Some(exec) = &process.exec {
+            self.reactor.delete(exec.as_fd());
+        }
         if let Some(slot) = self.slots[i].as_mut() {
             slot.leftovers.group = process.pgid;
         }

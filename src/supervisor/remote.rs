@@ -181,6 +181,7 @@ impl Supervisor {
                     pgid: None,
                     oom_before: None,
                     exit_wait: None,
+                    exec: None,
                 }))
             }
             Err(e) => Some(spawn_failed(socket, e)),

@@ -10,6 +10,7 @@ use rustix::process::Pid;
 
 use crate::cgroup::ProgramCgroup;
 use crate::process;
+use crate::process::spawn::ExecOutcome;
 use crate::reactor::Ready;
 
 use super::process::{Leftovers, Proc};
@@ -39,39 +40,98 @@ impl Supervisor {
     /// Reap every exited child and feed the exits to their programs.
     pub(super) fn reap(&mut self) {
         let now = self.now();
-        let mut any = false;
-        for (pid, exit) in process::reap_all() {
-            any = true;
-            match self.slot_of_pid(pid) {
-                Some(i) => {
-                    // Everything it wrote goes to its log before its death's transition line.
-                    let name = self.slot(i).program.name.clone();
-                    self.logs.drain(&self.reactor, &name);
-                    let slot = self.slot(i);
-                    let exit = match (&slot.cgroup, slot.machine.state.process()) {
-                        (Some(cg), Some(p)) => exit.or_oom(p.oom_before, cg.oom_kills()),
-                        _ => exit,
-                    };
-                    self.apply(i, Event::Exited(exit), now);
+        let reaped = process::reap_all();
+        for &(pid, exit) in &reaped {
+            self.on_reaped(pid, exit, now);
+        }
+        if !reaped.is_empty() {
+            self.after_reaps(now);
+        }
+    }
+
+    /// Child `pid` ended with `exit`: feed it to the program whose main process it was.
+    pub(super) fn on_reaped(&mut self, pid: i32, exit: process::ExitKind, now: Instant) {
+        match self.slot_of_pid(pid) {
+            Some(i) => {
+                // Reaped before its exec outcome was handled: the outcome is final now, and a
+                // child that could not exec is a spawn failure, not an exit status 127.
+                if let Some(ExecOutcome::Failed(e)) = self.take_exec_outcome(i) {
+                    self.apply(i, spawn_error(e), now);
+                    return;
                 }
-                None if self.on_probe_exit(pid, exit, now) => {}
-                None => log::debug!("reaped orphan {pid} ({})", exit.describe()),
+                // Everything it wrote goes to its log before its death's transition line.
+                let name = self.slot(i).program.name.clone();
+                self.logs.drain(&self.reactor, &name);
+                let slot = self.slot(i);
+                let exit = match (&slot.cgroup, slot.machine.state.process()) {
+                    (Some(cg), Some(p)) => exit.or_oom(p.oom_before, cg.oom_kills()),
+                    _ => exit,
+                };
+                self.apply(i, Event::Exited(exit), now);
+            }
+            None if self.on_probe_exit(pid, exit, now) => {}
+            None => log::debug!("reaped orphan {pid} ({})", exit.describe()),
+        }
+    }
+
+    /// Every process of a program is a descendant of holden: after deaths, the programs whose
+    /// main process is gone check whether the rest is gone too.
+    pub(super) fn after_reaps(&mut self, now: Instant) {
+        for i in 0..self.slots.len() {
+            let waiting = matches!(
+                self.slots[i].as_ref().map(|s| &s.machine.state),
+                Some(State::Stopping { process: None, .. })
+            );
+            if waiting && self.tree_empty(i) {
+                self.apply(i, Event::Emptied, now);
+            }
+            self.check_leftovers(i, now);
+            self.check_inherited(i, now);
+        }
+    }
+
+    /// The exec outcome of program `i`'s main process, if one is pending: when it is known, its
+    /// fd is closed and leaves the reactor.
+    fn take_exec_outcome(&mut self, i: usize) -> Option<ExecOutcome> {
+        let slot = self.slots[i].as_mut()?;
+        let main = slot.machine.state.process_mut()?;
+        let outcome = process::spawn::exec_outcome(&slot.program, main.exec.as_ref()?);
+        if !matches!(outcome, ExecOutcome::NotYet)
+            && let Some(fd) = main.exec.take()
+        {
+            self.reactor.delete(fd.as_fd());
+        }
+        Some(outcome)
+    }
+
+    /// Program `i` was just spawned: its exec outcome if it is known already (with CLONE_VFORK
+    /// it is), else its fd is watched and the outcome is an event of its own
+    /// (`on_exec_status`). Returns the spawn's failure when it could not exec.
+    pub(super) fn first_look_at_exec(&mut self, i: usize) -> Option<Event> {
+        match self.take_exec_outcome(i)? {
+            ExecOutcome::Ran => None,
+            ExecOutcome::Failed(e) => Some(spawn_error(e)),
+            ExecOutcome::NotYet => {
+                let token = self.token(i, Role::Exec);
+                let slot = self.slots[i].as_mut()?;
+                let main = slot.machine.state.process_mut()?;
+                let fd = main.exec.as_ref()?;
+                if let Err(e) = self.reactor.add(fd.as_fd(), token, crate::reactor::Interest::Read) {
+                    // Unwatched, its outcome is not waited for: a failed exec then shows as
+                    // the child's exit status (127).
+                    log::warn!("{}: cannot watch its exec: {e}", slot.program.name);
+                    main.exec = None;
+                }
+                None
             }
         }
-        if any {
-            // Every process of a program is a descendant of holden: after each death, the
-            // programs whose main process is gone check whether the rest is gone too.
-            for i in 0..self.slots.len() {
-                let waiting = matches!(
-                    self.slots[i].as_ref().map(|s| &s.machine.state),
-                    Some(State::Stopping { process: None, .. })
-                );
-                if waiting && self.tree_empty(i) {
-                    self.apply(i, Event::Emptied, now);
-                }
-                self.check_leftovers(i, now);
-                self.check_inherited(i, now);
-            }
+    }
+
+    /// The exec outcome of program `i`'s main process is readable: it runs (nothing more), or
+    /// it could not, which the machine takes as the spawn's failure (quietly once stopping).
+    pub(super) fn on_exec_status(&mut self, i: usize, now: Instant) {
+        if let Some(ExecOutcome::Failed(e)) = self.take_exec_outcome(i) {
+            self.apply(i, spawn_error(e), now);
         }
     }
 
@@ -140,29 +200,28 @@ impl Supervisor {
             Ok(extra) => extra,
             Err(reason) => return Some(Event::SpawnFailed { reason, retry: false }),
         };
-        match process::spawn::spawn_with(&program, stdout, stderr, procs, extra) {
-            Ok(spawned) => {
+        // The child is made and the loop goes on: its exec outcome comes later (`apply` looks
+        // at it once the machine has it STARTING).
+        match process::spawn::start(&program, stdout, stderr, procs, extra) {
+            Ok(pending) => {
                 let token = self.token(i, Role::Pidfd);
                 if let Err(e) = self
                     .reactor
-                    .add(spawned.pidfd.as_fd(), token, crate::reactor::Interest::Read)
+                    .add(pending.pidfd.as_fd(), token, crate::reactor::Interest::Read)
                 {
                     // Without its pidfd registered, SIGCHLD still reports the death.
                     log::warn!("{}: cannot watch pidfd: {e}", program.name);
                 }
                 Some(Event::Spawned(Proc {
-                    pid: spawned.pid,
-                    pidfd: spawned.pidfd,
-                    pgid: Some(spawned.pid),
+                    pid: pending.pid,
+                    pidfd: pending.pidfd,
+                    pgid: Some(pending.pid),
                     oom_before,
                     exit_wait: None,
+                    exec: Some(pending.exec_status),
                 }))
             }
-            Err(e) if e.retryable() => Some(Event::SpawnShort { reason: e.to_string() }),
-            Err(e) => Some(Event::SpawnFailed {
-                reason: e.to_string(),
-                retry: false,
-            }),
+            Err(e) => Some(spawn_error(e)),
         }
     }
 
@@ -312,6 +371,19 @@ impl Supervisor {
             }
             return;
         }
+        // A main process that has not exec'd yet may not be in its cgroup or process group yet
+        // (it joins them before its exec): it gets the signal itself too.
+        if let Some(main) = slot.machine.state.process().filter(|p| p.exec.is_some())
+            && let Some(rsig) = crate::sys::signal::Signal(sig).to_rustix()
+            && let Err(e) = rustix::process::pidfd_send_signal(&main.pidfd, rsig)
+            && e != rustix::io::Errno::SRCH
+        {
+            log::warn!(
+                "{}: cannot signal its main process {}: {e}",
+                slot.program.name,
+                main.pid
+            );
+        }
         if let Some(cg) = &slot.cgroup {
             if sig == SIGKILL {
                 if let Err(e) = cg.kill_all() {
@@ -433,6 +505,19 @@ impl Supervisor {
 /// How often the emptying of a cgroup an earlier holden left is re-checked where no
 /// `cgroup.events` tells (a v1 hierarchy), and SIGKILL sent again.
 const INHERITED_RECHECK: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// A spawn that failed, before its child existed or when it could not exec: retried later
+/// when it lacked a resource that comes back, else FATAL.
+fn spawn_error(e: process::spawn::SpawnError) -> Event {
+    if e.retryable() {
+        Event::SpawnShort { reason: e.to_string() }
+    } else {
+        Event::SpawnFailed {
+            reason: e.to_string(),
+            retry: false,
+        }
+    }
+}
 
 /// A cgroup step of a spawn that failed: retried later when it lacked a resource that comes back.
 fn cgroup_failure(e: crate::cgroup::CgroupError) -> Event {

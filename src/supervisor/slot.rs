@@ -49,6 +49,20 @@ pub(super) struct Slot {
 }
 
 impl Slot {
+    /// When its state wants a `Deadline` event, unless something else must come first: the end
+    /// of the leftovers a spawn waits for, its agent's answer, or its exec's outcome (a program
+    /// is not RUNNING, nor failed for not being ready, before it runs at all).
+    pub(super) fn state_deadline(&self) -> Option<Instant> {
+        let exec_pending = matches!(
+            &self.machine.state,
+            super::State::Starting { process, .. } if process.exec.is_some()
+        );
+        if self.leftovers.spawn_deferred || self.agent_call.is_some() || exec_pending {
+            return None;
+        }
+        self.machine.state.deadline()
+    }
+
     pub(super) fn new(program: Program, transient: bool, generation: u32, now: Instant) -> Slot {
         Slot {
             generation,
@@ -144,6 +158,8 @@ pub(super) enum Role {
     /// A spawn request whose program was stopped or removed meanwhile: the index is the
     /// supervisor's list of them, the generation 0.
     AbandonedCall = 7,
+    /// Its main process's exec outcome, pending (`process::spawn::Pending::exec_status`).
+    Exec = 8,
 }
 
 /// A supervisor token id: role (8 bits) | slot generation (24 bits) | slot index (24 bits).
@@ -168,6 +184,7 @@ pub(super) fn parse_token_id(id: u64) -> Option<(Role, usize, u32)> {
         5 => Role::Probe,
         6 => Role::AgentCall,
         7 => Role::AbandonedCall,
+        8 => Role::Exec,
         _ => return None,
     };
     Some((role, (id & SLOT_MASK) as usize, ((id >> SLOT_BITS) & SLOT_MASK) as u32))
@@ -192,6 +209,7 @@ mod tests {
             Role::Probe,
             Role::AgentCall,
             Role::AbandonedCall,
+            Role::Exec,
         ] {
             let id = token_id(role, 7, 3);
             assert_eq!(parse_token_id(id), Some((role, 7, 3)));
