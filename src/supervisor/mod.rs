@@ -1,8 +1,9 @@
 //! The supervisor: the programs of the config, their machines, and the one loop that keeps them
 //! running.
 //!
-//! One thread, one `epoll_wait` (the reactor) over: one pidfd per running main process, the
-//! signal self-pipe, output pipes and the control socket. The wait's timeout is the nearest
+//! One thread, one `epoll_wait` (the reactor) over: one pidfd per running main process (and its
+//! exec outcome while it is pending: a spawn never waits for the exec), the signal self-pipe,
+//! output pipes and the control socket. The wait's timeout is the nearest
 //! deadline of any program (min_uptime, backoff, stop_timeout), so an idle holden with every
 //! program running sleeps with no timeout at all: zero wakeups.
 //!
