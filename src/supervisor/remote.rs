@@ -124,7 +124,7 @@ impl Supervisor {
     /// answer is an event (`on_agent_call`). Returns the event only when the request failed at
     /// once (no agent listening, say).
     pub(super) fn spawn_remote(&mut self, i: usize, now: Instant) -> Option<Event> {
-        let program = &self.slot(i).program;
+        let program = &self.live(i)?.program;
         let socket = program.agent.clone()?;
         let env: Vec<(String, String)> = program
             .environment
@@ -148,7 +148,7 @@ impl Supervisor {
             });
         match call {
             Ok(call) => {
-                self.slot_mut(i).agent_call = Some(call);
+                self.live_mut(i)?.agent_call = Some(call);
                 self.drive_agent_call(i, now)
             }
             Err(e) => Some(spawn_failed(&socket, e)),
@@ -163,15 +163,15 @@ impl Supervisor {
     }
 
     fn drive_agent_call(&mut self, i: usize, now: Instant) -> Option<Event> {
-        let token = self.token(i, Role::AgentCall);
         let slot = self.slots[i].as_mut()?;
+        let token = slot.token(i, Role::AgentCall);
         let result = slot.agent_call.as_mut()?.drive(&self.reactor, token, now)?;
         let call = slot.agent_call.take()?;
         self.reactor.delete(call.conn.as_fd());
         let socket = call.conn.socket();
         match result.and_then(|(answer, fds)| codec::started(socket, answer, fds)) {
             Ok((pid, pidfd)) => {
-                let token = self.token(i, Role::Pidfd);
+                let token = slot.token(i, Role::Pidfd);
                 if let Err(e) = self.reactor.add(pidfd.as_fd(), token, Interest::Read) {
                     log::warn!("{}: cannot watch the pidfd from the agent: {e}", call.name);
                 }

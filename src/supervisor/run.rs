@@ -24,7 +24,7 @@ impl Supervisor {
         if !r.priority {
             return;
         }
-        let slot = self.slot(i);
+        let Some(slot) = self.live(i) else { return };
         // Re-read it whatever the state: a kernfs file stays ready until read.
         let empty = slot.events.as_ref().and_then(ProgramCgroup::events_populated) == Some(false);
         let waiting = matches!(slot.machine.state, State::Stopping { process: None, .. });
@@ -59,10 +59,9 @@ impl Supervisor {
                     self.apply(i, spawn_error(e), now);
                     return;
                 }
+                let Some(slot) = self.slots[i].as_ref() else { return };
                 // Everything it wrote goes to its log before its death's transition line.
-                let name = self.slot(i).program.name.clone();
-                self.logs.drain(&self.reactor, &name);
-                let slot = self.slot(i);
+                self.logs.drain(&self.reactor, &slot.program.name);
                 let exit = match (&slot.cgroup, slot.machine.state.process()) {
                     (Some(cg), Some(p)) => exit.or_oom(p.oom_before, cg.oom_kills()),
                     _ => exit,
@@ -112,8 +111,8 @@ impl Supervisor {
             ExecOutcome::Ran => None,
             ExecOutcome::Failed(e) => Some(spawn_error(e)),
             ExecOutcome::NotYet => {
-                let token = self.token(i, Role::Exec);
                 let slot = self.slots[i].as_mut()?;
+                let token = slot.token(i, Role::Exec);
                 let main = slot.machine.state.process_mut()?;
                 let fd = main.exec.as_ref()?;
                 if let Err(e) = self.reactor.add(fd.as_fd(), token, crate::reactor::Interest::Read) {
@@ -137,18 +136,20 @@ impl Supervisor {
 
     /// Carry out one effect; returns the event it produced, if any.
     pub(super) fn perform(&mut self, i: usize, effect: Effect, now: Instant) -> Option<Event> {
+        let faked = self.faked();
+        let slot = self.live_mut(i)?;
         match effect {
-            Effect::Spawn if self.slot(i).leftovers.kill_at.is_some() => {
+            Effect::Spawn if slot.leftovers.kill_at.is_some() => {
                 log::info!(
                     "{}: waiting for the processes of its last run to end before it starts again",
-                    self.slot(i).program.name
+                    slot.program.name
                 );
-                self.slot_mut(i).leftovers.spawn_deferred = true;
+                slot.leftovers.spawn_deferred = true;
                 None
             }
             // Already asked of its agent: the answer is the event.
-            Effect::Spawn if self.slot(i).agent_call.is_some() => None,
-            Effect::Spawn if self.slot(i).program.agent.is_some() && !self.faked() => self.spawn_remote(i, now),
+            Effect::Spawn if slot.agent_call.is_some() => None,
+            Effect::Spawn if slot.program.agent.is_some() && !faked => self.spawn_remote(i, now),
             Effect::Spawn => self.spawn(i),
             Effect::Signal(sig) => {
                 self.signal_tree(i, sig.0);
@@ -172,11 +173,11 @@ impl Supervisor {
         if let Some(fake) = &mut self.fake {
             return Some(fake.spawn());
         }
-        let program = self.slot(i).program.clone();
+        let program = self.live(i)?.program.clone();
         match self.claim_cgroup(i, self.now()) {
             Ok(true) => {}
             Ok(false) => {
-                self.slot_mut(i).leftovers.spawn_deferred = true;
+                self.live_mut(i)?.leftovers.spawn_deferred = true;
                 return None;
             }
             Err(e) => return Some(cgroup_failure(e)),
@@ -195,7 +196,7 @@ impl Supervisor {
             Ok(procs) => procs,
             Err(e) => return Some(cgroup_failure(e)),
         };
-        let oom_before = self.slot(i).cgroup.as_ref().and_then(ProgramCgroup::oom_kills);
+        let oom_before = self.live(i)?.cgroup.as_ref().and_then(ProgramCgroup::oom_kills);
         let extra = match self.prepare_watch(i) {
             Ok(extra) => extra,
             Err(reason) => return Some(Event::SpawnFailed { reason, retry: false }),
@@ -204,7 +205,7 @@ impl Supervisor {
         // at it once the machine has it STARTING).
         match process::spawn::start(&program, stdout, stderr, procs, extra) {
             Ok(pending) => {
-                let token = self.token(i, Role::Pidfd);
+                let token = self.live(i)?.token(i, Role::Pidfd);
                 if let Err(e) = self
                     .reactor
                     .add(pending.pidfd.as_fd(), token, crate::reactor::Interest::Read)
@@ -229,10 +230,9 @@ impl Supervisor {
     /// holden left in it. True when the spawn can go on; false while those processes are
     /// still there (the spawn waits for `check_inherited`, the loop serves the rest).
     fn claim_cgroup(&mut self, i: usize, now: Instant) -> Result<bool, crate::cgroup::CgroupError> {
-        let Some(cgroups) = &self.cgroups else {
+        let (Some(cgroups), Some(slot)) = (&self.cgroups, self.live(i)) else {
             return Ok(true);
         };
-        let slot = self.slot(i);
         if slot.cgroup.is_some() || slot.program.agent.is_some() {
             return Ok(true);
         }
@@ -252,31 +252,34 @@ impl Supervisor {
             log::info!("{name}: waiting for them to end before it starts");
             self.watch_cgroup_events(i, &cg);
         }
-        self.slot_mut(i).inherited = Some(Inherited {
-            cg,
-            give_up: now + crate::cgroup::LEFTOVER_WAIT,
-            next: now + INHERITED_RECHECK,
-        });
+        if let Some(slot) = self.live_mut(i) {
+            slot.inherited = Some(Inherited {
+                cg,
+                give_up: now + crate::cgroup::LEFTOVER_WAIT,
+                next: now + INHERITED_RECHECK,
+            });
+        }
         Ok(gone)
     }
 
     /// Are the processes an earlier holden left in program `i`'s cgroup gone? Then the spawn
     /// that waited for them happens; at `give_up`, it fails as a cgroup that will not empty.
     pub(super) fn check_inherited(&mut self, i: usize, now: Instant) {
-        let Some(slot) = self.slots[i].as_ref() else {
+        let shutting_down = self.shutting_down;
+        let Some(slot) = self.slots[i].as_mut() else {
             return;
         };
-        let Some(w) = &slot.inherited else {
+        let Some(w) = &mut slot.inherited else {
             return;
         };
-        let deferred = slot.leftovers.spawn_deferred && !self.shutting_down;
+        let deferred = slot.leftovers.spawn_deferred && !shutting_down;
         if w.cg.populated() {
             if now < w.give_up {
                 if now >= w.next {
                     if let Err(e) = w.cg.kill_all() {
                         log::warn!("{}: {e}", slot.program.name);
                     }
-                    self.slot_mut(i).inherited.as_mut().expect("inherited").next = now + INHERITED_RECHECK;
+                    w.next = now + INHERITED_RECHECK;
                 }
                 return;
             }
@@ -284,13 +287,12 @@ impl Supervisor {
                 path: w.cg.path(),
                 count: w.cg.pids().len(),
             };
-            let slot = self.slot_mut(i);
             slot.inherited = None;
             if let Some(f) = slot.events.take() {
                 self.reactor.delete(f.as_fd());
             }
             if deferred {
-                self.slot_mut(i).leftovers.spawn_deferred = false;
+                slot.leftovers.spawn_deferred = false;
                 self.apply(i, cgroup_failure(e), now);
             }
             return;
@@ -298,9 +300,9 @@ impl Supervisor {
         log::debug!("{}: the processes of an earlier run are gone", slot.program.name);
         if !deferred {
             // Nothing waits for it any more (a stop came): the next spawn claims it again.
-            self.slot_mut(i).inherited = None;
+            slot.inherited = None;
         } else {
-            self.slot_mut(i).leftovers.spawn_deferred = false;
+            slot.leftovers.spawn_deferred = false;
             if let Some(event) = self.spawn(i) {
                 self.apply(i, event, now);
             }
@@ -309,16 +311,17 @@ impl Supervisor {
 
     /// Register `cg`'s v2 cgroup.events for program `i`, once.
     fn watch_cgroup_events(&mut self, i: usize, cg: &ProgramCgroup) {
-        if self.slot(i).events.is_some() {
+        let Some(slot) = self.slots[i].as_mut() else { return };
+        if slot.events.is_some() {
             return;
         }
         let Some(f) = cg.events_file() else {
             return;
         };
-        let token = self.token(i, Role::CgroupEvents);
+        let token = slot.token(i, Role::CgroupEvents);
         match self.reactor.add(f.as_fd(), token, crate::reactor::Interest::Priority) {
-            Ok(()) => self.slot_mut(i).events = Some(f),
-            Err(e) => log::warn!("{}: cannot watch cgroup.events: {e}", self.slot(i).program.name),
+            Ok(()) => slot.events = Some(f),
+            Err(e) => log::warn!("{}: cannot watch cgroup.events: {e}", slot.program.name),
         }
     }
 
@@ -326,21 +329,20 @@ impl Supervisor {
     /// changed it; returns the cgroup.procs files the child joins before exec. Limits are not
     /// rewritten at each restart, so a live `constrain` lasts until a reload changes the program.
     pub(super) fn prepare_cgroup(&mut self, i: usize) -> Result<Vec<OwnedFd>, crate::cgroup::CgroupError> {
-        if self.cgroups.is_none() || self.slot(i).program.agent.is_some() {
+        let (Some(cgroups), Some(slot)) = (&self.cgroups, self.slots[i].as_mut()) else {
+            return Ok(Vec::new());
+        };
+        if slot.program.agent.is_some() {
             return Ok(Vec::new());
         }
-        let cg = match self.slot(i).cgroup.clone() {
+        let cg = match slot.cgroup.clone() {
             Some(cg) => cg,
             None => {
                 // Claimed by `claim_cgroup` just before, its leftovers gone.
-                let cg = match self.slot_mut(i).inherited.take() {
+                let cg = match slot.inherited.take() {
                     Some(w) => w.cg,
-                    None => {
-                        let cgroups = self.cgroups.as_ref().expect("checked above");
-                        cgroups.program(&self.slot(i).program.name)?.0
-                    }
+                    None => cgroups.program(&slot.program.name)?.0,
                 };
-                let slot = self.slot(i);
                 let program = &slot.program;
                 cg.set_limits(slot.limits.0, slot.limits.1, slot.limits.2)?;
                 if program.has_limits() {
@@ -351,7 +353,9 @@ impl Supervisor {
         };
         let procs = cg.procs_files()?;
         self.watch_cgroup_events(i, &cg);
-        self.slot_mut(i).cgroup = Some(cg);
+        if let Some(slot) = self.live_mut(i) {
+            slot.cgroup = Some(cg);
+        }
         Ok(procs)
     }
 
@@ -359,7 +363,7 @@ impl Supervisor {
     /// its own session, so the group is its main process's pid, and outlives it while any
     /// member lives).
     pub(super) fn signal_tree(&self, i: usize, sig: i32) {
-        let slot = self.slot(i);
+        let Some(slot) = self.live(i) else { return };
         if slot.program.agent.is_some() {
             // Only the main process is known: signal it through its pidfd.
             let alive = slot.machine.state.process().filter(|p| p.exit_wait.is_none());
@@ -408,7 +412,7 @@ impl Supervisor {
     /// The main process of program `i` exited on its own: whatever it left behind (a daemon
     /// that forked) gets the stop_signal now and SIGKILL after stop_timeout.
     pub(super) fn stop_leftovers(&mut self, i: usize, now: Instant) {
-        let slot = self.slot(i);
+        let Some(slot) = self.live(i) else { return };
         if slot.program.agent.is_some() || self.tree_empty(i) {
             return;
         }
@@ -420,7 +424,8 @@ impl Supervisor {
             slot.program.name,
             sig.name()
         );
-        let left = &mut self.slot_mut(i).leftovers;
+        let Some(slot) = self.live_mut(i) else { return };
+        let left = &mut slot.leftovers;
         *left = Leftovers {
             kill_at: Some(now + timeout),
             killed: false,
@@ -435,7 +440,7 @@ impl Supervisor {
         if self.check_leftovers(i, now) {
             return;
         }
-        let slot = self.slot(i);
+        let Some(slot) = self.live(i) else { return };
         let name = slot.program.name.clone();
         let n = self.leftover_count(i);
         if slot.leftovers.killed {
@@ -450,7 +455,8 @@ impl Supervisor {
             );
         }
         self.signal_tree(i, SIGKILL);
-        let left = &mut self.slot_mut(i).leftovers;
+        let Some(slot) = self.live_mut(i) else { return };
+        let left = &mut slot.leftovers;
         left.killed = true;
         left.kill_at = Some(now + LEFTOVER_KILL_GRACE);
         self.check_leftovers(i, now);
@@ -471,7 +477,9 @@ impl Supervisor {
         let deferred = slot.leftovers.spawn_deferred;
         log::debug!("{}: the processes of its last run are gone", slot.program.name);
         // Gone: nothing is left of the last run, its process group neither.
-        self.slot_mut(i).leftovers = Leftovers::default();
+        if let Some(slot) = self.live_mut(i) {
+            slot.leftovers = Leftovers::default();
+        }
         if deferred
             && !self.shutting_down
             && let Some(event) = self.spawn(i)
@@ -483,7 +491,7 @@ impl Supervisor {
 
     /// How many processes program `i` has: in its cgroup, else in its process group.
     pub(super) fn leftover_count(&self, i: usize) -> usize {
-        let slot = self.slot(i);
+        let Some(slot) = self.live(i) else { return 0 };
         if let Some(cg) = &slot.cgroup {
             return cg.pids().len();
         }
@@ -492,10 +500,11 @@ impl Supervisor {
 
     /// Are all processes of program `i` gone?
     pub(super) fn tree_empty(&self, i: usize) -> bool {
-        if let Some(cg) = &self.slot(i).cgroup {
+        let Some(slot) = self.live(i) else { return true };
+        if let Some(cg) = &slot.cgroup {
             return !cg.populated();
         }
-        match self.slot(i).group().and_then(Pid::from_raw) {
+        match slot.group().and_then(Pid::from_raw) {
             Some(p) => rustix::process::test_kill_process_group(p) == Err(rustix::io::Errno::SRCH),
             None => true,
         }

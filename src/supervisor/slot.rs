@@ -63,6 +63,14 @@ impl Slot {
         self.machine.state.deadline()
     }
 
+    /// The token of its fd in `role`, the slot being at `index`: it carries its generation.
+    pub(super) fn token(&self, index: usize, role: Role) -> crate::reactor::Token {
+        crate::reactor::Token::new(
+            crate::reactor::Owner::Supervisor,
+            token_id(role, index, self.generation),
+        )
+    }
+
     pub(super) fn new(program: Program, transient: bool, generation: u32, now: Instant) -> Slot {
         Slot {
             generation,

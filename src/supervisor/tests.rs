@@ -138,7 +138,10 @@ impl Bench {
         let i = self.sup.index_of(name).unwrap();
         let now = self.sup.now();
         self.sup.apply(i, Event::Exited(exit), now);
-        if matches!(self.sup.slot(i).machine.state, State::Stopping { process: None, .. }) {
+        if matches!(
+            self.sup.live(i).unwrap().machine.state,
+            State::Stopping { process: None, .. }
+        ) {
             self.sup.apply(i, Event::Emptied, now);
         }
         self.sup.settle();
@@ -149,7 +152,7 @@ impl Bench {
     /// reads it as the reactor says (then the death, an orphan's).
     fn exec_failed(&mut self, name: &str, errno: i32, reaped: bool) {
         let i = self.sup.index_of(name).unwrap();
-        let pid = self.sup.slot(i).machine.state.pid().unwrap();
+        let pid = self.sup.live(i).unwrap().machine.state.pid().unwrap();
         let write = self.exec_write_end(pid);
         rustix::io::write(&write, &errno.to_ne_bytes()).unwrap();
         drop(write);
@@ -167,7 +170,7 @@ impl Bench {
     /// The child of `name` exec'd: its exec_status is closed, and the loop reads that.
     fn exec_ran(&mut self, name: &str) {
         let i = self.sup.index_of(name).unwrap();
-        let pid = self.sup.slot(i).machine.state.pid().unwrap();
+        let pid = self.sup.live(i).unwrap().machine.state.pid().unwrap();
         drop(self.exec_write_end(pid));
         let now = self.sup.now();
         self.sup.on_exec_status(i, now);
@@ -187,7 +190,8 @@ impl Bench {
     fn exec_pending(&self, name: &str) -> bool {
         let i = self.sup.index_of(name).unwrap();
         self.sup
-            .slot(i)
+            .live(i)
+            .unwrap()
             .machine
             .state
             .process()
@@ -200,7 +204,7 @@ impl Bench {
 
     fn state(&self, name: &str) -> &'static str {
         match self.sup.index_of(name) {
-            Some(i) => self.sup.slot(i).machine.state.name(),
+            Some(i) => self.sup.live(i).unwrap().machine.state.name(),
             None => "(gone)",
         }
     }
@@ -257,7 +261,7 @@ fn a_fatal_dependency_refuses_the_start_of_its_dependent() {
     assert_eq!(b.states(&["db", "web"]), ["FATAL", "STOPPED"]);
     let web = b.sup.index_of("web").unwrap();
     assert_eq!(
-        b.sup.slot(web).intent,
+        b.sup.live(web).unwrap().intent,
         Intent::None,
         "the start was refused, not kept waiting"
     );
@@ -293,7 +297,7 @@ fn reload_stops_removed_and_changed_programs_starts_added_ones_and_slots_get_new
     b.at(2.0);
     assert_eq!(b.states(&["db", "web"]), ["RUNNING", "RUNNING"]);
     let web = b.sup.index_of("web").unwrap();
-    let old_token = b.sup.token(web, Role::Pidfd);
+    let old_token = b.sup.live(web).unwrap().token(web, Role::Pidfd);
     b.rewrite(
         r#"
 [programs.db]
@@ -322,18 +326,18 @@ min_uptime = "1s"
     b.ended("db", ExitKind::Signal(15));
     assert_eq!(b.state("db"), "STARTING", "started again with its new settings");
     let db = b.sup.index_of("db").unwrap();
-    assert_eq!(b.sup.slot(db).program.command, ["sleep", "2"]);
+    assert_eq!(b.sup.live(db).unwrap().program.command, ["sleep", "2"]);
     // A program added now takes web's slot, under a new generation: web's tokens are stale.
     assert!(b.sup.route(old_token.id).is_none());
     let new = Program {
         name: "late".into(),
-        ..b.sup.slot(db).program.clone()
+        ..b.sup.live(db).unwrap().program.clone()
     };
     b.sup.op_add(new).unwrap();
     let late = b.sup.index_of("late").unwrap();
     assert_eq!(late, web, "the slot is reused");
     assert!(b.sup.route(old_token.id).is_none(), "a stale wakeup is dropped");
-    let fresh = b.sup.token(late, Role::Pidfd);
+    let fresh = b.sup.live(late).unwrap().token(late, Role::Pidfd);
     assert_eq!(b.sup.route(fresh.id), Some((Role::Pidfd, late)));
 }
 
@@ -341,7 +345,14 @@ min_uptime = "1s"
 fn the_unit_tests_of_the_supervisor_spawn_nothing() {
     let mut b = Bench::new(DB_AND_WEB);
     b.start(&["db"]);
-    let pid = b.sup.slot(b.sup.index_of("db").unwrap()).machine.state.pid().unwrap();
+    let pid = b
+        .sup
+        .live(b.sup.index_of("db").unwrap())
+        .unwrap()
+        .machine
+        .state
+        .pid()
+        .unwrap();
     assert!(pid > 1 << 22, "pid {pid} is a fake one, above any pid_max");
     assert_eq!(
         rustix::process::test_kill_process(Pid::from_raw(pid).unwrap()),
@@ -378,7 +389,7 @@ fn an_exec_that_fails_once_the_child_exists_is_fatal_with_the_sentence() {
         ]
     );
     assert_eq!(
-        b.sup.slot(0).machine.last_exit,
+        b.sup.live(0).unwrap().machine.last_exit,
         None,
         "no exit status 127: it never ran"
     );
@@ -424,18 +435,18 @@ fn a_death_reaped_before_the_exec_outcome_is_the_spawn_failure_not_an_exit_statu
         b.lines().last().unwrap(),
         "nope: STARTING -> FATAL (cannot spawn /usr/bin/nope-not-here: no such file or directory)"
     );
-    assert_eq!(b.sup.slot(0).machine.last_exit, None);
+    assert_eq!(b.sup.live(0).unwrap().machine.last_exit, None);
 
     // It exec'd, then died before the loop read that: an exit like any other.
     let mut b = Bench::new(NOPE);
     b.hold_exec();
     b.start(&["nope"]);
-    let pid = b.sup.slot(0).machine.state.pid().unwrap();
+    let pid = b.sup.live(0).unwrap().machine.state.pid().unwrap();
     drop(b.exec_write_end(pid));
     let now = b.sup.now();
     b.sup.on_reaped(pid, ExitKind::Code(3), now);
     assert_eq!(b.state("nope"), "BACKOFF");
-    assert_eq!(b.sup.slot(0).machine.last_exit, Some(ExitKind::Code(3)));
+    assert_eq!(b.sup.live(0).unwrap().machine.last_exit, Some(ExitKind::Code(3)));
 }
 
 #[test]
@@ -448,7 +459,7 @@ fn a_stop_while_the_exec_is_pending_stops_it_and_drops_the_outcome_quietly() {
     assert!(b.exec_pending("nope"), "still its process until it is known to be gone");
     b.exec_failed("nope", libc::ENOENT, false);
     assert_eq!(b.state("nope"), "STOPPED");
-    assert_eq!(b.sup.slot(0).machine.last_exit, None);
+    assert_eq!(b.sup.live(0).unwrap().machine.last_exit, None);
     let lines = b.lines();
     assert_eq!(lines.len(), 3, "{lines:?}");
     assert!(lines[1].ends_with("STARTING -> STOPPING (sent SIGTERM)"), "{lines:?}");
