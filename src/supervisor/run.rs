@@ -184,13 +184,7 @@ impl Supervisor {
         }
         let (stdout, stderr) = match self.logs.attach(&program, &self.reactor) {
             Ok(s) => (s.stdout, s.stderr),
-            Err(e) if e.short_of_resources() => return Some(Event::SpawnShort { reason: e.to_string() }),
-            Err(e) => {
-                return Some(Event::SpawnFailed {
-                    reason: e.to_string(),
-                    retry: false,
-                });
-            }
+            Err(e) => return Some(spawn_failure(e.to_string(), e.short_of_resources())),
         };
         let procs = match self.prepare_cgroup(i) {
             Ok(procs) => procs,
@@ -199,7 +193,7 @@ impl Supervisor {
         let oom_before = self.live(i)?.cgroup.as_ref().and_then(ProgramCgroup::oom_kills);
         let extra = match self.prepare_watch(i) {
             Ok(extra) => extra,
-            Err(reason) => return Some(Event::SpawnFailed { reason, retry: false }),
+            Err(reason) => return Some(spawn_failure(reason, false)),
         };
         // The child is made and the loop goes on: its exec outcome comes later (`apply` looks
         // at it once the machine has it STARTING).
@@ -518,24 +512,19 @@ const INHERITED_RECHECK: std::time::Duration = std::time::Duration::from_millis(
 /// A spawn that failed, before its child existed or when it could not exec: retried later
 /// when it lacked a resource that comes back, else FATAL.
 fn spawn_error(e: process::spawn::SpawnError) -> Event {
-    if e.retryable() {
-        Event::SpawnShort { reason: e.to_string() }
-    } else {
-        Event::SpawnFailed {
-            reason: e.to_string(),
-            retry: false,
-        }
-    }
+    spawn_failure(e.to_string(), e.retryable())
 }
 
 /// A cgroup step of a spawn that failed: retried later when it lacked a resource that comes back.
 fn cgroup_failure(e: crate::cgroup::CgroupError) -> Event {
-    if e.short_of_resources() {
-        Event::SpawnShort { reason: e.to_string() }
+    spawn_failure(e.to_string(), e.short_of_resources())
+}
+
+/// A spawn failed for `reason`: `short` of a resource that comes back (backoff), else FATAL.
+fn spawn_failure(reason: String, short: bool) -> Event {
+    if short {
+        Event::SpawnShort { reason }
     } else {
-        Event::SpawnFailed {
-            reason: e.to_string(),
-            retry: false,
-        }
+        Event::SpawnFailed { reason, retry: false }
     }
 }

@@ -257,6 +257,18 @@ impl<P> Step<P> {
         self.released = process;
         self
     }
+
+    /// The main process of a program being stopped is gone: still STOPPING until the rest of
+    /// its processes are gone too (Emptied).
+    fn main_gone(process: Option<P>, deadline: Instant, killed: bool, failure: Option<String>) -> Step<P> {
+        let next = State::Stopping {
+            process: None,
+            deadline,
+            killed,
+            failure,
+        };
+        Step::to(next, None).release(process)
+    }
 }
 
 impl<P: Process> Machine<P> {
@@ -424,16 +436,7 @@ impl<P: Process> Machine<P> {
                     failure,
                 },
                 E::SpawnFailed { .. } | E::SpawnShort { .. },
-            ) => Step::to(
-                S::Stopping {
-                    process: None,
-                    deadline,
-                    killed,
-                    failure,
-                },
-                None,
-            )
-            .release(process),
+            ) => Step::main_gone(process, deadline, killed, failure),
 
             (S::Starting { process, .. } | S::Running { process, .. }, E::Exited(exit)) => {
                 self.last_exit = Some(exit);
@@ -451,17 +454,7 @@ impl<P: Process> Machine<P> {
             ) => {
                 self.last_exit = Some(exit);
                 self.short_tries = 0;
-                // Still STOPPING until the rest of its processes are gone (Emptied).
-                Step::to(
-                    S::Stopping {
-                        process: None,
-                        deadline,
-                        killed,
-                        failure,
-                    },
-                    None,
-                )
-                .release(process)
+                Step::main_gone(process, deadline, killed, failure)
             }
             (s @ (S::Stopped | S::Exited | S::Fatal | S::Backoff { .. }), E::Exited(_)) => Step::keep(s),
 
