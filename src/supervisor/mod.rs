@@ -1,8 +1,9 @@
 //! The supervisor: the programs of the config, their machines, and the one loop that keeps them
 //! running.
 //!
-//! One thread, one `epoll_wait` (the reactor) over: one pidfd per running main process, the
-//! signal self-pipe, output pipes and the control socket. The wait's timeout is the nearest
+//! One thread, one `epoll_wait` (the reactor) over: one pidfd per running main process (and its
+//! exec outcome while it is pending: a spawn never waits for the exec), the signal self-pipe,
+//! output pipes and the control socket. The wait's timeout is the nearest
 //! deadline of any program (min_uptime, backoff, stop_timeout), so an idle holden with every
 //! program running sleeps with no timeout at all: zero wakeups.
 //!
@@ -18,6 +19,7 @@ mod kill;
 pub mod logger;
 mod notify;
 mod ops;
+mod process;
 mod reload;
 mod remote;
 mod requests;
@@ -35,9 +37,14 @@ use crate::cgroup::Cgroups;
 use crate::config::{self, Config};
 use crate::control::protocol::Event as ControlEvent;
 use crate::control::server::Server;
-use crate::reactor::{Owner, Reactor, Signals, Token};
-use slot::{After, ExitWait, Intent, Role, Slot};
-use state::{Event, State, Transition};
+use crate::reactor::{Owner, Reactor, Signals};
+use process::{ExitWait, Proc};
+use slot::{After, Intent, Role, Slot};
+
+/// The machine's events and states, over the supervisor's main process.
+type Event = state::Event<Proc>;
+type State = state::State<Proc>;
+use state::Transition;
 
 const SIGNALS: &[i32] = &[
     signal_hook::consts::SIGCHLD,
@@ -217,7 +224,7 @@ impl Supervisor {
             self.config.path.display()
         );
         for i in 0..self.slots.len() {
-            if self.slot(i).program.autostart {
+            if self.slots[i].as_ref().is_some_and(|s| s.program.autostart) {
                 self.request_start(i);
             }
         }
@@ -272,6 +279,7 @@ impl Supervisor {
                             Role::ReadyFd => self.on_ready_fd(i, now),
                             Role::Probe => self.on_probe(i, now),
                             Role::AgentCall => self.on_agent_call(i, now),
+                            Role::Exec => self.on_exec_status(i, now),
                             Role::AbandonedCall => {}
                         }
                     }
@@ -302,11 +310,6 @@ impl Supervisor {
         }
     }
 
-    /// The token of program `i`'s fd in `role`, carrying the slot's generation.
-    fn token(&self, i: usize, role: Role) -> Token {
-        Token::new(Owner::Supervisor, slot::token_id(role, i, self.slot(i).generation))
-    }
-
     /// The role and the live slot a token id stands for; None when the slot is empty or was
     /// reused since the fd was registered.
     fn route(&self, id: u64) -> Option<(Role, usize)> {
@@ -326,12 +329,13 @@ impl Supervisor {
         })
     }
 
-    fn slot(&self, i: usize) -> &Slot {
-        self.slots[i].as_ref().expect("live slot")
+    /// Program `i`'s slot, unless it is empty (a program removed meanwhile).
+    fn live(&self, i: usize) -> Option<&Slot> {
+        self.slots.get(i)?.as_ref()
     }
 
-    fn slot_mut(&mut self, i: usize) -> &mut Slot {
-        self.slots[i].as_mut().expect("live slot")
+    fn live_mut(&mut self, i: usize) -> Option<&mut Slot> {
+        self.slots.get_mut(i)?.as_mut()
     }
 
     fn index_of(&self, name: &str) -> Option<usize> {
@@ -345,16 +349,13 @@ impl Supervisor {
             // A spawn that waits for leftovers happens when they are gone, not at the deadline;
             // one asked of an agent, when it answers or its call's deadline passes.
             let state = s
-                .machine
-                .state
-                .deadline()
-                .filter(|_| !s.leftovers.spawn_deferred && s.agent_call.is_none())
+                .state_deadline()
                 .into_iter()
                 .chain(s.leftovers.kill_at)
                 .chain(s.agent_call.as_ref().map(remote::AgentCall::next))
                 .min();
             // An agent's program whose exit status is still being read.
-            let exit_wait = s.exit_wait.map(|w| w.next);
+            let exit_wait = s.machine.state.process().and_then(|p| p.exit_wait).map(|w| w.next);
             // An earlier holden's processes in its cgroup, re-checked.
             let inherited = s.inherited.as_ref().map(|w| w.next.min(w.give_up));
             state
@@ -455,7 +456,7 @@ impl Supervisor {
         for i in 0..self.slots.len() {
             if self.slots[i]
                 .as_ref()
-                .and_then(|s| s.exit_wait)
+                .and_then(|s| s.machine.state.process()?.exit_wait)
                 .is_some_and(|w| w.next <= now)
             {
                 self.poll_remote_exit(i, now);
@@ -483,8 +484,7 @@ impl Supervisor {
             }
             let due = self.slots[i]
                 .as_ref()
-                .filter(|s| !s.leftovers.spawn_deferred && s.agent_call.is_none())
-                .and_then(|s| s.machine.state.deadline())
+                .and_then(Slot::state_deadline)
                 .is_some_and(|d| d <= now);
             if due {
                 self.apply(i, Event::Deadline, now);
@@ -515,13 +515,15 @@ impl Supervisor {
     /// Feed `event` to program `i`, log its transition, perform its effects (which may feed
     /// further events, e.g. Spawn -> Spawned).
     fn apply(&mut self, i: usize, event: Event, now: Instant) {
+        let Some(slot) = self.live_mut(i) else { return };
         if matches!(event, Event::Stop | Event::Kill) {
             // A stop cancels a spawn that waited for leftovers; they still end as planned.
-            self.slot_mut(i).leftovers.spawn_deferred = false;
+            slot.leftovers.spawn_deferred = false;
             // And one asked of an agent: what it starts is killed.
-            if self.abandon_agent_call(i) && self.slot(i).machine.state.is_down() {
+            let abandoned = self.abandon_agent_call(i);
+            if let Some(slot) = self.live(i).filter(|s| abandoned && s.machine.state.is_down()) {
                 // Status showed it STARTING; its machine never left rest.
-                let (name, to) = (self.slot(i).program.name.clone(), self.slot(i).machine.state.name());
+                let (name, to) = (slot.program.name.clone(), slot.machine.state.name());
                 let reason = "stopped before its agent answered".to_string();
                 log::info!("{name}: STARTING -> {to} ({reason})");
                 self.push_transition(i, "STARTING", to, Some(reason));
@@ -529,8 +531,19 @@ impl Supervisor {
         }
         let mut queue = vec![event];
         while let Some(ev) = queue.pop() {
-            let slot = self.slot_mut(i);
-            let (effects, transition) = slot.machine.handle(&slot.policy, ev, now);
+            let spawned = matches!(ev, Event::Spawned(_));
+            let Some(slot) = self.live_mut(i) else { return };
+            let state::Handled {
+                effects,
+                transition,
+                released,
+            } = slot.machine.handle(&slot.policy, ev, now);
+            // What watched a process the state let go of leaves with it, before any effect
+            // (KillLeftovers) looks for what it left.
+            if let Some(process) = released {
+                self.release(i, process);
+            }
+            let Some(slot) = self.live_mut(i) else { return };
             let became_down = transition.as_ref().is_some_and(|_| slot.machine.state.is_down());
             if let Some(t) = transition {
                 // The wall time of `now`, not of this line: a spawn may have taken a while since,
@@ -552,6 +565,10 @@ impl Supervisor {
                     queue.push(next);
                 }
             }
+            // Its exec outcome: known at once (CLONE_VFORK), else an event of its own later.
+            if spawned && let Some(next) = self.first_look_at_exec(i) {
+                queue.push(next);
+            }
             if became_down {
                 self.after_down(i);
                 if self.slots[i].is_none() {
@@ -561,12 +578,22 @@ impl Supervisor {
         }
     }
 
-    fn log_transition(&self, i: usize, t: &Transition) {
-        let name = &self.slot(i).program.name;
-        match &t.reason {
-            Some(r) if t.from == t.to => log::warn!("{name}: {} ({r})", t.from),
-            Some(r) => log::info!("{name}: {} -> {} ({r})", t.from, t.to),
-            None => log::info!("{name}: {} -> {}", t.from, t.to),
+    fn log_transition(&mut self, i: usize, t: &Transition) {
+        let Some(slot) = self.live(i) else { return };
+        let name = &slot.program.name;
+        let line = match &t.reason {
+            Some(r) if t.from == t.to => format!("{name}: {} ({r})", t.from),
+            Some(r) => format!("{name}: {} -> {} ({r})", t.from, t.to),
+            None => format!("{name}: {} -> {}", t.from, t.to),
+        };
+        if t.from == t.to {
+            log::warn!("{line}");
+        } else {
+            log::info!("{line}");
+        }
+        #[cfg(test)]
+        if let Some(fake) = &mut self.fake {
+            fake.lines.push(line);
         }
     }
 }
