@@ -15,6 +15,7 @@
 //! process group) is empty.
 
 mod deps;
+mod kill;
 pub mod logger;
 mod notify;
 mod ops;
@@ -113,6 +114,8 @@ pub struct Supervisor {
     /// Agent calls whose program was stopped or removed while they were in flight: their
     /// answer's process is killed (remote.rs).
     abandoned: Vec<Option<remote::AgentCall>>,
+    /// Kill jobs (no `cgroup.kill`) of programs forgotten while they ran (kill.rs).
+    orphan_kills: Vec<crate::cgroup::KillJob>,
     /// Unit tests: a fake clock, and spawns that start nothing.
     #[cfg(test)]
     fake: Option<tests::Fake>,
@@ -189,6 +192,7 @@ impl Supervisor {
             logs: crate::logs::Logs::new(),
             notify: None,
             abandoned: Vec::new(),
+            orphan_kills: Vec::new(),
             #[cfg(test)]
             fake: None,
         }
@@ -362,7 +366,11 @@ impl Supervisor {
                 .min()
         });
         let abandoned = self.abandoned.iter().flatten().map(remote::AgentCall::next);
-        programs.chain(abandoned).chain(self.control.next_deadline()).min()
+        programs
+            .chain(abandoned)
+            .chain(self.next_kill())
+            .chain(self.control.next_deadline())
+            .min()
     }
 
     /// Push this turn's events to the watchers.
@@ -432,6 +440,7 @@ impl Supervisor {
         }
         log::info!("{why}: shutting down");
         self.shutting_down = true;
+        self.cut_late_answer_waits(self.now());
         if let Some(n) = self.notify.as_mut() {
             n.stopping(&format!("{why}: stopping every program"));
         }
@@ -443,6 +452,7 @@ impl Supervisor {
     fn fire_deadlines(&mut self) {
         let now = self.now();
         self.fire_abandoned_calls(now);
+        self.fire_kills(now);
         for i in 0..self.slots.len() {
             if self.slots[i]
                 .as_ref()

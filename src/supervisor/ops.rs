@@ -276,6 +276,7 @@ impl Supervisor {
                     // Forgotten programs leave nothing behind: what its last run left ends now.
                     self.signal_tree(i, 9);
                 }
+                self.orphan_kill(i);
                 let _ = self.abandon_agent_call(i);
                 let Some(slot) = self.slots[i].take() else { return };
                 let name = slot.program.name;

@@ -12,7 +12,11 @@
 //! The spawn request itself never blocks the loop: it is a non-blocking connection in the
 //! reactor (`AgentCall`), with the program's token and a deadline. Meanwhile the program has no
 //! pid and status shows it STARTING. An answer for a program stopped or removed meanwhile is
-//! not lost: the call goes on without it, and the process the agent started is killed.
+//! not lost: the call goes on without it (`abandoned`), and the process the agent started is
+//! killed; it never becomes the program's run, not even one started again meanwhile, which
+//! asks anew. So is an answer that comes after `AGENT_TIMEOUT`, once the program has gone to
+//! BACKOFF: a parked call waits `LATE_ANSWER_WAIT` for it (no longer than its own deadline while
+//! holden shuts down).
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -32,6 +36,11 @@ use super::{Event, ExitWait, Supervisor};
 /// it: the request is a connection in the reactor with this deadline.
 const AGENT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long a call whose program no longer waits for it (stopped, removed, or given up on at
+/// `AGENT_TIMEOUT`) stays open for a late answer, whose process is then killed. Past this the
+/// connection is closed: an answer after that is the agent's to deal with.
+const LATE_ANSWER_WAIT: Duration = Duration::from_secs(30);
+
 /// How soon to connect again when the agent's backlog is full (a Unix connect is never in
 /// progress: it succeeds, fails, or says EAGAIN).
 const CONNECT_RETRY: Duration = Duration::from_millis(10);
@@ -46,6 +55,8 @@ pub(super) struct AgentCall {
     interest: Option<Interest>,
     /// The program's name, for the log once it is abandoned.
     name: String,
+    /// Once abandoned: since when no program waits for it ("it was stopped").
+    abandoned: &'static str,
 }
 
 impl AgentCall {
@@ -145,6 +156,7 @@ impl Supervisor {
                 connect_at: Some(now),
                 interest: None,
                 name,
+                abandoned: "",
             });
         match call {
             Ok(call) => {
@@ -167,6 +179,12 @@ impl Supervisor {
         let token = slot.token(i, Role::AgentCall);
         let result = slot.agent_call.as_mut()?.drive(&self.reactor, token, now)?;
         let call = slot.agent_call.take()?;
+        if let Err(e @ AgentError::Timeout { .. }) = result {
+            // The agent may still answer: a process it starts late is killed, not left unseen.
+            let event = spawn_failed(call.conn.socket(), e);
+            self.park_agent_call(call, "holden gave up waiting for it", now);
+            return Some(event);
+        }
         self.reactor.delete(call.conn.as_fd());
         let socket = call.conn.socket();
         match result.and_then(|(answer, fds)| codec::started(socket, answer, fds)) {
@@ -190,12 +208,21 @@ impl Supervisor {
 
     /// Program `i` was stopped or is being removed while its agent call is in flight: the call
     /// goes on without it, and the process the agent may start is killed (nothing is left
-    /// unsupervised).
-    /// Returns whether a call was in flight.
+    /// unsupervised). Returns whether a call was in flight.
     pub(super) fn abandon_agent_call(&mut self, i: usize) -> bool {
-        let Some(mut call) = self.slots[i].as_mut().and_then(|s| s.agent_call.take()) else {
+        let Some(call) = self.slots[i].as_mut().and_then(|s| s.agent_call.take()) else {
             return false;
         };
+        log::debug!("{}: its agent call goes on without it", call.name);
+        self.park_agent_call(call, "it was stopped", self.now());
+        true
+    }
+
+    /// Keep `call`, which no program waits for any more, open for a late answer until
+    /// `LATE_ANSWER_WAIT` from `now`: the answer's process is killed (`on_abandoned_call`).
+    /// `since` ends the sentence "killed pid N, which its agent started after ...". While
+    /// holden shuts down it waits no longer than the call's own deadline.
+    fn park_agent_call(&mut self, mut call: AgentCall, since: &'static str, now: Instant) {
         let k = match self.abandoned.iter().position(Option::is_none) {
             Some(k) => k,
             None => {
@@ -214,11 +241,13 @@ impl Supervisor {
         if call.interest.is_none() {
             // Not connected, or no longer watched: the agent has not the whole request.
             self.reactor.delete(call.conn.as_fd());
-            return true;
+            return;
         }
-        log::debug!("{}: its agent call goes on without it", call.name);
+        if !self.shutting_down {
+            call.deadline = call.deadline.max(now + LATE_ANSWER_WAIT);
+        }
+        call.abandoned = since;
         self.abandoned[k] = Some(call);
-        true
     }
 
     /// An abandoned agent call is ready or due: an answer's process is killed.
@@ -234,14 +263,24 @@ impl Supervisor {
         if let Ok((pid, pidfd)) = result.and_then(|(answer, fds)| codec::started(call.conn.socket(), answer, fds)) {
             match rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL) {
                 Ok(()) => log::info!(
-                    "{}: killed pid {pid}, which its agent started after it was stopped",
-                    call.name
+                    "{}: killed pid {pid}, which its agent started after {}",
+                    call.name,
+                    call.abandoned
                 ),
                 Err(e) => log::warn!(
-                    "{}: cannot kill pid {pid}, which its agent started after it was stopped: {e}",
-                    call.name
+                    "{}: cannot kill pid {pid}, which its agent started after {}: {e}",
+                    call.name,
+                    call.abandoned
                 ),
             }
+        }
+    }
+
+    /// holden shuts down: a late answer is waited for no longer than its request's own
+    /// deadline (`AGENT_TIMEOUT` from now at most), so that holden can exit.
+    pub(super) fn cut_late_answer_waits(&mut self, now: Instant) {
+        for call in self.abandoned.iter_mut().flatten() {
+            call.deadline = call.deadline.min(now + AGENT_TIMEOUT);
         }
     }
 

@@ -35,6 +35,8 @@ impl Supervisor {
             self.check_leftovers(i, self.now());
             self.check_inherited(i, self.now());
         }
+        // cgroup.events also says when a freeze took hold: a kill job's round goes on.
+        self.step_kill(i, self.now());
     }
 
     /// Reap every exited child and feed the exits to their programs.
@@ -236,6 +238,7 @@ impl Supervisor {
         let (cg, leftovers) = cgroups.program(&slot.program.name)?;
         let name = slot.program.name.clone();
         if leftovers > 0 {
+            self.kill_cgroup(i, &cg, now);
             log::warn!(
                 "{name}: killed {leftovers} leftover process(es) of an earlier run in {}",
                 cg.path().display()
@@ -270,10 +273,9 @@ impl Supervisor {
         if w.cg.populated() {
             if now < w.give_up {
                 if now >= w.next {
-                    if let Err(e) = w.cg.kill_all() {
-                        log::warn!("{}: {e}", slot.program.name);
-                    }
+                    let cg = w.cg.clone();
                     w.next = now + INHERITED_RECHECK;
+                    self.kill_cgroup(i, &cg, now);
                 }
                 return;
             }
@@ -329,6 +331,10 @@ impl Supervisor {
         if slot.program.agent.is_some() {
             return Ok(Vec::new());
         }
+        // The kill job of the last run (or of an earlier holden's processes) is over: the
+        // spawn happens once they are gone, and its next round must not take the new run for
+        // one of them.
+        slot.kill = None;
         let cg = match slot.cgroup.clone() {
             Some(cg) => cg,
             None => {
@@ -356,7 +362,7 @@ impl Supervisor {
     /// Send `sig` to every process of program `i`: its process group (the program runs in
     /// its own session, so the group is its main process's pid, and outlives it while any
     /// member lives).
-    pub(super) fn signal_tree(&self, i: usize, sig: i32) {
+    pub(super) fn signal_tree(&mut self, i: usize, sig: i32) {
         let Some(slot) = self.live(i) else { return };
         if slot.program.agent.is_some() {
             // Only the main process is known: signal it through its pidfd.
@@ -384,9 +390,8 @@ impl Supervisor {
         }
         if let Some(cg) = &slot.cgroup {
             if sig == SIGKILL {
-                if let Err(e) = cg.kill_all() {
-                    log::warn!("{}: {e}", slot.program.name);
-                }
+                let cg = cg.clone();
+                self.kill_cgroup(i, &cg, self.now());
             } else {
                 cg.signal_all(sig);
             }
@@ -412,12 +417,12 @@ impl Supervisor {
         }
         let n = self.leftover_count(i);
         let (sig, timeout) = (slot.policy.stop_signal, slot.policy.stop_timeout);
-        self.signal_tree(i, sig.0);
         log::warn!(
             "{}: {n} process(es) left after the main process exited: sent SIG{}",
             slot.program.name,
             sig.name()
         );
+        self.signal_tree(i, sig.0);
         let Some(slot) = self.live_mut(i) else { return };
         let left = &mut slot.leftovers;
         *left = Leftovers {

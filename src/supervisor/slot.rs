@@ -44,6 +44,8 @@ pub(super) struct Slot {
     /// the spawn waits (its state stays what it was: STOPPED, EXITED, BACKOFF) until they are
     /// gone.
     pub(super) inherited: Option<Inherited>,
+    /// SIGKILL to its cgroup where the kernel has no `cgroup.kill`, under way (kill.rs).
+    pub(super) kill: Option<crate::cgroup::KillJob>,
     /// Readiness and health of the current run: notify socket, fd, probes, watchdog.
     pub(super) watch: crate::health::Watch,
 }
@@ -87,6 +89,7 @@ impl Slot {
             agent_call: None,
             leftovers: Leftovers::default(),
             inherited: None,
+            kill: None,
             watch: crate::health::Watch::default(),
         }
     }
