@@ -163,7 +163,7 @@ failed_names=() pending_notes=()
 for name in "${scenarios[@]}"; do
     dir=$here/scenarios/$name
     [ -d "$dir" ] || die "no scenario $name in $here/scenarios"
-    TIMEOUT=90 PENDING= APPEND= EXPECT_INIT_EXIT=
+    TIMEOUT=90 PENDING= APPEND= EXPECT_INIT_EXIT= QEMU_EXTRA=
     # shellcheck disable=SC1091
     [ -f "$dir/scenario.conf" ] && . "$dir/scenario.conf"
     timeout_s=${HOLDEN_VM_TIMEOUT:-$TIMEOUT}
@@ -182,6 +182,8 @@ for name in "${scenarios[@]}"; do
         -kernel "$vmlinux" -bios /usr/share/qemu/qboot.rom -nodefaults -serial stdio
         -monitor none -device isa-debug-exit,iobase=0xf4,iosize=0x04 -initrd "$initrd"
         -append "console=ttyS0 quiet panic=-1 $APPEND")
+    # shellcheck disable=SC2206  # QEMU_EXTRA: more qemu options, split on blanks
+    [ -n "$QEMU_EXTRA" ] && qemu+=($QEMU_EXTRA)
     if [ $verbose = 1 ]; then
         timeout -k 5 "$timeout_s" "${qemu[@]}" </dev/null 2>&1 | tr -d '\r' | tee "$log"
         status=${PIPESTATUS[0]}
