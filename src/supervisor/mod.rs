@@ -1,8 +1,9 @@
 //! The supervisor: the programs of the config, their machines, and the one loop that keeps them
 //! running.
 //!
-//! One thread, one `epoll_wait` (the reactor) over: one pidfd per running main process, the
-//! signal self-pipe, output pipes and the control socket. The wait's timeout is the nearest
+//! One thread, one `epoll_wait` (the reactor) over: one pidfd per running main process (and its
+//! exec outcome while it is pending: a spawn never waits for the exec), the signal self-pipe,
+//! output pipes and the control socket. The wait's timeout is the nearest
 //! deadline of any program (min_uptime, backoff, stop_timeout), so an idle holden with every
 //! program running sleeps with no timeout at all: zero wakeups.
 //!
@@ -17,6 +18,7 @@ mod deps;
 pub mod logger;
 mod notify;
 mod ops;
+mod process;
 mod reload;
 mod remote;
 mod requests;
@@ -34,9 +36,14 @@ use crate::cgroup::Cgroups;
 use crate::config::{self, Config};
 use crate::control::protocol::Event as ControlEvent;
 use crate::control::server::Server;
-use crate::reactor::{Owner, Reactor, Signals, Token};
-use slot::{After, ExitWait, Intent, Role, Slot};
-use state::{Event, State, Transition};
+use crate::reactor::{Owner, Reactor, Signals};
+use process::{ExitWait, Proc};
+use slot::{After, Intent, Role, Slot};
+
+/// The machine's events and states, over the supervisor's main process.
+type Event = state::Event<Proc>;
+type State = state::State<Proc>;
+use state::Transition;
 
 const SIGNALS: &[i32] = &[
     signal_hook::consts::SIGCHLD,
@@ -213,7 +220,7 @@ impl Supervisor {
             self.config.path.display()
         );
         for i in 0..self.slots.len() {
-            if self.slot(i).program.autostart {
+            if self.slots[i].as_ref().is_some_and(|s| s.program.autostart) {
                 self.request_start(i);
             }
         }
@@ -268,6 +275,7 @@ impl Supervisor {
                             Role::ReadyFd => self.on_ready_fd(i, now),
                             Role::Probe => self.on_probe(i, now),
                             Role::AgentCall => self.on_agent_call(i, now),
+                            Role::Exec => self.on_exec_status(i, now),
                             Role::AbandonedCall => {}
                         }
                     }
@@ -298,11 +306,6 @@ impl Supervisor {
         }
     }
 
-    /// The token of program `i`'s fd in `role`, carrying the slot's generation.
-    fn token(&self, i: usize, role: Role) -> Token {
-        Token::new(Owner::Supervisor, slot::token_id(role, i, self.slot(i).generation))
-    }
-
     /// The role and the live slot a token id stands for; None when the slot is empty or was
     /// reused since the fd was registered.
     fn route(&self, id: u64) -> Option<(Role, usize)> {
@@ -322,12 +325,13 @@ impl Supervisor {
         })
     }
 
-    fn slot(&self, i: usize) -> &Slot {
-        self.slots[i].as_ref().expect("live slot")
+    /// Program `i`'s slot, unless it is empty (a program removed meanwhile).
+    fn live(&self, i: usize) -> Option<&Slot> {
+        self.slots.get(i)?.as_ref()
     }
 
-    fn slot_mut(&mut self, i: usize) -> &mut Slot {
-        self.slots[i].as_mut().expect("live slot")
+    fn live_mut(&mut self, i: usize) -> Option<&mut Slot> {
+        self.slots.get_mut(i)?.as_mut()
     }
 
     fn index_of(&self, name: &str) -> Option<usize> {
@@ -341,16 +345,13 @@ impl Supervisor {
             // A spawn that waits for leftovers happens when they are gone, not at the deadline;
             // one asked of an agent, when it answers or its call's deadline passes.
             let state = s
-                .machine
-                .state
-                .deadline()
-                .filter(|_| !s.leftovers.spawn_deferred && s.agent_call.is_none())
+                .state_deadline()
                 .into_iter()
                 .chain(s.leftovers.kill_at)
                 .chain(s.agent_call.as_ref().map(remote::AgentCall::next))
                 .min();
             // An agent's program whose exit status is still being read.
-            let exit_wait = s.exit_wait.map(|w| w.next);
+            let exit_wait = s.machine.state.process().and_then(|p| p.exit_wait).map(|w| w.next);
             // An earlier holden's processes in its cgroup, re-checked.
             let inherited = s.inherited.as_ref().map(|w| w.next.min(w.give_up));
             state
@@ -445,7 +446,7 @@ impl Supervisor {
         for i in 0..self.slots.len() {
             if self.slots[i]
                 .as_ref()
-                .and_then(|s| s.exit_wait)
+                .and_then(|s| s.machine.state.process()?.exit_wait)
                 .is_some_and(|w| w.next <= now)
             {
                 self.poll_remote_exit(i, now);
@@ -473,8 +474,7 @@ impl Supervisor {
             }
             let due = self.slots[i]
                 .as_ref()
-                .filter(|s| !s.leftovers.spawn_deferred && s.agent_call.is_none())
-                .and_then(|s| s.machine.state.deadline())
+                .and_then(Slot::state_deadline)
                 .is_some_and(|d| d <= now);
             if due {
                 self.apply(i, Event::Deadline, now);
@@ -505,13 +505,15 @@ impl Supervisor {
     /// Feed `event` to program `i`, log its transition, perform its effects (which may feed
     /// further events, e.g. Spawn -> Spawned).
     fn apply(&mut self, i: usize, event: Event, now: Instant) {
+        let Some(slot) = self.live_mut(i) else { return };
         if matches!(event, Event::Stop | Event::Kill) {
             // A stop cancels a spawn that waited for leftovers; they still end as planned.
-            self.slot_mut(i).leftovers.spawn_deferred = false;
+            slot.leftovers.spawn_deferred = false;
             // And one asked of an agent: what it starts is killed.
-            if self.abandon_agent_call(i) && self.slot(i).machine.state.is_down() {
+            let abandoned = self.abandon_agent_call(i);
+            if let Some(slot) = self.live(i).filter(|s| abandoned && s.machine.state.is_down()) {
                 // Status showed it STARTING; its machine never left rest.
-                let (name, to) = (self.slot(i).program.name.clone(), self.slot(i).machine.state.name());
+                let (name, to) = (slot.program.name.clone(), slot.machine.state.name());
                 let reason = "stopped before its agent answered".to_string();
                 log::info!("{name}: STARTING -> {to} ({reason})");
                 self.push_transition(i, "STARTING", to, Some(reason));
@@ -519,8 +521,19 @@ impl Supervisor {
         }
         let mut queue = vec![event];
         while let Some(ev) = queue.pop() {
-            let slot = self.slot_mut(i);
-            let (effects, transition) = slot.machine.handle(&slot.policy, ev, now);
+            let spawned = matches!(ev, Event::Spawned(_));
+            let Some(slot) = self.live_mut(i) else { return };
+            let state::Handled {
+                effects,
+                transition,
+                released,
+            } = slot.machine.handle(&slot.policy, ev, now);
+            // What watched a process the state let go of leaves with it, before any effect
+            // (KillLeftovers) looks for what it left.
+            if let Some(process) = released {
+                self.release(i, process);
+            }
+            let Some(slot) = self.live_mut(i) else { return };
             let became_down = transition.as_ref().is_some_and(|_| slot.machine.state.is_down());
             if let Some(t) = transition {
                 // The wall time of `now`, not of this line: a spawn may have taken a while since,
@@ -542,6 +555,10 @@ impl Supervisor {
                     queue.push(next);
                 }
             }
+            // Its exec outcome: known at once (CLONE_VFORK), else an event of its own later.
+            if spawned && let Some(next) = self.first_look_at_exec(i) {
+                queue.push(next);
+            }
             if became_down {
                 self.after_down(i);
                 if self.slots[i].is_none() {
@@ -551,12 +568,22 @@ impl Supervisor {
         }
     }
 
-    fn log_transition(&self, i: usize, t: &Transition) {
-        let name = &self.slot(i).program.name;
-        match &t.reason {
-            Some(r) if t.from == t.to => log::warn!("{name}: {} ({r})", t.from),
-            Some(r) => log::info!("{name}: {} -> {} ({r})", t.from, t.to),
-            None => log::info!("{name}: {} -> {}", t.from, t.to),
+    fn log_transition(&mut self, i: usize, t: &Transition) {
+        let Some(slot) = self.live(i) else { return };
+        let name = &slot.program.name;
+        let line = match &t.reason {
+            Some(r) if t.from == t.to => format!("{name}: {} ({r})", t.from),
+            Some(r) => format!("{name}: {} -> {} ({r})", t.from, t.to),
+            None => format!("{name}: {} -> {}", t.from, t.to),
+        };
+        if t.from == t.to {
+            log::warn!("{line}");
+        } else {
+            log::info!("{line}");
+        }
+        #[cfg(test)]
+        if let Some(fake) = &mut self.fake {
+            fake.lines.push(line);
         }
     }
 }

@@ -129,7 +129,7 @@ impl Supervisor {
                 name: program.name.clone(),
             });
             let i = self.insert_slot(program, false);
-            if self.slot(i).program.autostart {
+            if self.live(i).is_some_and(|s| s.program.autostart) {
                 self.request_start(i);
             }
         }

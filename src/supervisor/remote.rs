@@ -23,9 +23,9 @@ use crate::agent::frame::Message;
 use crate::process::reap::{PidfdExit, pidfd_exit};
 use crate::reactor::{Interest, Reactor, Token};
 
+use super::process::Proc;
 use super::slot::Role;
-use super::state::Event;
-use super::{ExitWait, Supervisor};
+use super::{Event, ExitWait, Supervisor};
 
 /// How long one request to the agent may take. An agent is local and answers in well under a
 /// millisecond; one that does not within this is treated as down. The loop does not wait for
@@ -124,7 +124,7 @@ impl Supervisor {
     /// answer is an event (`on_agent_call`). Returns the event only when the request failed at
     /// once (no agent listening, say).
     pub(super) fn spawn_remote(&mut self, i: usize, now: Instant) -> Option<Event> {
-        let program = &self.slot(i).program;
+        let program = &self.live(i)?.program;
         let socket = program.agent.clone()?;
         let env: Vec<(String, String)> = program
             .environment
@@ -148,7 +148,7 @@ impl Supervisor {
             });
         match call {
             Ok(call) => {
-                self.slot_mut(i).agent_call = Some(call);
+                self.live_mut(i)?.agent_call = Some(call);
                 self.drive_agent_call(i, now)
             }
             Err(e) => Some(spawn_failed(&socket, e)),
@@ -163,23 +163,26 @@ impl Supervisor {
     }
 
     fn drive_agent_call(&mut self, i: usize, now: Instant) -> Option<Event> {
-        let token = self.token(i, Role::AgentCall);
         let slot = self.slots[i].as_mut()?;
+        let token = slot.token(i, Role::AgentCall);
         let result = slot.agent_call.as_mut()?.drive(&self.reactor, token, now)?;
         let call = slot.agent_call.take()?;
         self.reactor.delete(call.conn.as_fd());
         let socket = call.conn.socket();
         match result.and_then(|(answer, fds)| codec::started(socket, answer, fds)) {
             Ok((pid, pidfd)) => {
-                let token = self.token(i, Role::Pidfd);
+                let token = slot.token(i, Role::Pidfd);
                 if let Err(e) = self.reactor.add(pidfd.as_fd(), token, Interest::Read) {
                     log::warn!("{}: cannot watch the pidfd from the agent: {e}", call.name);
                 }
-                let slot = self.slot_mut(i);
-                slot.pidfd = Some(pidfd);
-                slot.pgid = None;
-                slot.exit_wait = None;
-                Some(Event::Spawned { pid })
+                Some(Event::Spawned(Proc {
+                    pid,
+                    pidfd,
+                    pgid: None,
+                    oom_before: None,
+                    exit_wait: None,
+                    exec: None,
+                }))
             }
             Err(e) => Some(spawn_failed(socket, e)),
         }
@@ -254,49 +257,51 @@ impl Supervisor {
     /// The pidfd of program `i` turned readable. For a program spawned by holden itself the
     /// reap that follows says how it ended; for an agent's, the pidfd must tell.
     pub(super) fn on_pidfd(&mut self, i: usize, now: Instant) {
-        let is_remote = self
-            .slots
-            .get(i)
-            .and_then(|s| s.as_ref())
-            .is_some_and(|s| s.program.agent.is_some());
-        if !is_remote || self.slot(i).pidfd.is_none() || self.slot(i).exit_wait.is_some() {
+        let Some(slot) = self.slots[i].as_mut() else { return };
+        if slot.program.agent.is_none() {
+            return;
+        }
+        let Some(p) = slot.machine.state.process_mut() else {
+            return;
+        };
+        if p.exit_wait.is_some() {
             return;
         }
         // Level-triggered and readable for good: out of the reactor until it is read.
-        if let Some(fd) = &self.slot(i).pidfd {
-            self.reactor.delete(fd.as_fd());
-        }
-        self.slot_mut(i).exit_wait = Some(ExitWait { since: now, next: now });
+        self.reactor.delete(p.pidfd.as_fd());
+        p.exit_wait = Some(ExitWait { since: now, next: now });
         self.poll_remote_exit(i, now);
     }
 
     /// Ask the pidfd of program `i` how its process ended; try again later if the agent has not
     /// reaped it yet.
     pub(super) fn poll_remote_exit(&mut self, i: usize, now: Instant) {
-        let Some(wait) = self.slot(i).exit_wait else { return };
-        let Some(fd) = &self.slot(i).pidfd else { return };
-        let exit = match pidfd_exit(fd.as_fd(), now.saturating_duration_since(wait.since)) {
+        let Some(slot) = self.slots[i].as_mut() else { return };
+        let name = &slot.program.name;
+        let Some(p) = slot.machine.state.process_mut() else {
+            return;
+        };
+        let Some(wait) = p.exit_wait else { return };
+        let exit = match pidfd_exit(p.pidfd.as_fd(), now.saturating_duration_since(wait.since)) {
             PidfdExit::Ended(exit) => exit,
             PidfdExit::NotYet(pause) => {
-                self.slot_mut(i).exit_wait = Some(ExitWait {
+                p.exit_wait = Some(ExitWait {
                     since: wait.since,
                     next: now + pause,
                 });
                 return;
             }
             PidfdExit::Lost(why) => {
-                log::warn!("{}: {why}; its exit status is unknown", self.slot(i).program.name);
+                log::warn!("{name}: {why}; its exit status is unknown");
                 crate::process::ExitKind::Unknown
             }
         };
-        let slot = self.slot_mut(i);
-        slot.exit_wait = None;
-        slot.pidfd = None;
+        // The state lets go of the process (and its pidfd) with this event.
         self.apply(i, Event::Exited(exit), now);
         // holden sees only the main process of an agent's program: it is the whole program.
         if matches!(
             self.slots[i].as_ref().map(|s| &s.machine.state),
-            Some(super::State::Stopping { pid: None, .. })
+            Some(super::State::Stopping { process: None, .. })
         ) {
             self.apply(i, Event::Emptied, now);
         }
