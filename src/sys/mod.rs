@@ -9,4 +9,5 @@ pub mod exec;
 pub mod image;
 pub mod peer;
 pub mod pidfd;
+pub mod raw;
 pub mod signal;
