@@ -161,7 +161,7 @@ impl KillJob {
 
     /// Kill every listed process, thaw, and say whether another round is needed.
     fn after_kill(&mut self, now: Instant) -> Step {
-        let killed = self.cg.signal_all(SIGKILL);
+        let killed = self.cg.signal_all(rustix::process::Signal::KILL.as_raw());
         self.thaw();
         if killed == 0 || now >= self.give_up {
             return Step::Done;
@@ -195,12 +195,11 @@ impl KillJob {
 
 impl Drop for KillJob {
     fn drop(&mut self) {
-        // Never leave a process frozen: a job dropped halfway (its program removed) thaws.
+        // Never leave a process frozen: a job dropped halfway (a spawn ends the last run's,
+        // holden exits) thaws.
         self.thaw();
     }
 }
-
-const SIGKILL: i32 = 9;
 
 #[cfg(test)]
 mod tests {
