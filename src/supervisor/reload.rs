@@ -92,7 +92,6 @@ impl Supervisor {
             summary.removed.join(", "),
             summary.changed.join(", ")
         );
-        self.config.programs = new.programs;
         self.config.groups = new.groups;
         self.config.instanced = new.instanced;
         self.settle();
