@@ -233,6 +233,8 @@ impl Supervisor {
             }
         }
         self.settle();
+        // Start-up is over: the parsed config's trees and the first spawns' scratch are free.
+        crate::sys::mem::trim_heap();
         loop {
             self.notify_ready();
             if self.shutting_down

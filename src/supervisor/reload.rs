@@ -95,6 +95,8 @@ impl Supervisor {
         self.config.groups = new.groups;
         self.config.instanced = new.instanced;
         self.settle();
+        // The new file's parsed trees are free: give their pages back, as after start-up.
+        crate::sys::mem::trim_heap();
         Ok(summary)
     }
 
