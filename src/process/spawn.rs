@@ -6,12 +6,16 @@
 //! (`sys::clone`): holden's page tables are not copied, however big it has grown, and it waits
 //! only until the child has exec'd. Where the program's cgroup is on the unified (v2)
 //! hierarchy the child is created in it (`CLONE_INTO_CGROUP`); cgroup.procs writes remain for
-//! v1 hierarchies, and everywhere clone3 is refused.
+//! v1 hierarchies, and everywhere clone3 is refused (then holden does not wait: below).
 //!
 //! `start` returns a `Pending` child at once; its `exec_status` fd turns readable when the exec
-//! outcome is known (it is by the time `start` returns, with CLONE_VFORK). The supervisor
-//! watches it in its event loop and reads it with `exec_outcome`, which never waits; `finish`
-//! waits for it. Both say what failed in the same sentences. `spawn` does `start` and `finish`.
+//! outcome is known. The supervisor watches it in its event loop and reads it with
+//! `exec_outcome`, which never waits; `finish` waits for it. Both say what failed in the same
+//! sentences. `spawn` does `start` and `finish`. Without v1 cgroups to join (cgroups off, a pure
+//! v2 host) the outcome is known by the time `start` returns (CLONE_VFORK: microseconds). On a
+//! v1 or hybrid host the child's cgroup.procs write can wait an RCU grace period (tens of ms):
+//! there `start` does not wait for the child (`Pending::in_flight`), which migrates and execs
+//! while holden serves the rest, and the outcome arrives later on `exec_status`.
 //!
 //! Race: the pidfd comes from clone3 itself, or from `pidfd_open(pid)` right after the clone,
 //! which is safe only because every child of holden is reaped by the event loop's one thread
@@ -64,6 +68,12 @@ pub struct Pending {
     /// Readable once the outcome is known: end of file when the program was exec'd, else the
     /// child's error code. Close-on-exec, blocking.
     pub exec_status: OwnedFd,
+    /// On hybrid and v1 hosts the child joins its v1 cgroups while holden goes on, in holden's
+    /// memory: this keeps what it uses there (its stack, the prepared image) until it has
+    /// exec'd or exited. Keep it until `exec_status` gave the outcome; dropped sooner, it is
+    /// kept aside and freed later, never while the child uses it. None when `start` waited
+    /// for the exec (no cgroup.procs to write: cgroups off, or a pure v2 host).
+    pub in_flight: Option<crate::sys::clone::Detached>,
 }
 
 /// What a spawn adds for readiness: `NOTIFY_SOCKET`, the notification fd.
@@ -138,7 +148,7 @@ pub fn start(
         stdout.map_or_else(null, Ok).map_err(|e| io_error(e.into()))?,
         stderr.map_or_else(null, Ok).map_err(|e| io_error(e.into()))?,
     ];
-    let mut image = Image::new(&program.command, &env, &program.directory, stdio).map_err(io_error)?;
+    let image = Image::new(&program.command, &env, &program.directory, stdio).map_err(io_error)?;
     let (cgroup2, cgroup_procs) = split_cgroup2(cgroup_procs);
     let setup = ChildSetup {
         cgroup_procs,
@@ -173,11 +183,12 @@ pub fn start(
         fd_bound: exec::fd_bound(),
         dup_fds: extra.fds,
     };
-    let started = image::start(&mut image, &setup).map_err(io_error)?;
+    let started = image::start(image, setup).map_err(io_error)?;
     Ok(Pending {
         pid: started.pid.as_raw_nonzero().get(),
         pidfd: started.pidfd,
         exec_status: started.status,
+        in_flight: started.detached,
     })
 }
 
@@ -189,11 +200,13 @@ impl Pending {
             pid,
             pidfd,
             exec_status,
+            in_flight,
         } = self;
         let started = Started {
             pid: rustix::process::Pid::from_raw(pid).expect("a spawned pid is positive"),
             pidfd,
             status: exec_status,
+            detached: in_flight,
         };
         match image::outcome(&started) {
             Ok(()) => Ok(Spawned {

@@ -26,6 +26,9 @@ pub(super) struct Proc {
     /// Its exec outcome, not read yet (`process::spawn::Pending::exec_status`): watched in the
     /// reactor (`Role::Exec`) until it says the program runs (then closed) or could not.
     pub(super) exec: Option<OwnedFd>,
+    /// On a v1 or hybrid host, a child not waited for (`Pending::in_flight`) runs in holden's
+    /// memory until it execs: this keeps its stack and prepared image alive until then.
+    pub(super) in_flight: Option<crate::sys::clone::Detached>,
 }
 
 impl Process for Proc {

@@ -101,6 +101,8 @@ impl Supervisor {
             && let Some(fd) = main.exec.take()
         {
             self.reactor.delete(fd.as_fd());
+            // Its child has exec'd or is exiting: dropped, its memory is freed once it is done.
+            main.in_flight = None;
         }
         Some(outcome)
     }
@@ -216,6 +218,7 @@ impl Supervisor {
                     oom_before,
                     exit_wait: None,
                     exec: Some(pending.exec_status),
+                    in_flight: pending.in_flight,
                 }))
             }
             Err(e) => Some(spawn_error(e)),

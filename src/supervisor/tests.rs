@@ -43,6 +43,7 @@ impl Fake {
             oom_before: None,
             exit_wait: None,
             exec: Some(self.exec_status(self.next_pid)),
+            in_flight: None,
         })
     }
 

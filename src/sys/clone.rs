@@ -15,7 +15,14 @@
 //! The child runs the caller's function on the new stack and must only make raw syscalls on data
 //! prepared before the clone (it shares the parent's memory: no allocation, no lock). Every signal
 //! is blocked in the parent around the clone, so no handler of holden's runs in the child; the
-//! child's function resets what it needs and unblocks them itself (see `sys::exec`).
+//! child's function resets what it needs and unblocks them itself (`sys::raw::reset_signals`).
+//!
+//! `spawn_detached` makes the same child without `CLONE_VFORK`, for a child that has to write a
+//! v1 cgroup.procs (a wait of an RCU grace period, tens of milliseconds, that holden must not
+//! spend suspended): this thread goes on while the child migrates and execs in its memory. The
+//! child's stack and what it reads are then owned by a `Detached` until the child is done, and
+//! the child must leave libc's errno alone (it shares this thread's TLS): rustix and
+//! `sys::raw` only.
 
 use std::cell::Cell;
 use std::ffi::{c_int, c_void};
@@ -43,6 +50,12 @@ pub struct Child {
 struct Entry<'a> {
     run: &'a mut dyn FnMut(bool) -> c_int,
     placed: bool,
+}
+
+impl Entry<'_> {
+    fn as_arg(&mut self) -> *mut c_void {
+        std::ptr::from_mut(self).cast::<c_void>()
+    }
 }
 
 extern "C" fn child_entry(arg: *mut c_void) -> c_int {
@@ -76,10 +89,10 @@ pub fn vfork(cgroup: Option<BorrowedFd<'_>>, run: &mut dyn FnMut(bool) -> c_int)
     let stack = Stack::new()?;
     let mut entry = Entry { run, placed: false };
     let _mask = BlockAll::new();
-    if !CLONE3_REFUSED.load(Ordering::Relaxed) && !FORCE_FALLBACK.with(Cell::get) {
+    if !clone3_refused() {
         if let Some(dir) = cgroup {
             entry.placed = true;
-            match clone3(&stack, Some(dir), &mut entry) {
+            match clone3(&stack, Some(dir), Wait::Exec, child_entry, entry.as_arg()) {
                 Ok(child) => return Ok(child),
                 Err(e @ (Errno::AGAIN | Errno::NOMEM)) => return Err(e),
                 // Refused for the cgroup (gone, a v2 "domain invalid" ...): the child joins it by
@@ -87,19 +100,145 @@ pub fn vfork(cgroup: Option<BorrowedFd<'_>>, run: &mut dyn FnMut(bool) -> c_int)
                 Err(_) => entry.placed = false,
             }
         }
-        match clone3(&stack, None, &mut entry) {
+        match clone3(&stack, None, Wait::Exec, child_entry, entry.as_arg()) {
             Ok(child) => return Ok(child),
-            Err(e @ (Errno::NOSYS | Errno::PERM)) => {
-                CLONE3_REFUSED.store(true, Ordering::Relaxed);
-                LOG_FALLBACK.call_once(|| {
-                    log::debug!("clone3 refused ({e}): spawning with clone, children join cgroups by cgroup.procs");
-                });
-            }
+            Err(e @ (Errno::NOSYS | Errno::PERM)) => refused(e),
             Err(e) => return Err(e),
         }
     }
     entry.placed = false;
-    clone_fallback(&stack, &mut entry)
+    clone_fallback(&stack, Wait::Exec, child_entry, entry.as_arg())
+}
+
+/// clone3 is refused on this host (found once), or a test said so for this thread.
+pub fn clone3_refused() -> bool {
+    CLONE3_REFUSED.load(Ordering::Relaxed) || FORCE_FALLBACK.with(Cell::get)
+}
+
+fn refused(e: Errno) {
+    CLONE3_REFUSED.store(true, Ordering::Relaxed);
+    LOG_FALLBACK.call_once(|| {
+        log::debug!("clone3 refused ({e}): spawning with clone, children join cgroups by cgroup.procs");
+    });
+}
+
+/// What a detached child runs: the job, which returns only when its exec failed (its result
+/// is then the exit code).
+pub type Job = Box<dyn FnMut() -> c_int>;
+
+extern "C" fn job_entry(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the `Job` boxed in a `Detached`, which keeps it, unmoved and untouched
+    // by the parent, until this child has exec'd or exited.
+    let job = unsafe { &mut *arg.cast::<Job>() };
+    job()
+}
+
+/// A child that runs in this process's memory while this process goes on (`CLONE_VM` without
+/// `CLONE_VFORK`): its stack and its job, kept until it has exec'd or exited. That is known
+/// from `done`, a pipe's read end whose only write end is the child's (close-on-exec): its
+/// POLLHUP comes at the exec (after the child left this memory) or at the exit.
+///
+/// Dropped earlier, they are kept aside and freed by a later `spawn_detached` once the child
+/// is done: the child never finds its memory gone.
+pub struct Detached {
+    parts: Option<Parts>,
+}
+
+struct Parts {
+    /// The boxed `Job` the child runs; it owns what the child reads.
+    job: Box<Job>,
+    stack: Stack,
+    done: OwnedFd,
+}
+
+impl Parts {
+    fn done(&self) -> bool {
+        use rustix::event::{PollFd, PollFlags, poll};
+        let mut fds = [PollFd::new(&self.done, PollFlags::empty())];
+        let zero = rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 };
+        matches!(poll(&mut fds, Some(&zero)), Ok(1))
+            && fds[0]
+                .revents()
+                .intersects(PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL)
+    }
+}
+
+impl Drop for Parts {
+    fn drop(&mut self) {
+        if !self.done() {
+            // The child may still run on this stack and read the job: never free them then
+            // (only a thread's exit with a child pending gets here; `Detached` keeps them
+            // aside otherwise).
+            let job = std::mem::replace(&mut self.job, Box::new(Box::new(|| 0)));
+            std::mem::forget(job);
+            std::mem::forget(std::mem::replace(&mut self.stack, Stack::empty()));
+        }
+    }
+}
+
+thread_local! {
+    /// Dropped `Detached` parts whose child had not exec'd or exited yet.
+    static KEPT: std::cell::RefCell<Vec<Parts>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Detached {
+    /// The child has exec'd or exited: nothing of ours is in use by it any more.
+    pub fn done(&self) -> bool {
+        self.parts.as_ref().is_none_or(Parts::done)
+    }
+}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        if let Some(parts) = self.parts.take()
+            && !parts.done()
+        {
+            KEPT.with(|k| k.borrow_mut().push(parts));
+        }
+    }
+}
+
+impl std::fmt::Debug for Detached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detached").field("done", &self.done()).finish()
+    }
+}
+
+/// Run `job` in a new child process that shares this one's memory (`CLONE_VM`), and return at
+/// once: this thread is not suspended while the child works (joins cgroups) and execs. `done`
+/// is the read end of a pipe whose write end the child gets close-on-exec and the caller
+/// closes right after this call (see `Detached`). The child is never created in a cgroup
+/// (`placed` is false): it writes every cgroup.procs itself.
+///
+/// The job must make only errno-free calls (rustix, `sys::raw`): the child shares this
+/// thread's libc errno. Only where `raw::DETACHED_SUPPORTED`.
+pub fn spawn_detached(job: Job, done: OwnedFd) -> Result<(Child, Detached), Errno> {
+    KEPT.with(|k| k.borrow_mut().retain(|p| !p.done()));
+    let stack = Stack::new()?;
+    let mut job = Box::new(job);
+    let arg = std::ptr::from_mut::<Job>(&mut *job).cast::<c_void>();
+    let child = {
+        let _mask = BlockAll::new();
+        let mut made = Err(Errno::NOSYS);
+        if !clone3_refused() {
+            made = clone3(&stack, None, Wait::No, job_entry, arg);
+            if let Err(e @ (Errno::NOSYS | Errno::PERM)) = made {
+                refused(e);
+            }
+        }
+        match made {
+            Err(Errno::NOSYS | Errno::PERM) => clone_fallback(&stack, Wait::No, job_entry, arg),
+            other => other,
+        }
+    };
+    // Not made: no child uses them, they go now.
+    let child = child?;
+    Ok((
+        child,
+        Detached {
+            parts: Some(Parts { job, stack, done }),
+        },
+    ))
 }
 
 /// `struct clone_args` (CLONE_ARGS_SIZE_VER2, with `cgroup`).
@@ -123,11 +262,36 @@ const _: () = assert!(std::mem::size_of::<CloneArgs>() == 88);
 
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
+/// What the child runs on its new stack: `entry(arg)`, its result the exit code.
+type EntryFn = extern "C" fn(*mut c_void) -> c_int;
+
+/// `CLONE_VFORK`: the parent waits until the child has exec'd or exited.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    Exec,
+    No,
+}
+
+impl Wait {
+    fn flags(self) -> c_int {
+        match self {
+            Wait::Exec => libc::CLONE_VM | libc::CLONE_VFORK,
+            Wait::No => libc::CLONE_VM,
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
-fn clone3(stack: &Stack, cgroup: Option<BorrowedFd<'_>>, entry: &mut Entry<'_>) -> Result<Child, Errno> {
+fn clone3(
+    stack: &Stack,
+    cgroup: Option<BorrowedFd<'_>>,
+    wait: Wait,
+    entry: EntryFn,
+    arg: *mut c_void,
+) -> Result<Child, Errno> {
     let mut pidfd: c_int = -1;
     let mut args = CloneArgs {
-        flags: (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD) as u64,
+        flags: (wait.flags() | libc::CLONE_PIDFD) as u64,
         pidfd: std::ptr::addr_of_mut!(pidfd) as u64,
         exit_signal: libc::SIGCHLD as u64,
         stack: stack.base as u64,
@@ -141,10 +305,11 @@ fn clone3(stack: &Stack, cgroup: Option<BorrowedFd<'_>>, entry: &mut Entry<'_>) 
     let ret: isize;
     // SAFETY: clone3 reads `args` (alive, of the size given). The child starts on the top of
     // `stack` (mapped, 16-byte aligned, unused by anyone else) with the parent's registers but
-    // rax = 0: it clears the frame pointer, calls `child_entry(entry)` with the stack aligned as
-    // the ABI wants, and exits with its result; it never comes back into this function. The
-    // parent is suspended (CLONE_VFORK) until the child has exec'd or exited, so `entry`,
-    // `stack` and everything the child reads outlive its use. In the parent the syscall
+    // rax = 0: it clears the frame pointer, calls `entry(arg)` with the stack aligned as the
+    // ABI wants, and exits with its result; it never comes back into this function. With
+    // `Wait::Exec` the parent is suspended (CLONE_VFORK) until the child has exec'd or exited;
+    // with `Wait::No` the caller keeps `stack` and what `arg` points to until then
+    // (`Detached`): either way they outlive the child's use. In the parent the syscall
     // clobbers rcx and r11 only, and the asm touches no stack of ours.
     unsafe {
         std::arch::asm!(
@@ -163,8 +328,8 @@ fn clone3(stack: &Stack, cgroup: Option<BorrowedFd<'_>>, entry: &mut Entry<'_>) 
             inlateout("rax") libc::SYS_clone3 as isize => ret,
             in("rdi") std::ptr::addr_of_mut!(args),
             in("rsi") std::mem::size_of::<CloneArgs>(),
-            in("r12") std::ptr::from_mut(entry).cast::<c_void>(),
-            in("r13") child_entry as extern "C" fn(*mut c_void) -> c_int,
+            in("r12") arg,
+            in("r13") entry,
             lateout("rcx") _,
             lateout("r11") _,
             options(nostack),
@@ -186,21 +351,22 @@ fn clone3(stack: &Stack, cgroup: Option<BorrowedFd<'_>>, entry: &mut Entry<'_>) 
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn clone3(_: &Stack, _: Option<BorrowedFd<'_>>, _: &mut Entry<'_>) -> Result<Child, Errno> {
+fn clone3(_: &Stack, _: Option<BorrowedFd<'_>>, _: Wait, _: EntryFn, _: *mut c_void) -> Result<Child, Errno> {
     Err(Errno::NOSYS)
 }
 
 /// glibc's clone, which has the trampoline for a child on its own stack, then pidfd_open.
-fn clone_fallback(stack: &Stack, entry: &mut Entry<'_>) -> Result<Child, Errno> {
-    // SAFETY: as for clone3 above: the child runs `child_entry(entry)` on the top of `stack`
-    // and exits with its result (glibc's clone does the exit); the parent is suspended until
-    // the child has exec'd or exited, so what it reads outlives its use.
+fn clone_fallback(stack: &Stack, wait: Wait, entry: EntryFn, arg: *mut c_void) -> Result<Child, Errno> {
+    // SAFETY: as for clone3 above: the child runs `entry(arg)` on the top of `stack` and exits
+    // with its result (glibc's clone does the exit); the parent is suspended until the child
+    // has exec'd or exited (`Wait::Exec`), or the caller keeps what it reads until then
+    // (`Wait::No`), so it outlives its use.
     let pid = unsafe {
         libc::clone(
-            child_entry,
+            entry,
             stack.base.add(stack.size).cast::<c_void>(),
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-            std::ptr::from_mut(entry).cast::<c_void>(),
+            wait.flags() | libc::SIGCHLD,
+            arg,
         )
     };
     if pid < 0 {
@@ -262,8 +428,21 @@ impl Stack {
     }
 }
 
+impl Stack {
+    /// No mapping: what a forgotten stack is replaced with.
+    fn empty() -> Stack {
+        Stack {
+            base: std::ptr::null_mut(),
+            size: 0,
+        }
+    }
+}
+
 impl Drop for Stack {
     fn drop(&mut self) {
+        if self.base.is_null() {
+            return;
+        }
         // SAFETY: the mapping made in `new`, no longer used: the child has exec'd or exited.
         unsafe {
             libc::munmap(self.base.sub(PAGE).cast::<c_void>(), STACK_SIZE + PAGE);
@@ -293,38 +472,5 @@ impl Drop for BlockAll {
         unsafe {
             libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut());
         }
-    }
-}
-
-/// In the child, before its exec: every signal with a handler back to its default action (a
-/// handler of holden's must not run in a child that shares its memory), SIGPIPE to its
-/// default (Rust ignores it in holden), then the signal mask emptied, as std's Command does.
-/// Raw syscalls only.
-pub fn reset_signals_in_child() {
-    for sig in 1..=64 {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            continue;
-        }
-        // SAFETY: rt_sigaction on a zeroed `sigaction` we own: reads the disposition, and sets
-        // SIG_DFL (a plain value, no handler) where there was a handler or for SIGPIPE.
-        unsafe {
-            let mut old: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(sig, std::ptr::null(), &mut old) != 0 {
-                continue;
-            }
-            let handled = old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN;
-            if handled || (sig == libc::SIGPIPE && old.sa_sigaction == libc::SIG_IGN) {
-                let mut dfl: libc::sigaction = std::mem::zeroed();
-                dfl.sa_sigaction = libc::SIG_DFL;
-                libc::sigaction(sig, &dfl, std::ptr::null_mut());
-            }
-        }
-    }
-    // SAFETY: an empty set we own; SIG_SETMASK with it unblocks everything in this (the
-    // child's only) thread.
-    unsafe {
-        let mut none: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut none);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
     }
 }

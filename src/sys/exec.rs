@@ -237,40 +237,23 @@ pub(super) fn dup_to(src: &OwnedFd, target: i32) -> io::Result<()> {
 }
 
 /// close_range(first, ~0, CLOSE_RANGE_CLOEXEC): every fd from `first` up is closed at the next
-/// exec. rustix 1 has no wrapper for it. See close_range(2).
+/// exec. Errno-free (`sys::raw`).
 pub fn cloexec_from(first: u32) -> Result<(), rustix::io::Errno> {
-    // SAFETY: close_range takes three integers and touches no memory of ours; marking fds
-    // close-on-exec changes nothing until an exec. `syscall` is a plain libc function that sets
-    // errno (thread-local) and is async-signal-safe.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            libc::c_uint::from(first),
-            libc::c_uint::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(rustix::io::Errno::from_raw_os_error(
-            io::Error::last_os_error().raw_os_error().unwrap_or(libc::ENOSYS),
-        ))
-    }
+    super::raw::cloexec_from(first)
 }
 
 /// fcntl(fd, F_SETFD, FD_CLOEXEC) for every fd in `first..bound` (those not open fail with
-/// EBADF, which is fine): what close_range does in one call on Linux 5.11+.
+/// EBADF, which is fine): what close_range does in one call on Linux 5.11+. Through rustix,
+/// which leaves errno alone.
 fn cloexec_each(first: u32, bound: u32) {
     for fd in first..bound {
         let Ok(fd) = libc::c_int::try_from(fd) else {
             return;
         };
-        // SAFETY: fcntl with F_SETFD on a number that may or may not be an open fd touches no
-        // memory; on an fd that is open it only sets its close-on-exec flag.
-        unsafe {
-            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-        }
+        // SAFETY: the borrowed number is used for one fcntl(F_SETFD) only: on a number that is
+        // not an open fd it fails with EBADF, on one that is it only sets close-on-exec.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let _ = rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC);
     }
 }
 

@@ -10,4 +10,5 @@ pub mod image;
 pub mod mem;
 pub mod peer;
 pub mod pidfd;
+pub mod raw;
 pub mod signal;
