@@ -136,6 +136,38 @@ fn move_in(pg: &ProgramCgroup, pid: i32) {
     }
 }
 
+/// SIGKILL every process of `pg` as the supervisor does: `cgroup.kill`, or the fallback's job
+/// stepped to its end.
+fn kill(pg: &ProgramCgroup) {
+    if let Some(job) = pg.kill_all(Instant::now()).unwrap() {
+        job.finish();
+    }
+}
+
+/// Step `job` to its end as the supervisor's loop does: an epoll wait on `events` (EPOLLPRI,
+/// re-read after each wakeup) until the instant each step asks for. Returns the rounds it took.
+fn drive(mut job: KillJob, events: Option<&File>) -> u32 {
+    let mut reactor = Reactor::new().unwrap();
+    if let Some(e) = events {
+        reactor
+            .add(e.as_fd(), Token::new(Owner::Supervisor, 1), Interest::Priority)
+            .unwrap();
+    }
+    let give_up = Instant::now() + Duration::from_secs(10);
+    loop {
+        match job.step(Instant::now()) {
+            Step::Done => return job.rounds(),
+            Step::Again(at) => {
+                assert!(Instant::now() < give_up, "the job has not ended after 10 s");
+                let ready = reactor.wait(Some(at)).unwrap();
+                if let Some(e) = events.filter(|_| ready.iter().any(|r| r.priority)) {
+                    ProgramCgroup::events_populated(e);
+                }
+            }
+        }
+    }
+}
+
 fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
     let deadline = Instant::now() + timeout;
     loop {
@@ -221,7 +253,7 @@ fn kernel_a_process_put_in_by_procs_files_is_killed_and_the_events_file_says_so(
         "{usage:?}"
     );
 
-    pg.kill_all().unwrap();
+    kill(&pg);
     let ready = reactor.wait(Some(Instant::now() + Duration::from_secs(5))).unwrap();
     assert!(ready.iter().any(|r| r.priority), "{ready:?}");
     assert_eq!(ProgramCgroup::events_populated(&events), Some(false));
@@ -320,33 +352,135 @@ fn kernel_signal_all_reaches_children_of_the_program() {
     cg.cleanup();
 }
 
-#[test]
-fn kernel_freeze_and_kill_empties_a_forking_program_without_cgroup_kill() {
-    if !root_or_skip("kernel_freeze_and_kill_empties_a_forking_program_without_cgroup_kill") {
-        return;
-    }
-    let tp = TestPath::new();
-    let cg = tp.setup();
-    let (pg, _) = cg.program("fork").unwrap();
-    // The pids limit bounds the loop should the kill fail.
+/// A shell that ignores SIGTERM (as its children do: SIG_IGN survives exec) and forks sleeps
+/// as fast as it can, in `pg`, which bounds it at 40 processes should the kill fail.
+fn fork_loop(pg: &ProgramCgroup) -> Proc {
     pg.set_limits(None, None, Some(40)).unwrap();
-    let (mut child, mut stdin) = Proc::gated("while :; do sleep 30 & done");
-    move_in(&pg, child.pid());
+    let (child, mut stdin) = Proc::gated("trap '' TERM; while :; do sleep 30 & done");
+    move_in(pg, child.pid());
     go(&mut stdin);
     wait_for(Duration::from_secs(5), "a few sleeps", || {
         let n = pg.pids().len();
         (n >= 5).then_some(()).ok_or(format!("{n} pids"))
     });
-    pg.kill_all_with(false).unwrap();
+    assert!(pg.signal_all(15) >= 5, "SIGTERM reaches them, and is ignored");
+    child
+}
+
+#[test]
+fn kernel_a_kill_job_without_cgroup_kill_empties_a_forking_program_that_ignores_sigterm() {
+    if !root_or_skip("kernel_a_kill_job_without_cgroup_kill_empties_a_forking_program_that_ignores_sigterm") {
+        return;
+    }
+    let tp = TestPath::new();
+    let cg = tp.setup();
+    let (pg, _) = cg.program("fork").unwrap();
+    let mut child = fork_loop(&pg);
+    let events = pg.events_file();
+    let job = pg
+        .kill_all_with(false, Instant::now())
+        .unwrap()
+        .expect("the fallback is a job");
+    assert!(drive(job, events.as_ref()) >= 1, "at least one round froze and killed");
+    // The job ended because a round found nobody: nothing is left, and nothing is frozen.
     wait_for(Duration::from_secs(5), "an empty cgroup", || {
-        if pg.populated() {
-            pg.kill_all_with(false).unwrap();
-            return Err(format!("{:?}", pg.pids()));
-        }
-        Ok(())
+        (!pg.populated()).then_some(()).ok_or(format!("{:?}", pg.pids()))
     });
+    if let Some(u) = &pg.dirs.unified {
+        assert_eq!(fs::read_to_string(u.join(v2::CGROUP_FREEZE)).unwrap().trim(), "0");
+    }
     // The shell is gone with its sleeps (killed, or ended by a fork refused at pids.max).
     child.wait_exit(Duration::from_secs(5));
+    cg.cleanup();
+}
+
+#[test]
+fn kernel_a_kill_job_with_the_v1_freezer_empties_a_forking_program() {
+    let test = "kernel_a_kill_job_with_the_v1_freezer_empties_a_forking_program";
+    if !root_or_skip(test) {
+        return;
+    }
+    let freezer = Path::new("/sys/fs/cgroup").join(detect::V1_FREEZER);
+    let pids = Path::new("/sys/fs/cgroup/pids");
+    if !freezer.join(v1::CGROUP_PROCS).exists() || !pids.join(v1::CGROUP_PROCS).exists() {
+        eprintln!("SKIP {test}: needs the v1 freezer and pids hierarchies");
+        return;
+    }
+    // A pure v1 host's program cgroup: no cgroup2 directory, so the v1 freezer is used.
+    let tp = TestPath::new();
+    let rel = Path::new(&tp.path[1..]).join("v1");
+    let dirs = Dirs {
+        unified: None,
+        v1: vec![
+            (freezer.join(&rel), vec![detect::V1_FREEZER.to_string()]),
+            (pids.join(&rel), vec!["pids".to_string()]),
+        ],
+    };
+    for (d, _) in &dirs.v1 {
+        fs::create_dir_all(d).unwrap();
+    }
+    let pg = ProgramCgroup {
+        layout: Layout::V1,
+        usage: Rc::new(UsageFiles::open(Layout::V1, &Dirs::default(), 0)),
+        dirs,
+        cgroup_kill: true,
+    };
+    let mut child = fork_loop(&pg);
+    let job = pg
+        .kill_all(Instant::now())
+        .unwrap()
+        .expect("no cgroup2 directory: a job");
+    assert!(drive(job, None) >= 1, "at least one round froze and killed");
+    wait_for(Duration::from_secs(5), "an empty cgroup", || {
+        (!pg.populated()).then_some(()).ok_or(format!("{:?}", pg.pids()))
+    });
+    let state = fs::read_to_string(freezer.join(&rel).join(v1::FREEZER_STATE)).unwrap();
+    assert_eq!(state.trim(), "THAWED");
+    child.wait_exit(Duration::from_secs(5));
+}
+
+#[test]
+fn kernel_cgroup_events_tells_by_epollpri_when_a_freeze_has_taken_hold() {
+    if !root_or_skip("kernel_cgroup_events_tells_by_epollpri_when_a_freeze_has_taken_hold") {
+        return;
+    }
+    let tp = TestPath::new();
+    let cg = tp.setup();
+    let (pg, _) = cg.program("ice").unwrap();
+    let (_child, _stdin) = {
+        let (child, stdin) = Proc::gated("sleep 30");
+        move_in(&pg, child.pid());
+        (child, stdin)
+    };
+    let events = pg.events_file().expect("a cgroup2 directory exists on this host");
+    let mut reactor = Reactor::new().unwrap();
+    reactor
+        .add(events.as_fd(), Token::new(Owner::Supervisor, 1), Interest::Priority)
+        .unwrap();
+    // Registered before the freeze: the change to "frozen 1" must come as a readiness.
+    ProgramCgroup::events_populated(&events);
+    let freeze = pg.dirs.unified.as_ref().unwrap().join(v2::CGROUP_FREEZE);
+    fs::write(&freeze, "1").unwrap();
+    let frozen = || {
+        let mut buf = [0u8; 256];
+        let n = events.read_at(&mut buf, 0).unwrap();
+        v2::keyed(std::str::from_utf8(&buf[..n]).unwrap(), "frozen") == Some(1)
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut woken = 0;
+    while !frozen() {
+        assert!(Instant::now() < deadline, "not frozen after 5 s ({woken} wakeups)");
+        let ready = reactor.wait(Some(deadline)).unwrap();
+        woken += ready.iter().filter(|r| r.priority).count();
+    }
+    if woken == 0 {
+        // Frozen before the first wait: the readiness is pending all the same.
+        let ready = reactor.wait(Some(Instant::now() + Duration::from_secs(5))).unwrap();
+        woken += ready.iter().filter(|r| r.priority).count();
+    }
+    assert!(woken >= 1, "the freeze was told by EPOLLPRI");
+    fs::write(&freeze, "0").unwrap();
+    kill(&pg);
     cg.cleanup();
 }
 
@@ -402,13 +536,13 @@ fn kernel_a_memory_limit_below_usage_is_refused_with_the_errno() {
         "{text}"
     );
     assert_eq!(pg.limits().memory, Some(100 << 20), "the old limit stays");
-    pg.kill_all().unwrap();
+    kill(&pg);
     cg.cleanup();
 }
 
 #[test]
-fn kernel_program_kills_the_leftovers_of_an_earlier_holden() {
-    if !root_or_skip("kernel_program_kills_the_leftovers_of_an_earlier_holden") {
+fn kernel_program_counts_the_leftovers_of_an_earlier_holden_and_kill_all_ends_them() {
+    if !root_or_skip("kernel_program_counts_the_leftovers_of_an_earlier_holden_and_kill_all_ends_them") {
         return;
     }
     let tp = TestPath::new();
@@ -431,8 +565,10 @@ fn kernel_program_kills_the_leftovers_of_an_earlier_holden() {
             Err(e) => panic!("{e}"),
         }
     };
-    let (again, killed) = later.program("left").unwrap();
-    assert_eq!(killed, 2);
+    let (again, leftovers) = later.program("left").unwrap();
+    assert_eq!(leftovers, 2);
+    assert_eq!(again.pids().len(), 2, "program() only counts them");
+    kill(&again);
     // SIGKILL was sent; the caller waits for the cgroup to empty.
     let deadline = Instant::now() + Duration::from_secs(5);
     while again.populated() {
@@ -482,7 +618,7 @@ fn kernel_stop_strangers_ends_and_removes_every_cgroup_that_is_no_program() {
         assert!(!d.exists(), "{} is removed", d.display());
     }
     assert_eq!(keep.pids(), vec![k.pid()], "a program of the file is left alone");
-    keep.kill_all().unwrap();
+    kill(&keep);
     k.wait_exit(Duration::from_secs(5));
     later.cleanup();
 }

@@ -3,7 +3,8 @@
 //!
 //! This module owns the cgroup file system: detecting the layout (`detect.rs`), creating the
 //! parent and program cgroups, writing limits (`v1.rs`, `v2.rs`), and killing a cgroup's
-//! processes. It does not fork: the supervisor asks `ProgramCgroup::procs_files` for the
+//! processes (`cgroup.kill`, else a `KillJob` that the caller steps without waiting, `kill.rs`).
+//! It does not fork: the supervisor asks `ProgramCgroup::procs_files` for the
 //! `cgroup.procs` fds, and the forked child writes "0" into each before exec, so that the program
 //! is inside its cgroups before its first instruction (a write from the parent after spawn would
 //! leave a window in which a fast program forks or allocates outside its limits).
@@ -30,6 +31,7 @@
 
 pub mod detect;
 mod error;
+mod kill;
 mod lock;
 mod program;
 mod usage;
@@ -51,6 +53,7 @@ use crate::config::CgroupMode;
 pub use detect::Layout;
 pub use error::CgroupError;
 use error::{io_err, read_file, write_file};
+pub use kill::{KillJob, Step};
 pub use program::ProgramCgroup;
 #[cfg(test)]
 pub use usage::Limits;
@@ -64,13 +67,18 @@ const CPU_QUOTA_MIN_US: u64 = 1_000;
 /// The leaf holden moves itself into when its own cgroup must become an inner node.
 pub const SELF_LEAF: &str = "holden";
 
-/// How long `kill_all` may spend when the kernel has no `cgroup.kill`.
-const KILL_FALLBACK_BUDGET: Duration = Duration::from_millis(500);
+/// Set (to anything) in holden's environment, programs' cgroups are killed by the fallback
+/// (`KillJob`: freeze, SIGKILL every pid, thaw) even where the kernel has `cgroup.kill`. A knob
+/// for tests only, so that the fallback of old kernels and pure v1 hosts runs through the real
+/// binary on a test host that has `cgroup.kill`; not documented for users.
+pub const TEST_NO_CGROUP_KILL: &str = "HOLDEN_TEST_NO_CGROUP_KILL";
 /// How long a leftover cgroup may take to empty after SIGKILL (`program`'s caller, strangers).
 pub const LEFTOVER_WAIT: Duration = Duration::from_secs(5);
 /// How long the processes of a stranger cgroup (not a program of the file) get between
 /// SIGTERM and SIGKILL at start: short, as holden supervises nothing until they are gone.
 const STRANGER_GRACE: Duration = Duration::from_millis(500);
+/// How often `stop_strangers` looks whether they are gone (and sends SIGKILL again).
+const STRANGER_RECHECK: Duration = Duration::from_millis(10);
 
 /// `cpu_limit` in CPUs as a quota per 100 ms period.
 pub fn quota_us(cpus: f64) -> u64 {
@@ -171,6 +179,8 @@ pub struct Cgroups {
     controllers: Vec<String>,
     /// The `flock` on the parent (the first hierarchy's): one holden per cgroup_path.
     _lock: OwnedFd,
+    /// Use `cgroup.kill` where the kernel has it; false only by `TEST_NO_CGROUP_KILL`.
+    cgroup_kill: bool,
 }
 
 impl Cgroups {
@@ -187,10 +197,17 @@ impl Cgroups {
         let mountinfo = fs::read_to_string(mountinfo).map_err(io_err("read", mountinfo));
         let own = Path::new("/proc/self/cgroup");
         let own = fs::read_to_string(own).map_err(io_err("read", own));
-        match (mountinfo, own) {
+        let mut cgroups = match (mountinfo, own) {
             (Ok(m), Ok(o)) => Self::setup_at(mode, cgroup_path, Path::new("/"), &m, &o),
             (Err(e), _) | (_, Err(e)) => Self::by_mode(mode, Err(e)),
+        }?;
+        if let Some(c) = &mut cgroups
+            && std::env::var_os(TEST_NO_CGROUP_KILL).is_some()
+        {
+            log::warn!("{TEST_NO_CGROUP_KILL} is set: cgroup.kill is not used (a knob for tests)");
+            c.cgroup_kill = false;
         }
+        Ok(cgroups)
     }
 
     /// `setup` with its inputs given: every mount point is taken below `root`, and the texts
@@ -294,6 +311,7 @@ impl Cgroups {
             created: ancestors,
             controllers,
             _lock: lock,
+            cgroup_kill: true,
         })
     }
 
@@ -382,10 +400,11 @@ impl Cgroups {
         path_of(self.layout, &self.parent)
     }
 
-    /// The cgroup(s) of program `name`, created in every hierarchy. The processes a leftover
-    /// from an earlier holden still holds get SIGKILL; their number is returned. This does not
-    /// wait for them to be gone: the caller does, without blocking (`populated`, the v2
-    /// `events_file`, `LEFTOVER_WAIT`), and does not spawn into the cgroup before.
+    /// The cgroup(s) of program `name`, created in every hierarchy, and how many processes a
+    /// leftover from an earlier holden still holds in them. The caller ends those (`kill_all`,
+    /// and the `KillJob` it may give) and waits for them to be gone without blocking
+    /// (`populated`, the v2 `events_file`, `LEFTOVER_WAIT`); it does not spawn into the cgroup
+    /// before.
     pub fn program(&self, name: &str) -> Result<(ProgramCgroup, usize), CgroupError> {
         if !crate::config::valid_unit_name(name) {
             return Err(CgroupError::InvalidName { name: name.to_string() });
@@ -398,11 +417,9 @@ impl Cgroups {
             layout: self.layout,
             usage: Rc::new(UsageFiles::open(self.layout, &dirs, UsageFiles::fd_budget())),
             dirs,
+            cgroup_kill: self.cgroup_kill,
         };
         let leftovers = pg.pids().len();
-        if leftovers > 0 {
-            pg.kill_all()?;
-        }
         Ok((pg, leftovers))
     }
 
@@ -413,6 +430,11 @@ impl Cgroups {
     /// to `LEFTOVER_WAIT` for them to be gone before it removes the cgroups (sub-cgroups
     /// first). Returns, per cgroup, how many processes it held, or why it could not be removed.
     /// A cgroup holding holden itself is left alone.
+    ///
+    /// It waits by sleeping: it runs once, in `Supervisor::new`, before the loop and before any
+    /// program starts, when there is nothing else to serve (a control client waits in the
+    /// socket's backlog). Reload never calls it: a program that reload removes is stopped by its
+    /// own machine, in the loop.
     pub fn stop_strangers(&self, keep: impl Fn(&str) -> bool) -> Vec<(String, Result<usize, CgroupError>)> {
         let mut names = BTreeSet::new();
         for parent in self.parent.all() {
@@ -435,6 +457,7 @@ impl Cgroups {
                     layout: self.layout,
                     dirs: self.parent.join(&name),
                     usage: Rc::new(UsageFiles::open(self.layout, &Dirs::default(), 0)),
+                    cgroup_kill: self.cgroup_kill,
                 };
                 let count = pg.pids().len();
                 (name, pg, count)
@@ -452,9 +475,9 @@ impl Cgroups {
         }
         let now = Instant::now();
         for (_, pg, _) in &strangers {
-            // A holden killed while it froze a cgroup left it frozen: a frozen process waits
-            // for SIGTERM until it is thawed.
-            pg.freeze(false, now);
+            // A holden killed while a KillJob froze a cgroup left it frozen: a frozen process
+            // waits for SIGTERM until it is thawed.
+            pg.thaw();
             pg.signal_all(rustix::process::Signal::TERM.as_raw());
         }
         let all_empty = |deadline: Instant| loop {
@@ -462,24 +485,36 @@ impl Cgroups {
             if empty || Instant::now() >= deadline {
                 return empty;
             }
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(STRANGER_RECHECK);
         };
         if !all_empty(now + STRANGER_GRACE) {
-            for (_, pg, _) in &strangers {
-                if pg.populated() {
-                    let _ = pg.kill_all();
-                }
-            }
+            // SIGKILL (again, every STRANGER_RECHECK, or once each fallback job has ended) until
+            // every one is empty or LEFTOVER_WAIT has passed.
             let deadline = Instant::now() + LEFTOVER_WAIT;
+            let mut jobs: Vec<Option<KillJob>> = strangers.iter().map(|_| None).collect();
             loop {
-                let left: Vec<_> = strangers.iter().filter(|(_, pg, _)| pg.populated()).collect();
-                if left.is_empty() || Instant::now() >= deadline {
+                let now = Instant::now();
+                let mut next = now + STRANGER_RECHECK;
+                let mut left = false;
+                for ((name, pg, _), job) in strangers.iter().zip(&mut jobs) {
+                    if job.is_none() && pg.populated() {
+                        match pg.kill_all(now) {
+                            Ok(j) => *job = j,
+                            Err(e) => log::warn!("leftover cgroup {name}: {e}"),
+                        }
+                    }
+                    if let Some(j) = job {
+                        match j.step(now) {
+                            Step::Done => *job = None,
+                            Step::Again(at) => next = next.min(at),
+                        }
+                    }
+                    left |= pg.populated();
+                }
+                if !left || now >= deadline {
                     break;
                 }
-                for (_, pg, _) in left {
-                    let _ = pg.kill_all();
-                }
-                std::thread::sleep(Duration::from_millis(10));
+                std::thread::sleep(next.saturating_duration_since(Instant::now()));
             }
         }
         strangers

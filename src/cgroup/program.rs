@@ -9,6 +9,8 @@ pub struct ProgramCgroup {
     pub(super) layout: Layout,
     pub(super) dirs: Dirs,
     pub(super) usage: Rc<UsageFiles>,
+    /// Use `cgroup.kill` where the kernel has it (see `Cgroups::cgroup_kill`).
+    pub(super) cgroup_kill: bool,
 }
 
 impl ProgramCgroup {
@@ -134,13 +136,16 @@ impl ProgramCgroup {
     }
 
     /// SIGKILL every process: `cgroup.kill` where the kernel has it (the v2 dir, also on
-    /// hybrid), else freeze, SIGKILL every pid, thaw, until empty or 500 ms have passed. The
-    /// caller waits for emptiness through `events_file` or its own deadline.
-    pub fn kill_all(&self) -> Result<(), CgroupError> {
-        self.kill_all_with(true)
+    /// hybrid), done at once (`None`). Else a `KillJob` (freeze, SIGKILL every pid, thaw, in
+    /// rounds) that the caller steps to its end without waiting. Either way the caller waits for
+    /// emptiness itself, through `events_file` or its own deadline.
+    pub fn kill_all(&self, now: Instant) -> Result<Option<KillJob>, CgroupError> {
+        self.kill_all_with(self.cgroup_kill, now)
     }
 
-    pub(super) fn kill_all_with(&self, use_cgroup_kill: bool) -> Result<(), CgroupError> {
+    /// `kill_all`, with `cgroup.kill` left unused when `use_cgroup_kill` is false: the fallback,
+    /// on a kernel that has it (tests, and `TEST_NO_CGROUP_KILL`).
+    pub(super) fn kill_all_with(&self, use_cgroup_kill: bool, now: Instant) -> Result<Option<KillJob>, CgroupError> {
         if use_cgroup_kill
             && let Some(u) = &self.dirs.unified
             && u.join(v2::CGROUP_KILL).exists()
@@ -148,50 +153,20 @@ impl ProgramCgroup {
             write_file(&u.join(v2::CGROUP_KILL), "1")?;
             // The v1 trees hold the same processes; one moved there by hand dies too.
             self.signal_all(rustix::process::Signal::KILL.as_raw());
-            return Ok(());
+            return Ok(None);
         }
-        let deadline = Instant::now() + KILL_FALLBACK_BUDGET;
-        loop {
-            let frozen = self.freeze(true, deadline);
-            let killed = self.signal_all(rustix::process::Signal::KILL.as_raw());
-            if frozen {
-                self.freeze(false, deadline);
-            }
-            if killed == 0 || Instant::now() >= deadline {
-                return Ok(());
-            }
-        }
+        Ok(Some(KillJob::start(self.clone(), now)))
     }
 
-    /// Freeze (or thaw) through v2 `cgroup.freeze` or the v1 freezer, waiting for the frozen
-    /// state until `deadline`. Returns whether a freezer was written.
-    pub(super) fn freeze(&self, on: bool, deadline: Instant) -> bool {
-        if let Some(u) = &self.dirs.unified
-            && write_file(&u.join(v2::CGROUP_FREEZE), if on { "1" } else { "0" }).is_ok()
-        {
-            while on && Instant::now() < deadline {
-                let events = fs::read_to_string(u.join(v2::CGROUP_EVENTS)).unwrap_or_default();
-                if v2::keyed(&events, "frozen") != Some(0) {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            return true;
+    /// Thaw both freezers (v2 `cgroup.freeze`, v1 freezer), where they are: a holden killed
+    /// while a `KillJob` had the cgroup frozen left it so.
+    pub(super) fn thaw(&self) {
+        if let Some(u) = &self.dirs.unified {
+            let _ = write_file(&u.join(v2::CGROUP_FREEZE), "0");
         }
         if let Some(f) = self.dirs.v1_dir(detect::V1_FREEZER) {
-            let state = f.join(v1::FREEZER_STATE);
-            if write_file(&state, if on { "FROZEN" } else { "THAWED" }).is_ok() {
-                while on && Instant::now() < deadline {
-                    let now = fs::read_to_string(&state).unwrap_or_default();
-                    if now.trim() != "FREEZING" {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                return true;
-            }
+            let _ = write_file(&f.join(v1::FREEZER_STATE), "THAWED");
         }
-        false
     }
 
     /// OOM kills so far: v2 `memory.events` `oom_kill`, v1 `memory.oom_control` `oom_kill`.

@@ -23,6 +23,7 @@ use crate::error::Failure;
 use crate::process::ExitKind;
 use crate::process::reap::{PidfdExit, pidfd_exit};
 use crate::reactor::{Interest, Owner, Reactor, Signals, Token};
+use crate::supervisor::state::backoff;
 
 /// How long `holden ping` waits for the answer.
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
@@ -47,10 +48,11 @@ fn restarts(policy: RestartPolicy, ended: ExitKind) -> bool {
     policy.restarts(ended == ExitKind::Code(0))
 }
 
-/// The delay before the next start, and the one after it.
-fn next_delay(current: Duration, ran: Duration) -> (Duration, Duration) {
-    let now = if ran >= RESET_AFTER { FIRST_DELAY } else { current };
-    (now, (now * 2).min(MAX_DELAY))
+/// The number of the next restart in a row, after a run of `ran` (a start that failed ran
+/// nothing): a long run begins a new row. It waits `backoff(FIRST_DELAY, MAX_DELAY, n)`, the
+/// supervisor's doubling.
+fn next_restart(n: u32, ran: Duration) -> u32 {
+    if ran >= RESET_AFTER { 1 } else { n.saturating_add(1) }
 }
 
 fn init_logging() {
@@ -117,7 +119,8 @@ fn run(socket: &Path, policy: RestartPolicy, command: &[String]) -> Result<u8, F
     let mut reactor = Reactor::new().map_err(loop_err)?;
     let signals =
         Signals::install(&reactor, &[signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]).map_err(loop_err)?;
-    let mut delay = FIRST_DELAY;
+    // Restarts in a row, and the delay before the next one.
+    let mut restart = 0;
     let mut last: Option<ExitKind> = None;
     loop {
         let started = Instant::now();
@@ -129,10 +132,10 @@ fn run(socket: &Path, policy: RestartPolicy, command: &[String]) -> Result<u8, F
                 if last.is_none() || !e.retryable() {
                     return Err(start_failure(e));
                 }
+                restart = next_restart(restart, Duration::ZERO);
+                let delay = backoff(FIRST_DELAY, MAX_DELAY, restart);
                 eprintln!("holden: {e}; trying again in {}", humantime::format_duration(delay));
-                let (now, next) = next_delay(delay, Duration::ZERO);
-                delay = next;
-                if backoff(&mut reactor, &signals, now).map_err(loop_err)? {
+                if wait_before_restart(&mut reactor, &signals, delay).map_err(loop_err)? {
                     return exit_code(last.unwrap_or(ExitKind::Unknown), &name);
                 }
                 continue;
@@ -143,14 +146,14 @@ fn run(socket: &Path, policy: RestartPolicy, command: &[String]) -> Result<u8, F
         if stopped || !restarts(policy, ended) {
             return exit_code(ended, &name);
         }
-        let (now, next) = next_delay(delay, started.elapsed());
-        delay = next;
+        restart = next_restart(restart, started.elapsed());
+        let delay = backoff(FIRST_DELAY, MAX_DELAY, restart);
         eprintln!(
             "holden: {name} ended ({}); restarting in {}",
             ended.describe(),
-            humantime::format_duration(now)
+            humantime::format_duration(delay)
         );
-        if backoff(&mut reactor, &signals, now).map_err(loop_err)? {
+        if wait_before_restart(&mut reactor, &signals, delay).map_err(loop_err)? {
             return exit_code(ended, &name);
         }
     }
@@ -225,7 +228,7 @@ fn forward(signals: &Signals, pidfd: &OwnedFd) -> bool {
 }
 
 /// Wait `delay` before a restart. True when SIGINT or SIGTERM arrived meanwhile: do not restart.
-fn backoff(reactor: &mut Reactor, signals: &Signals, delay: Duration) -> std::io::Result<bool> {
+fn wait_before_restart(reactor: &mut Reactor, signals: &Signals, delay: Duration) -> std::io::Result<bool> {
     let deadline = Instant::now() + delay;
     while Instant::now() < deadline {
         for ready in reactor.wait(Some(deadline))? {
@@ -272,13 +275,14 @@ mod tests {
     #[test]
     fn the_delay_doubles_to_the_cap_and_a_long_run_resets_it() {
         let quick = Duration::from_millis(10);
-        let (now, next) = next_delay(FIRST_DELAY, quick);
-        assert_eq!((now, next), (FIRST_DELAY, 2 * FIRST_DELAY));
-        let (now, next) = next_delay(Duration::from_secs(16), quick);
-        assert_eq!((now, next), (Duration::from_secs(16), MAX_DELAY));
-        let (now, _) = next_delay(MAX_DELAY, quick);
-        assert_eq!(now, MAX_DELAY);
-        let (now, next) = next_delay(MAX_DELAY, Duration::from_secs(5));
-        assert_eq!((now, next), (FIRST_DELAY, 2 * FIRST_DELAY));
+        let mut n = 0;
+        let mut delays = Vec::new();
+        for _ in 0..7 {
+            n = next_restart(n, quick);
+            delays.push(backoff(FIRST_DELAY, MAX_DELAY, n).as_secs());
+        }
+        assert_eq!(delays, vec![1, 2, 4, 8, 16, 30, 30]);
+        n = next_restart(n, Duration::from_secs(5));
+        assert_eq!(backoff(FIRST_DELAY, MAX_DELAY, n), FIRST_DELAY);
     }
 }

@@ -9,10 +9,11 @@
 //! v1 hierarchies, and everywhere clone3 is refused (then holden does not wait: below).
 //!
 //! `start` returns a `Pending` child at once; its `exec_status` fd turns readable when the exec
-//! outcome is known and `finish` turns it into the result, with the same sentences whatever
-//! failed. `spawn_with` does both in one go. Without v1 cgroups to join (cgroups off, a pure v2
-//! host) the outcome is known by the time `start` returns (CLONE_VFORK: microseconds). On a v1
-//! or hybrid host the child's cgroup.procs write can wait an RCU grace period (tens of ms):
+//! outcome is known. The supervisor watches it in its event loop and reads it with
+//! `exec_outcome`, which never waits; `finish` waits for it. Both say what failed in the same
+//! sentences. `spawn` does `start` and `finish`. Without v1 cgroups to join (cgroups off, a pure
+//! v2 host) the outcome is known by the time `start` returns (CLONE_VFORK: microseconds). On a
+//! v1 or hybrid host the child's cgroup.procs write can wait an RCU grace period (tens of ms):
 //! there `start` does not wait for the child (`Pending::in_flight`), which migrates and execs
 //! while holden serves the rest, and the outcome arrives later on `exec_status`.
 //!
@@ -50,8 +51,10 @@ impl SpawnError {
     }
 }
 
-/// A freshly spawned main process.
+/// A freshly spawned main process, exec'd: what `spawn` and `finish`, which wait for the exec,
+/// return (tests use them; the supervisor reads the outcome in its loop, `exec_outcome`).
 #[derive(Debug)]
+#[allow(dead_code)]
 pub struct Spawned {
     pub pid: i32,
     pub pidfd: OwnedFd,
@@ -82,26 +85,15 @@ pub struct Extra {
 }
 
 /// Spawn `program` with `stdout`/`stderr` (None: /dev/null), joining the cgroups whose
-/// `cgroup.procs` are given.
-#[allow(dead_code)]
+/// `cgroup.procs` are given; waits for the exec.
+#[cfg_attr(not(test), allow(dead_code))]
 pub fn spawn(
     program: &Program,
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
     cgroup_procs: Vec<OwnedFd>,
 ) -> Result<Spawned, SpawnError> {
-    spawn_with(program, stdout, stderr, cgroup_procs, Extra::default())
-}
-
-/// `spawn` with readiness additions: `start`, then `finish`.
-pub fn spawn_with(
-    program: &Program,
-    stdout: Option<OwnedFd>,
-    stderr: Option<OwnedFd>,
-    cgroup_procs: Vec<OwnedFd>,
-    extra: Extra,
-) -> Result<Spawned, SpawnError> {
-    start(program, stdout, stderr, cgroup_procs, extra)?.finish(program)
+    start(program, stdout, stderr, cgroup_procs, Extra::default())?.finish(program)
 }
 
 /// Make the child of `program` and return without reading its exec outcome; errors here are
@@ -223,6 +215,55 @@ impl Pending {
             }),
             Err(e) => Err(error(program, &e)),
         }
+    }
+}
+
+/// What the `exec_status` of a child made by `start` says now.
+#[derive(Debug)]
+pub enum ExecOutcome {
+    /// Not known yet: the fd is not readable.
+    NotYet,
+    /// It exec'd: the program runs.
+    Ran,
+    /// It could not (it exits, or has): why, in the words `finish` would use.
+    Failed(SpawnError),
+}
+
+/// Look at the exec outcome of `program`'s child without waiting for it (the event loop calls
+/// this when `exec_status` is readable, or once right after `start`). The failed child is not
+/// reaped here: it is the loop's child like any other.
+pub fn exec_outcome(program: &Program, exec_status: &OwnedFd) -> ExecOutcome {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let mut fds = [PollFd::new(exec_status, PollFlags::IN)];
+    let zero = Timespec { tv_sec: 0, tv_nsec: 0 };
+    loop {
+        match poll(&mut fds, Some(&zero)) {
+            Ok(0) => return ExecOutcome::NotYet,
+            Ok(_) => break,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return ExecOutcome::Failed(error(program, &e.into())),
+        }
+    }
+    let mut code = [0u8; 4];
+    let n = loop {
+        match rustix::io::read(exec_status, &mut code) {
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::AGAIN) => return ExecOutcome::NotYet,
+            Err(e) => return ExecOutcome::Failed(error(program, &e.into())),
+            Ok(n) => break n,
+        }
+    };
+    match n {
+        0 => ExecOutcome::Ran,
+        // A pipe write of 4 bytes is atomic: all of it or nothing.
+        4 => ExecOutcome::Failed(error(
+            program,
+            &std::io::Error::from_raw_os_error(i32::from_ne_bytes(code)),
+        )),
+        _ => ExecOutcome::Failed(error(
+            program,
+            &std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "short error code from the child"),
+        )),
     }
 }
 
@@ -425,6 +466,56 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "cannot spawn /bin/true: working directory /nonexistent-holden-dir: no such file or directory"
+        );
+    }
+
+    #[test]
+    fn the_exec_outcome_is_read_without_waiting() {
+        let p = program(&["sleep", "30"]);
+        let pending = start(&p, None, None, Vec::new(), Extra::default()).expect("start");
+        // With CLONE_VFORK it is known at once; without, within the child's setup.
+        let mut fds = [rustix::event::PollFd::new(
+            &pending.exec_status,
+            rustix::event::PollFlags::IN,
+        )];
+        rustix::event::poll(&mut fds, Some(&rustix::event::Timespec { tv_sec: 5, tv_nsec: 0 })).expect("poll");
+        assert!(matches!(exec_outcome(&p, &pending.exec_status), ExecOutcome::Ran));
+        rustix::process::pidfd_send_signal(&pending.pidfd, rustix::process::Signal::KILL).expect("kill");
+        let mut fds = [rustix::event::PollFd::new(&pending.pidfd, rustix::event::PollFlags::IN)];
+        rustix::event::poll(&mut fds, None).expect("poll");
+        let _ = rustix::process::waitid(
+            rustix::process::WaitId::PidFd(pending.pidfd.as_fd()),
+            rustix::process::WaitIdOptions::EXITED,
+        );
+
+        let p = program(&["/nonexistent/holden-command"]);
+        let pending = start(&p, None, None, Vec::new(), Extra::default()).expect("the child is made");
+        let mut fds = [rustix::event::PollFd::new(
+            &pending.exec_status,
+            rustix::event::PollFlags::IN,
+        )];
+        rustix::event::poll(&mut fds, Some(&rustix::event::Timespec { tv_sec: 5, tv_nsec: 0 })).expect("poll");
+        match exec_outcome(&p, &pending.exec_status) {
+            ExecOutcome::Failed(e) => {
+                assert!(!e.retryable());
+                assert_eq!(
+                    e.to_string(),
+                    "cannot spawn /nonexistent/holden-command: no such file or directory"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // Not reaped by the look: the caller's child, reaped here (unless a test that reaps
+        // every child of this process, running at the same time, got it first).
+        let _ = rustix::process::waitid(
+            rustix::process::WaitId::PidFd(pending.pidfd.as_fd()),
+            rustix::process::WaitIdOptions::EXITED,
+        );
+
+        let (read, _write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).expect("pipe");
+        assert!(
+            matches!(exec_outcome(&p, &read), ExecOutcome::NotYet),
+            "nothing written, not closed"
         );
     }
 

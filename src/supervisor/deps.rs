@@ -3,8 +3,7 @@
 //! that completed with a failure, refuses the start of its dependents.
 
 use super::slot::{After, Intent};
-use super::state::Event;
-use super::{State, Supervisor};
+use super::{Event, State, Supervisor};
 use crate::process::ExitKind;
 
 /// Where the dependencies of a program stand.
@@ -19,15 +18,19 @@ pub(super) enum Deps {
 impl Supervisor {
     /// Has program `j` completed: EXITED with a success of its `exit_codes`?
     pub(super) fn completed_ok(&self, j: usize) -> bool {
-        let dep = self.slot(j);
-        matches!(dep.machine.state, State::Exited)
-            && matches!(dep.machine.last_exit, Some(ExitKind::Code(c)) if dep.program.exit_codes.contains(&c))
+        self.live(j).is_some_and(|dep| {
+            matches!(dep.machine.state, State::Exited)
+                && matches!(dep.machine.last_exit, Some(ExitKind::Code(c)) if dep.program.exit_codes.contains(&c))
+        })
     }
 
     /// The dependencies of program `i`. A dependency on a program with instances is on all
     /// of them.
     pub(super) fn deps(&self, i: usize) -> Deps {
-        let program = &self.slot(i).program;
+        let Some(slot) = self.live(i) else {
+            return Deps::Waiting;
+        };
+        let program = &slot.program;
         let mut verdict = Deps::Satisfied;
         for d in &program.depends_on {
             let completed = program.depends_completed.contains(d);
@@ -35,8 +38,7 @@ impl Supervisor {
             if found.is_empty() {
                 verdict = Deps::Waiting;
             }
-            for j in found {
-                let dep = self.slot(j);
+            for (j, dep) in found.into_iter().filter_map(|j| Some((j, self.live(j)?))) {
                 let name = &dep.program.name;
                 let how = dep.machine.last_exit.map(ExitKind::describe).unwrap_or_default();
                 match (&dep.machine.state, completed) {
@@ -55,7 +57,7 @@ impl Supervisor {
     /// Program `i` wanted to start, and a dependency failed: it stays down, with the reason
     /// (a line in the log, and an event for `holden start` waiting on it).
     pub(super) fn refuse_start(&mut self, i: usize, why: String) {
-        let slot = self.slot_mut(i);
+        let Some(slot) = self.live_mut(i) else { return };
         slot.intent = super::Intent::None;
         let (name, state) = (slot.program.name.clone(), slot.machine.state.name());
         log::warn!("{name}: {state} (not started: {why})");
@@ -83,12 +85,15 @@ impl Supervisor {
                     self.refuse_start(i, why);
                     progressed = true;
                 } else if slot.intent.is_start() && deps == Deps::Satisfied {
-                    self.slot_mut(i).intent = Intent::None;
+                    if let Some(slot) = self.live_mut(i) {
+                        slot.intent = Intent::None;
+                    }
                     self.apply(i, Event::Start, now);
                     progressed = true;
                 } else if slot.intent.is_stop() && !self.has_live_dependents(i) {
-                    let slot = self.slot_mut(i);
-                    slot.intent = std::mem::replace(&mut slot.intent, Intent::None).stop_sent();
+                    if let Some(slot) = self.live_mut(i) {
+                        slot.intent = std::mem::replace(&mut slot.intent, Intent::None).stop_sent();
+                    }
                     self.apply(i, Event::Stop, now);
                     progressed = true;
                 }
@@ -105,20 +110,23 @@ impl Supervisor {
         if depth > self.slots.len() {
             return true;
         }
-        let program = &self.slot(i).program;
+        let Some(slot) = self.live(i) else {
+            return true;
+        };
+        let program = &slot.program;
         program.depends_on.iter().any(|d| {
             let found = self.program_named(d);
             let completed = program.depends_completed.contains(d);
             found.is_empty()
-                || found.into_iter().any(|j| {
-                    let dep = self.slot(j);
-                    match dep.machine.state {
+                || found
+                    .into_iter()
+                    .filter_map(|j| Some((j, self.live(j)?)))
+                    .any(|(j, dep)| match dep.machine.state {
                         State::Exited if completed => !self.completed_ok(j),
                         State::Fatal | State::Exited => true,
                         State::Stopped => !dep.intent.is_start() || self.never_starts(j, depth + 1),
                         _ => false,
-                    }
-                })
+                    })
         })
     }
 
@@ -130,7 +138,10 @@ impl Supervisor {
 
     /// Programs that depend on `i` and are being stopped too but are not down yet.
     pub(super) fn has_live_dependents(&self, i: usize) -> bool {
-        let program = &self.slot(i).program;
+        let Some(slot) = self.live(i) else {
+            return false;
+        };
+        let program = &slot.program;
         self.slots.iter().flatten().any(|s| {
             s.program.depends_on.iter().any(|d| program.answers_to(d))
                 && (s.intent.is_stop() || matches!(s.machine.state, State::Stopping { .. }))
@@ -139,7 +150,7 @@ impl Supervisor {
     }
 
     pub(super) fn request_start(&mut self, i: usize) {
-        let slot = self.slot_mut(i);
+        let Some(slot) = self.live_mut(i) else { return };
         if matches!(slot.intent, Intent::Stop(After::Replace(_) | After::Remove)) {
             // A reload or `holden remove` stops it first; the new settings decide its start.
             return;
@@ -151,6 +162,7 @@ impl Supervisor {
             .iter()
             .cloned()
             .partition(|d| slot.program.depends_completed.contains(d));
+        let name = slot.program.name.clone();
         if !self.deps_running(i) {
             let mut what = Vec::new();
             if !ready.is_empty() {
@@ -159,7 +171,7 @@ impl Supervisor {
             if !completed.is_empty() {
                 what.push(format!("{} to complete", completed.join(", ")));
             }
-            log::info!("{}: waiting for {}", self.slot(i).program.name, what.join(" and "));
+            log::info!("{name}: waiting for {}", what.join(" and "));
         }
     }
 }

@@ -1,8 +1,9 @@
 //! The supervisor: the programs of the config, their machines, and the one loop that keeps them
 //! running.
 //!
-//! One thread, one `epoll_wait` (the reactor) over: one pidfd per running main process, the
-//! signal self-pipe, output pipes and the control socket. The wait's timeout is the nearest
+//! One thread, one `epoll_wait` (the reactor) over: one pidfd per running main process (and its
+//! exec outcome while it is pending: a spawn never waits for the exec), the signal self-pipe,
+//! output pipes and the control socket. The wait's timeout is the nearest
 //! deadline of any program (min_uptime, backoff, stop_timeout), so an idle holden with every
 //! program running sleeps with no timeout at all: zero wakeups.
 //!
@@ -14,9 +15,11 @@
 //! process group) is empty.
 
 mod deps;
+mod kill;
 pub mod logger;
 mod notify;
 mod ops;
+mod process;
 mod reload;
 mod remote;
 mod requests;
@@ -34,9 +37,14 @@ use crate::cgroup::Cgroups;
 use crate::config::{self, Config};
 use crate::control::protocol::Event as ControlEvent;
 use crate::control::server::Server;
-use crate::reactor::{Owner, Reactor, Signals, Token};
-use slot::{After, ExitWait, Intent, Role, Slot};
-use state::{Event, State, Transition};
+use crate::reactor::{Owner, Reactor, Signals};
+use process::{ExitWait, Proc};
+use slot::{After, Intent, Role, Slot};
+
+/// The machine's events and states, over the supervisor's main process.
+type Event = state::Event<Proc>;
+type State = state::State<Proc>;
+use state::Transition;
 
 const SIGNALS: &[i32] = &[
     signal_hook::consts::SIGCHLD,
@@ -86,6 +94,8 @@ pub enum SupervisorError {
 }
 
 pub struct Supervisor {
+    /// The config file's settings, groups and instanced programs; its `programs` are empty
+    /// once they moved into `slots` (their one copy).
     config: Config,
     reactor: Reactor,
     signals: Signals,
@@ -106,6 +116,8 @@ pub struct Supervisor {
     /// Agent calls whose program was stopped or removed while they were in flight: their
     /// answer's process is killed (remote.rs).
     abandoned: Vec<Option<remote::AgentCall>>,
+    /// Kill jobs (no `cgroup.kill`) of programs forgotten while they ran (kill.rs).
+    orphan_kills: Vec<crate::cgroup::KillJob>,
     /// Unit tests: a fake clock, and spawns that start nothing.
     #[cfg(test)]
     fake: Option<tests::Fake>,
@@ -158,16 +170,18 @@ impl Supervisor {
     /// The supervisor of `config` over what `new` set up (tests set up less: no signal
     /// handlers, no cgroups).
     fn assemble(
-        config: Config,
+        mut config: Config,
         reactor: Reactor,
         signals: Signals,
         control: Server,
         cgroups: Option<Cgroups>,
     ) -> Supervisor {
         let now = Instant::now();
+        // The programs move into their slots: the slots are the one copy of each (reload diffs
+        // against them), so the config keeps none (issue 13: 200 programs cost 200 KiB twice).
         let slots: Vec<Option<Slot>> = (0u32..)
-            .zip(&config.programs)
-            .map(|(generation, p)| Some(Slot::new(p.clone(), false, generation, now)))
+            .zip(std::mem::take(&mut config.programs))
+            .map(|(generation, p)| Some(Slot::new(p, false, generation, now)))
             .collect();
         Supervisor {
             generations: slots.len() as u32,
@@ -182,6 +196,7 @@ impl Supervisor {
             logs: crate::logs::Logs::new(),
             notify: None,
             abandoned: Vec::new(),
+            orphan_kills: Vec::new(),
             #[cfg(test)]
             fake: None,
         }
@@ -205,7 +220,7 @@ impl Supervisor {
     }
 
     pub fn run(&mut self) -> Result<(), SupervisorError> {
-        let n = self.config.programs.len();
+        let n = self.slots.len();
         log::info!(
             "holden {} supervising {n} program{} from {}",
             crate::version::VERSION,
@@ -213,11 +228,13 @@ impl Supervisor {
             self.config.path.display()
         );
         for i in 0..self.slots.len() {
-            if self.slot(i).program.autostart {
+            if self.slots[i].as_ref().is_some_and(|s| s.program.autostart) {
                 self.request_start(i);
             }
         }
         self.settle();
+        // Start-up is over: the parsed config's trees and the first spawns' scratch are free.
+        crate::sys::mem::trim_heap();
         loop {
             self.notify_ready();
             if self.shutting_down
@@ -268,6 +285,7 @@ impl Supervisor {
                             Role::ReadyFd => self.on_ready_fd(i, now),
                             Role::Probe => self.on_probe(i, now),
                             Role::AgentCall => self.on_agent_call(i, now),
+                            Role::Exec => self.on_exec_status(i, now),
                             Role::AbandonedCall => {}
                         }
                     }
@@ -298,11 +316,6 @@ impl Supervisor {
         }
     }
 
-    /// The token of program `i`'s fd in `role`, carrying the slot's generation.
-    fn token(&self, i: usize, role: Role) -> Token {
-        Token::new(Owner::Supervisor, slot::token_id(role, i, self.slot(i).generation))
-    }
-
     /// The role and the live slot a token id stands for; None when the slot is empty or was
     /// reused since the fd was registered.
     fn route(&self, id: u64) -> Option<(Role, usize)> {
@@ -322,12 +335,13 @@ impl Supervisor {
         })
     }
 
-    fn slot(&self, i: usize) -> &Slot {
-        self.slots[i].as_ref().expect("live slot")
+    /// Program `i`'s slot, unless it is empty (a program removed meanwhile).
+    fn live(&self, i: usize) -> Option<&Slot> {
+        self.slots.get(i)?.as_ref()
     }
 
-    fn slot_mut(&mut self, i: usize) -> &mut Slot {
-        self.slots[i].as_mut().expect("live slot")
+    fn live_mut(&mut self, i: usize) -> Option<&mut Slot> {
+        self.slots.get_mut(i)?.as_mut()
     }
 
     fn index_of(&self, name: &str) -> Option<usize> {
@@ -341,16 +355,13 @@ impl Supervisor {
             // A spawn that waits for leftovers happens when they are gone, not at the deadline;
             // one asked of an agent, when it answers or its call's deadline passes.
             let state = s
-                .machine
-                .state
-                .deadline()
-                .filter(|_| !s.leftovers.spawn_deferred && s.agent_call.is_none())
+                .state_deadline()
                 .into_iter()
                 .chain(s.leftovers.kill_at)
                 .chain(s.agent_call.as_ref().map(remote::AgentCall::next))
                 .min();
             // An agent's program whose exit status is still being read.
-            let exit_wait = s.exit_wait.map(|w| w.next);
+            let exit_wait = s.machine.state.process().and_then(|p| p.exit_wait).map(|w| w.next);
             // An earlier holden's processes in its cgroup, re-checked.
             let inherited = s.inherited.as_ref().map(|w| w.next.min(w.give_up));
             state
@@ -361,7 +372,11 @@ impl Supervisor {
                 .min()
         });
         let abandoned = self.abandoned.iter().flatten().map(remote::AgentCall::next);
-        programs.chain(abandoned).chain(self.control.next_deadline()).min()
+        programs
+            .chain(abandoned)
+            .chain(self.next_kill())
+            .chain(self.control.next_deadline())
+            .min()
     }
 
     /// Push this turn's events to the watchers.
@@ -431,6 +446,7 @@ impl Supervisor {
         }
         log::info!("{why}: shutting down");
         self.shutting_down = true;
+        self.cut_late_answer_waits(self.now());
         if let Some(n) = self.notify.as_mut() {
             n.stopping(&format!("{why}: stopping every program"));
         }
@@ -442,10 +458,11 @@ impl Supervisor {
     fn fire_deadlines(&mut self) {
         let now = self.now();
         self.fire_abandoned_calls(now);
+        self.fire_kills(now);
         for i in 0..self.slots.len() {
             if self.slots[i]
                 .as_ref()
-                .and_then(|s| s.exit_wait)
+                .and_then(|s| s.machine.state.process()?.exit_wait)
                 .is_some_and(|w| w.next <= now)
             {
                 self.poll_remote_exit(i, now);
@@ -473,8 +490,7 @@ impl Supervisor {
             }
             let due = self.slots[i]
                 .as_ref()
-                .filter(|s| !s.leftovers.spawn_deferred && s.agent_call.is_none())
-                .and_then(|s| s.machine.state.deadline())
+                .and_then(Slot::state_deadline)
                 .is_some_and(|d| d <= now);
             if due {
                 self.apply(i, Event::Deadline, now);
@@ -505,13 +521,15 @@ impl Supervisor {
     /// Feed `event` to program `i`, log its transition, perform its effects (which may feed
     /// further events, e.g. Spawn -> Spawned).
     fn apply(&mut self, i: usize, event: Event, now: Instant) {
+        let Some(slot) = self.live_mut(i) else { return };
         if matches!(event, Event::Stop | Event::Kill) {
             // A stop cancels a spawn that waited for leftovers; they still end as planned.
-            self.slot_mut(i).leftovers.spawn_deferred = false;
+            slot.leftovers.spawn_deferred = false;
             // And one asked of an agent: what it starts is killed.
-            if self.abandon_agent_call(i) && self.slot(i).machine.state.is_down() {
+            let abandoned = self.abandon_agent_call(i);
+            if let Some(slot) = self.live(i).filter(|s| abandoned && s.machine.state.is_down()) {
                 // Status showed it STARTING; its machine never left rest.
-                let (name, to) = (self.slot(i).program.name.clone(), self.slot(i).machine.state.name());
+                let (name, to) = (slot.program.name.clone(), slot.machine.state.name());
                 let reason = "stopped before its agent answered".to_string();
                 log::info!("{name}: STARTING -> {to} ({reason})");
                 self.push_transition(i, "STARTING", to, Some(reason));
@@ -519,8 +537,19 @@ impl Supervisor {
         }
         let mut queue = vec![event];
         while let Some(ev) = queue.pop() {
-            let slot = self.slot_mut(i);
-            let (effects, transition) = slot.machine.handle(&slot.policy, ev, now);
+            let spawned = matches!(ev, Event::Spawned(_));
+            let Some(slot) = self.live_mut(i) else { return };
+            let state::Handled {
+                effects,
+                transition,
+                released,
+            } = slot.machine.handle(&slot.policy, ev, now);
+            // What watched a process the state let go of leaves with it, before any effect
+            // (KillLeftovers) looks for what it left.
+            if let Some(process) = released {
+                self.release(i, process);
+            }
+            let Some(slot) = self.live_mut(i) else { return };
             let became_down = transition.as_ref().is_some_and(|_| slot.machine.state.is_down());
             if let Some(t) = transition {
                 // The wall time of `now`, not of this line: a spawn may have taken a while since,
@@ -542,6 +571,10 @@ impl Supervisor {
                     queue.push(next);
                 }
             }
+            // Its exec outcome: known at once (CLONE_VFORK), else an event of its own later.
+            if spawned && let Some(next) = self.first_look_at_exec(i) {
+                queue.push(next);
+            }
             if became_down {
                 self.after_down(i);
                 if self.slots[i].is_none() {
@@ -551,12 +584,22 @@ impl Supervisor {
         }
     }
 
-    fn log_transition(&self, i: usize, t: &Transition) {
-        let name = &self.slot(i).program.name;
-        match &t.reason {
-            Some(r) if t.from == t.to => log::warn!("{name}: {} ({r})", t.from),
-            Some(r) => log::info!("{name}: {} -> {} ({r})", t.from, t.to),
-            None => log::info!("{name}: {} -> {}", t.from, t.to),
+    fn log_transition(&mut self, i: usize, t: &Transition) {
+        let Some(slot) = self.live(i) else { return };
+        let name = &slot.program.name;
+        let line = match &t.reason {
+            Some(r) if t.from == t.to => format!("{name}: {} ({r})", t.from),
+            Some(r) => format!("{name}: {} -> {} ({r})", t.from, t.to),
+            None => format!("{name}: {} -> {}", t.from, t.to),
+        };
+        if t.from == t.to {
+            log::warn!("{line}");
+        } else {
+            log::info!("{line}");
+        }
+        #[cfg(test)]
+        if let Some(fake) = &mut self.fake {
+            fake.lines.push(line);
         }
     }
 }

@@ -7,9 +7,10 @@ use std::os::fd::AsFd;
 use crate::config::{Program, Signal};
 use crate::control::protocol::Event;
 
+use super::State;
 use super::Supervisor;
 use super::slot::{After, Intent, Slot};
-use super::state::{Policy, State};
+use super::state::Policy;
 
 /// A request about a program that cannot be carried out, as one sentence.
 #[derive(Debug, thiserror::Error)]
@@ -38,9 +39,8 @@ impl Supervisor {
     /// an unknown name refuses the whole request.
     pub(super) fn resolve_names(&self, names: &[String]) -> Result<Vec<usize>, OpError> {
         if names.is_empty() {
-            let mut all: Vec<usize> = (0..self.slots.len()).filter(|i| self.slots[*i].is_some()).collect();
-            all.sort_by_key(|&i| {
-                let slot = self.slot(i);
+            let mut all: Vec<(usize, &Slot)> = (0..self.slots.len()).filter_map(|i| Some((i, self.live(i)?))).collect();
+            all.sort_by_key(|(_, slot)| {
                 let p = &slot.program;
                 (
                     slot.transient,
@@ -48,7 +48,7 @@ impl Supervisor {
                     p.instance.as_ref().map_or(0, |x| x.index),
                 )
             });
-            return Ok(all);
+            return Ok(all.into_iter().map(|(i, _)| i).collect());
         }
         let mut out = Vec::new();
         for n in names {
@@ -96,7 +96,11 @@ impl Supervisor {
                     .is_some_and(|s| s.program.instance.as_ref().is_some_and(|x| x.program == name))
             })
             .collect();
-        found.sort_by_key(|&i| self.slot(i).program.instance.as_ref().map_or(0, |x| x.index));
+        found.sort_by_key(|&i| {
+            self.live(i)
+                .and_then(|s| s.program.instance.as_ref())
+                .map_or(0, |x| x.index)
+        });
         found
     }
 
@@ -105,7 +109,7 @@ impl Supervisor {
             return Err(OpError::ShuttingDown);
         }
         for &i in targets {
-            let slot = self.slot_mut(i);
+            let Some(slot) = self.live_mut(i) else { continue };
             if matches!(slot.machine.state, State::Stopping { .. }) {
                 slot.intent = match slot.intent {
                     // Still waiting for its dependents to stop: that stop comes first.
@@ -122,7 +126,9 @@ impl Supervisor {
 
     pub(super) fn op_stop(&mut self, targets: &[usize]) {
         for &i in targets {
-            self.slot_mut(i).intent = Intent::Stop(After::Rest);
+            if let Some(slot) = self.live_mut(i) {
+                slot.intent = Intent::Stop(After::Rest);
+            }
         }
         self.settle();
     }
@@ -132,7 +138,7 @@ impl Supervisor {
             return Err(OpError::ShuttingDown);
         }
         for &i in targets {
-            let slot = self.slot_mut(i);
+            let Some(slot) = self.live_mut(i) else { continue };
             if slot.machine.state.is_down() {
                 self.request_start(i);
             } else {
@@ -146,7 +152,7 @@ impl Supervisor {
     /// Send `sig` to the main process of each target, through its pidfd.
     pub(super) fn op_signal(&mut self, targets: &[usize], sig: Signal) -> Result<(), OpError> {
         let Some(rsig) = sig.to_rustix() else {
-            let names: Vec<&str> = targets.iter().map(|&i| self.slot(i).program.name.as_str()).collect();
+            let names = self.names(targets);
             return Err(OpError::Signal {
                 name: names.join(", "),
                 reason: format!(
@@ -155,11 +161,10 @@ impl Supervisor {
                 ),
             });
         };
-        for &i in targets {
-            let slot = self.slot(i);
+        for slot in targets.iter().filter_map(|&i| self.live(i)) {
             let name = slot.program.name.clone();
-            match &slot.pidfd {
-                Some(fd) => rustix::process::pidfd_send_signal(fd, rsig).map_err(|e| OpError::Signal {
+            match slot.machine.state.process() {
+                Some(p) => rustix::process::pidfd_send_signal(&p.pidfd, rsig).map_err(|e| OpError::Signal {
                     name,
                     reason: e.to_string(),
                 })?,
@@ -184,8 +189,9 @@ impl Supervisor {
             return Err(OpError::AlreadyExists(program.name));
         }
         log::info!("{}: added (transient): {}", program.name, program.command.join(" "));
+        let autostart = program.autostart;
         let i = self.insert_slot(program, true);
-        if self.slot(i).program.autostart {
+        if autostart {
             self.request_start(i);
         }
         self.settle();
@@ -194,10 +200,9 @@ impl Supervisor {
 
     /// `holden remove`: stop a transient program and forget it.
     pub(super) fn op_remove(&mut self, name: &str) -> Result<(), OpError> {
-        let i = self
-            .index_of(name)
-            .ok_or_else(|| OpError::UnknownProgram(name.to_string()))?;
-        if !self.slot(i).transient {
+        let unknown = || OpError::UnknownProgram(name.to_string());
+        let i = self.index_of(name).ok_or_else(unknown)?;
+        if !self.live(i).ok_or_else(unknown)?.transient {
             return Err(OpError::NotTransient(name.to_string()));
         }
         self.stop_then(i, After::Remove);
@@ -206,7 +211,7 @@ impl Supervisor {
 
     /// Stop slot `i`, then do `then` once it is down (at once if it is down already).
     pub(super) fn stop_then(&mut self, i: usize, then: After) {
-        let slot = self.slot_mut(i);
+        let Some(slot) = self.live_mut(i) else { return };
         if slot.machine.state.is_down() {
             slot.intent = Intent::Then(then);
             self.after_down(i);
@@ -233,7 +238,7 @@ impl Supervisor {
 
     /// Program `i` just came to rest: carry out what was waiting for that.
     pub(super) fn after_down(&mut self, i: usize) {
-        let slot = self.slot_mut(i);
+        let Some(slot) = self.live_mut(i) else { return };
         let then = match std::mem::replace(&mut slot.intent, Intent::None) {
             // A stop that waited for its dependents is moot once it is down on its own.
             Intent::Stop(after) | Intent::Then(after) => after,
@@ -251,7 +256,7 @@ impl Supervisor {
             }
             After::Replace(program) => {
                 let _ = self.abandon_agent_call(i);
-                let slot = self.slot_mut(i);
+                let Some(slot) = self.live_mut(i) else { return };
                 slot.policy = Policy::of(&program);
                 slot.program = *program;
                 // Its cgroup is set up again, with the new limits, at the next spawn; a
@@ -267,12 +272,13 @@ impl Supervisor {
                 }
             }
             After::Remove => {
-                if self.slot(i).leftovers.kill_at.is_some() {
+                if self.live(i).is_some_and(|s| s.leftovers.kill_at.is_some()) {
                     // Forgotten programs leave nothing behind: what its last run left ends now.
                     self.signal_tree(i, 9);
                 }
+                self.orphan_kill(i);
                 let _ = self.abandon_agent_call(i);
-                let slot = self.slots[i].take().expect("live slot");
+                let Some(slot) = self.slots[i].take() else { return };
                 let name = slot.program.name;
                 self.logs.forget(&self.reactor, &name);
                 if let Some(events) = &slot.events {

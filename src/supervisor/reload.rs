@@ -92,10 +92,11 @@ impl Supervisor {
             summary.removed.join(", "),
             summary.changed.join(", ")
         );
-        self.config.programs = new.programs;
         self.config.groups = new.groups;
         self.config.instanced = new.instanced;
         self.settle();
+        // The new file's parsed trees are free: give their pages back, as after start-up.
+        crate::sys::mem::trim_heap();
         Ok(summary)
     }
 
@@ -129,7 +130,7 @@ impl Supervisor {
                 name: program.name.clone(),
             });
             let i = self.insert_slot(program, false);
-            if self.slot(i).program.autostart {
+            if self.live(i).is_some_and(|s| s.program.autostart) {
                 self.request_start(i);
             }
         }

@@ -12,7 +12,11 @@
 //! The spawn request itself never blocks the loop: it is a non-blocking connection in the
 //! reactor (`AgentCall`), with the program's token and a deadline. Meanwhile the program has no
 //! pid and status shows it STARTING. An answer for a program stopped or removed meanwhile is
-//! not lost: the call goes on without it, and the process the agent started is killed.
+//! not lost: the call goes on without it (`abandoned`), and the process the agent started is
+//! killed; it never becomes the program's run, not even one started again meanwhile, which
+//! asks anew. So is an answer that comes after `AGENT_TIMEOUT`, once the program has gone to
+//! BACKOFF: a parked call waits `LATE_ANSWER_WAIT` for it (no longer than its own deadline while
+//! holden shuts down).
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -23,14 +27,19 @@ use crate::agent::frame::Message;
 use crate::process::reap::{PidfdExit, pidfd_exit};
 use crate::reactor::{Interest, Reactor, Token};
 
+use super::process::Proc;
 use super::slot::Role;
-use super::state::Event;
-use super::{ExitWait, Supervisor};
+use super::{Event, ExitWait, Supervisor};
 
 /// How long one request to the agent may take. An agent is local and answers in well under a
 /// millisecond; one that does not within this is treated as down. The loop does not wait for
 /// it: the request is a connection in the reactor with this deadline.
 const AGENT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a call whose program no longer waits for it (stopped, removed, or given up on at
+/// `AGENT_TIMEOUT`) stays open for a late answer, whose process is then killed. Past this the
+/// connection is closed: an answer after that is the agent's to deal with.
+const LATE_ANSWER_WAIT: Duration = Duration::from_secs(30);
 
 /// How soon to connect again when the agent's backlog is full (a Unix connect is never in
 /// progress: it succeeds, fails, or says EAGAIN).
@@ -46,6 +55,8 @@ pub(super) struct AgentCall {
     interest: Option<Interest>,
     /// The program's name, for the log once it is abandoned.
     name: String,
+    /// Once abandoned: since when no program waits for it ("it was stopped").
+    abandoned: &'static str,
 }
 
 impl AgentCall {
@@ -124,7 +135,7 @@ impl Supervisor {
     /// answer is an event (`on_agent_call`). Returns the event only when the request failed at
     /// once (no agent listening, say).
     pub(super) fn spawn_remote(&mut self, i: usize, now: Instant) -> Option<Event> {
-        let program = &self.slot(i).program;
+        let program = &self.live(i)?.program;
         let socket = program.agent.clone()?;
         let env: Vec<(String, String)> = program
             .environment
@@ -145,10 +156,11 @@ impl Supervisor {
                 connect_at: Some(now),
                 interest: None,
                 name,
+                abandoned: "",
             });
         match call {
             Ok(call) => {
-                self.slot_mut(i).agent_call = Some(call);
+                self.live_mut(i)?.agent_call = Some(call);
                 self.drive_agent_call(i, now)
             }
             Err(e) => Some(spawn_failed(&socket, e)),
@@ -163,23 +175,33 @@ impl Supervisor {
     }
 
     fn drive_agent_call(&mut self, i: usize, now: Instant) -> Option<Event> {
-        let token = self.token(i, Role::AgentCall);
         let slot = self.slots[i].as_mut()?;
+        let token = slot.token(i, Role::AgentCall);
         let result = slot.agent_call.as_mut()?.drive(&self.reactor, token, now)?;
         let call = slot.agent_call.take()?;
+        if let Err(e @ AgentError::Timeout { .. }) = result {
+            // The agent may still answer: a process it starts late is killed, not left unseen.
+            let event = spawn_failed(call.conn.socket(), e);
+            self.park_agent_call(call, "holden gave up waiting for it", now);
+            return Some(event);
+        }
         self.reactor.delete(call.conn.as_fd());
         let socket = call.conn.socket();
         match result.and_then(|(answer, fds)| codec::started(socket, answer, fds)) {
             Ok((pid, pidfd)) => {
-                let token = self.token(i, Role::Pidfd);
+                let token = slot.token(i, Role::Pidfd);
                 if let Err(e) = self.reactor.add(pidfd.as_fd(), token, Interest::Read) {
                     log::warn!("{}: cannot watch the pidfd from the agent: {e}", call.name);
                 }
-                let slot = self.slot_mut(i);
-                slot.pidfd = Some(pidfd);
-                slot.pgid = None;
-                slot.exit_wait = None;
-                Some(Event::Spawned { pid })
+                Some(Event::Spawned(Proc {
+                    pid,
+                    pidfd,
+                    pgid: None,
+                    oom_before: None,
+                    exit_wait: None,
+                    exec: None,
+                    in_flight: None,
+                }))
             }
             Err(e) => Some(spawn_failed(socket, e)),
         }
@@ -187,12 +209,21 @@ impl Supervisor {
 
     /// Program `i` was stopped or is being removed while its agent call is in flight: the call
     /// goes on without it, and the process the agent may start is killed (nothing is left
-    /// unsupervised).
-    /// Returns whether a call was in flight.
+    /// unsupervised). Returns whether a call was in flight.
     pub(super) fn abandon_agent_call(&mut self, i: usize) -> bool {
-        let Some(mut call) = self.slots[i].as_mut().and_then(|s| s.agent_call.take()) else {
+        let Some(call) = self.slots[i].as_mut().and_then(|s| s.agent_call.take()) else {
             return false;
         };
+        log::debug!("{}: its agent call goes on without it", call.name);
+        self.park_agent_call(call, "it was stopped", self.now());
+        true
+    }
+
+    /// Keep `call`, which no program waits for any more, open for a late answer until
+    /// `LATE_ANSWER_WAIT` from `now`: the answer's process is killed (`on_abandoned_call`).
+    /// `since` ends the sentence "killed pid N, which its agent started after ...". While
+    /// holden shuts down it waits no longer than the call's own deadline.
+    fn park_agent_call(&mut self, mut call: AgentCall, since: &'static str, now: Instant) {
         let k = match self.abandoned.iter().position(Option::is_none) {
             Some(k) => k,
             None => {
@@ -211,11 +242,13 @@ impl Supervisor {
         if call.interest.is_none() {
             // Not connected, or no longer watched: the agent has not the whole request.
             self.reactor.delete(call.conn.as_fd());
-            return true;
+            return;
         }
-        log::debug!("{}: its agent call goes on without it", call.name);
+        if !self.shutting_down {
+            call.deadline = call.deadline.max(now + LATE_ANSWER_WAIT);
+        }
+        call.abandoned = since;
         self.abandoned[k] = Some(call);
-        true
     }
 
     /// An abandoned agent call is ready or due: an answer's process is killed.
@@ -231,14 +264,24 @@ impl Supervisor {
         if let Ok((pid, pidfd)) = result.and_then(|(answer, fds)| codec::started(call.conn.socket(), answer, fds)) {
             match rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL) {
                 Ok(()) => log::info!(
-                    "{}: killed pid {pid}, which its agent started after it was stopped",
-                    call.name
+                    "{}: killed pid {pid}, which its agent started after {}",
+                    call.name,
+                    call.abandoned
                 ),
                 Err(e) => log::warn!(
-                    "{}: cannot kill pid {pid}, which its agent started after it was stopped: {e}",
-                    call.name
+                    "{}: cannot kill pid {pid}, which its agent started after {}: {e}",
+                    call.name,
+                    call.abandoned
                 ),
             }
+        }
+    }
+
+    /// holden shuts down: a late answer is waited for no longer than its request's own
+    /// deadline (`AGENT_TIMEOUT` from now at most), so that holden can exit.
+    pub(super) fn cut_late_answer_waits(&mut self, now: Instant) {
+        for call in self.abandoned.iter_mut().flatten() {
+            call.deadline = call.deadline.min(now + AGENT_TIMEOUT);
         }
     }
 
@@ -254,49 +297,51 @@ impl Supervisor {
     /// The pidfd of program `i` turned readable. For a program spawned by holden itself the
     /// reap that follows says how it ended; for an agent's, the pidfd must tell.
     pub(super) fn on_pidfd(&mut self, i: usize, now: Instant) {
-        let is_remote = self
-            .slots
-            .get(i)
-            .and_then(|s| s.as_ref())
-            .is_some_and(|s| s.program.agent.is_some());
-        if !is_remote || self.slot(i).pidfd.is_none() || self.slot(i).exit_wait.is_some() {
+        let Some(slot) = self.slots[i].as_mut() else { return };
+        if slot.program.agent.is_none() {
+            return;
+        }
+        let Some(p) = slot.machine.state.process_mut() else {
+            return;
+        };
+        if p.exit_wait.is_some() {
             return;
         }
         // Level-triggered and readable for good: out of the reactor until it is read.
-        if let Some(fd) = &self.slot(i).pidfd {
-            self.reactor.delete(fd.as_fd());
-        }
-        self.slot_mut(i).exit_wait = Some(ExitWait { since: now, next: now });
+        self.reactor.delete(p.pidfd.as_fd());
+        p.exit_wait = Some(ExitWait { since: now, next: now });
         self.poll_remote_exit(i, now);
     }
 
     /// Ask the pidfd of program `i` how its process ended; try again later if the agent has not
     /// reaped it yet.
     pub(super) fn poll_remote_exit(&mut self, i: usize, now: Instant) {
-        let Some(wait) = self.slot(i).exit_wait else { return };
-        let Some(fd) = &self.slot(i).pidfd else { return };
-        let exit = match pidfd_exit(fd.as_fd(), now.saturating_duration_since(wait.since)) {
+        let Some(slot) = self.slots[i].as_mut() else { return };
+        let name = &slot.program.name;
+        let Some(p) = slot.machine.state.process_mut() else {
+            return;
+        };
+        let Some(wait) = p.exit_wait else { return };
+        let exit = match pidfd_exit(p.pidfd.as_fd(), now.saturating_duration_since(wait.since)) {
             PidfdExit::Ended(exit) => exit,
             PidfdExit::NotYet(pause) => {
-                self.slot_mut(i).exit_wait = Some(ExitWait {
+                p.exit_wait = Some(ExitWait {
                     since: wait.since,
                     next: now + pause,
                 });
                 return;
             }
             PidfdExit::Lost(why) => {
-                log::warn!("{}: {why}; its exit status is unknown", self.slot(i).program.name);
+                log::warn!("{name}: {why}; its exit status is unknown");
                 crate::process::ExitKind::Unknown
             }
         };
-        let slot = self.slot_mut(i);
-        slot.exit_wait = None;
-        slot.pidfd = None;
+        // The state lets go of the process (and its pidfd) with this event.
         self.apply(i, Event::Exited(exit), now);
         // holden sees only the main process of an agent's program: it is the whole program.
         if matches!(
             self.slots[i].as_ref().map(|s| &s.machine.state),
-            Some(super::State::Stopping { pid: None, .. })
+            Some(super::State::Stopping { process: None, .. })
         ) {
             self.apply(i, Event::Emptied, now);
         }

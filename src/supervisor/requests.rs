@@ -33,13 +33,21 @@ impl Supervisor {
             Request::Status { names } => {
                 let targets = self.resolve_names(&names)?;
                 Ok(Reply::Status {
-                    programs: targets.iter().map(|&i| self.status_of(i)).collect(),
+                    programs: targets
+                        .iter()
+                        .filter_map(|&i| self.live(i))
+                        .map(|s| self.status_of(s))
+                        .collect(),
                 })
             }
             Request::Watch => {
                 let targets = self.resolve_names(&[])?;
                 Ok(Reply::Status {
-                    programs: targets.iter().map(|&i| self.status_of(i)).collect(),
+                    programs: targets
+                        .iter()
+                        .filter_map(|&i| self.live(i))
+                        .map(|s| self.status_of(s))
+                        .collect(),
                 })
             }
             Request::Start { names, all } => {
@@ -131,7 +139,7 @@ impl Supervisor {
             Request::LogPaths { name } => {
                 let targets = self.resolve_names(std::slice::from_ref(&name))?;
                 let [i] = targets[..] else {
-                    let names: Vec<&str> = targets.iter().map(|&i| self.slot(i).program.name.as_str()).collect();
+                    let names = self.names(&targets);
                     return Err(ErrorBody::new(
                         ErrorCode::InvalidArgument,
                         format!(
@@ -141,7 +149,10 @@ impl Supervisor {
                         ),
                     ));
                 };
-                let p = &self.slot(i).program;
+                let p = &self
+                    .live(i)
+                    .ok_or_else(|| ErrorBody::new(ErrorCode::UnknownProgram, format!("no program named {name:?}")))?
+                    .program;
                 let file = |o: &Output| match o {
                     Output::File(path) => Some(path.clone()),
                     Output::Inherit | Output::Null | Output::Stdout => None,
@@ -160,8 +171,17 @@ impl Supervisor {
 
     fn targets_reply(&self, targets: &[usize]) -> Reply {
         Reply::Targets {
-            targets: targets.iter().map(|&i| self.slot(i).program.name.clone()).collect(),
+            targets: self.names(targets),
         }
+    }
+
+    /// The names of the programs in `targets` (of those still there).
+    pub(super) fn names(&self, targets: &[usize]) -> Vec<String> {
+        targets
+            .iter()
+            .filter_map(|&i| self.live(i))
+            .map(|s| s.program.name.clone())
+            .collect()
     }
 
     /// Change the live limits of program `i` through its cgroup; kept (also across restarts)
@@ -173,14 +193,15 @@ impl Supervisor {
         cpu: Option<Limit<f64>>,
         pids: Option<Limit<u64>>,
     ) -> Result<(), ErrorBody> {
-        let name = self.slot(i).program.name.clone();
-        if self.cgroups.is_none() || self.slot(i).program.agent.is_some() {
+        let unknown = || ErrorBody::new(ErrorCode::UnknownProgram, "no such program".to_string());
+        let slot = self.live(i).ok_or_else(unknown)?;
+        let name = slot.program.name.clone();
+        if self.cgroups.is_none() || slot.program.agent.is_some() {
             return Err(ErrorBody::new(
                 ErrorCode::CgroupsUnavailable,
                 format!("{name} has no cgroup: limits need cgroups (and a program not spawned through an agent)"),
             ));
         }
-        let slot = self.slot(i);
         let memory = apply_limit(memory, slot.limits.0);
         let cpu = apply_limit(cpu, slot.limits.1);
         let pids = apply_limit(pids, slot.limits.2);
@@ -195,13 +216,12 @@ impl Supervisor {
             show(cpu.map(|c| c.to_string())),
             show(pids.map(|p| p.to_string()))
         );
-        self.slot_mut(i).limits = (memory, cpu, pids);
+        self.live_mut(i).ok_or_else(unknown)?.limits = (memory, cpu, pids);
         Ok(())
     }
 
-    /// SPEC's "Status fields" for program `i`. Usage is read from the cgroup now, on demand.
-    pub(super) fn status_of(&self, i: usize) -> ProgramStatus {
-        let slot: &Slot = self.slot(i);
+    /// SPEC's "Status fields" for a program. Usage is read from the cgroup now, on demand.
+    pub(super) fn status_of(&self, slot: &Slot) -> ProgramStatus {
         let usage = slot.cgroup.as_ref().map(|cg| cg.usage());
         let groups = self.config.groups_of(&slot.program);
         ProgramStatus {
@@ -244,7 +264,7 @@ impl Supervisor {
         if !self.control.has_watchers() {
             return;
         }
-        let slot = self.slot(i);
+        let Some(slot) = self.live(i) else { return };
         self.events.push(Event::Transition {
             name: slot.program.name.clone(),
             from: from.to_string(),

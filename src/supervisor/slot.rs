@@ -1,16 +1,17 @@
-//! One program under supervision (`Slot`): its config, its machine, the fds and cgroup of its
-//! runs, and what is wanted of it next (`Intent`). The supervisor keeps slots in a vector whose
-//! indexes are reused; a slot's `generation` tells it apart from the earlier occupants of its
-//! index, and every reactor token of a program carries both (`Role`, `token_id`), so a
-//! readiness that was queued for a program that is gone is dropped instead of reaching the one
-//! that took its place.
+//! One program under supervision (`Slot`): its config, its machine (whose state carries the
+//! main process: process.rs), the cgroup and readiness fds of its runs, and what is wanted of
+//! it next (`Intent`). The supervisor keeps slots in a vector whose indexes are reused; a
+//! slot's `generation` tells it apart from the earlier occupants of its index, and every
+//! reactor token of a program carries both (`Role`, `token_id`), so a readiness that was
+//! queued for a program that is gone is dropped instead of reaching the one that took its
+//! place.
 
-use std::os::fd::OwnedFd;
 use std::time::{Instant, SystemTime};
 
 use crate::cgroup::ProgramCgroup;
 use crate::config::Program;
 
+use super::process::{Leftovers, Proc};
 use super::state::{Machine, Policy};
 
 /// One program under supervision.
@@ -19,14 +20,10 @@ pub(super) struct Slot {
     pub(super) generation: u32,
     pub(super) program: Program,
     pub(super) policy: Policy,
-    pub(super) machine: Machine,
+    /// Its state, which carries its main process while there is one.
+    pub(super) machine: Machine<Proc>,
     /// What is wanted of it beyond what its machine is doing.
     pub(super) intent: Intent,
-    /// The main process's pidfd while it lives (registered in the reactor).
-    pub(super) pidfd: Option<OwnedFd>,
-    /// Process group of the last main process (its pid: it runs in its own session). It
-    /// outlives the main process while any member lives.
-    pub(super) pgid: Option<i32>,
     /// Wall-clock time of the last transition, for status.
     pub(super) since_wall: SystemTime,
     /// Wall-clock time the current main process was spawned (entering STARTING), for uptime.
@@ -37,25 +34,45 @@ pub(super) struct Slot {
     pub(super) cgroup: Option<ProgramCgroup>,
     /// Its v2 `cgroup.events`, registered for EPOLLPRI.
     pub(super) events: Option<std::fs::File>,
-    /// The OOM-kill counter at the last spawn: a SIGKILL with a grown counter is an OOM kill.
-    pub(super) oom_before: Option<u64>,
     /// Limits in force (memory bytes, CPUs, pids): the config's, or a live `constrain`'s.
     pub(super) limits: (Option<u64>, Option<f64>, Option<u64>),
-    /// An agent's program ended: its exit status is being read from its pidfd.
-    pub(super) exit_wait: Option<ExitWait>,
     /// Its spawn request to its agent, in flight.
     pub(super) agent_call: Option<super::remote::AgentCall>,
-    /// Processes its main process left behind, being stopped; a spawn waits for them.
+    /// What its last main process left behind; a spawn waits for them.
     pub(super) leftovers: Leftovers,
     /// Processes of an earlier holden found in its cgroup at its first spawn: SIGKILLed, and
     /// the spawn waits (its state stays what it was: STOPPED, EXITED, BACKOFF) until they are
     /// gone.
     pub(super) inherited: Option<Inherited>,
+    /// SIGKILL to its cgroup where the kernel has no `cgroup.kill`, under way (kill.rs).
+    pub(super) kill: Option<crate::cgroup::KillJob>,
     /// Readiness and health of the current run: notify socket, fd, probes, watchdog.
     pub(super) watch: crate::health::Watch,
 }
 
 impl Slot {
+    /// When its state wants a `Deadline` event, unless something else must come first: the end
+    /// of the leftovers a spawn waits for, its agent's answer, or its exec's outcome (a program
+    /// is not RUNNING, nor failed for not being ready, before it runs at all).
+    pub(super) fn state_deadline(&self) -> Option<Instant> {
+        let exec_pending = matches!(
+            &self.machine.state,
+            super::State::Starting { process, .. } if process.exec.is_some()
+        );
+        if self.leftovers.spawn_deferred || self.agent_call.is_some() || exec_pending {
+            return None;
+        }
+        self.machine.state.deadline()
+    }
+
+    /// The token of its fd in `role`, the slot being at `index`: it carries its generation.
+    pub(super) fn token(&self, index: usize, role: Role) -> crate::reactor::Token {
+        crate::reactor::Token::new(
+            crate::reactor::Owner::Supervisor,
+            token_id(role, index, self.generation),
+        )
+    }
+
     pub(super) fn new(program: Program, transient: bool, generation: u32, now: Instant) -> Slot {
         Slot {
             generation,
@@ -64,18 +81,15 @@ impl Slot {
             program,
             machine: Machine::new(now),
             intent: Intent::None,
-            pidfd: None,
-            pgid: None,
             since_wall: SystemTime::now(),
             started_wall: None,
             transient,
             cgroup: None,
             events: None,
-            oom_before: None,
-            exit_wait: None,
             agent_call: None,
             leftovers: Leftovers::default(),
             inherited: None,
+            kill: None,
             watch: crate::health::Watch::default(),
         }
     }
@@ -127,33 +141,12 @@ impl Intent {
     }
 }
 
-/// What a main process that exited on its own left behind (a daemon that forked): they get the
-/// program's stop_signal, SIGKILL after its stop_timeout, and the program is not spawned again
-/// until they are all gone (its cgroup, else its process group, is empty): no program ever
-/// runs twice.
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Leftovers {
-    /// While some are alive: when to send SIGKILL (again).
-    pub(super) kill_at: Option<Instant>,
-    /// SIGKILL was sent.
-    pub(super) killed: bool,
-    /// A spawn was asked for while they lived: it happens once they are gone.
-    pub(super) spawn_deferred: bool,
-}
-
 /// A program's cgroup that held processes of an earlier holden, SIGKILLed: it is used once it
 /// is empty (kernfs `cgroup.events` says so on v2, a re-check at `next` finds it on v1), and
 /// the spawn that waits for it fails at `give_up`.
 pub(super) struct Inherited {
     pub(super) cg: ProgramCgroup,
     pub(super) give_up: Instant,
-    pub(super) next: Instant,
-}
-
-/// Reading an agent-spawned process's exit status, which appears once its agent reaped it.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct ExitWait {
-    pub(super) since: Instant,
     pub(super) next: Instant,
 }
 
@@ -176,6 +169,8 @@ pub(super) enum Role {
     /// A spawn request whose program was stopped or removed meanwhile: the index is the
     /// supervisor's list of them, the generation 0.
     AbandonedCall = 7,
+    /// Its main process's exec outcome, pending (`process::spawn::Pending::exec_status`).
+    Exec = 8,
 }
 
 /// A supervisor token id: role (8 bits) | slot generation (24 bits) | slot index (24 bits).
@@ -200,6 +195,7 @@ pub(super) fn parse_token_id(id: u64) -> Option<(Role, usize, u32)> {
         5 => Role::Probe,
         6 => Role::AgentCall,
         7 => Role::AbandonedCall,
+        8 => Role::Exec,
         _ => return None,
     };
     Some((role, (id & SLOT_MASK) as usize, ((id >> SLOT_BITS) & SLOT_MASK) as u32))
@@ -224,6 +220,7 @@ mod tests {
             Role::Probe,
             Role::AgentCall,
             Role::AbandonedCall,
+            Role::Exec,
         ] {
             let id = token_id(role, 7, 3);
             assert_eq!(parse_token_id(id), Some((role, 7, 3)));

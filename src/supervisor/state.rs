@@ -14,32 +14,49 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::config::{Program, RestartPolicy, Signal};
-use crate::process::ExitKind;
+use crate::config::{RestartPolicy, Signal};
 
-/// SPEC's states, with the data each one needs.
+mod policy;
+use crate::process::ExitKind;
+pub use policy::{Policy, backoff};
+
+/// What the machine knows of a main process: its pid. The supervisor's is `Proc` (its pidfd,
+/// process group, pending exec outcome: supervisor/process.rs); the table tests use a bare pid.
+/// The state owns it while the process lives, and lets go of it (`Handled::released`) when it
+/// ends or never ran, so that what watched it leaves with it.
+pub trait Process {
+    fn pid(&self) -> i32;
+}
+
+impl Process for i32 {
+    fn pid(&self) -> i32 {
+        *self
+    }
+}
+
+/// SPEC's states, with the data each one needs; `P` is the main process.
 #[derive(Debug, Clone, PartialEq)]
-pub enum State {
+pub enum State<P> {
     Stopped,
     /// Spawned, not ready yet. `ready_by`: readiness "uptime": when min_uptime has passed (then
     /// RUNNING); any other: the start_timeout (then a failure), moved by EXTEND_TIMEOUT_USEC.
     Starting {
-        pid: i32,
+        process: P,
         since: Instant,
         ready_by: Instant,
     },
     Running {
-        pid: i32,
+        process: P,
         since: Instant,
     },
     /// Waiting to restart.
     Backoff {
         until: Instant,
     },
-    /// Stop signal sent. `pid` is None once the main process is gone (the rest of the
+    /// Stop signal sent. `process` is None once the main process is gone (the rest of the
     /// program's processes may still be ending). `killed`: SIGKILL was sent.
     Stopping {
-        pid: Option<i32>,
+        process: Option<P>,
         deadline: Instant,
         killed: bool,
         /// Stopped by holden because the program failed (not ready in time, liveness,
@@ -52,7 +69,7 @@ pub enum State {
     Fatal,
 }
 
-impl State {
+impl<P: Process> State<P> {
     pub fn name(&self) -> &'static str {
         match self {
             State::Stopped => "STOPPED",
@@ -66,12 +83,27 @@ impl State {
     }
 
     /// The main process, while there is one.
-    pub fn pid(&self) -> Option<i32> {
+    pub fn process(&self) -> Option<&P> {
         match self {
-            State::Starting { pid, .. } | State::Running { pid, .. } => Some(*pid),
-            State::Stopping { pid, .. } => *pid,
+            State::Starting { process, .. } | State::Running { process, .. } => Some(process),
+            State::Stopping { process, .. } => process.as_ref(),
             State::Stopped | State::Backoff { .. } | State::Exited | State::Fatal => None,
         }
+    }
+
+    /// The main process, to change what the supervisor keeps of it (`MAINPID=`: another
+    /// process of the program is its main process now).
+    pub fn process_mut(&mut self) -> Option<&mut P> {
+        match self {
+            State::Starting { process, .. } | State::Running { process, .. } => Some(process),
+            State::Stopping { process, .. } => process.as_mut(),
+            State::Stopped | State::Backoff { .. } | State::Exited | State::Fatal => None,
+        }
+    }
+
+    /// The main process's pid, while there is one.
+    pub fn pid(&self) -> Option<i32> {
+        self.process().map(P::pid)
     }
 
     /// When this state wants a `Deadline` event.
@@ -84,37 +116,26 @@ impl State {
         }
     }
 
-    /// `MAINPID=`: another process of the program is its main process now.
-    pub fn set_pid(&mut self, new: i32) {
-        match self {
-            State::Starting { pid, .. } | State::Running { pid, .. } => *pid = new,
-            State::Stopping { pid: Some(pid), .. } => *pid = new,
-            State::Stopping { pid: None, .. }
-            | State::Stopped
-            | State::Backoff { .. }
-            | State::Exited
-            | State::Fatal => {}
-        }
-    }
-
     /// At rest: nothing will happen to it without a request.
     pub fn is_down(&self) -> bool {
         matches!(self, State::Stopped | State::Exited | State::Fatal)
     }
 }
 
-/// What happened to a program.
+/// What happened to a program; `P` is the main process.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Event {
+pub enum Event<P> {
     /// Start requested (autostart, `holden start`, dependencies now running).
     Start,
     /// Stop requested (`holden stop`, shutdown, reload removed it).
     Stop,
     /// Stop at once with SIGKILL (a second SIGTERM during shutdown).
     Kill,
-    /// The supervisor spawned the main process asked for by `Effect::Spawn`.
-    Spawned { pid: i32 },
-    /// `Effect::Spawn` failed; `retry` when a later try could succeed (an agent down, EAGAIN).
+    /// The supervisor made the main process asked for by `Effect::Spawn` (it may not have
+    /// exec'd yet: a failure to exec comes as `SpawnFailed` or `SpawnShort` in STARTING).
+    Spawned(P),
+    /// `Effect::Spawn` failed, before the child existed or when it could not exec; `retry`
+    /// when a later try could succeed (an agent down).
     SpawnFailed { reason: String, retry: bool },
     /// `Effect::Spawn` failed for lack of a resource that comes back (EMFILE, ENFILE, ENOMEM,
     /// EAGAIN from fork): backed off and tried again however often, never counted toward
@@ -158,67 +179,24 @@ pub struct Transition {
     pub reason: Option<String>,
 }
 
-/// The settings the machine needs, taken from the program's config.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Policy {
-    pub autorestart: RestartPolicy,
-    pub exit_codes: Vec<i32>,
-    pub min_uptime: Duration,
-    pub restart_delay: Duration,
-    pub max_restart_delay: Duration,
-    pub max_restarts: u32,
-    pub start_limit_burst: u32,
-    pub start_limit_interval: Duration,
-    pub stop_signal: Signal,
-    pub stop_timeout: Duration,
-    /// Readiness "uptime": ready after min_uptime. Otherwise a Ready event must come within
-    /// start_timeout.
-    pub ready_on_uptime: bool,
-    pub start_timeout: Duration,
-}
-
-impl Policy {
-    pub fn of(p: &Program) -> Policy {
-        Policy {
-            autorestart: p.autorestart,
-            exit_codes: p.exit_codes.clone(),
-            min_uptime: p.min_uptime,
-            restart_delay: p.restart_delay,
-            max_restart_delay: p.max_restart_delay,
-            max_restarts: p.max_restarts,
-            start_limit_burst: p.start_limit_burst,
-            start_limit_interval: p.start_limit_interval,
-            stop_signal: p.stop_signal,
-            stop_timeout: p.stop_timeout,
-            ready_on_uptime: p.readiness == crate::config::probe::Readiness::Uptime,
-            start_timeout: p.start_timeout,
-        }
-    }
-
-    fn is_success(&self, exit: ExitKind) -> bool {
-        match exit {
-            ExitKind::Code(c) => self.exit_codes.contains(&c),
-            ExitKind::Signal(_) | ExitKind::Oom | ExitKind::Unknown => false,
-        }
-    }
-
-    /// The delay before consecutive restart number `n` (1-based).
-    pub fn delay(&self, n: u32) -> Duration {
-        let doublings = n.saturating_sub(1).min(31);
-        self.restart_delay
-            .checked_mul(1u32 << doublings)
-            .unwrap_or(self.max_restart_delay)
-            .min(self.max_restart_delay.max(self.restart_delay))
-    }
+/// What one event did to a machine.
+#[derive(Debug)]
+pub struct Handled<P> {
+    pub effects: Vec<Effect>,
+    /// The line to log, if any.
+    pub transition: Option<Transition>,
+    /// The main process the state let go of: it ended, or it never ran (its exec failed). The
+    /// supervisor closes what watched it.
+    pub released: Option<P>,
 }
 
 /// After SIGKILL, how long to wait before saying so again (a process in D state).
 const KILL_GRACE: Duration = Duration::from_secs(5);
 
-/// One program's machine.
+/// One program's machine; `P` is its main process.
 #[derive(Debug, Clone)]
-pub struct Machine {
-    pub state: State,
+pub struct Machine<P> {
+    pub state: State<P>,
     /// When the state last changed.
     pub since: Instant,
     /// Consecutive restarts since the last run that reached RUNNING.
@@ -229,14 +207,72 @@ pub struct Machine {
     /// When the failed runs restarted within the last `start_limit_interval` ended.
     failures: VecDeque<Instant>,
     /// Spawns in a row that failed for lack of a resource (fds, memory): their delay doubles
-    /// up to `max_restart_delay`, so that a long shortage costs a line per that delay.
+    /// up to `max_restart_delay`, so that a long shortage costs a line per that delay. A run
+    /// that ran (its main process ended) or a fresh start ends the row.
     short_tries: u32,
     /// What the last readiness probe of this run said, for the "not ready" reason.
     pub ready_hint: Option<String>,
 }
 
-impl Machine {
-    pub fn new(now: Instant) -> Machine {
+/// What one event makes of a state: the state after it (`changed`: a new one, or the same one
+/// with something worth a line), the effects, the line's reason, the process let go of.
+struct Step<P> {
+    next: State<P>,
+    changed: bool,
+    effects: Vec<Effect>,
+    reason: Option<String>,
+    released: Option<P>,
+}
+
+impl<P> Step<P> {
+    /// The state stays as it was.
+    fn keep(state: State<P>) -> Step<P> {
+        Step {
+            next: state,
+            changed: false,
+            effects: vec![],
+            reason: None,
+            released: None,
+        }
+    }
+
+    /// The state becomes `next` (a line when its name changes, or when there is a reason).
+    fn to(next: State<P>, reason: Option<String>) -> Step<P> {
+        Step {
+            next,
+            changed: true,
+            effects: vec![],
+            reason,
+            released: None,
+        }
+    }
+
+    fn with(mut self, effects: Vec<Effect>) -> Step<P> {
+        self.effects = effects;
+        self
+    }
+
+    /// The main process leaves the state with this step.
+    fn release(mut self, process: Option<P>) -> Step<P> {
+        self.released = process;
+        self
+    }
+
+    /// The main process of a program being stopped is gone: still STOPPING until the rest of
+    /// its processes are gone too (Emptied).
+    fn main_gone(process: Option<P>, deadline: Instant, killed: bool, failure: Option<String>) -> Step<P> {
+        let next = State::Stopping {
+            process: None,
+            deadline,
+            killed,
+            failure,
+        };
+        Step::to(next, None).release(process)
+    }
+}
+
+impl<P: Process> Machine<P> {
+    pub fn new(now: Instant) -> Machine<P> {
         Machine {
             state: State::Stopped,
             since: now,
@@ -249,79 +285,111 @@ impl Machine {
         }
     }
 
-    /// Apply `event` at `now`; returns the effects to perform and the transition, if the state
-    /// changed.
-    pub fn handle(&mut self, policy: &Policy, event: Event, now: Instant) -> (Vec<Effect>, Option<Transition>) {
+    /// Apply `event` at `now`; returns the effects to perform, the transition if the state
+    /// changed, and the main process if the state let go of it.
+    pub fn handle(&mut self, policy: &Policy, event: Event<P>, now: Instant) -> Handled<P> {
+        let from = self.state.name();
+        let state = std::mem::replace(&mut self.state, State::Stopped);
+        let Step {
+            next,
+            changed,
+            effects,
+            reason,
+            released,
+        } = self.step(policy, state, event, now);
+        let to = next.name();
+        self.state = next;
+        let transition = if !changed {
+            None
+        } else if from != to {
+            self.since = now;
+            Some(Transition { from, to, reason })
+        } else {
+            // Same state, something worth a line (SIGKILL after stop_timeout).
+            reason.map(|r| Transition {
+                from,
+                to,
+                reason: Some(r),
+            })
+        };
+        Handled {
+            effects,
+            transition,
+            released,
+        }
+    }
+
+    fn step(&mut self, policy: &Policy, state: State<P>, event: Event<P>, now: Instant) -> Step<P> {
+        use Effect::{KillAll, Spawn};
         use Event as E;
         use State as S;
-        let (next, effects, reason): (Option<State>, Vec<Effect>, Option<String>) = match (&self.state, event) {
+        match (state, event) {
             // A start from rest begins a fresh count; from BACKOFF it is a restart now.
-            (S::Stopped | S::Exited | S::Fatal, E::Start) => {
+            (s @ (S::Stopped | S::Exited | S::Fatal), E::Start) => {
                 self.consecutive = 0;
+                self.short_tries = 0;
                 self.failures.clear();
-                (None, vec![Effect::Spawn], None)
+                Step::keep(s).with(vec![Spawn])
             }
-            (S::Backoff { .. }, E::Start) => (None, vec![Effect::Spawn], None),
-            (S::Starting { .. } | S::Running { .. } | S::Stopping { .. }, E::Start) => (None, vec![], None),
+            (s @ S::Backoff { .. }, E::Start) => Step::keep(s).with(vec![Spawn]),
+            (s @ (S::Starting { .. } | S::Running { .. } | S::Stopping { .. }), E::Start) => Step::keep(s),
 
-            (S::Stopped | S::Exited | S::Fatal, E::Stop) => (None, vec![], None),
-            (S::Backoff { .. }, E::Stop) => (Some(S::Stopped), vec![], Some("stop requested".into())),
-            (S::Starting { pid, .. } | S::Running { pid, .. }, E::Stop) => (
-                Some(S::Stopping {
-                    pid: Some(*pid),
+            (s @ (S::Stopped | S::Exited | S::Fatal), E::Stop) => Step::keep(s),
+            (S::Backoff { .. }, E::Stop) => Step::to(S::Stopped, Some("stop requested".into())),
+            (S::Starting { process, .. } | S::Running { process, .. }, E::Stop) => Step::to(
+                S::Stopping {
+                    process: Some(process),
                     deadline: now + policy.stop_timeout,
                     killed: false,
                     failure: None,
-                }),
-                vec![Effect::Signal(policy.stop_signal)],
+                },
                 Some(format!("sent SIG{}", policy.stop_signal.name())),
-            ),
+            )
+            .with(vec![Effect::Signal(policy.stop_signal)]),
             // A stop asked while holden stops a failed program: no restart after it.
             (
                 S::Stopping {
-                    pid,
+                    process,
                     deadline,
                     killed,
                     failure: Some(_),
                 },
                 E::Stop,
-            ) => (
-                Some(S::Stopping {
-                    pid: *pid,
-                    deadline: *deadline,
-                    killed: *killed,
+            ) => Step::to(
+                S::Stopping {
+                    process,
+                    deadline,
+                    killed,
                     failure: None,
-                }),
-                vec![],
+                },
                 None,
             ),
-            (S::Stopping { failure: None, .. }, E::Stop) => (None, vec![], None),
+            (s @ S::Stopping { failure: None, .. }, E::Stop) => Step::keep(s),
 
-            (S::Stopped | S::Exited | S::Fatal, E::Kill) => (None, vec![], None),
-            (S::Backoff { .. }, E::Kill) => (Some(S::Stopped), vec![], Some("killed".into())),
-            (S::Starting { pid, .. } | S::Running { pid, .. }, E::Kill) => (
-                Some(S::Stopping {
-                    pid: Some(*pid),
+            (s @ (S::Stopped | S::Exited | S::Fatal), E::Kill) => Step::keep(s),
+            (S::Backoff { .. }, E::Kill) => Step::to(S::Stopped, Some("killed".into())),
+            (S::Starting { process, .. } | S::Running { process, .. }, E::Kill) => Step::to(
+                S::Stopping {
+                    process: Some(process),
                     deadline: now + KILL_GRACE,
                     killed: true,
                     failure: None,
-                }),
-                vec![Effect::KillAll],
+                },
                 Some("sent SIGKILL".into()),
-            ),
-            (S::Stopping { pid, .. }, E::Kill) => (
-                Some(S::Stopping {
-                    pid: *pid,
+            )
+            .with(vec![KillAll]),
+            (S::Stopping { process, .. }, E::Kill) => Step::to(
+                S::Stopping {
+                    process,
                     deadline: now + KILL_GRACE,
                     killed: true,
                     failure: None,
-                }),
-                vec![Effect::KillAll],
+                },
                 Some("sent SIGKILL".into()),
-            ),
+            )
+            .with(vec![KillAll]),
 
-            (S::Stopped | S::Exited | S::Fatal | S::Backoff { .. }, E::Spawned { pid }) => {
-                self.short_tries = 0;
+            (S::Stopped | S::Exited | S::Fatal | S::Backoff { .. }, E::Spawned(process)) => {
                 self.ready_hint = None;
                 let ready_by = now
                     + if policy.ready_on_uptime {
@@ -329,145 +397,134 @@ impl Machine {
                     } else {
                         policy.start_timeout
                     };
-                (
-                    Some(S::Starting {
-                        pid,
+                let line = format!("pid {}", process.pid());
+                Step::to(
+                    S::Starting {
+                        process,
                         since: now,
                         ready_by,
-                    }),
-                    vec![],
-                    Some(format!("pid {pid}")),
+                    },
+                    Some(line),
                 )
             }
             // Spawned is only ever the answer to our own Spawn effect, which these states never ask.
-            (S::Starting { .. } | S::Running { .. } | S::Stopping { .. }, E::Spawned { .. }) => (None, vec![], None),
+            (s @ (S::Starting { .. } | S::Running { .. } | S::Stopping { .. }), E::Spawned(process)) => {
+                Step::keep(s).release(Some(process))
+            }
 
             (S::Stopped | S::Exited | S::Fatal | S::Backoff { .. }, E::SpawnFailed { reason, retry }) => {
-                if retry {
-                    self.restart_or_give_up(policy, now, reason)
-                } else {
-                    (Some(S::Fatal), vec![], Some(reason))
-                }
+                self.spawn_failed(policy, reason, retry, now)
             }
-            (S::Starting { .. } | S::Running { .. } | S::Stopping { .. }, E::SpawnFailed { .. }) => {
-                (None, vec![], None)
+            // Its exec failed (found once the child existed): the same policy as a spawn that
+            // failed before. RUNNING only if min_uptime passed before the outcome was read.
+            (S::Starting { process, .. } | S::Running { process, .. }, E::SpawnFailed { reason, retry }) => {
+                self.spawn_failed(policy, reason, retry, now).release(Some(process))
             }
             (S::Stopped | S::Exited | S::Fatal | S::Backoff { .. }, E::SpawnShort { reason }) => {
-                self.short_tries = self.short_tries.saturating_add(1);
-                let delay = policy.delay(self.consecutive.max(1).saturating_add(self.short_tries - 1));
-                let reason = format!(
-                    "{reason}; out of a resource, trying again in {}",
-                    humantime::format_duration(delay)
-                );
-                (Some(S::Backoff { until: now + delay }), vec![], Some(reason))
+                self.spawn_short(policy, reason, now)
             }
-            (S::Starting { .. } | S::Running { .. } | S::Stopping { .. }, E::SpawnShort { .. }) => (None, vec![], None),
-
-            (S::Starting { .. }, E::Exited(exit)) => {
-                self.last_exit = Some(exit);
-                self.after_exit(policy, exit, now)
+            (S::Starting { process, .. } | S::Running { process, .. }, E::SpawnShort { reason }) => {
+                self.spawn_short(policy, reason, now).release(Some(process))
             }
-            (S::Running { .. }, E::Exited(exit)) => {
-                self.last_exit = Some(exit);
-                self.after_exit(policy, exit, now)
-            }
+            // Stopped while its exec was pending, and the exec failed: the main process is gone
+            // (it never ran), quietly.
             (
                 S::Stopping {
+                    process,
                     deadline,
                     killed,
                     failure,
-                    ..
+                },
+                E::SpawnFailed { .. } | E::SpawnShort { .. },
+            ) => Step::main_gone(process, deadline, killed, failure),
+
+            (S::Starting { process, .. } | S::Running { process, .. }, E::Exited(exit)) => {
+                self.last_exit = Some(exit);
+                self.short_tries = 0;
+                self.after_exit(policy, exit, now).release(Some(process))
+            }
+            (
+                S::Stopping {
+                    process,
+                    deadline,
+                    killed,
+                    failure,
                 },
                 E::Exited(exit),
             ) => {
                 self.last_exit = Some(exit);
-                // Still STOPPING until the rest of its processes are gone (Emptied).
-                (
-                    Some(S::Stopping {
-                        pid: None,
-                        deadline: *deadline,
-                        killed: *killed,
-                        failure: failure.clone(),
-                    }),
-                    vec![],
-                    None,
-                )
+                self.short_tries = 0;
+                Step::main_gone(process, deadline, killed, failure)
             }
-            (S::Stopped | S::Exited | S::Fatal | S::Backoff { .. }, E::Exited(_)) => (None, vec![], None),
+            (s @ (S::Stopped | S::Exited | S::Fatal | S::Backoff { .. }), E::Exited(_)) => Step::keep(s),
 
             (
                 S::Stopping {
-                    pid: None,
+                    process: None,
                     failure: Some(reason),
                     ..
                 },
                 E::Emptied,
-            ) => {
-                let reason = reason.clone();
-                self.after_failure(policy, reason, now)
-            }
+            ) => self.after_failure(policy, reason, now),
             (
                 S::Stopping {
-                    pid: None,
+                    process: None,
                     failure: None,
                     ..
                 },
                 E::Emptied,
-            ) => {
-                let reason = self.last_exit.map(ExitKind::describe);
-                (Some(S::Stopped), vec![], reason)
-            }
+            ) => Step::to(S::Stopped, self.last_exit.map(ExitKind::describe)),
             // The main process is what decides for a running program; its leftovers are killed
             // when it exits.
             (
-                S::Stopped
+                s @ (S::Stopped
                 | S::Exited
                 | S::Fatal
                 | S::Backoff { .. }
                 | S::Starting { .. }
                 | S::Running { .. }
-                | S::Stopping { pid: Some(_), .. },
+                | S::Stopping { process: Some(_), .. }),
                 E::Emptied,
-            ) => (None, vec![], None),
+            ) => Step::keep(s),
 
-            (S::Starting { pid, .. }, E::Deadline) if policy.ready_on_uptime => {
+            (S::Starting { process, .. }, E::Deadline) if policy.ready_on_uptime => {
                 // A run that reached RUNNING resets the count and the delay.
                 self.consecutive = 0;
-                (Some(S::Running { pid: *pid, since: now }), vec![], None)
+                Step::to(S::Running { process, since: now }, None)
             }
-            (S::Starting { pid, since, .. }, E::Deadline) => {
-                let waited = Duration::from_secs(now.saturating_duration_since(*since).as_secs());
+            (S::Starting { process, since, .. }, E::Deadline) => {
+                let waited = Duration::from_secs(now.saturating_duration_since(since).as_secs());
                 let mut reason = format!("not ready after {}", humantime::format_duration(waited));
                 if let Some(hint) = &self.ready_hint {
                     reason.push_str(&format!(" ({hint})"));
                 }
-                self.fail(policy, *pid, reason, now)
+                self.fail(policy, process, reason, now)
             }
-            (S::Backoff { .. }, E::Deadline) => (None, vec![Effect::Spawn], None),
+            (s @ S::Backoff { .. }, E::Deadline) => Step::keep(s).with(vec![Spawn]),
             (
                 S::Stopping {
-                    pid,
+                    process,
                     killed: false,
                     failure,
                     ..
                 },
                 E::Deadline,
-            ) => (
-                Some(S::Stopping {
-                    pid: *pid,
+            ) => Step::to(
+                S::Stopping {
+                    process,
                     deadline: now + KILL_GRACE,
                     killed: true,
-                    failure: failure.clone(),
-                }),
-                vec![Effect::KillAll],
+                    failure,
+                },
                 Some(format!(
                     "stop_timeout {} passed; sent SIGKILL",
                     humantime::format_duration(policy.stop_timeout)
                 )),
-            ),
+            )
+            .with(vec![KillAll]),
             (
                 S::Stopping {
-                    pid,
+                    process,
                     killed: true,
                     failure,
                     ..
@@ -479,154 +536,142 @@ impl Machine {
                     "processes still alive {} after SIGKILL",
                     humantime::format_duration(KILL_GRACE)
                 );
-                (
-                    Some(S::Stopping {
-                        pid: *pid,
+                Step::to(
+                    S::Stopping {
+                        process,
                         deadline: now + KILL_GRACE,
                         killed: true,
-                        failure: failure.clone(),
-                    }),
-                    vec![Effect::KillAll],
+                        failure,
+                    },
                     Some(reason),
                 )
+                .with(vec![KillAll])
             }
-            (S::Stopped | S::Exited | S::Fatal | S::Running { .. }, E::Deadline) => (None, vec![], None),
+            (s @ (S::Stopped | S::Exited | S::Fatal | S::Running { .. }), E::Deadline) => Step::keep(s),
 
-            (S::Starting { pid, .. }, E::Ready { how }) => {
+            (S::Starting { process, .. }, E::Ready { how }) => {
                 // A run that reached RUNNING resets the count and the delay.
                 self.consecutive = 0;
-                (
-                    Some(S::Running { pid: *pid, since: now }),
-                    vec![],
-                    Some(format!("ready: {how}")),
-                )
+                Step::to(S::Running { process, since: now }, Some(format!("ready: {how}")))
             }
             (
-                S::Stopped | S::Exited | S::Fatal | S::Backoff { .. } | S::Running { .. } | S::Stopping { .. },
+                s @ (S::Stopped | S::Exited | S::Fatal | S::Backoff { .. } | S::Running { .. } | S::Stopping { .. }),
                 E::Ready { .. },
-            ) => (None, vec![], None),
+            ) => Step::keep(s),
 
-            (S::Starting { pid, .. } | S::Running { pid, .. }, E::Fail { reason }) => {
-                self.fail(policy, *pid, reason, now)
+            (S::Starting { process, .. } | S::Running { process, .. }, E::Fail { reason }) => {
+                self.fail(policy, process, reason, now)
             }
-            (S::Stopped | S::Exited | S::Fatal | S::Backoff { .. } | S::Stopping { .. }, E::Fail { .. }) => {
-                (None, vec![], None)
+            (s @ (S::Stopped | S::Exited | S::Fatal | S::Backoff { .. } | S::Stopping { .. }), E::Fail { .. }) => {
+                Step::keep(s)
             }
 
-            (S::Starting { pid, since, ready_by }, E::Extend(d)) if !policy.ready_on_uptime => (
-                Some(S::Starting {
-                    pid: *pid,
-                    since: *since,
-                    ready_by: (*ready_by).max(now + d),
-                }),
-                vec![],
+            (
+                S::Starting {
+                    process,
+                    since,
+                    ready_by,
+                },
+                E::Extend(d),
+            ) if !policy.ready_on_uptime => Step::to(
+                S::Starting {
+                    process,
+                    since,
+                    ready_by: ready_by.max(now + d),
+                },
                 None,
             ),
             (
                 S::Stopping {
-                    pid,
+                    process,
                     deadline,
                     killed: false,
                     failure,
                 },
                 E::Extend(d),
-            ) => (
-                Some(S::Stopping {
-                    pid: *pid,
-                    deadline: (*deadline).max(now + d),
+            ) => Step::to(
+                S::Stopping {
+                    process,
+                    deadline: deadline.max(now + d),
                     killed: false,
-                    failure: failure.clone(),
-                }),
-                vec![],
+                    failure,
+                },
                 None,
             ),
             (
-                S::Stopped
+                s @ (S::Stopped
                 | S::Exited
                 | S::Fatal
                 | S::Backoff { .. }
                 | S::Starting { .. }
                 | S::Running { .. }
-                | S::Stopping { .. },
+                | S::Stopping { .. }),
                 E::Extend(_),
-            ) => (None, vec![], None),
-        };
-        let transition = next.and_then(|next| {
-            let from = self.state.name();
-            let to = next.name();
-            self.state = next;
-            if from != to {
-                self.since = now;
-                Some(Transition { from, to, reason })
-            } else {
-                // Same state, something worth a line (SIGKILL after stop_timeout).
-                reason.map(|r| Transition {
-                    from,
-                    to,
-                    reason: Some(r),
-                })
-            }
-        });
-        (effects, transition)
+            ) => Step::keep(s),
+        }
+    }
+
+    /// A spawn failed: FATAL when it cannot succeed, else a restart as after a failed run.
+    fn spawn_failed(&mut self, policy: &Policy, reason: String, retry: bool, now: Instant) -> Step<P> {
+        if retry {
+            self.restart_or_give_up(policy, now, reason)
+        } else {
+            Step::to(State::Fatal, Some(reason))
+        }
+    }
+
+    /// A spawn failed for lack of a resource: back off, however often, never FATAL.
+    fn spawn_short(&mut self, policy: &Policy, reason: String, now: Instant) -> Step<P> {
+        self.short_tries = self.short_tries.saturating_add(1);
+        let delay = policy.delay(self.consecutive.max(1).saturating_add(self.short_tries - 1));
+        let reason = format!(
+            "{reason}; out of a resource, trying again in {}",
+            humantime::format_duration(delay)
+        );
+        Step::to(State::Backoff { until: now + delay }, Some(reason))
     }
 
     /// The main process ended on its own: EXITED, BACKOFF or FATAL by the policy.
-    fn after_exit(
-        &mut self,
-        policy: &Policy,
-        exit: ExitKind,
-        now: Instant,
-    ) -> (Option<State>, Vec<Effect>, Option<String>) {
+    fn after_exit(&mut self, policy: &Policy, exit: ExitKind, now: Instant) -> Step<P> {
         let how = exit.describe();
         let restart = policy.autorestart.restarts(policy.is_success(exit));
-        let (next, mut effects, reason) = if restart && !policy.is_success(exit) && self.start_limit_hit(policy, now) {
+        let mut step = if restart && !policy.is_success(exit) && self.start_limit_hit(policy, now) {
             let reason = format!(
                 "{how}; gave up: {} failed runs within {} (start_limit_burst)",
                 self.failures.len(),
                 humantime::format_duration(policy.start_limit_interval)
             );
-            (Some(State::Fatal), vec![], Some(reason))
+            Step::to(State::Fatal, Some(reason))
         } else if restart {
             self.restart_or_give_up(policy, now, how)
         } else {
-            (Some(State::Exited), vec![], Some(how))
+            Step::to(State::Exited, Some(how))
         };
-        effects.insert(0, Effect::KillLeftovers);
-        (next, effects, reason)
+        step.effects.insert(0, Effect::KillLeftovers);
+        step
     }
 
     /// Holden decided the program failed: stop it by its stop sequence; the policy applies
     /// once it is down.
-    fn fail(
-        &mut self,
-        policy: &Policy,
-        pid: i32,
-        reason: String,
-        now: Instant,
-    ) -> (Option<State>, Vec<Effect>, Option<String>) {
+    fn fail(&mut self, policy: &Policy, process: P, reason: String, now: Instant) -> Step<P> {
         let line = format!("{reason}; sent SIG{}", policy.stop_signal.name());
-        (
-            Some(State::Stopping {
-                pid: Some(pid),
+        Step::to(
+            State::Stopping {
+                process: Some(process),
                 deadline: now + policy.stop_timeout,
                 killed: false,
                 failure: Some(reason),
-            }),
-            vec![Effect::Signal(policy.stop_signal)],
+            },
             Some(line),
         )
+        .with(vec![Effect::Signal(policy.stop_signal)])
     }
 
     /// A program that holden stopped because it failed is down: restart it as after a failed
     /// exit, or leave it EXITED (autorestart = "never").
-    fn after_failure(
-        &mut self,
-        policy: &Policy,
-        how: String,
-        now: Instant,
-    ) -> (Option<State>, Vec<Effect>, Option<String>) {
+    fn after_failure(&mut self, policy: &Policy, how: String, now: Instant) -> Step<P> {
         if policy.autorestart == RestartPolicy::Never {
-            return (Some(State::Exited), vec![], Some(how));
+            return Step::to(State::Exited, Some(how));
         }
         if self.start_limit_hit(policy, now) {
             let reason = format!(
@@ -634,7 +679,7 @@ impl Machine {
                 self.failures.len(),
                 humantime::format_duration(policy.start_limit_interval)
             );
-            return (Some(State::Fatal), vec![], Some(reason));
+            return Step::to(State::Fatal, Some(reason));
         }
         self.restart_or_give_up(policy, now, how)
     }
@@ -656,15 +701,10 @@ impl Machine {
         self.failures.len() > policy.start_limit_burst as usize
     }
 
-    fn restart_or_give_up(
-        &mut self,
-        policy: &Policy,
-        now: Instant,
-        how: String,
-    ) -> (Option<State>, Vec<Effect>, Option<String>) {
+    fn restart_or_give_up(&mut self, policy: &Policy, now: Instant, how: String) -> Step<P> {
         if self.consecutive >= policy.max_restarts {
             let reason = format!("{how}; gave up after {} restarts", self.consecutive);
-            return (Some(State::Fatal), vec![], Some(reason));
+            return Step::to(State::Fatal, Some(reason));
         }
         self.consecutive += 1;
         self.restarts += 1;
@@ -675,7 +715,7 @@ impl Machine {
             policy.max_restarts,
             humantime::format_duration(delay)
         );
-        (Some(State::Backoff { until: now + delay }), vec![], Some(reason))
+        Step::to(State::Backoff { until: now + delay }, Some(reason))
     }
 }
 

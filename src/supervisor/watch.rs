@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use rustix::process::Pid;
 
-use super::{State, Supervisor};
+use super::{Event, State, Supervisor};
 use crate::config::probe::{Probe, Readiness};
 use crate::health::Watch;
 use crate::health::notify::{self, Msg, NotifySocket};
@@ -16,7 +16,6 @@ use crate::process::spawn::Extra;
 use crate::reactor::Interest;
 
 use super::Role;
-use crate::supervisor::state::Event;
 
 /// The process group of `pid`, from /proc/PID/stat (a zombie's too).
 fn process_group(pid: i32) -> Option<i32> {
@@ -31,12 +30,14 @@ impl Supervisor {
     /// its readiness needs; returns what the spawn adds (env, fds).
     pub(super) fn prepare_watch(&mut self, i: usize) -> Result<Extra, String> {
         self.end_watch(i);
-        let bad = self.slot(i).watch.bad;
-        self.slot_mut(i).watch = Watch {
-            bad,
+        let slot = self.live_mut(i).ok_or("removed meanwhile")?;
+        slot.watch = Watch {
+            bad: slot.watch.bad,
             ..Watch::default()
         };
-        let program = self.slot(i).program.clone();
+        let token = |role| slot.token(i, role);
+        let (notify_token, ready_token) = (token(Role::Notify), token(Role::ReadyFd));
+        let program = slot.program.clone();
         let mut extra = Extra::default();
         match &program.readiness {
             Readiness::Notify => {
@@ -47,9 +48,8 @@ impl Supervisor {
                 let base = self.notify_dir();
                 let sock = NotifySocket::create(&base, &program.name, owner)
                     .map_err(|e| format!("cannot create its notify socket in {}: {e}", base.display()))?;
-                let token = self.token(i, Role::Notify);
                 self.reactor
-                    .add(sock.fd.as_fd(), token, Interest::Read)
+                    .add(sock.fd.as_fd(), notify_token, Interest::Read)
                     .map_err(|e| format!("cannot watch its notify socket: {e}"))?;
                 extra
                     .env
@@ -58,7 +58,7 @@ impl Supervisor {
                 if let Some(wd) = program.watchdog {
                     extra.env.push(("WATCHDOG_USEC".into(), wd.as_micros().to_string()));
                 }
-                let watch = &mut self.slot_mut(i).watch;
+                let watch = &mut self.live_mut(i).ok_or("removed meanwhile")?.watch;
                 watch.notify_uid = owner.map_or_else(|| rustix::process::getuid().as_raw(), |(u, _)| u);
                 watch.notify = Some(sock);
             }
@@ -68,11 +68,10 @@ impl Supervisor {
                         .map_err(|e| format!("cannot create its notification pipe: {e}"))?;
                 // The program's end blocks as a normal fd would.
                 let _ = rustix::fs::fcntl_setfl(&write, rustix::fs::OFlags::empty());
-                let token = self.token(i, Role::ReadyFd);
                 self.reactor
-                    .add(read.as_fd(), token, Interest::Read)
+                    .add(read.as_fd(), ready_token, Interest::Read)
                     .map_err(|e| format!("cannot watch its notification pipe: {e}"))?;
-                self.slot_mut(i).watch.ready_fd = Some(read);
+                self.live_mut(i).ok_or("removed meanwhile")?.watch.ready_fd = Some(read);
                 extra.fds.push((write, *n));
             }
             Readiness::Uptime | Readiness::Probe(_) => {}
@@ -127,7 +126,7 @@ impl Supervisor {
 
     /// The probe program `i` runs now: readiness while STARTING, liveness while RUNNING.
     fn current_probe(&self, i: usize) -> Option<(Probe, bool)> {
-        let slot = self.slot(i);
+        let slot = self.live(i)?;
         match (&slot.machine.state, &slot.program.readiness, &slot.program.liveness) {
             (State::Starting { .. }, Readiness::Probe(p), _) => Some((p.clone(), false)),
             (State::Running { .. }, _, Some(p)) => Some((p.clone(), true)),
@@ -136,30 +135,27 @@ impl Supervisor {
     }
 
     fn start_probe(&mut self, i: usize, now: Instant) {
-        let Some((p, liveness)) = self.current_probe(i) else {
-            self.slot_mut(i).watch.next_probe = None;
+        let probe = self.current_probe(i);
+        let Some(slot) = self.slots[i].as_mut() else { return };
+        let Some((p, liveness)) = probe else {
+            slot.watch.next_probe = None;
             return;
         };
-        let procs = match (&p.check, &self.slot(i).cgroup) {
+        let procs = match (&p.check, &slot.cgroup) {
             (crate::config::probe::Check::Exec(_), Some(cg)) => cg.procs_files().unwrap_or_default(),
             _ => Vec::new(),
         };
-        let program = self.slot(i).program.clone();
-        match probe::start(&program, &p, liveness, procs, now) {
+        slot.watch.next_probe = Some(now + p.interval);
+        match probe::start(&slot.program, &p, liveness, procs, now) {
             Ok(inflight) => {
                 if let Some((fd, interest)) = inflight.fd()
-                    && let Err(e) = self.reactor.add(fd, self.token(i, Role::Probe), interest)
+                    && let Err(e) = self.reactor.add(fd, slot.token(i, Role::Probe), interest)
                 {
-                    log::warn!("{}: cannot watch its probe: {e}", program.name);
+                    log::warn!("{}: cannot watch its probe: {e}", slot.program.name);
                 }
-                let slot = self.slot_mut(i);
                 slot.watch.probe = Some(inflight);
-                slot.watch.next_probe = Some(now + p.interval);
             }
-            Err(e) => {
-                self.slot_mut(i).watch.next_probe = Some(now + p.interval);
-                self.probe_done(i, liveness, Outcome::Fail(e), now);
-            }
+            Err(e) => self.probe_done(i, liveness, Outcome::Fail(e), now),
         }
     }
 
@@ -182,9 +178,9 @@ impl Supervisor {
                 self.probe_done(i, liveness, o, now);
             }
             None => {
-                let p = self.slot(i).watch.probe.as_ref();
-                if was_connecting && let Some((fd, interest)) = p.and_then(|p| p.fd()) {
-                    let _ = self.reactor.modify(fd, self.token(i, Role::Probe), interest);
+                let Some(slot) = self.live(i) else { return };
+                if was_connecting && let Some((fd, interest)) = slot.watch.probe.as_ref().and_then(|p| p.fd()) {
+                    let _ = self.reactor.modify(fd, slot.token(i, Role::Probe), interest);
                 }
             }
         }
@@ -198,7 +194,7 @@ impl Supervisor {
             })
         });
         let Some(i) = found else { return false };
-        let Some(p) = self.slot_mut(i).watch.probe.as_mut() else {
+        let Some(p) = self.live_mut(i).and_then(|s| s.watch.probe.as_mut()) else {
             return true;
         };
         let liveness = p.liveness;
@@ -211,7 +207,7 @@ impl Supervisor {
 
     /// A probe of program `i` ended.
     fn probe_done(&mut self, i: usize, liveness: bool, outcome: Outcome, now: Instant) {
-        let slot = self.slot_mut(i);
+        let Some(slot) = self.live_mut(i) else { return };
         let name = slot.program.name.clone();
         if !liveness {
             if !matches!(slot.machine.state, State::Starting { .. }) {
@@ -227,7 +223,7 @@ impl Supervisor {
                 ),
                 Outcome::Fail(t) => {
                     log::debug!("{name}: readiness probe: {t}");
-                    self.slot_mut(i).machine.ready_hint = Some(format!("last probe: {t}"));
+                    slot.machine.ready_hint = Some(format!("last probe: {t}"));
                 }
             }
             return;
@@ -267,12 +263,12 @@ impl Supervisor {
     pub(super) fn watch_transition(&mut self, i: usize, to: &str, now: Instant) {
         match to {
             "RUNNING" => {
-                let slot = self.slot_mut(i);
+                let Some(slot) = self.slots[i].as_mut() else { return };
                 if let Some(fd) = slot.watch.ready_fd.take() {
                     self.reactor.delete(fd.as_fd());
                 }
                 self.cancel_probe(i);
-                let slot = self.slot_mut(i);
+                let Some(slot) = self.live_mut(i) else { return };
                 slot.watch.next_probe = slot.program.liveness.as_ref().map(|p| now + p.interval);
                 if let Some(wd) = slot.program.watchdog {
                     slot.watch.watchdog_due = Some(now + wd);
@@ -280,7 +276,7 @@ impl Supervisor {
                 }
             }
             "STARTING" => {
-                let slot = self.slot_mut(i);
+                let Some(slot) = self.live_mut(i) else { return };
                 if let Readiness::Probe(p) = &slot.program.readiness {
                     slot.watch.next_probe = Some(now + p.interval.min(std::time::Duration::from_millis(250)));
                 }
@@ -315,7 +311,7 @@ impl Supervisor {
         {
             let wd = slot.program.watchdog.unwrap_or_default();
             let reason = format!("watchdog: no WATCHDOG=1 for {}", humantime::format_duration(wd));
-            let slot = self.slot_mut(i);
+            let Some(slot) = self.live_mut(i) else { return };
             slot.watch.watchdog_due = None;
             slot.watch.failures += 1;
             slot.watch.last = Some(reason.clone());
@@ -357,6 +353,7 @@ impl Supervisor {
         {
             self.reactor.delete(fd.as_fd());
         }
+        let name = slot.program.name.clone();
         if ready {
             let n = match slot.program.readiness {
                 Readiness::Fd(n) => n,
@@ -370,23 +367,22 @@ impl Supervisor {
                 now,
             );
         } else if closed {
-            log::warn!(
-                "{}: closed its notification fd without a newline; not ready",
-                self.slot(i).program.name
-            );
+            log::warn!("{name}: closed its notification fd without a newline; not ready");
         }
     }
 
     /// Is `pid` a process of program `i` (its cgroup, else its process group)?
     fn is_process_of(&self, i: usize, pid: i32) -> bool {
-        let slot = self.slot(i);
+        let Some(slot) = self.live(i) else {
+            return false;
+        };
         if let Some(cg) = &slot.cgroup
             && cg.pids().contains(&pid)
         {
             return true;
         }
         // Not rustix's getpgid: it panics on a process group 0 (PID 1's, in a container).
-        slot.pgid.is_some() && process_group(pid) == slot.pgid
+        slot.group().is_some() && process_group(pid) == slot.group()
     }
 
     /// After a reap: a main process from `MAINPID=` that is not holden's child ended (its
@@ -397,7 +393,9 @@ impl Supervisor {
         if !slot.watch.foreign_main || slot.program.agent.is_some() {
             return;
         }
-        let Some(fd) = &slot.pidfd else { return };
+        let Some(fd) = slot.machine.state.process().map(|p| &p.pidfd) else {
+            return;
+        };
         let mut fds = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
         let zero = rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 };
         if !matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(n) if n > 0) {
@@ -407,10 +405,8 @@ impl Supervisor {
             crate::process::reap::PidfdExit::Ended(exit) => exit,
             _ => crate::process::ExitKind::Unknown,
         };
-        let slot = self.slot_mut(i);
-        slot.watch.foreign_main = false;
-        if let Some(fd) = slot.pidfd.take() {
-            self.reactor.delete(fd.as_fd());
+        if let Some(slot) = self.live_mut(i) {
+            slot.watch.foreign_main = false;
         }
         self.apply(i, Event::Exited(exit), now);
     }
@@ -467,7 +463,7 @@ impl Supervisor {
     }
 
     fn bad_datagram(&mut self, i: usize, why: &str) {
-        let slot = self.slot_mut(i);
+        let Some(slot) = self.live_mut(i) else { return };
         let warn = slot.watch.count_bad();
         let (name, n) = (slot.program.name.clone(), slot.watch.bad);
         if warn {
@@ -478,14 +474,14 @@ impl Supervisor {
     }
 
     fn on_notify_msg(&mut self, i: usize, msg: Msg, sender: Option<i32>, now: Instant) {
-        let name = self.slot(i).program.name.clone();
+        let Some(slot) = self.live_mut(i) else { return };
+        let name = slot.program.name.clone();
         match msg {
             Msg::Ready => self.apply(i, Event::Ready { how: "READY=1".into() }, now),
-            Msg::Status(s) => self.slot_mut(i).watch.status_text = Some(s),
+            Msg::Status(s) => slot.watch.status_text = Some(s),
             Msg::Reloading => log::info!("{name}: reloading (RELOADING=1)"),
             Msg::Stopping => log::info!("{name}: stopping (STOPPING=1)"),
             Msg::Watchdog => {
-                let slot = self.slot_mut(i);
                 if let (Some(wd), State::Running { .. }) = (slot.program.watchdog, &slot.machine.state) {
                     slot.watch.watchdog_due = Some(now + wd);
                     slot.watch.failures = 0;
@@ -494,7 +490,6 @@ impl Supervisor {
             }
             Msg::WatchdogTrigger => {
                 let reason = "watchdog: WATCHDOG=trigger".to_string();
-                let slot = self.slot_mut(i);
                 slot.watch.failures += 1;
                 slot.watch.last = Some(reason.clone());
                 self.apply(i, Event::Fail { reason }, now);
@@ -508,13 +503,10 @@ impl Supervisor {
 
     /// `MAINPID=`: only a process of the program may become its main process.
     fn set_main_pid(&mut self, i: usize, pid: i32, sender: Option<i32>) {
-        let name = self.slot(i).program.name.clone();
-        let current = self.slot(i).machine.state.pid();
-        if current == Some(pid)
-            || !matches!(
-                self.slot(i).machine.state,
-                State::Starting { .. } | State::Running { .. }
-            )
+        let Some(slot) = self.live(i) else { return };
+        let name = slot.program.name.clone();
+        if slot.machine.state.pid() == Some(pid)
+            || !matches!(slot.machine.state, State::Starting { .. } | State::Running { .. })
         {
             return;
         }
@@ -530,15 +522,16 @@ impl Supervisor {
         else {
             return;
         };
-        let slot = self.slot_mut(i);
-        if let Some(old) = slot.pidfd.take() {
-            self.reactor.delete(old.as_fd());
-        }
-        let _ = self.reactor.add(fd.as_fd(), self.token(i, Role::Pidfd), Interest::Read);
-        let slot = self.slot_mut(i);
-        slot.pidfd = Some(fd);
+        let Some(slot) = self.slots[i].as_mut() else { return };
+        let token = slot.token(i, Role::Pidfd);
+        let Some(main) = slot.machine.state.process_mut() else {
+            return;
+        };
+        self.reactor.delete(main.pidfd.as_fd());
+        let _ = self.reactor.add(fd.as_fd(), token, Interest::Read);
+        main.pidfd = fd;
+        main.pid = pid;
         slot.watch.foreign_main = true;
-        slot.machine.state.set_pid(pid);
         log::info!("{name}: main process is now {pid} (MAINPID)");
     }
 }

@@ -7,6 +7,7 @@ pub mod clone;
 pub mod env;
 pub mod exec;
 pub mod image;
+pub mod mem;
 pub mod peer;
 pub mod pidfd;
 pub mod raw;

@@ -25,6 +25,8 @@ mod frame;
 
 use frame::{Message, StartProcess};
 
+mod late;
+
 const T: Duration = Duration::from_secs(10);
 
 /// A running `holden agent` with its socket in a temp dir; everything it started dies with it.

@@ -362,3 +362,130 @@ command = "sleep 600"
         assert!(!d.exists(), "{} is left after holden's exit", d.display());
     }
 }
+
+// ---- Without cgroup.kill: the freeze-and-kill fallback (HOLDEN_TEST_NO_CGROUP_KILL) ----
+
+/// The test knob that makes holden use the fallback of kernels without `cgroup.kill`.
+const NO_CGROUP_KILL: (&str, &str) = ("HOLDEN_TEST_NO_CGROUP_KILL", "1");
+const JOB_STARTS: &str = "no cgroup.kill: freezing, killing and thawing its cgroup";
+const JOB_ENDS: &str = "its kill job ended after";
+
+#[test]
+fn without_cgroup_kill_stop_ends_a_forking_program_that_ignores_sigterm() {
+    if skip_unless_root("without_cgroup_kill_stop_ends_a_forking_program_that_ignores_sigterm") {
+        return;
+    }
+    let cg = unique_cgroup_path();
+    let sup = Supervisor::prepare(
+        &cgroup_extra(&cg),
+        r#"
+[programs.forks]
+command = ["sh", "-c", "trap '' TERM; while :; do sleep 600 & sleep 0.01; done"]
+pids_limit = 1000
+stop_timeout = "200ms"
+"#,
+    );
+    let mut sup = sup.spawn_with_env(&[NO_CGROUP_KILL]);
+    wait_running(&sup, "forks");
+    let pids = cgroup_dir(&cg, "forks", "pids");
+    wait_for(T, "a few sleeps", || {
+        let n = pids_in(&pids).len();
+        (n >= 5).then_some(()).ok_or(format!("{n} processes"))
+    });
+    let out = sup.ctl(&["stop", "forks"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(sup.program_status("forks")["state"], "STOPPED");
+    assert!(pids_in(&pids).is_empty(), "a STOPPED program's cgroup is empty");
+    let log = sup.log_text();
+    assert!(log.contains(&format!("forks: {JOB_STARTS}")), "{log}");
+    assert!(log.contains(&format!("forks: {JOB_ENDS}")), "{log}");
+    assert!(!log.contains("cannot"), "{log}");
+    let freeze = fs::read_to_string(cgroup2_dir(&cg, "forks").join("cgroup.freeze")).unwrap();
+    assert_eq!(freeze.trim(), "0", "left thawed");
+    sup.signal(15);
+    assert!(sup.wait_exit(T).success());
+}
+
+/// The lines of holden's log from the start of a kill job to its end, for each job.
+fn kill_job_windows(log: &str, name: &str) -> Vec<Vec<String>> {
+    let (starts, ends) = (format!("{name}: {JOB_STARTS}"), format!("{name}: {JOB_ENDS}"));
+    let mut windows = Vec::new();
+    let mut open: Option<Vec<String>> = None;
+    for line in log.lines() {
+        if line.contains(&starts) {
+            open = Some(Vec::new());
+        } else if line.contains(&ends) {
+            windows.extend(open.take());
+        } else if let Some(w) = open.as_mut() {
+            w.push(line.to_string());
+        }
+    }
+    windows
+}
+
+#[test]
+fn while_a_kill_job_waits_for_a_freeze_the_loop_serves_status_and_a_crash_loop() {
+    let test = "while_a_kill_job_waits_for_a_freeze_the_loop_serves_status_and_a_crash_loop";
+    if skip_unless_root(test) {
+        return;
+    }
+    if !Ice::available() || !Path::new("/sys/fs/cgroup/unified").is_dir() {
+        skip(
+            test,
+            "needs a hybrid host: the v1 freezer holds a process that cgroup2's freeze then never reaches",
+        );
+        return;
+    }
+    let cg = unique_cgroup_path();
+    let sup = Supervisor::prepare(
+        &cgroup_extra(&cg),
+        r#"
+[programs.stuck]
+command = "sleep 1000"
+stop_timeout = "100ms"
+
+[programs.crash]
+command = "sh -c 'exit 1'"
+autorestart = "always"
+restart_delay = "0s"
+max_restarts = 1000000
+start_limit_burst = 0
+"#,
+    );
+    let mut sup = sup.spawn_with_env(&[NO_CGROUP_KILL]);
+    let pid = wait_running(&sup, "stuck")["pid"].as_u64().unwrap() as u32;
+    // Frozen by the v1 freezer, `stuck` never reaches cgroup2's frozen state: each round of
+    // the job waits for the freeze until it gives up on it, and SIGKILL waits for the thaw.
+    let ice = Ice::freeze(&format!("{cg}-ice"), pid);
+    let stop = sup.ctl_spawn(&["stop", "stuck"]);
+    sup.wait_log(&format!("stuck: {JOB_STARTS}"), T);
+    // Ask for status again and again until a job's window in the log holds both a status
+    // served and a crash-loop transition: the loop went on while the job waited.
+    let served = wait_for(T, "status and the crash loop served during a kill job", || {
+        let status = sup.status();
+        assert!(status.iter().any(|p| p["name"] == "stuck"), "{status:?}");
+        let log = sup.log_text();
+        kill_job_windows(&log, "stuck")
+            .into_iter()
+            .find(|w| {
+                w.iter().any(|l| l.contains("control: closing connection")) && w.iter().any(|l| l.contains("crash: "))
+            })
+            .ok_or(format!("{} job(s) ended so far", log.matches(JOB_ENDS).count()))
+    });
+    assert!(
+        ice.frozen(),
+        "the program was still held while the loop served: {served:?}"
+    );
+    assert_ne!(sup.program_status("stuck")["state"], "STOPPED");
+    // Thawed, it dies of the SIGKILL it has pending, and the stop completes.
+    ice.thaw();
+    let out = wait_output(stop, T, "holden stop stuck");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(sup.program_status("stuck")["state"], "STOPPED");
+    assert!(!alive(pid));
+    let freeze = fs::read_to_string(cgroup2_dir(&cg, "stuck").join("cgroup.freeze")).unwrap();
+    assert_eq!(freeze.trim(), "0", "no job leaves its cgroup frozen");
+    sup.signal(15);
+    assert!(sup.wait_exit(T).success());
+    drop(ice);
+}

@@ -178,14 +178,18 @@ command = "{dir}/not-executable"
 "#,
     );
     std::fs::write(sup.path("not-executable"), "#!/bin/sh\n").unwrap();
+    // The child exists (STARTING with its pid) before its exec fails: the loop does not wait
+    // for the exec, whose outcome is an event of its own.
     let log = sup.wait_log(
-        "nope: STOPPED -> FATAL (cannot spawn /usr/bin/nope-not-here: no such file or directory)",
+        "nope: STARTING -> FATAL (cannot spawn /usr/bin/nope-not-here: no such file or directory)",
         T,
     );
-    assert_eq!(transitions(&log, "nope").len(), 1, "no retry loop: {log}");
+    let lines = transitions(&log, "nope");
+    assert_eq!(lines.len(), 2, "no retry loop: {log}");
+    assert!(lines[0].starts_with("STOPPED -> STARTING (pid "), "{log}");
     // The file is created after holden started, so the program may have raced it: either
     // reason names the OS's error.
-    let log = sup.wait_log("noexec: STOPPED -> FATAL (cannot spawn", T);
+    let log = sup.wait_log("noexec: STARTING -> FATAL (cannot spawn", T);
     assert!(
         log.contains("not-executable: permission denied)")
             || log.contains("not-executable: no such file or directory)"),

@@ -206,7 +206,16 @@ impl Supervisor {
     }
 
     /// `spawn`, with holden's stdout on `stdout` (`Stdio::piped()`: take it from `child`).
-    pub fn spawn_with_stdout(mut self, stdout: Stdio) -> Supervisor {
+    pub fn spawn_with_stdout(self, stdout: Stdio) -> Supervisor {
+        self.spawn_as(stdout, &[])
+    }
+
+    /// `spawn`, with `env` added to holden's environment (test knobs).
+    pub fn spawn_with_env(self, env: &[(&str, &str)]) -> Supervisor {
+        self.spawn_as(Stdio::null(), env)
+    }
+
+    fn spawn_as(mut self, stdout: Stdio, env: &[(&str, &str)]) -> Supervisor {
         let mut cmd = Command::new(HOLDEN);
         cmd.arg("run")
             .arg("-c")
@@ -217,7 +226,8 @@ impl Supervisor {
             .stderr(fs::File::create(self.dir.path().join("holden.stderr")).unwrap())
             .env_remove("HOLDEN_CONFIG")
             .env_remove("HOLDEN_CONTROL_SOCKET")
-            .env("RUST_LOG", "debug");
+            .env("RUST_LOG", "debug")
+            .envs(env.iter().copied());
         // Its own process group, so that a test's Ctrl-C does not reach it twice.
         cmd.process_group(0);
         let child = cmd.spawn().expect("spawn holden run");
@@ -263,6 +273,20 @@ impl Supervisor {
         full.push("--socket");
         full.push(&sock);
         holden_in(Some(self.dir.path()), &full, &[])
+    }
+
+    /// A client command against this holden, left running (one that waits for a state):
+    /// collect it with `wait_output`.
+    pub fn ctl_spawn(&self, args: &[&str]) -> Child {
+        Command::new(HOLDEN)
+            .args(args)
+            .arg("--socket")
+            .arg(&self.socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn a holden client")
     }
 
     /// `status --json` parsed, the array of programs.
@@ -682,4 +706,52 @@ pub fn wait_state_within(deadline: Duration, sup: &Supervisor, name: &str, state
             .ok_or_else(|| format!("no {name} in {doc}"))?;
         if p["state"] == state { Ok(p) } else { Err(p.to_string()) }
     })
+}
+
+/// Where a v1 freezer hierarchy is mounted (hybrid and v1 hosts).
+pub const V1_FREEZER: &str = "/sys/fs/cgroup/freezer";
+
+/// A v1 freezer cgroup of a test's own that holds a process frozen: nothing, SIGKILL included,
+/// ends it until it is thawed. holden never uses the v1 freezer where there is a cgroup2 tree,
+/// so the process stays in its program's cgroups as well. Thawed and removed on drop.
+pub struct Ice {
+    dir: PathBuf,
+}
+
+impl Ice {
+    /// Is there a v1 freezer to hold processes with?
+    pub fn available() -> bool {
+        Path::new(V1_FREEZER).join("cgroup.procs").exists()
+    }
+
+    /// Freeze `pid` in `<V1_FREEZER>/<name>` (a name of the test's own, say its cgroup path with
+    /// "-ice"), once the freeze has taken hold.
+    pub fn freeze(name: &str, pid: u32) -> Ice {
+        let ice = Ice {
+            dir: Path::new(V1_FREEZER).join(name.trim_start_matches('/')),
+        };
+        fs::create_dir_all(&ice.dir).expect("create a freezer cgroup");
+        fs::write(ice.dir.join("cgroup.procs"), pid.to_string()).expect("move the process into the freezer cgroup");
+        fs::write(ice.dir.join("freezer.state"), "FROZEN").expect("freeze it");
+        wait_for(Duration::from_secs(30), "the process to be frozen", || {
+            ice.frozen().then_some(()).ok_or_else(|| "not FROZEN yet".to_string())
+        });
+        ice
+    }
+
+    /// Let it go: a SIGKILL sent meanwhile is delivered now. (No panic: drops call it too.)
+    pub fn thaw(&self) {
+        let _ = fs::write(self.dir.join("freezer.state"), "THAWED");
+    }
+
+    pub fn frozen(&self) -> bool {
+        fs::read_to_string(self.dir.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
+    }
+}
+
+impl Drop for Ice {
+    fn drop(&mut self) {
+        self.thaw();
+        remove_cgroup_dir(&self.dir);
+    }
 }

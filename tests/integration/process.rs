@@ -212,10 +212,11 @@ rlimits = { memlock = { soft = 1024, hard = "unlimited" } }
 "#,
     );
     let mut sup = launch(sup, &[], "ulimit -H -l 8192", true);
-    let log = sup.wait_log("greedy: STOPPED -> FATAL (", T);
+    // A step of the child before its exec: found once the child exists.
+    let log = sup.wait_log("greedy: STARTING -> FATAL (", T);
     assert!(
         log.contains(
-            "greedy: STOPPED -> FATAL (cannot spawn sleep: the kernel refused rlimits.memlock = { soft = 1024, hard = unlimited }: operation not permitted (raising a hard limit needs CAP_SYS_RESOURCE)"
+            "greedy: STARTING -> FATAL (cannot spawn sleep: the kernel refused rlimits.memlock = { soft = 1024, hard = unlimited }: operation not permitted (raising a hard limit needs CAP_SYS_RESOURCE)"
         ),
         "{log}"
     );

@@ -18,7 +18,6 @@ use std::time::Duration;
 use crate::harness::*;
 
 const T: Duration = Duration::from_secs(30);
-const V1_FREEZER: &str = "/sys/fs/cgroup/freezer";
 
 /// An agent socket that accepts connections and never answers. It records, per connection,
 /// whether holden has closed it.
@@ -101,51 +100,41 @@ impl Drop for SilentAgent {
 /// would. Thawed, killed and removed on drop, with the test's cgroup tree.
 struct FrozenLeftover {
     child: Child,
-    ice: PathBuf,
+    ice: Ice,
     cgroup_path: String,
 }
 
 impl FrozenLeftover {
     fn plant(cgroup_path: &str, name: &str) -> FrozenLeftover {
         let child = Command::new("sleep").arg("1000").spawn().expect("spawn sleep");
-        let pid = child.id().to_string();
-        let ice = Path::new(V1_FREEZER).join(format!("{}-ice", cgroup_path.trim_start_matches('/')));
-        let leftover = FrozenLeftover {
-            child,
-            ice: ice.clone(),
-            cgroup_path: cgroup_path.to_string(),
-        };
         let program = Path::new("/sys/fs/cgroup/memory")
             .join(cgroup_path.trim_start_matches('/'))
             .join(name);
         fs::create_dir_all(&program).expect("create the program's memory cgroup");
-        fs::write(program.join("cgroup.procs"), &pid).expect("move the leftover into it");
-        fs::create_dir_all(&ice).expect("create a freezer cgroup");
-        fs::write(ice.join("cgroup.procs"), &pid).expect("move the leftover into the freezer cgroup");
-        fs::write(ice.join("freezer.state"), "FROZEN").expect("freeze it");
-        wait_for(T, "the leftover to be frozen", || {
-            let state = fs::read_to_string(ice.join("freezer.state")).unwrap_or_default();
-            (state.trim() == "FROZEN").then_some(()).ok_or(state)
-        });
-        leftover
+        fs::write(program.join("cgroup.procs"), child.id().to_string()).expect("move the leftover into it");
+        let ice = Ice::freeze(&format!("{cgroup_path}-ice"), child.id());
+        FrozenLeftover {
+            child,
+            ice,
+            cgroup_path: cgroup_path.to_string(),
+        }
     }
 
     /// Let it go: the SIGKILL holden sent it is delivered.
     fn thaw(&self) {
-        fs::write(self.ice.join("freezer.state"), "THAWED").expect("thaw the leftover");
+        self.ice.thaw();
     }
 
     fn frozen(&self) -> bool {
-        fs::read_to_string(self.ice.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
+        self.ice.frozen()
     }
 }
 
 impl Drop for FrozenLeftover {
     fn drop(&mut self) {
-        let _ = fs::write(self.ice.join("freezer.state"), "THAWED");
+        self.ice.thaw();
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = fs::remove_dir(&self.ice);
         remove_cgroup_tree(&self.cgroup_path);
     }
 }
@@ -181,7 +170,7 @@ fn frozen_leftover_or_skip(test: &str) -> Option<(String, FrozenLeftover)> {
     if skip_unless_root(test) {
         return None;
     }
-    if !Path::new(V1_FREEZER).join("cgroup.procs").exists() || !Path::new("/sys/fs/cgroup/memory").is_dir() {
+    if !Ice::available() || !Path::new("/sys/fs/cgroup/memory").is_dir() {
         skip(
             test,
             "needs the v1 freezer and memory hierarchies (a hybrid host) to hold a process SIGKILL cannot end",

@@ -378,8 +378,12 @@ liveness = { exec = ["sh", "-c", "test ! -e {dir}/down || { echo checking; echo 
 autorestart = "never"
 "#,
     );
+    // The shell creates the file before cat fills it: wait for its content.
     wait_for(T, "a readiness probe to run", || {
-        fs::read_to_string(sup.path("probe-cgroup")).map_err(|e| e.to_string())
+        match fs::read_to_string(sup.path("probe-cgroup")).map_err(|e| e.to_string())? {
+            seen if seen.is_empty() => Err("empty so far".to_string()),
+            seen => Ok(seen),
+        }
     });
     assert_eq!(sup.program_status("job")["state"], "STARTING");
     if root {

@@ -398,7 +398,7 @@ directory = "/nonexistent-holden-dir"
 "#,
     );
     sup.wait_log(
-        "web: STOPPED -> FATAL (cannot spawn sleep: working directory /nonexistent-holden-dir: no such file or directory)",
+        "web: STARTING -> FATAL (cannot spawn sleep: working directory /nonexistent-holden-dir: no such file or directory)",
         T,
     );
     for (args, want) in [

@@ -76,6 +76,12 @@ if [ $build = 1 ]; then
         die "the static build failed (above; also in $cache/build.log)"
     fi
 fi
+# bench/bhstamp.c, static: the CLOCK_MONOTONIC stamper of the respawn scenario (seconds to build).
+bhstamp=$cache/bhstamp
+if [ ! -x "$bhstamp" ] || [ "$repo/bench/bhstamp.c" -nt "$bhstamp" ]; then
+    mkdir -p "$cache"
+    cc -O2 -static -o "$bhstamp" "$repo/bench/bhstamp.c" || die "cc -static of bench/bhstamp.c failed"
+fi
 [ $build_only = 1 ] && exit 0
 bin_dir=${HOLDEN_VM_BIN_DIR:-$target_dir/$triple/release}
 holden=$bin_dir/holden
@@ -118,6 +124,7 @@ mkdir -p "$work/base"
     cp "$holden" bin/holden
     cp "$memhog" bin/memhog
     cp "$sdnotify" bin/sdnotify
+    cp "$bhstamp" bin/bhstamp
     # util-linux unshare (busybox's has no --cgroup) and the two libraries it needs.
     mkdir -p usr/bin lib64 lib/x86_64-linux-gnu
     cp /usr/bin/unshare usr/bin/unshare
@@ -125,7 +132,7 @@ mkdir -p "$work/base"
     cp -L /lib/x86_64-linux-gnu/libc.so.6 lib/x86_64-linux-gnu/
     cp "$here/lib/init" init
     cp "$here/lib/vmtest.sh" lib/vmtest.sh
-    chmod 755 init bin/holden bin/memhog bin/sdnotify
+    chmod 755 init bin/holden bin/memhog bin/sdnotify bin/bhstamp
     # The kernel opens /dev/console for init before anything is mounted.
     mknod -m 600 dev/console c 5 1 2>/dev/null || true
     find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -1 >"$work/base.cpio.gz"
@@ -156,7 +163,7 @@ failed_names=() pending_notes=()
 for name in "${scenarios[@]}"; do
     dir=$here/scenarios/$name
     [ -d "$dir" ] || die "no scenario $name in $here/scenarios"
-    TIMEOUT=90 PENDING= APPEND= EXPECT_INIT_EXIT=
+    TIMEOUT=90 PENDING= APPEND= EXPECT_INIT_EXIT= QEMU_EXTRA=
     # shellcheck disable=SC1091
     [ -f "$dir/scenario.conf" ] && . "$dir/scenario.conf"
     timeout_s=${HOLDEN_VM_TIMEOUT:-$TIMEOUT}
@@ -175,6 +182,8 @@ for name in "${scenarios[@]}"; do
         -kernel "$vmlinux" -bios /usr/share/qemu/qboot.rom -nodefaults -serial stdio
         -monitor none -device isa-debug-exit,iobase=0xf4,iosize=0x04 -initrd "$initrd"
         -append "console=ttyS0 quiet panic=-1 $APPEND")
+    # shellcheck disable=SC2206  # QEMU_EXTRA: more qemu options, split on blanks
+    [ -n "$QEMU_EXTRA" ] && qemu+=($QEMU_EXTRA)
     if [ $verbose = 1 ]; then
         timeout -k 5 "$timeout_s" "${qemu[@]}" </dev/null 2>&1 | tr -d '\r' | tee "$log"
         status=${PIPESTATUS[0]}
@@ -231,6 +240,8 @@ for name in "${scenarios[@]}"; do
     fi
     echo "--- $name (${secs}s, qemu status $status, console: $log)"
     grep -E '^(PASS|FAIL): ' <<<"$results" | sed 's/^/    /' || true
+    # Figures a scenario prints (timings: shown, never judged).
+    { grep -aoE 'FIGURE: .*' "$log" || true; } | sed 's/^/    /'
     if [ ${#problems[@]} -gt 0 ] && [ $verbose = 0 ]; then
         echo "    last console lines (kernel lines other than the panic left out):"
         { grep -avE '^\[ *[0-9]+\.[0-9]+\] ' "$log" || true; } | tail -n 15 | sed 's/^/    | /'

@@ -3,6 +3,11 @@
 
 use super::*;
 
+// The machine of the tables: its process is a bare pid.
+type Machine = super::Machine<i32>;
+type Event = super::Event<i32>;
+type State = super::State<i32>;
+
 fn policy(autorestart: RestartPolicy) -> Policy {
     Policy {
         autorestart,
@@ -29,15 +34,15 @@ fn table(p: &Policy, rows: &[(f64, Event, &str, &[Effect])]) -> Machine {
     let t0 = Instant::now();
     let mut m = Machine::new(t0);
     for (i, (t, ev, want_state, want_effects)) in rows.iter().enumerate() {
-        let (effects, _) = m.handle(p, ev.clone(), secs(t0, *t));
+        let effects = m.handle(p, ev.clone(), secs(t0, *t)).effects;
         assert_eq!(m.state.name(), *want_state, "row {i}: {ev:?}");
         assert_eq!(&effects, want_effects, "row {i}: {ev:?}");
     }
     m
 }
 
+use super::Event::*;
 use Effect::{KillAll, KillLeftovers, Spawn};
-use Event::*;
 
 #[test]
 fn never_policy_goes_to_exited_on_any_end() {
@@ -46,7 +51,7 @@ fn never_policy_goes_to_exited_on_any_end() {
         &p,
         &[
             (0.0, Start, "STOPPED", &[Spawn]),
-            (0.0, Spawned { pid: 10 }, "STARTING", &[]),
+            (0.0, Spawned(10), "STARTING", &[]),
             (0.1, Exited(ExitKind::Code(3)), "EXITED", &[KillLeftovers]),
         ],
     );
@@ -60,10 +65,10 @@ fn on_failure_exits_on_success_and_restarts_on_failure() {
         &p,
         &[
             (0.0, Start, "STOPPED", &[Spawn]),
-            (0.0, Spawned { pid: 10 }, "STARTING", &[]),
+            (0.0, Spawned(10), "STARTING", &[]),
             (0.1, Exited(ExitKind::Code(0)), "EXITED", &[KillLeftovers]),
             (1.0, Start, "EXITED", &[Spawn]),
-            (1.0, Spawned { pid: 11 }, "STARTING", &[]),
+            (1.0, Spawned(11), "STARTING", &[]),
             (1.1, Exited(ExitKind::Signal(11)), "BACKOFF", &[KillLeftovers]),
         ],
     );
@@ -77,7 +82,7 @@ fn exit_codes_decide_success() {
         &p,
         &[
             (0.0, Start, "STOPPED", &[Spawn]),
-            (0.0, Spawned { pid: 10 }, "STARTING", &[]),
+            (0.0, Spawned(10), "STARTING", &[]),
             (0.1, Exited(ExitKind::Code(3)), "EXITED", &[KillLeftovers]),
         ],
     );
@@ -90,10 +95,10 @@ fn always_restarts_success_too_and_oom_is_a_failure() {
         &p,
         &[
             (0.0, Start, "STOPPED", &[Spawn]),
-            (0.0, Spawned { pid: 10 }, "STARTING", &[]),
+            (0.0, Spawned(10), "STARTING", &[]),
             (0.1, Exited(ExitKind::Code(0)), "BACKOFF", &[KillLeftovers]),
             (1.1, Deadline, "BACKOFF", &[Spawn]),
-            (1.1, Spawned { pid: 11 }, "STARTING", &[]),
+            (1.1, Spawned(11), "STARTING", &[]),
             (1.2, Exited(ExitKind::Oom), "BACKOFF", &[KillLeftovers]),
         ],
     );
@@ -109,15 +114,15 @@ fn quick_exits_double_the_delay_then_go_fatal_after_max_restarts() {
     let mut delays = Vec::new();
     let mut reasons = Vec::new();
     for pid in 0..10 {
-        m.handle(&p, Spawned { pid }, now);
+        m.handle(&p, Spawned(pid), now);
         now += Duration::from_millis(100);
-        let (_, tr) = m.handle(&p, Exited(ExitKind::Code(1)), now);
+        let tr = m.handle(&p, Exited(ExitKind::Code(1)), now).transition;
         reasons.push(tr.unwrap().reason.unwrap());
         match m.state {
             State::Backoff { until } => {
                 delays.push((until - now).as_secs());
                 now = until;
-                assert_eq!(m.handle(&p, Deadline, now).0, vec![Spawn]);
+                assert_eq!(m.handle(&p, Deadline, now).effects, vec![Spawn]);
             }
             State::Fatal => break,
             ref s => panic!("unexpected {s:?}"),
@@ -135,7 +140,7 @@ fn quick_exits_double_the_delay_then_go_fatal_after_max_restarts() {
 /// (or STOPPED for the first) to the end.
 fn long_run(t: f64, exit: ExitKind, end_state: &'static str) -> Vec<(f64, Event, &'static str, &'static [Effect])> {
     vec![
-        (t, Spawned { pid: 10 }, "STARTING", &[]),
+        (t, Spawned(10), "STARTING", &[]),
         (t + 1.0, Deadline, "RUNNING", &[]),
         (t + 2.0, Exited(exit), end_state, &[KillLeftovers]),
     ]
@@ -158,7 +163,7 @@ fn failed_runs_past_start_limit_burst_within_the_interval_go_fatal() {
     rows.extend(long_run(9.0, ExitKind::Code(1), "FATAL"));
     // A start by hand begins afresh.
     let mut m = table(&p, &rows);
-    let (effects, _) = m.handle(&p, Start, Instant::now());
+    let effects = m.handle(&p, Start, Instant::now()).effects;
     assert_eq!(effects, vec![Spawn]);
     assert!(m.failures.is_empty());
 }
@@ -197,19 +202,19 @@ fn a_run_that_reached_running_resets_count_and_delay() {
     let t0 = Instant::now();
     let mut m = Machine::new(t0);
     m.handle(&p, Start, t0);
-    m.handle(&p, Spawned { pid: 1 }, t0);
+    m.handle(&p, Spawned(1), t0);
     m.handle(&p, Exited(ExitKind::Code(1)), secs(t0, 0.1));
     m.handle(&p, Deadline, secs(t0, 1.1));
-    m.handle(&p, Spawned { pid: 2 }, secs(t0, 1.1));
+    m.handle(&p, Spawned(2), secs(t0, 1.1));
     m.handle(&p, Exited(ExitKind::Code(1)), secs(t0, 1.2));
     assert_eq!(m.consecutive, 2);
     m.handle(&p, Deadline, secs(t0, 3.2));
-    m.handle(&p, Spawned { pid: 3 }, secs(t0, 3.2));
+    m.handle(&p, Spawned(3), secs(t0, 3.2));
     // min_uptime passes: RUNNING, count reset.
     m.handle(&p, Deadline, secs(t0, 4.2));
     assert_eq!(m.state.name(), "RUNNING");
     assert_eq!(m.consecutive, 0);
-    let (_, tr) = m.handle(&p, Exited(ExitKind::Code(1)), secs(t0, 100.0));
+    let tr = m.handle(&p, Exited(ExitKind::Code(1)), secs(t0, 100.0)).transition;
     assert_eq!(tr.unwrap().reason.unwrap(), "exit status 1; restart 1/3 in 1s");
     assert_eq!(m.state, State::Backoff { until: secs(t0, 101.0) });
     assert_eq!(m.restarts, 3);
@@ -222,7 +227,11 @@ fn a_command_that_cannot_be_spawned_is_fatal_at_once() {
     let mut m = Machine::new(t0);
     m.handle(&p, Start, t0);
     let reason = "cannot spawn /usr/bin/nope: no such file or directory".to_string();
-    let (effects, tr) = m.handle(
+    let Handled {
+        effects,
+        transition: tr,
+        ..
+    } = m.handle(
         &p,
         SpawnFailed {
             reason: reason.clone(),
@@ -250,7 +259,11 @@ fn a_spawn_short_of_fds_backs_off_forever_and_is_never_fatal() {
     m.handle(&p, Start, t0);
     for i in 0..(p.max_restarts * 3) {
         let now = secs(t0, f64::from(i) * 10.0);
-        let (effects, tr) = m.handle(
+        let Handled {
+            effects,
+            transition: tr,
+            ..
+        } = m.handle(
             &p,
             SpawnShort {
                 reason: "cannot create an output pipe for web: too many open files".into(),
@@ -265,10 +278,10 @@ fn a_spawn_short_of_fds_backs_off_forever_and_is_never_fatal() {
             humantime::format_duration(delay)
         );
         assert!(tr.unwrap().reason.unwrap().ends_with(&want), "try {i}");
-        let (effects, _) = m.handle(&p, Deadline, now + delay);
+        let effects = m.handle(&p, Deadline, now + delay).effects;
         assert_eq!(effects, vec![Spawn], "try {i}");
     }
-    let (_, _) = m.handle(&p, Spawned { pid: 7 }, secs(t0, 100.0));
+    m.handle(&p, Spawned(7), secs(t0, 100.0));
     assert_eq!(m.state.name(), "STARTING");
     assert_eq!(m.restarts, 0);
 }
@@ -301,7 +314,7 @@ fn stop_signals_then_escalates_to_kill_and_waits_for_the_tree() {
         &p,
         &[
             (0.0, Start, "STOPPED", &[Spawn]),
-            (0.0, Spawned { pid: 10 }, "STARTING", &[]),
+            (0.0, Spawned(10), "STARTING", &[]),
             (2.0, Deadline, "RUNNING", &[]),
             (3.0, Stop, "STOPPING", &[Effect::Signal(Signal(15))]),
             (3.5, Stop, "STOPPING", &[]),
@@ -322,7 +335,7 @@ fn kill_skips_the_stop_signal_and_the_timeout() {
         &p,
         &[
             (0.0, Start, "STOPPED", &[Spawn]),
-            (0.0, Spawned { pid: 10 }, "STARTING", &[]),
+            (0.0, Spawned(10), "STARTING", &[]),
             (0.5, Kill, "STOPPING", &[KillAll]),
             (0.6, Exited(ExitKind::Signal(9)), "STOPPING", &[]),
             (0.6, Emptied, "STOPPED", &[]),
@@ -333,7 +346,7 @@ fn kill_skips_the_stop_signal_and_the_timeout() {
         &p,
         &[
             (0.0, Start, "STOPPED", &[Spawn]),
-            (0.0, Spawned { pid: 10 }, "STARTING", &[]),
+            (0.0, Spawned(10), "STARTING", &[]),
             (0.5, Stop, "STOPPING", &[Effect::Signal(Signal(15))]),
             (0.6, Kill, "STOPPING", &[KillAll]),
         ],
@@ -347,7 +360,7 @@ fn stop_during_backoff_cancels_the_restart() {
         &p,
         &[
             (0.0, Start, "STOPPED", &[Spawn]),
-            (0.0, Spawned { pid: 10 }, "STARTING", &[]),
+            (0.0, Spawned(10), "STARTING", &[]),
             (0.1, Exited(ExitKind::Code(1)), "BACKOFF", &[KillLeftovers]),
             (0.2, Stop, "STOPPED", &[]),
             (5.0, Deadline, "STOPPED", &[]),
@@ -362,7 +375,7 @@ fn a_stop_is_not_a_failure_and_does_not_restart() {
         &p,
         &[
             (0.0, Start, "STOPPED", &[Spawn]),
-            (0.0, Spawned { pid: 10 }, "STARTING", &[]),
+            (0.0, Spawned(10), "STARTING", &[]),
             (0.5, Stop, "STOPPING", &[Effect::Signal(Signal(15))]),
             (0.6, Exited(ExitKind::Signal(15)), "STOPPING", &[]),
             (0.6, Emptied, "STOPPED", &[]),
@@ -378,7 +391,7 @@ fn min_uptime_zero_reaches_running_at_the_first_deadline() {
     let t0 = Instant::now();
     let mut m = Machine::new(t0);
     m.handle(&p, Start, t0);
-    m.handle(&p, Spawned { pid: 1 }, t0);
+    m.handle(&p, Spawned(1), t0);
     assert_eq!(m.state.deadline(), Some(t0));
     m.handle(&p, Deadline, t0);
     assert_eq!(m.state.name(), "RUNNING");
@@ -413,7 +426,7 @@ mod readiness {
         let t0 = Instant::now();
         let mut m = Machine::new(t0);
         for (i, (t, ev, want, why)) in rows.iter().enumerate() {
-            let (_, tr) = m.handle(p, ev.clone(), at(t0, *t));
+            let tr = m.handle(p, ev.clone(), at(t0, *t)).transition;
             assert_eq!(m.state.name(), *want, "row {i}: {ev:?}");
             if let Some(why) = why {
                 let got = tr.and_then(|t| t.reason).unwrap_or_default();
@@ -433,9 +446,9 @@ mod readiness {
         let t0 = Instant::now();
         let mut m = Machine::new(t0);
         m.handle(&p, Event::Start, t0);
-        m.handle(&p, Event::Spawned { pid: 7 }, t0);
+        m.handle(&p, Event::Spawned(7), t0);
         assert_eq!(m.state.deadline(), Some(at(t0, 5.0)), "the deadline is start_timeout");
-        let (_, tr) = m.handle(&p, ready(), at(t0, 2.0));
+        let tr = m.handle(&p, ready(), at(t0, 2.0)).transition;
         assert_eq!(m.state.name(), "RUNNING");
         assert_eq!(tr.unwrap().reason.as_deref(), Some("ready: READY=1"));
         assert_eq!(m.state.deadline(), None);
@@ -448,7 +461,7 @@ mod readiness {
             &p,
             &[
                 (0.0, Event::Start, "STOPPED", None),
-                (0.0, Event::Spawned { pid: 7 }, "STARTING", None),
+                (0.0, Event::Spawned(7), "STARTING", None),
                 (
                     5.0,
                     Event::Deadline,
@@ -463,7 +476,7 @@ mod readiness {
                     Some("not ready after 5s; restart 1/1 in 1s"),
                 ),
                 (6.1, Event::Deadline, "BACKOFF", None),
-                (6.1, Event::Spawned { pid: 8 }, "STARTING", None),
+                (6.1, Event::Spawned(8), "STARTING", None),
                 // Never ready again: counted as a quick exit, so max_restarts = 1 gives up.
                 (11.1, Event::Deadline, "STOPPING", None),
                 (11.2, Event::Exited(ExitKind::Signal(15)), "STOPPING", None),
@@ -486,7 +499,7 @@ mod readiness {
             &p,
             &[
                 (0.0, Event::Start, "STOPPED", None),
-                (0.0, Event::Spawned { pid: 7 }, "STARTING", None),
+                (0.0, Event::Spawned(7), "STARTING", None),
                 (1.0, ready(), "RUNNING", None),
                 (
                     9.0,
@@ -509,7 +522,7 @@ mod readiness {
             &p,
             &[
                 (0.0, Event::Start, "STOPPED", None),
-                (0.0, Event::Spawned { pid: 7 }, "STARTING", None),
+                (0.0, Event::Spawned(7), "STARTING", None),
                 (1.0, ready(), "RUNNING", None),
                 (
                     9.0,
@@ -532,7 +545,7 @@ mod readiness {
             &p,
             &[
                 (0.0, Event::Start, "STOPPED", None),
-                (0.0, Event::Spawned { pid: 7 }, "STARTING", None),
+                (0.0, Event::Spawned(7), "STARTING", None),
                 (5.0, Event::Deadline, "STOPPING", None),
                 (5.0, Event::Stop, "STOPPING", None),
                 (5.1, Event::Exited(ExitKind::Signal(15)), "STOPPING", None),
@@ -547,7 +560,7 @@ mod readiness {
         let t0 = Instant::now();
         let mut m = Machine::new(t0);
         m.handle(&p, Event::Start, t0);
-        m.handle(&p, Event::Spawned { pid: 7 }, t0);
+        m.handle(&p, Event::Spawned(7), t0);
         m.handle(&p, Event::Extend(Duration::from_secs(20)), at(t0, 4.0));
         assert_eq!(m.state.deadline(), Some(at(t0, 24.0)));
         // Never shortens.
@@ -569,7 +582,7 @@ mod readiness {
                 (0.0, ready(), "STOPPED", None),
                 (0.0, Event::Fail { reason: "x".into() }, "STOPPED", None),
                 (0.0, Event::Start, "STOPPED", None),
-                (0.0, Event::Spawned { pid: 7 }, "STARTING", None),
+                (0.0, Event::Spawned(7), "STARTING", None),
                 // uptime readiness: EXTEND does not move min_uptime.
                 (0.5, Event::Extend(Duration::from_secs(60)), "STARTING", None),
                 (1.0, Event::Deadline, "RUNNING", None),
@@ -577,4 +590,135 @@ mod readiness {
             ],
         );
     }
+}
+
+/// An exec that failed once the child existed (issue 13): the spawn's policy, from STARTING.
+#[test]
+fn an_exec_failure_in_starting_is_fatal_or_backs_off_and_lets_the_process_go() {
+    let p = policy(RestartPolicy::Always);
+    let t0 = Instant::now();
+    let mut m = Machine::new(t0);
+    m.handle(&p, Start, t0);
+    let h = m.handle(&p, Spawned(7), t0);
+    assert_eq!(h.transition.and_then(|t| t.reason).as_deref(), Some("pid 7"));
+    assert_eq!(h.released, None);
+    let reason = "cannot spawn /usr/bin/nope: no such file or directory".to_string();
+    let h = m.handle(
+        &p,
+        SpawnFailed {
+            reason: reason.clone(),
+            retry: false,
+        },
+        t0,
+    );
+    assert_eq!(m.state, State::Fatal);
+    assert_eq!((h.released, h.effects), (Some(7), vec![]));
+    assert_eq!(
+        h.transition,
+        Some(Transition {
+            from: "STARTING",
+            to: "FATAL",
+            reason: Some(reason)
+        })
+    );
+
+    // Short of a resource in the child: backed off, the delay doubling from spawn to spawn
+    // although each one was STARTING in between.
+    let mut m = Machine::new(t0);
+    m.handle(&p, Start, t0);
+    let mut delays = Vec::new();
+    let mut now = t0;
+    for pid in 1..=4 {
+        m.handle(&p, Spawned(pid), now);
+        let short = SpawnShort {
+            reason: "cannot spawn x: cannot allocate memory".into(),
+        };
+        let h = m.handle(&p, short, now);
+        assert_eq!((m.state.name(), h.released), ("BACKOFF", Some(pid)));
+        let State::Backoff { until } = m.state else {
+            unreachable!()
+        };
+        delays.push((until - now).as_secs());
+        now = until;
+        assert_eq!(m.handle(&p, Deadline, now).effects, vec![Spawn]);
+    }
+    assert_eq!(delays, vec![1, 2, 4, 5], "never FATAL, capped at max_restart_delay");
+    // A run that ran ends the row of shortages.
+    m.handle(&p, Spawned(9), now);
+    m.handle(&p, Exited(ExitKind::Code(1)), now + Duration::from_secs(2));
+    assert_eq!(m.short_tries, 0);
+}
+
+#[test]
+fn a_stop_while_the_exec_is_pending_drops_its_failure_quietly() {
+    let p = policy(RestartPolicy::Always);
+    table(
+        &p,
+        &[
+            (0.0, Start, "STOPPED", &[Spawn]),
+            (0.0, Spawned(10), "STARTING", &[]),
+            (0.0, Stop, "STOPPING", &[Effect::Signal(Signal(15))]),
+        ],
+    );
+    let t0 = Instant::now();
+    let mut m = Machine::new(t0);
+    m.handle(&p, Start, t0);
+    m.handle(&p, Spawned(10), t0);
+    m.handle(&p, Stop, t0);
+    let h = m.handle(
+        &p,
+        SpawnFailed {
+            reason: "cannot spawn x: no such file or directory".into(),
+            retry: false,
+        },
+        t0,
+    );
+    assert_eq!((h.transition, h.released, m.state.pid()), (None, Some(10), None));
+    assert_eq!(m.state.name(), "STOPPING");
+    let h = m.handle(&p, Emptied, t0);
+    assert_eq!(m.state, State::Stopped);
+    assert_eq!(
+        h.transition.and_then(|t| t.reason),
+        None,
+        "no exit status to tell: it never ran"
+    );
+    assert_eq!(m.last_exit, None);
+}
+
+#[test]
+fn the_process_leaves_with_the_state_that_held_it() {
+    let p = policy(RestartPolicy::Always);
+    let t0 = Instant::now();
+    let mut m = Machine::new(t0);
+    m.handle(&p, Start, t0);
+    assert_eq!(m.handle(&p, Spawned(3), t0).released, None);
+    assert_eq!(
+        m.handle(&p, Deadline, secs(t0, 1.0)).released,
+        None,
+        "STARTING -> RUNNING keeps it"
+    );
+    assert_eq!(m.state.pid(), Some(3));
+    assert_eq!(m.handle(&p, Stop, secs(t0, 2.0)).released, None, "STOPPING keeps it");
+    assert_eq!(
+        m.handle(&p, Exited(ExitKind::Signal(15)), secs(t0, 2.1)).released,
+        Some(3)
+    );
+    assert_eq!(m.state.pid(), None);
+    m.handle(&p, Emptied, secs(t0, 2.1));
+    m.handle(&p, Start, secs(t0, 3.0));
+    m.handle(&p, Spawned(4), secs(t0, 3.0));
+    let h = m.handle(&p, Exited(ExitKind::Code(1)), secs(t0, 3.5));
+    assert_eq!((h.released, m.state.name()), (Some(4), "BACKOFF"));
+}
+
+#[test]
+fn backoff_doubles_from_first_to_max() {
+    let (first, max) = (Duration::from_secs(1), Duration::from_secs(30));
+    let got: Vec<u64> = (1..=7).map(|n| backoff(first, max, n).as_secs()).collect();
+    assert_eq!(got, vec![1, 2, 4, 8, 16, 30, 30]);
+    assert_eq!(backoff(first, max, 200), max, "no overflow");
+    assert_eq!(
+        backoff(Duration::from_secs(5), Duration::from_secs(1), 3),
+        Duration::from_secs(5)
+    );
 }
