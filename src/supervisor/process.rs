@@ -23,12 +23,20 @@ pub(super) struct Proc {
     pub(super) oom_before: Option<u64>,
     /// An agent's process ended: its exit status is being read from its pidfd.
     pub(super) exit_wait: Option<ExitWait>,
-    /// Its exec outcome, not read yet (`process::spawn::Pending::exec_status`): watched in the
-    /// reactor (`Role::Exec`) until it says the program runs (then closed) or could not.
-    pub(super) exec: Option<OwnedFd>,
+    /// Its exec, while the outcome is not read yet.
+    pub(super) exec: Option<Exec>,
+}
+
+/// A main process's exec whose outcome is not read yet.
+#[derive(Debug)]
+pub(super) struct Exec {
+    /// `process::spawn::Pending::exec_status`: watched in the reactor (`Role::Exec`) until it
+    /// says the program runs (then closed) or could not.
+    pub(super) status: OwnedFd,
     /// On a v1 or hybrid host, a child not waited for (`Pending::in_flight`) runs in holden's
-    /// memory until it execs: this keeps its stack and prepared image alive until then.
-    pub(super) in_flight: Option<crate::sys::clone::Detached>,
+    /// memory until it execs: held, never read, to keep its stack and prepared image alive
+    /// until then (dropped sooner, they are kept aside until the child is done).
+    pub(super) _in_flight: Option<crate::sys::clone::Detached>,
 }
 
 impl Process for Proc {
@@ -78,7 +86,7 @@ impl Supervisor {
     pub(super) fn release(&mut self, i: usize, process: Proc) {
         self.reactor.delete(process.pidfd.as_fd());
         if let Some(exec) = &process.exec {
-            self.reactor.delete(exec.as_fd());
+            self.reactor.delete(exec.status.as_fd());
         }
         if let Some(slot) = self.slots[i].as_mut() {
             slot.leftovers.group = process.pgid;

@@ -200,7 +200,6 @@ impl Supervisor {
                     oom_before: None,
                     exit_wait: None,
                     exec: None,
-                    in_flight: None,
                 }))
             }
             Err(e) => Some(spawn_failed(socket, e)),

@@ -13,7 +13,7 @@ use crate::process;
 use crate::process::spawn::ExecOutcome;
 use crate::reactor::Ready;
 
-use super::process::{Leftovers, Proc};
+use super::process::{Exec, Leftovers, Proc};
 use super::slot::{Inherited, Role};
 use super::state::Effect;
 use super::{Event, LEFTOVER_KILL_GRACE, SIGKILL, State, Supervisor};
@@ -96,13 +96,12 @@ impl Supervisor {
     fn take_exec_outcome(&mut self, i: usize) -> Option<ExecOutcome> {
         let slot = self.slots[i].as_mut()?;
         let main = slot.machine.state.process_mut()?;
-        let outcome = process::spawn::exec_outcome(&slot.program, main.exec.as_ref()?);
+        let outcome = process::spawn::exec_outcome(&slot.program, &main.exec.as_ref()?.status);
         if !matches!(outcome, ExecOutcome::NotYet)
-            && let Some(fd) = main.exec.take()
+            && let Some(exec) = main.exec.take()
         {
-            self.reactor.delete(fd.as_fd());
-            // Its child has exec'd or is exiting: dropped, its memory is freed once it is done.
-            main.in_flight = None;
+            // Its child has exec'd or is exiting: its memory (`in_flight`) is freed once done.
+            self.reactor.delete(exec.status.as_fd());
         }
         Some(outcome)
     }
@@ -118,7 +117,7 @@ impl Supervisor {
                 let slot = self.slots[i].as_mut()?;
                 let token = slot.token(i, Role::Exec);
                 let main = slot.machine.state.process_mut()?;
-                let fd = main.exec.as_ref()?;
+                let fd = &main.exec.as_ref()?.status;
                 if let Err(e) = self.reactor.add(fd.as_fd(), token, crate::reactor::Interest::Read) {
                     // Unwatched, its outcome is not waited for: a failed exec then shows as
                     // the child's exit status (127).
@@ -217,8 +216,10 @@ impl Supervisor {
                     pgid: Some(pending.pid),
                     oom_before,
                     exit_wait: None,
-                    exec: Some(pending.exec_status),
-                    in_flight: pending.in_flight,
+                    exec: Some(Exec {
+                        status: pending.exec_status,
+                        _in_flight: pending.in_flight,
+                    }),
                 }))
             }
             Err(e) => Some(spawn_error(e)),

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use super::process::Exec;
 use super::*;
 use crate::config::Program;
 use crate::process::ExitKind;
@@ -42,8 +43,10 @@ impl Fake {
             pgid: Some(self.next_pid),
             oom_before: None,
             exit_wait: None,
-            exec: Some(self.exec_status(self.next_pid)),
-            in_flight: None,
+            exec: Some(Exec {
+                status: self.exec_status(self.next_pid),
+                _in_flight: None,
+            }),
         })
     }
 
